@@ -1,0 +1,48 @@
+"""llmcache: one shared, scoped, tiered LLM-response cache for LangChain and LiteLLM.
+
+from llmcache import Cache, scope
+cache = Cache.from_urls(["memory://?maxsize=10000", "sqlite:///./llmcache.db"])
+"""
+
+from llmcache._sentinel import UNSET
+from llmcache.cache import DEFAULT_URLS, Cache, CacheHit
+from llmcache.clock import FakeClock
+from llmcache.context import current_scope, scope
+from llmcache.entry import CacheEntry, Usage
+from llmcache.errors import (
+    CodecError,
+    ConfigError,
+    LLMCacheError,
+    MissingExtraError,
+    SchemaVersionError,
+    TierError,
+)
+from llmcache.keys import CacheKey, request_key
+from llmcache.policy import CachePolicy
+from llmcache.request import CacheRequest, Scope
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_URLS",
+    "UNSET",
+    "Cache",
+    "CacheEntry",
+    "CacheHit",
+    "CacheKey",
+    "CachePolicy",
+    "CacheRequest",
+    "CodecError",
+    "ConfigError",
+    "FakeClock",
+    "LLMCacheError",
+    "MissingExtraError",
+    "SchemaVersionError",
+    "Scope",
+    "TierError",
+    "Usage",
+    "__version__",
+    "current_scope",
+    "request_key",
+    "scope",
+]

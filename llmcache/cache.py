@@ -1,0 +1,359 @@
+"""Cache: the tier walk (top-down lookup, backfill, write-through), fail-open, stats.
+
+The walk is written once, as generators ("plans") that yield the tier operations they need
+and receive the results. Two small drivers run a plan: ``_run`` calls the tiers' sync
+primitives, ``_arun`` awaits their async ones. Neither adds logic of its own beyond the
+fail-open bookkeeping, so sync and async can not drift apart. A sync call never starts an
+event loop (it works inside Jupyter's running loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from llmcache._sentinel import UNSET, Unset
+from llmcache.breaker import BreakerState, CircuitBreaker
+from llmcache.clock import Clock, monotonic_clock, wall_clock
+from llmcache.entry import NO_USAGE, CacheEntry, Usage, decode, encode
+from llmcache.errors import CodecError, ConfigError
+from llmcache.keys import CacheKey, request_key, scope_digest
+from llmcache.policy import CachePolicy
+from llmcache.redact import describe_error
+from llmcache.request import CacheRequest, Scope
+from llmcache.stats import Stats
+from llmcache.tiers import Tier, tier_from_url
+
+logger = logging.getLogger("llmcache")
+
+T = TypeVar("T")
+
+#: The embedded default: an in-process LRU in front of an SQLite file.
+DEFAULT_URLS = ("memory://?maxsize=10000", "sqlite:///./llmcache.db")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheHit:
+    """A served entry and where it came from."""
+
+    entry: CacheEntry
+    tier: str
+    match: str  # "exact" or "semantic"
+    key: CacheKey
+    similarity: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    tier: Tier
+    method: str  # a Tier primitive: get, set, delete, clear
+    args: tuple[Any, ...]
+
+
+class _Unavailable:
+    """Result of an operation on a tier that failed or whose breaker is open."""
+
+    __slots__ = ()
+
+
+UNAVAILABLE = _Unavailable()
+
+Plan = Generator[_Op, Any, T]
+
+
+class Cache:
+    """A chain of tiers, top (fastest) first. Thread-safe and usable from asyncio."""
+
+    def __init__(
+        self,
+        tiers: Sequence[Tier],
+        *,
+        policy: CachePolicy | None = None,
+        clock: Clock = wall_clock,
+        monotonic: Clock = monotonic_clock,
+    ) -> None:
+        if not tiers:
+            raise ConfigError(
+                "a Cache needs at least one tier, e.g. Cache.from_urls(['memory://'])"
+            )
+        self._tiers = tuple(tiers)
+        self._name_tiers()
+        self.policy = policy or CachePolicy()
+        self.clock = clock
+        self._breakers = {t.name: CircuitBreaker(clock=monotonic) for t in self._tiers}
+        self._stats = Stats()
+
+    def _name_tiers(self) -> None:
+        seen: dict[str, int] = {}
+        for tier in self._tiers:
+            count = seen.get(tier.name, 0)
+            seen[tier.name] = count + 1
+            if count:
+                tier.name = f"{tier.name}#{count + 1}"
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_urls(
+        cls,
+        urls: Iterable[str],
+        *,
+        semantic: str | None = None,
+        policy: CachePolicy | None = None,
+        clock: Clock = wall_clock,
+        monotonic: Clock = monotonic_clock,
+    ) -> Cache:
+        """Build the chain from tier URLs, top tier first (see the README for the schemes)."""
+        if isinstance(urls, str):
+            raise ConfigError("from_urls takes a list of URLs; wrap a single URL in a list")
+        if semantic is not None:
+            raise ConfigError("the semantic tier is not available in this version of llmcache")
+        tiers: list[Tier] = []
+        try:
+            for url in urls:
+                tiers.append(tier_from_url(url.strip()))
+        except BaseException:
+            for tier in tiers:
+                tier.close()
+            raise
+        return cls(tiers, policy=policy, clock=clock, monotonic=monotonic)
+
+    @classmethod
+    def from_env(cls, *, policy: CachePolicy | None = None) -> Cache:
+        """Build from ``LLMCACHE_URLS`` (comma separated) and ``LLMCACHE_SEMANTIC``.
+
+        Without ``LLMCACHE_URLS`` this is the embedded default: memory + ``./llmcache.db``.
+        """
+        raw = os.environ.get("LLMCACHE_URLS", "")
+        urls = [u.strip() for u in raw.split(",") if u.strip()] or list(DEFAULT_URLS)
+        semantic = os.environ.get("LLMCACHE_SEMANTIC") or None
+        return cls.from_urls(urls, semantic=semantic, policy=policy)
+
+    @property
+    def tiers(self) -> tuple[Tier, ...]:
+        return self._tiers
+
+    # ------------------------------------------------------------------ public API
+    def get(self, request: CacheRequest) -> CacheHit | None:
+        """The cached answer to ``request`` from the first tier that has it, or None."""
+        return self._run(self._get_plan(request))
+
+    async def aget(self, request: CacheRequest) -> CacheHit | None:
+        return await self._arun(self._get_plan(request))
+
+    def set(
+        self,
+        request: CacheRequest,
+        value: Any,
+        *,
+        usage: Usage = NO_USAGE,
+        ttl: float | Unset | None = UNSET,
+    ) -> bool:
+        """Store ``value`` (JSON-like) in every tier; True if at least one tier took it."""
+        return self._run(self._set_plan(request, value, usage, ttl))
+
+    async def aset(
+        self,
+        request: CacheRequest,
+        value: Any,
+        *,
+        usage: Usage = NO_USAGE,
+        ttl: float | Unset | None = UNSET,
+    ) -> bool:
+        return await self._arun(self._set_plan(request, value, usage, ttl))
+
+    def delete(self, request: CacheRequest) -> None:
+        self._run(self._delete_plan(request_key(request)))
+
+    async def adelete(self, request: CacheRequest) -> None:
+        await self._arun(self._delete_plan(request_key(request)))
+
+    def clear(self, *, scope: Scope | None = None) -> int:
+        """Remove llmcache's entries (only ``scope``'s when given); returns how many."""
+        return self._run(self._clear_plan(scope))
+
+    async def aclear(self, *, scope: Scope | None = None) -> int:
+        return await self._arun(self._clear_plan(scope))
+
+    def stats(self) -> dict[str, Any]:
+        """Counters since start (or ``reset_stats``); keys are documented in the README."""
+        snap = self._stats.snapshot()
+        snap["breakers"] = {name: b.state.value for name, b in self._breakers.items()}
+        return snap
+
+    def reset_stats(self) -> None:
+        self._stats.reset()
+
+    def close(self) -> None:
+        for tier in self._tiers:
+            try:
+                tier.close()
+            except Exception as exc:  # closing must not mask the caller's own error
+                logger.debug("llmcache: closing tier %s failed: %s", tier.name, describe_error(exc))
+
+    async def aclose(self) -> None:
+        for tier in self._tiers:
+            try:
+                await tier.aclose()
+            except Exception as exc:
+                logger.debug("llmcache: closing tier %s failed: %s", tier.name, describe_error(exc))
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Cache:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"Cache(tiers=[{', '.join(t.name for t in self._tiers)}])"
+
+    # ------------------------------------------------------------------ plans (pure logic)
+    def _get_plan(self, request: CacheRequest) -> Plan[CacheHit | None]:
+        if not self.policy.decide(request).read:
+            self._stats.skip()
+            return None
+        key = request_key(request)
+        now = self.clock()
+        for index, tier in enumerate(self._tiers):
+            found = yield _Op(tier, "get", (key, now))
+            if found is None or found is UNAVAILABLE:
+                continue
+            payload: bytes | None = None
+            if isinstance(found, (bytes, bytearray, memoryview)):
+                payload = bytes(found)
+                try:
+                    entry = decode(payload)
+                except CodecError as exc:
+                    self._stats.decode_error()
+                    logger.warning(
+                        "llmcache: %s held an undecodable entry (%s); deleted it", tier.name, exc
+                    )
+                    yield _Op(tier, "delete", (key,))
+                    continue
+            else:
+                entry = found
+            if entry.is_expired(now):
+                continue
+            if index:
+                payload = payload if payload is not None else encode(entry)
+                for upper in self._tiers[:index]:  # backfill the faster tiers
+                    yield _Op(upper, "set", (key, entry, payload, now))
+            self._stats.hit(tier.name, "exact", entry.usage)
+            return CacheHit(entry=entry, tier=tier.name, match="exact", key=key)
+        self._stats.miss()
+        return None
+
+    def _set_plan(
+        self, request: CacheRequest, value: Any, usage: Usage, ttl: float | Unset | None
+    ) -> Plan[bool]:
+        if not self.policy.decide(request).write:
+            return False
+        resolved = self.policy.resolve_ttl(ttl)
+        if resolved == 0:  # "do not store", in every tier
+            return False
+        now = self.clock()
+        entry = CacheEntry(
+            value=value,
+            created_at=now,
+            expires_at=self.policy.expires_at(resolved, now),
+            model=request.model_name,
+            usage=usage,
+            tags=request.tags,
+        )
+        try:
+            payload = encode(entry)
+        except CodecError as exc:
+            self._stats.rejected("unencodable")
+            logger.warning("llmcache: not storing an answer: %s", exc)
+            return False
+        if len(payload) > self.policy.max_entry_bytes:
+            self._stats.rejected("too_large")
+            logger.warning(
+                "llmcache: not storing an answer of %d bytes (max_entry_bytes=%d)",
+                len(payload),
+                self.policy.max_entry_bytes,
+            )
+            return False
+        key = request_key(request)
+        stored = False
+        for tier in self._tiers:
+            result = yield _Op(tier, "set", (key, entry, payload, now))
+            stored = stored or result is not UNAVAILABLE
+        if stored:
+            self._stats.stored()
+        return stored
+
+    def _delete_plan(self, key: CacheKey) -> Plan[None]:
+        for tier in self._tiers:
+            yield _Op(tier, "delete", (key,))
+
+    def _clear_plan(self, scope: Scope | None) -> Plan[int]:
+        digest = None if scope is None else scope_digest(scope)
+        removed = 0
+        for tier in self._tiers:
+            count = yield _Op(tier, "clear", (digest,))
+            if isinstance(count, int):
+                removed += count
+        return removed
+
+    # ------------------------------------------------------------------ drivers (I/O)
+    def _run(self, plan: Plan[T]) -> T:
+        try:
+            op = next(plan)
+            while True:
+                breaker = self._breakers[op.tier.name]
+                if not breaker.allow():
+                    op = plan.send(UNAVAILABLE)
+                    continue
+                try:
+                    result = getattr(op.tier, op.method)(*op.args)
+                except Exception as exc:
+                    self._tier_failed(op.tier, breaker, exc)
+                    result = UNAVAILABLE
+                else:
+                    if breaker.state is not BreakerState.CLOSED:
+                        self._tier_succeeded(op.tier, breaker)
+                op = plan.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _arun(self, plan: Plan[T]) -> T:
+        try:
+            op = next(plan)
+            while True:
+                breaker = self._breakers[op.tier.name]
+                if not breaker.allow():
+                    op = plan.send(UNAVAILABLE)
+                    continue
+                try:
+                    result = await getattr(op.tier, "a" + op.method)(*op.args)
+                except Exception as exc:
+                    self._tier_failed(op.tier, breaker, exc)
+                    result = UNAVAILABLE
+                else:
+                    if breaker.state is not BreakerState.CLOSED:
+                        self._tier_succeeded(op.tier, breaker)
+                op = plan.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def _tier_failed(self, tier: Tier, breaker: CircuitBreaker, exc: Exception) -> None:
+        self._stats.error(tier.name)
+        if breaker.failed():  # log once per outage, not once per call
+            logger.warning(
+                "llmcache: tier %s failed (%s); skipping it until it recovers",
+                tier.name,
+                describe_error(exc),
+            )
+
+    def _tier_succeeded(self, tier: Tier, breaker: CircuitBreaker) -> None:
+        if breaker.succeeded():
+            logger.warning("llmcache: tier %s recovered", tier.name)

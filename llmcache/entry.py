@@ -1,0 +1,126 @@
+"""What a tier stores: CacheEntry, and its codec (JSON via orjson; never pickle, never eval).
+
+Stored form (schema 1), a JSON object::
+
+    {"s": 1, "value": <adapter payload>, "created": 1700000000.0, "expires": null | float,
+     "model": "gpt-4o-mini", "usage": [input_tokens, output_tokens], "tags": ["faq"]}
+
+A value that does not decode (truncated, hostile, a newer schema, wrong shapes) raises
+CodecError; the cache then treats it as a miss and deletes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from llmcache.errors import CodecError
+from llmcache.keys import _to_jsonable
+
+ENTRY_SCHEMA = 1
+#: Refuse to decode anything larger than this (a stored value is never trusted blindly).
+MAX_DECODE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens the original call spent: what a hit saves."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+NO_USAGE = Usage()
+
+
+@dataclass(slots=True)
+class CacheEntry:
+    """One cached answer. ``value`` is the adapter's JSON-like payload.
+
+    ``expires_at`` is absolute wall time, or None for "the tier's default TTL". ``memo`` is
+    scratch space for an adapter to keep a decoded form next to an in-memory entry; it is
+    never stored or compared.
+    """
+
+    value: Any
+    created_at: float
+    expires_at: float | None = None
+    model: str = ""
+    usage: Usage = NO_USAGE
+    tags: tuple[str, ...] = ()
+    memo: Any = field(default=None, compare=False, repr=False)
+
+    def is_expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+def encode(entry: CacheEntry) -> bytes:
+    """Serialize ``entry``; raises CodecError when its value is not JSON-like."""
+    doc = {
+        "s": ENTRY_SCHEMA,
+        "value": entry.value,
+        "created": entry.created_at,
+        "expires": entry.expires_at,
+        "model": entry.model,
+        "usage": [entry.usage.input_tokens, entry.usage.output_tokens],
+        "tags": list(entry.tags),
+    }
+    try:
+        return orjson.dumps(doc, default=_to_jsonable)
+    except TypeError as exc:
+        raise CodecError(f"cannot store this value: {exc}") from exc
+
+
+def _number(doc: dict[str, Any], name: str, *, optional: bool = False) -> float | None:
+    value = doc.get(name)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CodecError(f"stored entry field {name!r} is not a number")
+    return float(value)
+
+
+def decode(data: bytes | bytearray | memoryview | str) -> CacheEntry:
+    """Parse stored bytes back into a CacheEntry, or raise CodecError."""
+    if len(data) > MAX_DECODE_BYTES:
+        raise CodecError(f"stored entry is larger than {MAX_DECODE_BYTES} bytes")
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise CodecError(f"stored entry is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise CodecError("stored entry is not a JSON object")
+    schema = doc.get("s")
+    if schema != ENTRY_SCHEMA:
+        raise CodecError(f"stored entry has schema {schema!r}; this llmcache reads {ENTRY_SCHEMA}")
+    if "value" not in doc:
+        raise CodecError("stored entry has no value")
+    usage = doc.get("usage", [0, 0])
+    if (
+        not isinstance(usage, list)
+        or len(usage) != 2
+        or not all(isinstance(u, int) and not isinstance(u, bool) and u >= 0 for u in usage)
+    ):
+        raise CodecError("stored entry field 'usage' is malformed")
+    tags = doc.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise CodecError("stored entry field 'tags' is malformed")
+    model = doc.get("model", "")
+    if not isinstance(model, str):
+        raise CodecError("stored entry field 'model' is malformed")
+    created = _number(doc, "created")
+    assert created is not None
+    return CacheEntry(
+        value=doc["value"],
+        created_at=created,
+        expires_at=_number(doc, "expires", optional=True),
+        model=model,
+        usage=Usage(usage[0], usage[1]),
+        tags=tuple(tags),
+    )

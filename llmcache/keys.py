@@ -1,0 +1,101 @@
+"""Canonical, versioned cache keys.
+
+A key is a BLAKE2b digest of one canonical JSON array:
+``[KEY_VERSION, scope_digest, namespace, model, prompt, params]``. JSON quotes and escapes
+every string, so no field can run into the next (no delimiter collisions), and dicts are
+serialized with sorted keys, so a key never depends on dict order. The scope is hashed on its
+own first (user, tenant, sorted ACL set): its fixed-length digest is what tiers index and what
+Redis key patterns contain, so no user id, tenant or ACL entry can widen a pattern.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from llmcache.errors import CodecError
+from llmcache.request import CacheRequest, Scope
+
+#: Bump when the canonical form changes: old entries then simply stop matching.
+KEY_VERSION = 1
+
+_SORTED = orjson.OPT_SORT_KEYS
+
+
+def _to_jsonable(obj: Any) -> Any:
+    """orjson fallback: pydantic models by their dump; sets as sorted lists."""
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=canonical_json)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Deterministic JSON bytes: sorted keys, no whitespace, one float form."""
+    try:
+        return orjson.dumps(obj, default=_to_jsonable, option=_SORTED)
+    except TypeError as exc:
+        raise CodecError(f"cannot build a cache key: {exc}") from exc
+
+
+def _digest(data: bytes, size: int, person: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=size, person=person).digest()
+
+
+@lru_cache(maxsize=4096)
+def scope_digest(scope: Scope) -> bytes:
+    """16-byte digest of a scope; equal scopes (any ACL order) give equal digests."""
+    parts = [scope.user, scope.tenant, sorted(scope.acl)]
+    return _digest(canonical_json(parts), 16, b"llmcache-scope")
+
+
+@lru_cache(maxsize=1024)
+def label_digest(kind: str, label: str) -> bytes:
+    """16-byte digest of an index label (model name, namespace, tag)."""
+    return _digest(canonical_json([kind, label]), 16, b"llmcache-label")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKey:
+    """Where an entry lives: its own digest plus the digests tiers index it by."""
+
+    digest: bytes  # 32 bytes: the entry's identity
+    scope: bytes  # 16 bytes: scope_digest(request.scope)
+    model: bytes  # 16 bytes: label_digest("model", request.model_name)
+    namespace: bytes  # 16 bytes: label_digest("namespace", request.namespace)
+
+    @property
+    def hex(self) -> str:
+        return self.digest.hex()
+
+
+def _params(params: Mapping[str, Any] | None) -> Any:
+    return dict(params) if params else None
+
+
+def request_key(request: CacheRequest) -> CacheKey:
+    """The key of ``request``: equal requests, equal keys; anything else, different keys."""
+    sdig = scope_digest(request.scope)
+    canonical = canonical_json(
+        [
+            KEY_VERSION,
+            sdig.hex(),
+            request.namespace,
+            request.model,
+            request.prompt,
+            _params(request.params),
+        ]
+    )
+    return CacheKey(
+        digest=_digest(canonical, 32, b"llmcache-key"),
+        scope=sdig,
+        model=label_digest("model", request.model_name),
+        namespace=label_digest("namespace", request.namespace),
+    )

@@ -1,0 +1,89 @@
+"""The one normalized input of the core: who is asking (Scope) and what (CacheRequest)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmcache.errors import ConfigError
+
+#: Upper bound on one scope identifier; longer ids are refused rather than silently truncated.
+MAX_SCOPE_PART_CHARS = 1024
+MAX_ACL_ENTRIES = 1024
+
+
+def _check_part(kind: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"scope {kind} must be a string, got {type(value).__name__}")
+    if value == "":
+        raise ConfigError(f"scope {kind} must not be empty; pass None for 'no {kind}'")
+    if len(value) > MAX_SCOPE_PART_CHARS:
+        raise ConfigError(f"scope {kind} is longer than {MAX_SCOPE_PART_CHARS} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates cannot be keyed faithfully
+        raise ConfigError(f"scope {kind} is not valid Unicode text: {exc.reason}") from None
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Who an entry belongs to. An entry is only ever visible to the exact same scope.
+
+    ``acl`` is a set: order and duplicates do not matter, and an empty set equals no ACL.
+    Identifiers are compared exactly (no case folding or Unicode normalization), so two
+    ids that differ in any code point are different scopes.
+    """
+
+    user: str | None = None
+    tenant: str | None = None
+    acl: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def of(
+        cls,
+        user: str | None = None,
+        tenant: str | None = None,
+        acl: Iterable[str] | None = None,
+    ) -> Scope:
+        """Validate and normalize the parts of a scope."""
+        if isinstance(acl, str):
+            raise ConfigError("scope acl must be a list of group ids, not one string")
+        acl_set = frozenset(_check_part("acl entry", a) or "" for a in (acl or ()))
+        if len(acl_set) > MAX_ACL_ENTRIES:
+            raise ConfigError(f"scope acl has more than {MAX_ACL_ENTRIES} entries")
+        return cls(_check_part("user", user), _check_part("tenant", tenant), acl_set)
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.user is None and self.tenant is None and not self.acl
+
+    def describe(self) -> str:
+        """A short human label (for inspect/debug output; never for keys)."""
+        acl = ",".join(sorted(self.acl))
+        return f"{self.user or '-'}@{self.tenant or '-'}" + (f"[{acl}]" if acl else "")
+
+
+ANONYMOUS = Scope()
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRequest:
+    """Everything that identifies one cacheable LLM call.
+
+    ``model``, ``prompt``, ``params``, ``namespace`` and ``scope`` form the key: anything that
+    can change the answer belongs in one of them. ``model_name`` and ``tags`` only describe
+    the entry (for stats, pricing and invalidation) and are not part of the key.
+    ``prompt`` and ``params`` must be JSON-like (dicts, lists, str, numbers, bool, None).
+    """
+
+    model: str
+    prompt: Any
+    params: Mapping[str, Any] | None = None
+    scope: Scope = ANONYMOUS
+    namespace: str = ""
+    model_name: str = ""
+    tags: tuple[str, ...] = ()

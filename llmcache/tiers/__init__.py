@@ -1,0 +1,43 @@
+"""Tiers, and building one from a URL.
+
+Each scheme's module is imported only when a URL of that scheme is used, so a missing optional
+driver only matters to the user who asks for that tier.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from llmcache.errors import ConfigError
+from llmcache.tiers.base import Tier
+from llmcache.tiers.memory import MemoryTier
+
+__all__ = ["MemoryTier", "Tier", "tier_from_url"]
+
+_SQL_SCHEMES = ("sqlite", "mysql", "mariadb", "postgresql", "postgres")
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "redis+sentinel")
+
+
+def tier_from_url(url: str) -> Tier:
+    """Build a tier from one of the URLs in the README (``memory://``, ``sqlite:///...``...)."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(
+            f"not a tier URL: {url!r} (expected e.g. 'memory://' or 'sqlite:///x.db')"
+        )
+    scheme = urlsplit(url).scheme.lower()
+    base = scheme.split("+", 1)[0]
+    if scheme == "memory":
+        return MemoryTier.from_url(url)
+    if base in _SQL_SCHEMES:
+        from llmcache.tiers.sql import SqlTier
+
+        return SqlTier.from_url(url)
+    if scheme in _REDIS_SCHEMES:
+        from llmcache.tiers.redis import RedisTier  # type: ignore[import-not-found,unused-ignore]
+
+        return RedisTier.from_url(url)  # type: ignore[no-any-return,unused-ignore]
+    raise ConfigError(
+        f"unsupported tier URL scheme {scheme!r} in {url!r}; use memory://, sqlite:///, "
+        "mysql+pymysql://, postgresql+psycopg://, redis://, rediss://, unix://, "
+        "redis+cluster:// or redis+sentinel://"
+    )

@@ -1,0 +1,122 @@
+"""``memory://?maxsize=N&ttl=S&max_bytes=B``: a thread-safe LRU in this process.
+
+Holds decoded CacheEntry objects (no codec on the hot path). ``maxsize`` bounds the number of
+entries, ``max_bytes`` (optional) the sum of their encoded sizes; the least recently used go
+first. ``ttl`` is the tier's default for entries stored with ``ttl=None``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import NamedTuple
+from urllib.parse import parse_qs, urlsplit
+
+from llmcache.entry import CacheEntry
+from llmcache.errors import ConfigError
+from llmcache.keys import CacheKey
+from llmcache.policy import check_ttl
+from llmcache.tiers.base import Found, InProcessAsync, effective_expiry
+
+DEFAULT_MAXSIZE = 10_000
+
+
+class _Slot(NamedTuple):
+    entry: CacheEntry
+    expires_at: float | None
+    size: int
+    scope: bytes
+
+
+class MemoryTier(InProcessAsync):
+    def __init__(
+        self,
+        maxsize: int = DEFAULT_MAXSIZE,
+        ttl: float | None = None,
+        max_bytes: int | None = None,
+        name: str = "memory",
+    ) -> None:
+        if maxsize <= 0:
+            raise ConfigError(f"memory tier: maxsize must be positive, got {maxsize}")
+        if max_bytes is not None and max_bytes <= 0:
+            raise ConfigError(f"memory tier: max_bytes must be positive, got {max_bytes}")
+        if ttl == 0:
+            raise ConfigError("memory tier: ttl=0 would store nothing; omit ttl for no expiry")
+        self.name = name
+        self.maxsize = maxsize
+        self.default_ttl = check_ttl(ttl)
+        self.max_bytes = max_bytes
+        self._data: OrderedDict[bytes, _Slot] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> MemoryTier:
+        parts = urlsplit(url)
+        query = {k: v[-1] for k, v in parse_qs(parts.query, strict_parsing=False).items()}
+        unknown = set(query) - {"maxsize", "ttl", "max_bytes"}
+        if unknown:
+            raise ConfigError(f"memory tier: unknown option(s) {sorted(unknown)} in {url!r}")
+        try:
+            return cls(
+                maxsize=int(query.get("maxsize", DEFAULT_MAXSIZE)),
+                ttl=float(query["ttl"]) if "ttl" in query else None,
+                max_bytes=int(query["max_bytes"]) if "max_bytes" in query else None,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"memory tier: bad option in {url!r}: {exc}") from None
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: CacheKey, now: float) -> Found:
+        with self._lock:
+            slot = self._data.get(key.digest)
+            if slot is None:
+                return None
+            if slot.expires_at is not None and now >= slot.expires_at:
+                self._remove(key.digest)
+                return None
+            self._data.move_to_end(key.digest)
+            return slot.entry
+
+    def set(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
+        expires = effective_expiry(entry.expires_at, now, self.default_ttl)
+        size = len(payload)
+        if self.max_bytes is not None and size > self.max_bytes:
+            return  # could never fit; storing it would only flush everything else
+        with self._lock:
+            self._remove(key.digest)
+            self._data[key.digest] = _Slot(entry, expires, size, key.scope)
+            self._bytes += size
+            while len(self._data) > self.maxsize or (
+                self.max_bytes is not None and self._bytes > self.max_bytes
+            ):
+                _, evicted = self._data.popitem(last=False)
+                self._bytes -= evicted.size
+
+    def _remove(self, digest: bytes) -> None:
+        slot = self._data.pop(digest, None)
+        if slot is not None:
+            self._bytes -= slot.size
+
+    def delete(self, key: CacheKey) -> None:
+        with self._lock:
+            self._remove(key.digest)
+
+    def clear(self, scope: bytes | None) -> int:
+        with self._lock:
+            if scope is None:
+                count = len(self._data)
+                self._data.clear()
+                self._bytes = 0
+                return count
+            doomed = [d for d, slot in self._data.items() if slot.scope == scope]
+            for digest in doomed:
+                self._remove(digest)
+            return len(doomed)
+
+    def close(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._bytes = 0
