@@ -61,7 +61,8 @@ class CircuitBreaker:
         if self.state is BreakerState.CLOSED:
             return False
         with self._lock:
-            recovered = self.state is not BreakerState.CLOSED
+            # re-read under the lock: another thread may have closed it meanwhile
+            recovered = cast(BreakerState, self.state) is not BreakerState.CLOSED
             self.state = BreakerState.CLOSED
             self._cooldown = self._base
             self._probing = False

@@ -1,0 +1,117 @@
+"""Shared fixtures: real servers (never fakes), temp SQLite files, a fake clock.
+
+Server URLs can be overridden with LLMCACHE_TEST_MYSQL_URL / _POSTGRES_URL / _REDIS_URL.
+A test that needs a server skips when the server is unreachable on a developer's machine,
+and FAILS under CI (CI=true): there, scripts/services.sh must have started it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from llmcache.clock import FakeClock
+
+MYSQL_URL = os.environ.get("LLMCACHE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+POSTGRES_URL = os.environ.get(
+    "LLMCACHE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("LLMCACHE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def reachable(url: str, timeout: float = 1.0) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_server(name: str, url: str) -> str:
+    if not reachable(url):
+        message = f"{name} is not reachable at {urlsplit(url).netloc}; run scripts/services.sh"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> str:
+    return require_server("MariaDB/MySQL", MYSQL_URL)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    return require_server("PostgreSQL", POSTGRES_URL)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return require_server("Redis", REDIS_URL)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: object) -> str:
+    return f"sqlite:///{tmp_path}/llmcache.db"
+
+
+@pytest.fixture
+def table_prefix() -> str:
+    """A unique SQL table prefix, so tests sharing one server database never meet."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()
+
+
+def with_query(url: str, **options: str) -> str:
+    sep = "&" if "?" in url else "?"
+    return url + sep + "&".join(f"{k}={v}" for k, v in options.items())
+
+
+TIER_KINDS = ["memory", "sqlite", "mysql", "postgres"]
+
+
+@pytest.fixture(params=TIER_KINDS)
+def tier_url(request: pytest.FixtureRequest, tmp_path: object, table_prefix: str) -> Iterator[str]:
+    """One URL per tier kind; SQL tiers get a private table prefix, dropped afterwards."""
+    kind = request.param
+    if kind == "memory":
+        yield "memory://?maxsize=1000"
+        return
+    if kind == "sqlite":
+        base = f"sqlite:///{tmp_path}/llmcache.db"
+    elif kind == "mysql":
+        base = request.getfixturevalue("mysql_url")
+    else:
+        base = request.getfixturevalue("postgres_url")
+    yield with_query(base, table_prefix=table_prefix)
+    if kind in ("mysql", "postgres"):
+        drop_tables(base, table_prefix)
+
+
+def drop_tables(url: str, prefix: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for name in sa.inspect(conn).get_table_names():
+                if name.startswith(prefix + "_"):
+                    quoted = engine.dialect.identifier_preparer.quote(name)
+                    conn.execute(sa.text(f"DROP TABLE IF EXISTS {quoted}"))
+    except Exception:
+        pass
+    finally:
+        engine.dispose()
