@@ -1,0 +1,239 @@
+"""The tier walk: top-down lookup, backfill, write-through, fail-open, stats, TTL meanings.
+
+Tiers here are in-process (memory, and a small bytes-holding tier) so the core's own logic is
+tested without servers; the real storage tiers run the same checks in tests/integration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from llmcache import (
+    Cache,
+    CachePolicy,
+    CacheRequest,
+    ConfigError,
+    FakeClock,
+    Scope,
+    Usage,
+)
+from llmcache.entry import CacheEntry
+from llmcache.keys import CacheKey
+from llmcache.tiers.base import Found, InProcessAsync
+from llmcache.tiers.memory import MemoryTier
+
+
+class BytesTier(InProcessAsync):
+    """Keeps encoded payloads like a storage tier does; can be switched 'down'."""
+
+    def __init__(self, name: str = "store") -> None:
+        self.name = name
+        self.data: dict[bytes, bytes] = {}
+        self.down = False
+        self.calls = 0
+
+    def _io(self) -> None:
+        self.calls += 1
+        if self.down:
+            raise ConnectionRefusedError("connection refused: password=hunter2")
+
+    def get(self, key: CacheKey, now: float) -> Found:
+        self._io()
+        return self.data.get(key.digest)
+
+    def set(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
+        self._io()
+        self.data[key.digest] = payload
+
+    def delete(self, key: CacheKey) -> None:
+        self._io()
+        self.data.pop(key.digest, None)
+
+    def clear(self, scope: bytes | None) -> int:
+        self._io()
+        n = len(self.data)
+        self.data.clear()
+        return n
+
+    def close(self) -> None:
+        pass
+
+
+REQ = CacheRequest(model="m", prompt="What is 2+2?", model_name="m")
+
+
+def test_miss_store_hit() -> None:
+    cache = Cache([MemoryTier()])
+    assert cache.get(REQ) is None
+    assert cache.set(REQ, {"text": "4"}, usage=Usage(10, 2)) is True
+    hit = cache.get(REQ)
+    assert hit is not None and hit.entry.value == {"text": "4"}
+    assert (hit.tier, hit.match) == ("memory", "exact")
+    stats = cache.stats()
+    assert stats["hits"] == 1 and stats["misses"] == 1 and stats["tokens_saved"] == 12
+    assert stats["hits_by_tier"] == {"memory": 1} and stats["hits_by_match"] == {"exact": 1}
+
+
+@pytest.mark.parametrize("value", ["", [], {}, None, {"content": "", "tool_calls": [{"id": "1"}]}])
+def test_empty_answers_are_hits_not_misses(value: object) -> None:
+    cache = Cache([MemoryTier(), BytesTier()])
+    cache.set(REQ, value)
+    hit = cache.get(REQ)
+    assert hit is not None and hit.entry.value == value
+
+
+def test_lower_tier_hit_backfills_upper_tiers() -> None:
+    top, bottom = MemoryTier(), BytesTier()
+    Cache([bottom]).set(REQ, "from below")
+    cache = Cache([top, bottom])
+    first = cache.get(REQ)
+    assert first is not None and first.tier == "store"
+    second = cache.get(REQ)
+    assert second is not None and second.tier == "memory" and second.entry.value == "from below"
+    assert cache.stats()["hits_by_tier"] == {"store": 1, "memory": 1}
+
+
+def test_write_through_stores_in_every_tier() -> None:
+    top, bottom = MemoryTier(), BytesTier()
+    Cache([top, bottom]).set(REQ, "x")
+    assert len(top) == 1 and len(bottom.data) == 1
+
+
+def test_undecodable_stored_value_is_a_miss_and_is_deleted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = BytesTier()
+    cache = Cache([store])
+    cache.set(REQ, "x")
+    (digest,) = store.data
+    store.data[digest] = b"\x80\x04garbage"
+    assert cache.get(REQ) is None
+    assert store.data == {}
+    assert cache.stats()["decode_errors"] == 1
+    assert "undecodable" in caplog.text
+
+
+def test_a_failing_tier_is_skipped_logged_once_and_probed_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mono = FakeClock(0.0)
+    flaky, below = BytesTier("flaky"), MemoryTier()
+    cache = Cache([flaky, below], monotonic=mono)
+    cache.set(REQ, "answer")
+    flaky.down = True
+    caplog.set_level(logging.WARNING, logger="llmcache")
+    for _ in range(50):
+        hit = cache.get(REQ)  # never raises; served by the tier below
+        assert hit is not None and hit.tier == "memory"
+        assert cache.set(REQ, "answer") is True
+    failures = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failures) == 1, "an outage is logged once, not per call"
+    assert "hunter2" not in caplog.text, "secrets never reach logs"
+    assert cache.stats()["errors_by_tier"] == {"flaky": 1}
+    assert cache.stats()["breakers"]["flaky"] == "open"
+    assert flaky.calls == 2  # the breaker kept calls away from the dead tier
+    flaky.down = False
+    mono.advance(5.0)
+    hit = cache.get(REQ)
+    assert cache.stats()["breakers"]["flaky"] == "closed"
+    assert "recovered" in caplog.text
+
+
+async def test_async_fail_open_too() -> None:
+    flaky = BytesTier("flaky")
+    flaky.down = True
+    cache = Cache([flaky])
+    assert await cache.aget(REQ) is None
+    assert await cache.aset(REQ, "x") is False
+    assert await cache.aclear() == 0
+
+
+def test_ttl_zero_stores_nothing_and_positive_ttl_expires() -> None:
+    clock = FakeClock()
+    cache = Cache([MemoryTier(), BytesTier()], clock=clock)
+    assert cache.set(REQ, "x", ttl=0) is False
+    assert cache.get(REQ) is None
+    cache.set(REQ, "x", ttl=30)
+    clock.advance(29)
+    assert cache.get(REQ) is not None
+    clock.advance(1)
+    assert cache.get(REQ) is None
+
+
+def test_policy_default_ttl_applies_when_ttl_not_passed() -> None:
+    clock = FakeClock()
+    cache = Cache([BytesTier()], clock=clock, policy=CachePolicy(default_ttl=10))
+    cache.set(REQ, "x")
+    clock.advance(10)
+    assert cache.get(REQ) is None
+    cache.set(REQ, "x", ttl=None)  # None: no TTL of ours; this tier has none either
+    clock.advance(10_000)
+    assert cache.get(REQ) is not None
+
+
+def test_oversized_answers_are_not_stored(caplog: pytest.LogCaptureFixture) -> None:
+    cache = Cache([MemoryTier()], policy=CachePolicy(max_entry_bytes=100))
+    assert cache.set(REQ, "y" * 200) is False
+    assert cache.get(REQ) is None
+    assert cache.stats()["store_rejected"] == {"too_large": 1}
+    assert "max_entry_bytes" in caplog.text
+
+
+def test_strict_policy_neither_reads_nor_writes_hot_requests() -> None:
+    cache = Cache([MemoryTier()], policy=CachePolicy.strict())
+    hot = CacheRequest(model="m", prompt="p", params={"temperature": 0.9})
+    assert cache.set(hot, "x") is False
+    assert cache.get(hot) is None
+    assert cache.stats()["skipped"] == 1
+
+
+def test_scopes_are_isolated_and_clear_is_scoped() -> None:
+    cache = Cache([MemoryTier(), BytesTier()])
+    alice = CacheRequest(model="m", prompt="p", scope=Scope.of(user="alice"))
+    bob = CacheRequest(model="m", prompt="p", scope=Scope.of(user="bob"))
+    cache.set(alice, "alice's answer")
+    assert cache.get(bob) is None
+    cache.set(bob, "bob's answer")
+    assert cache.clear(scope=Scope.of(user="alice")) >= 1
+    assert cache.get(alice) is None
+    hit = cache.get(bob)
+    assert hit is not None and hit.entry.value == "bob's answer"
+
+
+async def test_sync_and_async_agree() -> None:
+    cache = Cache([MemoryTier(), BytesTier()])
+    requests = [CacheRequest(model="m", prompt=f"q{i}") for i in range(20)]
+    for i, r in enumerate(requests):
+        if i % 2:
+            cache.set(r, i)
+        else:
+            await cache.aset(r, i)
+    for r in requests:
+        sync_hit, async_hit = cache.get(r), await cache.aget(r)
+        assert sync_hit is not None and async_hit is not None
+        assert sync_hit.entry.value == async_hit.entry.value
+
+
+async def test_sync_api_works_inside_a_running_event_loop() -> None:
+    # Jupyter runs cells inside a loop: the sync path must not try to start one.
+    cache = Cache([MemoryTier()])
+    cache.set(REQ, "x")
+    assert cache.get(REQ) is not None
+    await asyncio.sleep(0)
+
+
+def test_construction_errors_are_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="list of URLs"):
+        Cache.from_urls("memory://")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unsupported tier URL scheme"):
+        Cache.from_urls(["ftp://x"])
+    with pytest.raises(ConfigError, match="not a tier URL"):
+        Cache.from_urls(["memory"])
+    with pytest.raises(ConfigError, match="at least one tier"):
+        Cache([])
+    monkeypatch.setenv("LLMCACHE_URLS", "memory://?maxsize=5, memory://?maxsize=9")
+    cache = Cache.from_env()
+    assert [t.name for t in cache.tiers] == ["memory", "memory#2"]

@@ -1,0 +1,83 @@
+"""Canonical keys: equal requests share a key; anything that changes the answer does not."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmcache import CacheRequest, Scope, request_key
+from llmcache.errors import CodecError
+from llmcache.keys import KEY_VERSION, scope_digest
+
+
+def key(**kw: object) -> bytes:
+    base: dict[str, object] = {"model": "m", "prompt": "p"}
+    base.update(kw)
+    return request_key(CacheRequest(**base)).digest  # type: ignore[arg-type]
+
+
+def test_equal_requests_equal_keys_whatever_dict_order() -> None:
+    a = key(prompt={"a": 1, "b": [1, 2]}, params={"x": 1, "y": 2})
+    b = key(prompt={"b": [1, 2], "a": 1}, params={"y": 2, "x": 1})
+    assert a == b
+
+
+def test_acl_order_and_duplicates_do_not_matter() -> None:
+    s1 = Scope.of(user="u", acl=["kb-7", "kb-9"])
+    s2 = Scope.of(user="u", acl=["kb-9", "kb-7", "kb-9"])
+    assert key(scope=s1) == key(scope=s2)
+    assert scope_digest(s1) == scope_digest(s2)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        # delimiter tricks: a naive "user|tenant" join would make these collide
+        (Scope.of(user="a|b", tenant="c"), Scope.of(user="a", tenant="b|c")),
+        (Scope.of(user="a:b"), Scope.of(user="a", tenant="b")),
+        (Scope.of(user="alice"), Scope.of(tenant="alice")),
+        (Scope.of(acl=["a,b"]), Scope.of(acl=["a", "b"])),
+        (Scope.of(user="Alice"), Scope.of(user="alice")),
+        (Scope.of(user="alice "), Scope.of(user="alice")),
+        (Scope.of(user="é"), Scope.of(user="e\u0301")),  # NFC vs NFD stay distinct
+        (Scope.of(acl=["kb-7"]), Scope.of(acl=["kb-7", "kb-9"])),
+    ],
+)
+def test_distinct_scopes_never_share_a_key(a: Scope, b: Scope) -> None:
+    assert key(scope=a) != key(scope=b)
+    assert scope_digest(a) != scope_digest(b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ({"model": "m1"}, {"model": "m2"}),
+        ({"prompt": "Python 2 to 3"}, {"prompt": "Python 3 to 2"}),
+        ({"prompt": "x"}, {"prompt": "x "}),
+        ({"prompt": "x"}, {"prompt": "X"}),
+        ({"prompt": ["ab", "c"]}, {"prompt": ["a", "bc"]}),
+        ({"model": "ab", "prompt": "c"}, {"model": "a", "prompt": "bc"}),
+        ({"params": {"t": 1}}, {"params": {"t": 2}}),
+        ({"params": {"t": 1}}, {}),
+        ({"namespace": "v1"}, {"namespace": "v2"}),
+        ({"prompt": 1}, {"prompt": "1"}),
+    ],
+)
+def test_anything_that_changes_the_answer_changes_the_key(
+    a: dict[str, object], b: dict[str, object]
+) -> None:
+    assert key(**a) != key(**b)
+
+
+def test_tags_and_model_name_do_not_change_the_key() -> None:
+    assert key(tags=("faq",), model_name="gpt") == key()
+
+
+def test_key_is_versioned_and_fixed_size() -> None:
+    k = request_key(CacheRequest(model="m", prompt="p"))
+    assert len(k.digest) == 32 and len(k.scope) == 16 and len(k.hex) == 64
+    assert KEY_VERSION >= 1
+
+
+def test_unkeyable_prompt_is_a_clear_error() -> None:
+    with pytest.raises(CodecError, match="cannot build a cache key"):
+        key(prompt=object())

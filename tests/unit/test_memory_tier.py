@@ -1,0 +1,94 @@
+"""The memory tier: LRU by count and by bytes, TTL on the injected clock, scoped clear."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from llmcache import CacheRequest, ConfigError, Scope, request_key
+from llmcache.entry import CacheEntry, encode
+from llmcache.tiers.memory import MemoryTier
+
+
+def put(tier: MemoryTier, prompt: str, now: float = 0.0, size: int = 10, **kw: object) -> None:
+    key = request_key(CacheRequest(model="m", prompt=prompt, **kw))  # type: ignore[arg-type]
+    entry = CacheEntry(value=prompt, created_at=now)
+    tier.set(key, entry, b"x" * size, now)
+
+
+def has(tier: MemoryTier, prompt: str, now: float = 0.0, **kw: object) -> bool:
+    key = request_key(CacheRequest(model="m", prompt=prompt, **kw))  # type: ignore[arg-type]
+    return tier.get(key, now) is not None
+
+
+def test_lru_evicts_least_recently_used() -> None:
+    tier = MemoryTier(maxsize=2)
+    put(tier, "a")
+    put(tier, "b")
+    assert has(tier, "a")  # touch a: b is now the oldest
+    put(tier, "c")
+    assert has(tier, "a") and has(tier, "c") and not has(tier, "b")
+
+
+def test_byte_budget() -> None:
+    tier = MemoryTier(maxsize=100, max_bytes=25)
+    put(tier, "a", size=10)
+    put(tier, "b", size=10)
+    put(tier, "c", size=10)
+    assert not has(tier, "a") and has(tier, "b") and has(tier, "c")
+    put(tier, "huge", size=26)  # can never fit: refused, nothing flushed
+    assert not has(tier, "huge") and has(tier, "b")
+
+
+def test_default_ttl_uses_passed_time() -> None:
+    tier = MemoryTier(ttl=10)
+    put(tier, "a", now=100.0)
+    assert has(tier, "a", now=109.9)
+    assert not has(tier, "a", now=110.0)
+    assert len(tier) == 0  # expired entries are dropped when seen
+
+
+def test_entry_expiry_wins_when_earlier() -> None:
+    tier = MemoryTier(ttl=100)
+    key = request_key(CacheRequest(model="m", prompt="a"))
+    tier.set(key, CacheEntry(value=1, created_at=0, expires_at=5.0), encode(CacheEntry(1, 0)), 0.0)
+    assert tier.get(key, 4.0) is not None and tier.get(key, 5.0) is None
+
+
+def test_scoped_clear() -> None:
+    tier = MemoryTier()
+    alice, bob = Scope.of(user="alice"), Scope.of(user="bob")
+    put(tier, "q", scope=alice)
+    put(tier, "q", scope=bob)
+    assert tier.clear(request_key(CacheRequest(model="m", prompt="", scope=alice)).scope) == 1
+    assert not has(tier, "q", scope=alice) and has(tier, "q", scope=bob)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["memory://?maxsize=0", "memory://?ttl=0", "memory://?maxsize=ten", "memory://?colour=red"],
+)
+def test_bad_urls(url: str) -> None:
+    with pytest.raises(ConfigError, match="memory tier"):
+        MemoryTier.from_url(url)
+
+
+def test_thread_safety_under_contention() -> None:
+    tier = MemoryTier(maxsize=50)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(2000):
+                put(tier, f"{n}-{i % 80}")
+                has(tier, f"{n}-{(i * 7) % 80}")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(tier) <= 50

@@ -1,0 +1,86 @@
+"""Policy decisions and TTL meanings; the circuit breaker's state machine on a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmcache import UNSET, CachePolicy, CacheRequest, ConfigError, FakeClock
+from llmcache.breaker import BreakerState, CircuitBreaker
+
+
+def req(**params: object) -> CacheRequest:
+    return CacheRequest(model="m", prompt="p", params=params)
+
+
+def test_default_policy_caches_everything() -> None:
+    policy = CachePolicy()
+    assert policy.decide(req(temperature=1.5, n=3)).write
+
+
+@pytest.mark.parametrize(
+    ("params", "cacheable"),
+    [
+        ({"temperature": 0.0}, True),
+        ({"temperature": 0.3}, True),
+        ({"temperature": 0.9}, False),
+        ({"n": 1}, True),
+        ({"n": 2}, False),
+        ({}, True),
+    ],
+)
+def test_strict_policy(params: dict[str, object], cacheable: bool) -> None:
+    decision = CachePolicy.strict().decide(req(**params))
+    assert decision.read is cacheable and decision.write is cacheable
+    if not cacheable:
+        assert decision.reason
+
+
+def test_ttl_meanings() -> None:
+    policy = CachePolicy(default_ttl=60)
+    assert policy.resolve_ttl(UNSET) == 60  # not passed: the policy default
+    assert policy.resolve_ttl(None) is None  # None: the tier's default
+    assert policy.resolve_ttl(0) == 0  # zero: do not store (never swallowed into a default)
+    assert policy.expires_at(10, now=100.0) == 110.0
+    assert policy.expires_at(None, now=100.0) is None
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), "10", True])
+def test_bad_ttl_is_refused(bad: object) -> None:
+    with pytest.raises(ConfigError, match="ttl"):
+        CachePolicy().resolve_ttl(bad)  # type: ignore[arg-type]
+
+
+def test_jitter_spreads_expiry_within_bounds() -> None:
+    policy = CachePolicy(ttl_jitter=0.1)
+    assert policy.expires_at(100, now=0.0, rand=lambda: 0.0) == pytest.approx(90.0)
+    assert policy.expires_at(100, now=0.0, rand=lambda: 1.0) == pytest.approx(110.0)
+
+
+def test_breaker_opens_probes_and_recovers() -> None:
+    clock = FakeClock(0.0)
+    breaker = CircuitBreaker(cooldown=1.0, max_cooldown=4.0, clock=clock)
+    assert breaker.allow()
+    assert breaker.failed() is True  # a new outage: log it
+    assert breaker.state is BreakerState.OPEN and not breaker.allow()
+    clock.advance(1.0)
+    assert breaker.allow()  # one probe
+    assert not breaker.allow()  # ...and only one at a time
+    assert breaker.failed() is False  # still the same outage: do not log again
+    clock.advance(1.5)
+    assert not breaker.allow()  # cool-down doubled to 2 s
+    clock.advance(0.5)
+    assert breaker.allow()
+    assert breaker.succeeded() is True
+    assert breaker.state is BreakerState.CLOSED and breaker.allow()
+
+
+def test_breaker_cooldown_is_capped_so_recovery_is_seen_within_5s() -> None:
+    clock = FakeClock(0.0)
+    breaker = CircuitBreaker(cooldown=0.5, max_cooldown=4.0, clock=clock)
+    breaker.failed()
+    for _ in range(20):
+        clock.advance(10)
+        assert breaker.allow()
+        breaker.failed()
+    clock.advance(4.0)
+    assert breaker.allow()

@@ -1,0 +1,74 @@
+"""scope(...): validation, nesting, and propagation to asyncio tasks and threads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from llmcache import ConfigError, Scope, current_scope, scope
+from llmcache.request import MAX_SCOPE_PART_CHARS
+
+
+def test_default_is_anonymous() -> None:
+    assert current_scope() == Scope()
+    assert current_scope().is_anonymous
+
+
+def test_nested_scopes_inherit_and_restore() -> None:
+    with scope(tenant="acme"):
+        with scope(user="alice", acl=["kb-9", "kb-7"]):
+            assert current_scope() == Scope.of(user="alice", tenant="acme", acl=["kb-7", "kb-9"])
+            with scope(tenant=None):
+                assert current_scope() == Scope.of(user="alice", acl=["kb-7", "kb-9"])
+        assert current_scope() == Scope.of(tenant="acme")
+    assert current_scope().is_anonymous
+
+
+def test_scope_is_restored_after_an_exception() -> None:
+    with pytest.raises(RuntimeError), scope(user="alice"):
+        raise RuntimeError
+    assert current_scope().is_anonymous
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"user": ""},
+        {"user": 42},
+        {"tenant": "x" * (MAX_SCOPE_PART_CHARS + 1)},
+        {"acl": "kb-7"},  # a bare string would otherwise be split into characters
+        {"acl": ["ok", 7]},
+        {"user": "\ud800"},  # lone surrogate cannot be keyed faithfully
+    ],
+)
+def test_bad_scope_parts_are_refused_with_a_clear_error(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match="scope"), scope(**kwargs):
+        pass
+
+
+async def test_scope_holds_per_asyncio_task() -> None:
+    async def who(user: str) -> str | None:
+        with scope(user=user):
+            await asyncio.sleep(0)
+            # another task switched in meanwhile; our scope is still ours
+            await asyncio.sleep(0)
+            return current_scope().user
+
+    results = await asyncio.gather(*(who(f"u{i}") for i in range(50)))
+    assert results == [f"u{i}" for i in range(50)]
+
+
+def test_scope_follows_copied_context_into_threads() -> None:
+    with scope(user="alice"), ThreadPoolExecutor(2) as pool:
+        ctx = contextvars.copy_context()
+        assert pool.submit(ctx.run, lambda: current_scope().user).result() == "alice"
+        # a thread started without the context sees no scope: never someone else's
+        assert pool.submit(lambda: current_scope().user).result() is None
+
+
+async def test_scope_follows_to_thread() -> None:
+    with scope(user="bob", tenant="t"):
+        assert await asyncio.to_thread(lambda: current_scope().describe()) == "bob@t"
