@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from llmcache._sentinel import UNSET, Unset
 from llmcache.breaker import BreakerState, CircuitBreaker
@@ -35,7 +35,7 @@ T = TypeVar("T")
 DEFAULT_URLS = ("memory://?maxsize=10000", "sqlite:///./llmcache.db")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CacheHit:
     """A served entry and where it came from."""
 
@@ -46,8 +46,9 @@ class CacheHit:
     similarity: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Op:
+class _Op(NamedTuple):
+    """One tier primitive call a plan asks its driver to make."""
+
     tier: Tier
     method: str  # a Tier primitive: get, set, delete, clear
     args: tuple[Any, ...]

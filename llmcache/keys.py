@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -62,9 +61,12 @@ def label_digest(kind: str, label: str) -> bytes:
     return _digest(canonical_json([kind, label]), 16, b"llmcache-label")
 
 
-@dataclass(frozen=True, slots=True)
-class CacheKey:
-    """Where an entry lives: its own digest plus the digests tiers index it by."""
+class CacheKey(NamedTuple):
+    """Where an entry lives: its own digest plus the digests tiers index it by.
+
+    A NamedTuple rather than a frozen dataclass: it is built on every lookup, and a frozen
+    dataclass costs several times more to construct.
+    """
 
     digest: bytes  # 32 bytes: the entry's identity
     scope: bytes  # 16 bytes: scope_digest(request.scope)
