@@ -1,0 +1,12 @@
+"""LangChain adapter for llmcache: ``set_llm_cache(LangChainCache(cache))``.
+
+Needs langchain-core (``pip install 'llmcache[langchain]'``); never imports litellm.
+"""
+
+from llmcache._optional import require
+
+require("langchain_core", extra="langchain", feature="langchain_llmcache (the LangChain adapter)")
+
+from langchain_llmcache.cache import LangChainCache  # noqa: E402  (after the extra check)
+
+__all__ = ["LangChainCache"]

@@ -1,0 +1,192 @@
+"""``LangChainCache``: LangChain's BaseCache over an llmcache ``Cache``.
+
+    from langchain_core.globals import set_llm_cache
+    from langchain_llmcache import LangChainCache
+    from llmcache import Cache, scope
+
+    set_llm_cache(LangChainCache(Cache.from_urls(["memory://", "sqlite:///./llmcache.db"])))
+    with scope(user="alice", tenant="acme"):
+        llm.invoke("...")          # only ever sees alice@acme's entries
+
+A thin translation: (prompt, llm_string, ambient scope) -> CacheRequest; generations <-> a
+JSON payload. Keys, TTLs, tiers, fail-open and stats are the core's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from langchain_core.caches import BaseCache
+from langchain_core.outputs import Generation
+
+from langchain_llmcache.convert import PayloadError, from_payload, to_payload, usage_of
+from langchain_llmcache.hits import fresh_hit, hit_marker
+from langchain_llmcache.llm_string import parse_llm_string
+from llmcache._sentinel import UNSET, Unset
+from llmcache.cache import Cache, CacheHit
+from llmcache.context import current_scope
+from llmcache.errors import ConfigError
+from llmcache.policy import check_ttl
+from llmcache.request import CacheRequest, Scope
+
+logger = logging.getLogger("llmcache.langchain")
+
+#: Default namespace of LangChain entries (part of the key; LiteLLM's entries use another).
+NAMESPACE = "langchain"
+
+
+class _Decoded(NamedTuple):
+    """What this adapter keeps in ``CacheEntry.memo``: the rebuilt generations (templates)."""
+
+    generations: tuple[Generation, ...]
+
+
+class LangChainCache(BaseCache):
+    """LangChain's LLM cache backed by llmcache's tiers. Thread-safe and asyncio-native.
+
+    Args:
+        cache: the llmcache ``Cache`` to use; ``None`` builds one with ``Cache.from_env()``
+            (``LLMCACHE_URLS``, else memory + ``./llmcache.db``), closed by ``close()``.
+        namespace: keeps these entries apart from other apps sharing the same store.
+        ttl: seconds to keep each answer; not passed = the cache policy's default,
+            ``None`` = each tier's default, ``0`` = do not store.
+
+    Entries are keyed on the prompt, the whole ``llm_string`` (model and every parameter) and
+    the ambient ``llmcache.scope(...)`` read at lookup/update time. A hit is marked in
+    ``message.response_metadata["llmcache"]`` (plain ``Generation``: in
+    ``generation_info["llmcache"]``) and each hit message gets a fresh id.
+    """
+
+    def __init__(
+        self,
+        cache: Cache | None = None,
+        *,
+        namespace: str = NAMESPACE,
+        ttl: float | Unset | None = UNSET,
+    ) -> None:
+        if cache is not None and not isinstance(cache, Cache):
+            raise ConfigError(
+                f"LangChainCache takes an llmcache.Cache, got {type(cache).__name__}; "
+                "build one with Cache.from_urls([...])"
+            )
+        if not isinstance(namespace, str):
+            raise ConfigError(f"namespace must be a string, got {type(namespace).__name__}")
+        self.cache = cache if cache is not None else Cache.from_env()
+        self._owns_cache = cache is None
+        self.namespace = namespace
+        self.ttl = ttl if ttl is UNSET else check_ttl(ttl)
+
+    def _request(self, prompt: str, llm_string: str) -> CacheRequest:
+        parsed = parse_llm_string(llm_string)
+        return CacheRequest(
+            model=llm_string,
+            prompt=prompt,
+            params=parsed.params,
+            scope=current_scope(),
+            namespace=self.namespace,
+            model_name=parsed.model_name,
+        )
+
+    # ------------------------------------------------------------------ lookup
+    def lookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
+        """The cached generations for this prompt, model and scope, or None."""
+        request = self._request(prompt, llm_string)
+        hit = self.cache.get(request)
+        if hit is None:
+            return None
+        served = self._serve(hit)
+        if served is None:  # an entry that does not rebuild is a miss, and goes
+            self.cache.delete(request)
+        return served
+
+    async def alookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
+        request = self._request(prompt, llm_string)
+        hit = await self.cache.aget(request)
+        if hit is None:
+            return None
+        served = self._serve(hit)
+        if served is None:  # an entry that does not rebuild is a miss, and goes
+            await self.cache.adelete(request)
+        return served
+
+    def _serve(self, hit: CacheHit) -> list[Generation] | None:
+        """Fresh marked copies of the hit's generations; None if its payload is unusable."""
+        memo = hit.entry.memo
+        if not isinstance(memo, _Decoded):
+            try:
+                memo = _Decoded(from_payload(hit.entry.value))
+            except PayloadError as exc:
+                # Stored data is untrusted: a payload that does not rebuild is a miss.
+                logger.warning("llmcache: a LangChain entry did not rebuild (%s); deleted it", exc)
+                return None
+            # Kept next to in-memory entries, so the next hit skips validation entirely.
+            hit.entry.memo = memo
+        return fresh_hit(memo.generations, hit_marker(hit))
+
+    # ------------------------------------------------------------------ update
+    def update(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
+        """Store the generations (in every tier); never raises for a cache fault."""
+        stored = self._stored(return_val)
+        if stored is not None:
+            payload, usage = stored
+            self.cache.set(self._request(prompt, llm_string), payload, usage=usage, ttl=self.ttl)
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
+        stored = self._stored(return_val)
+        if stored is not None:
+            payload, usage = stored
+            request = self._request(prompt, llm_string)
+            await self.cache.aset(request, payload, usage=usage, ttl=self.ttl)
+
+    @staticmethod
+    def _stored(return_val: Sequence[Generation]) -> tuple[dict[str, Any], Any] | None:
+        try:
+            return to_payload(return_val), usage_of(return_val)
+        except PayloadError as exc:
+            # The user's call already has its answer; failing to cache it must not fail it.
+            logger.warning("llmcache: not caching a LangChain answer: %s", exc)
+            return None
+
+    # ------------------------------------------------------------------ clear
+    def clear(self, **kwargs: Any) -> None:
+        """Remove llmcache's entries from every tier of the cache.
+
+        ``clear()`` removes every entry of the wrapped ``Cache`` (llmcache's own tables and
+        keys only: never foreign tables or keys). ``clear(scope=Scope.of(user="alice"))``
+        removes only that exact scope's entries.
+        """
+        self.cache.clear(scope=_clear_scope(kwargs))
+
+    async def aclear(self, **kwargs: Any) -> None:
+        await self.cache.aclear(scope=_clear_scope(kwargs))
+
+    # ------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        """Close the cache if this adapter built it (``LangChainCache()`` with no cache)."""
+        if self._owns_cache:
+            self.cache.close()
+
+    async def aclose(self) -> None:
+        if self._owns_cache:
+            await self.cache.aclose()
+
+    def __repr__(self) -> str:
+        return f"LangChainCache({self.cache!r}, namespace={self.namespace!r})"
+
+
+def _clear_scope(kwargs: dict[str, Any]) -> Scope | None:
+    unknown = set(kwargs) - {"scope"}
+    if unknown:
+        raise ConfigError(
+            f"LangChainCache.clear() got unknown argument(s) {sorted(unknown)}; "
+            "pass scope=Scope.of(user=..., tenant=..., acl=[...]) or nothing"
+        )
+    scope = kwargs.get("scope")
+    if scope is not None and not isinstance(scope, Scope):
+        raise ConfigError(
+            f"clear(scope=...) takes an llmcache.Scope, got {type(scope).__name__}; "
+            "build one with Scope.of(user=..., tenant=..., acl=[...])"
+        )
+    return scope
