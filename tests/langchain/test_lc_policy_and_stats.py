@@ -1,0 +1,133 @@
+"""Model name, sampling params and usage reach the core: strict policy, stats, TTL."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration
+from lc_fakes import ScriptedChat, SerializableChat, text_reply
+
+from langchain_llmcache import LangChainCache
+from llmcache import Cache, CachePolicy, ConfigError, FakeClock
+
+
+def usage_reply(messages: object, kwargs: object) -> AIMessage:
+    return AIMessage(
+        content="counted",
+        usage_metadata={"input_tokens": 24, "output_tokens": 17, "total_tokens": 41},
+    )
+
+
+@pytest.fixture
+def strict_cache(fake_clock: FakeClock) -> LangChainCache:
+    return LangChainCache(
+        Cache.from_urls(["memory://"], policy=CachePolicy.strict(), clock=fake_clock)
+    )
+
+
+@pytest.mark.parametrize("model_class", [ScriptedChat, SerializableChat])
+def test_strict_policy_refuses_a_hot_temperature(
+    strict_cache: LangChainCache, model_class: type[ScriptedChat]
+) -> None:
+    hot = model_class(temperature=0.9, cache=strict_cache)
+    hot.invoke("tell me a story")
+    hot.invoke("tell me a story")
+    assert hot.calls == 2
+    assert strict_cache.cache.stats()["stores"] == 0
+    assert strict_cache.cache.stats()["skipped"] == 2
+
+
+@pytest.mark.parametrize("model_class", [ScriptedChat, SerializableChat])
+def test_strict_policy_caches_temperature_zero(
+    strict_cache: LangChainCache, model_class: type[ScriptedChat]
+) -> None:
+    cold = model_class(temperature=0.0, cache=strict_cache)
+    cold.invoke("2+2?")
+    reply = cold.invoke("2+2?")
+    assert cold.calls == 1
+    assert reply.response_metadata["llmcache"]["match"] == "exact"
+
+
+def test_strict_policy_sees_a_temperature_bound_at_call_time(strict_cache: LangChainCache) -> None:
+    model = SerializableChat(temperature=0.0, cache=strict_cache)
+    hot = model.bind(temperature=0.9)
+    hot.invoke("story")
+    hot.invoke("story")
+    assert model.calls == 2
+    model.bind(n=3).invoke("story")
+    model.bind(n=3).invoke("story")
+    assert model.calls == 4
+
+
+def test_tokens_saved_after_a_hit_equal_the_stored_usage(lc_cache: LangChainCache) -> None:
+    model = ScriptedChat(reply=usage_reply, cache=lc_cache)
+    model.invoke("q")
+    assert lc_cache.cache.stats()["tokens_saved"] == 0
+    model.invoke("q")
+    model.invoke("q")
+    stats = lc_cache.cache.stats()
+    assert stats["hits"] == 2
+    assert stats["input_tokens_saved"] == 2 * 24
+    assert stats["output_tokens_saved"] == 2 * 17
+    assert stats["tokens_saved"] == 2 * 41
+
+
+def test_usage_of_several_generations_of_one_call(lc_cache: LangChainCache) -> None:
+    same = {"input_tokens": 10, "output_tokens": 30, "total_tokens": 40}
+    gens = [ChatGeneration(message=AIMessage(content=t, usage_metadata=same)) for t in "ab"]
+    lc_cache.update("p", "llm", gens)  # n=2: each message repeats the call's usage
+    lc_cache.lookup("p", "llm")
+    assert lc_cache.cache.stats()["tokens_saved"] == 40
+
+
+def test_entries_carry_the_model_name(memory_cache: Cache) -> None:
+    lc = LangChainCache(memory_cache)
+    model = SerializableChat(model_name="gpt-test-1", reply=text_reply("x"), cache=lc)
+    model.invoke("q")
+    request = lc._request(*_last_call(model))
+    hit = memory_cache.get(request)
+    assert hit is not None
+    assert hit.entry.model == "gpt-test-1"
+
+
+def _last_call(model: ScriptedChat) -> tuple[str, str]:
+    from langchain_core.load import dumps
+    from langchain_core.messages import HumanMessage
+
+    return dumps([HumanMessage(content="q")]), model._get_llm_string(stop=None)
+
+
+def test_ttl_is_passed_to_the_core(memory_cache: Cache, fake_clock: FakeClock) -> None:
+    lc = LangChainCache(memory_cache, ttl=60)
+    model = ScriptedChat(cache=lc)
+    model.invoke("q")
+    fake_clock.advance(59)
+    model.invoke("q")
+    assert model.calls == 1
+    fake_clock.advance(2)
+    model.invoke("q")
+    assert model.calls == 2
+
+
+def test_ttl_zero_stores_nothing(memory_cache: Cache) -> None:
+    model = ScriptedChat(cache=LangChainCache(memory_cache, ttl=0))
+    model.invoke("q")
+    model.invoke("q")
+    assert model.calls == 2
+
+
+def test_bad_arguments_are_refused_at_construction(memory_cache: Cache) -> None:
+    with pytest.raises(ConfigError, match="ttl must be >= 0"):
+        LangChainCache(memory_cache, ttl=-1)
+    with pytest.raises(ConfigError, match=r"takes an llmcache\.Cache"):
+        LangChainCache("memory://")  # type: ignore[arg-type]
+
+
+def test_no_cache_means_cache_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.setenv("LLMCACHE_URLS", "memory://?maxsize=7")
+    lc = LangChainCache()
+    try:
+        assert [t.name for t in lc.cache.tiers] == ["memory"]
+        assert lc.cache.tiers[0].maxsize == 7  # type: ignore[attr-defined]
+    finally:
+        lc.close()
