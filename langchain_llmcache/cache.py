@@ -22,7 +22,7 @@ from langchain_core.caches import BaseCache
 from langchain_core.outputs import Generation
 
 from langchain_llmcache.convert import PayloadError, from_payload, to_payload, usage_of
-from langchain_llmcache.hits import fresh_hit, hit_marker
+from langchain_llmcache.hits import fresh_hit
 from langchain_llmcache.llm_string import parse_llm_string
 from llmcache._sentinel import UNSET, Unset
 from llmcache.cache import Cache, CacheHit
@@ -123,7 +123,7 @@ class LangChainCache(BaseCache):
                 return None
             # Kept next to in-memory entries, so the next hit skips validation entirely.
             hit.entry.memo = memo
-        return fresh_hit(memo.generations, hit_marker(hit))
+        return fresh_hit(memo.generations, hit)
 
     # ------------------------------------------------------------------ update
     def update(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:

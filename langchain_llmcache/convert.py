@@ -38,7 +38,7 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 from pydantic import BaseModel, ValidationError
 
-from llmcache.entry import Usage
+from llmcache.entry import NO_USAGE, Usage
 
 PAYLOAD_VERSION = 1
 #: The key of the hit marker in ``response_metadata`` / ``generation_info``.
@@ -97,11 +97,8 @@ def _without_marker(info: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
 def _message_doc(message: BaseMessage) -> dict[str, Any]:
     if _MESSAGE_CLASSES.get(message.type) is None:
         raise PayloadError(f"cannot store a message of type {message.type!r}")
-    fields = {
-        name: getattr(message, name)
-        for name in type(message).model_fields
-        if name not in _UNSTORED_FIELDS
-    }
+    # A pydantic model's __dict__ holds exactly its fields (what model_dump reads).
+    fields = {k: v for k, v in message.__dict__.items() if k not in _UNSTORED_FIELDS}
     fields["response_metadata"] = _without_marker(fields.get("response_metadata"))
     return {"type": message.type, "fields": fields}
 
@@ -141,16 +138,19 @@ def usage_of(generations: Sequence[Generation]) -> Usage:
     """
     seen: set[tuple[int, int]] = set()
     for generation in generations:
-        usage = getattr(getattr(generation, "message", None), "usage_metadata", None)
-        if isinstance(usage, Mapping):
+        message = getattr(generation, "message", None)
+        usage = getattr(message, "usage_metadata", None)
+        if isinstance(usage, dict) and usage:
             seen.add((_count(usage.get("input_tokens")), _count(usage.get("output_tokens"))))
     if not seen:
-        return Usage()
+        return NO_USAGE
+    if len(seen) == 1:
+        return Usage(*seen.pop())
     return Usage(max(i for i, _ in seen), sum(o for _, o in seen))
 
 
 def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    return value if type(value) is int and value > 0 else 0
 
 
 # ---------------------------------------------------------------------------- rebuilding
