@@ -162,3 +162,33 @@ def test_the_langgraph_check_can_fail() -> None:
     app.invoke({"messages": [HumanMessage(content="q")]}, config)
     state = app.invoke({"messages": [HumanMessage(content="q")]}, config)
     assert len(state["messages"]) == 3
+
+
+def test_hit_ids_are_uuid4_strings() -> None:
+    import uuid
+
+    from langchain_llmcache.hits import new_message_id
+
+    ids = {new_message_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for message_id in list(ids)[:200]:
+        assert message_id.startswith(f"{LC_ID_PREFIX}-")
+        parsed = uuid.UUID(message_id[len(LC_ID_PREFIX) + 1 :])
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        assert str(parsed) == message_id[len(LC_ID_PREFIX) + 1 :]
+
+
+def test_clone_is_model_copy_without_the_overhead() -> None:
+    from langchain_llmcache.hits import clone
+
+    message = AIMessage(content="x", response_metadata={"a": 1}, id="old")
+    update = {"id": "new", "response_metadata": {"b": 2}}
+    ours, theirs = clone(message, update), message.model_copy(update=update)
+    assert ours == theirs
+    assert ours.model_fields_set == theirs.model_fields_set
+    assert ours.model_dump() == theirs.model_dump()
+    ours.extra_attr = 1  # type: ignore[attr-defined]  # AIMessage allows extra fields
+    assert not hasattr(message, "extra_attr")
+    assert message.id == "old"
+    assert message.response_metadata == {"a": 1}
