@@ -192,3 +192,24 @@ def test_clone_is_model_copy_without_the_overhead() -> None:
     assert not hasattr(message, "extra_attr")
     assert message.id == "old"
     assert message.response_metadata == {"a": 1}
+
+
+def test_set_llm_cache_makes_it_every_models_cache(lc_cache: LangChainCache) -> None:
+    from langchain_core.globals import set_llm_cache
+
+    set_llm_cache(lc_cache)
+    first, second = ScriptedChat(), ScriptedChat()  # cache=None: the global one
+    first.invoke("shared question")
+    reply = second.invoke("shared question")
+    assert (first.calls, second.calls) == (1, 0)
+    assert reply.response_metadata["llmcache"]["tier"] == "memory"
+
+
+async def test_completion_models_hit_sync_and_async(lc_cache: LangChainCache) -> None:
+    llm = CountingLLM(cache=lc_cache)
+    assert llm.invoke("a") == "first"
+    assert llm.invoke("b") == "second"
+    result = await llm.agenerate(["a", "b", "c"])
+    assert [g[0].text for g in result.generations] == ["first", "second", "third"]
+    assert [await llm.ainvoke(p) for p in ("a", "b", "c")] == ["first", "second", "third"]
+    assert llm.calls == 3
