@@ -1,0 +1,161 @@
+"""Parsing an SQL tier URL: which database, which drivers, and llmcache's own options.
+
+Accepted schemes (each mapped to the one driver llmcache supports for it)::
+
+    sqlite:///path/to/file.db                     the embedded default (sqlite3, stdlib)
+    mysql://, mysql+pymysql://, mariadb://, mariadb+pymysql://    -> PyMySQL (+ aiomysql)
+    postgresql://, postgres://, postgresql+psycopg://              -> psycopg 3
+
+llmcache's options are removed from the query before the URL reaches SQLAlchemy:
+``table_prefix`` (default ``llmcache``) and ``ttl`` (the tier's default TTL in seconds, for
+entries stored with ``ttl=None``). Every other query option goes to the driver unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from llmcache._optional import require
+from llmcache.errors import ConfigError
+from llmcache.redact import redact_url
+
+DEFAULT_TABLE_PREFIX = "llmcache"
+_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,40}")
+OUR_OPTIONS = ("table_prefix", "ttl")
+
+
+@dataclass(frozen=True, slots=True)
+class _Driver:
+    name: str  # the tier's name: sqlite, mysql, postgresql
+    sync: str  # SQLAlchemy drivername for the sync engine
+    native_async: str | None  # drivername for create_async_engine, if any
+    module: str | None  # the DB-API module to import (None: stdlib)
+    async_modules: tuple[str, ...]
+    extra: str
+
+
+_SQLITE = _Driver("sqlite", "sqlite+pysqlite", None, None, (), "")
+_MYSQL = _Driver("mysql", "mysql+pymysql", "mysql+aiomysql", "pymysql", ("aiomysql",), "mysql")
+_POSTGRES = _Driver(
+    "postgresql", "postgresql+psycopg", "postgresql+psycopg", "psycopg", (), "postgres"
+)
+_DRIVERS = {
+    "sqlite": _SQLITE,
+    "sqlite+pysqlite": _SQLITE,
+    "mysql": _MYSQL,
+    "mysql+pymysql": _MYSQL,
+    "mariadb": _MYSQL,
+    "mariadb+pymysql": _MYSQL,
+    "postgresql": _POSTGRES,
+    "postgres": _POSTGRES,
+    "postgresql+psycopg": _POSTGRES,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SqlTarget:
+    """A parsed SQL tier URL."""
+
+    name: str  # sqlite | mysql | postgresql
+    url: sa.URL  # for the sync engine; llmcache's options removed
+    async_url: sa.URL | None  # for a native async engine; None: async runs in threads
+    table_prefix: str
+    ttl: float | None
+    where: str  # what to call this store in messages: a file, or host:port/db (no secrets)
+
+    @property
+    def in_memory(self) -> bool:
+        return self.name == "sqlite" and self.url.database in (None, "", ":memory:")
+
+
+def parse_sql_url(raw: str) -> SqlTarget:
+    """Parse ``raw`` or raise ConfigError (MissingExtraError for a missing driver)."""
+    shown = redact_url(raw)
+    try:
+        url = sa.make_url(raw)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise ConfigError(f"sql tier: cannot parse {shown!r}: {exc}") from None
+    driver = _DRIVERS.get(url.drivername.lower())
+    if driver is None:
+        raise ConfigError(
+            f"sql tier: unsupported driver {url.drivername!r} in {shown!r}; use sqlite:///path, "
+            "mysql+pymysql://user:pw@host:port/db or postgresql+psycopg://user:pw@host:port/db"
+        )
+    if driver.module is not None:
+        require(driver.module, extra=driver.extra, feature=f"the {driver.name} tier")
+    prefix = _one(url, "table_prefix", shown) or DEFAULT_TABLE_PREFIX
+    if not _PREFIX_RE.fullmatch(prefix):
+        raise ConfigError(
+            f"sql tier: table_prefix {prefix!r} in {shown!r} is not allowed; use a letter "
+            "followed by up to 40 letters, digits or underscores"
+        )
+    ttl = _ttl(_one(url, "ttl", shown), shown)
+    url = url.difference_update_query(OUR_OPTIONS).set(drivername=driver.sync)
+    if driver.name != "sqlite" and not url.database:
+        raise ConfigError(
+            f"sql tier: {shown!r} names no database; add one, e.g. "
+            f"{driver.sync}://user@127.0.0.1/llmcache"
+        )
+    return SqlTarget(
+        name=driver.name,
+        url=url,
+        async_url=_native_async_url(url, driver),
+        table_prefix=prefix,
+        ttl=ttl,
+        where=_where(url, driver.name),
+    )
+
+
+def _one(url: sa.URL, option: str, shown: str) -> str | None:
+    value = url.query.get(option)
+    if isinstance(value, tuple):
+        raise ConfigError(f"sql tier: option {option!r} is given twice in {shown!r}")
+    return value
+
+
+def _ttl(raw: str | None, shown: str) -> float | None:
+    if raw is None:
+        return None
+    try:
+        ttl = float(raw)
+    except ValueError:
+        raise ConfigError(f"sql tier: ttl={raw!r} in {shown!r} is not a number") from None
+    if not math.isfinite(ttl) or ttl <= 0:
+        raise ConfigError(
+            f"sql tier: ttl={raw!r} in {shown!r} must be a positive number of seconds; "
+            "omit ttl for no expiry (ttl=0 would store nothing)"
+        )
+    return ttl
+
+
+def _native_async_url(url: sa.URL, driver: _Driver) -> sa.URL | None:
+    """The async engine's URL when its driver (and greenlet, which SQLAlchemy's asyncio layer
+    runs on) are installed; otherwise None and async calls go through a thread."""
+    if driver.native_async is None:
+        return None
+    for module in ("greenlet", *driver.async_modules):
+        if importlib.util.find_spec(module) is None:
+            return None
+    if driver is _MYSQL and not _aiomysql_binds_bytes():
+        return None
+    return url.set(drivername=driver.native_async)
+
+
+def _aiomysql_binds_bytes() -> bool:
+    """aiomysql (0.3.2) escapes bytes with a PyMySQL helper that PyMySQL 1.2 replaced by a
+    string: every binary parameter (all our keys) then fails. Use threads with that pair."""
+    import aiomysql.connection  # type: ignore[import-untyped,unused-ignore]
+
+    return callable(getattr(aiomysql.connection, "escape_bytes_prefixed", None))
+
+
+def _where(url: sa.URL, name: str) -> str:
+    if name == "sqlite":
+        return f"sqlite file {url.database}" if url.database else "sqlite :memory:"
+    port = f":{url.port}" if url.port else ""
+    return f"{name} {url.host or 'localhost'}{port}/{url.database}"
