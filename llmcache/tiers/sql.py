@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
@@ -39,6 +39,15 @@ from llmcache.errors import SchemaVersionError, TierError
 from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
 from llmcache.tiers.base import Found, ThreadedAsync, effective_expiry
+from llmcache.tiers.sql_engine import (
+    Plan,
+    Step,
+    SyncExecutor,
+    begin_mode,
+    create_native_async_engine,
+    create_sync_engine,
+    run_async,
+)
 from llmcache.tiers.sql_schema import (
     MIGRATIONS,
     Migration,
@@ -51,15 +60,10 @@ from llmcache.tiers.sql_url import SqlTarget, parse_sql_url
 
 logger = logging.getLogger("llmcache")
 T = TypeVar("T")
-Step = tuple[sa.Executable, Any]
-Plan = Generator[Step, Any, T]
 
 PURGE_EVERY_WRITES = 1000
 PURGE_INTERVAL_SECONDS = 60.0
 PURGE_BATCH = 500
-SQLITE_BUSY_TIMEOUT = 5.0
-CONNECT_TIMEOUT = 5  # seconds; a cache must not hang a request on a dead server
-POOL_RECYCLE = 1800  # below MySQL's default wait_timeout (8 h) and typical proxies' idle cut
 WRITE_ATTEMPTS = 5
 #: Deadlock / lock-wait / serialization failures: the transaction can simply run again.
 _RETRY_MYSQL_CODES = frozenset({1205, 1213})
@@ -83,9 +87,14 @@ class SqlTier(ThreadedAsync):
         self._migrations = tuple(migrations)
         self._purge_every = purge_every
         self._purge_interval = purge_interval
-        self._sql = Statements(self.tables, _dialect_family(target.name), purge_batch)
         self._purge_batch = purge_batch
-        self.engine: sa.Engine = _create_engine(target)
+        self._sql = Statements(self.tables, target.name, purge_batch)
+        self.engine: sa.Engine = create_sync_engine(target)
+        self._executor = SyncExecutor(self.engine, begin_mode(target))
+        self._db_errors: tuple[type[BaseException], ...] = (
+            sa.exc.SQLAlchemyError,
+            self.engine.dialect.loaded_dbapi.Error,
+        )
         # An sqlite :memory: database is one shared connection: one user at a time.
         self._serial: AbstractContextManager[Any] = (
             threading.Lock() if target.in_memory else nullcontext()
@@ -101,8 +110,8 @@ class SqlTier(ThreadedAsync):
         except SchemaVersionError:
             self.engine.dispose()
             raise
-        except Exception as exc:  # unreachable or broken now: retried on first use (fail-open)
-            logger.debug("llmcache: %s not ready yet: %s", target.where, describe_error(exc))
+        except TierError as exc:  # unreachable or broken now: retried on first use (fail-open)
+            logger.debug("llmcache: %s", exc)
 
     @classmethod
     def from_url(cls, url: str) -> SqlTier:
@@ -110,7 +119,7 @@ class SqlTier(ThreadedAsync):
 
     @property
     def async_mode(self) -> str:
-        """ "native" (an async driver) or "thread" (sync driver in a worker thread)."""
+        """ "native" (an async driver) or "thread" (the sync driver in a worker thread)."""
         return "native" if self.target.async_url is not None else "thread"
 
     def __repr__(self) -> str:
@@ -118,8 +127,7 @@ class SqlTier(ThreadedAsync):
 
     # ------------------------------------------------------------------ plans (SQL, once)
     def _get_plan(self, key: CacheKey, now: float) -> Plan[Found]:
-        result = yield self._sql.get, {"key": key.digest, "now": now}
-        row = result.first()
+        row = yield Step(self._sql.get, {"key": key.digest, "now": now}, "first")
         return None if row is None else row[0]
 
     def _set_plan(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> Plan[None]:
@@ -132,45 +140,44 @@ class SqlTier(ThreadedAsync):
             "expires_at": effective_expiry(entry.expires_at, now, self.default_ttl),
             "value": payload,
         }
-        # Upsert the entry first: its row lock orders concurrent stores of one key, so the
-        # tag statements after it never interleave (and never deadlock) on MySQL/PostgreSQL.
-        yield self._sql.upsert, row
-        yield self._sql.delete_tags, {"key": key.digest}
+        # The entry first: its row lock orders concurrent stores of one key, so their tag
+        # statements never interleave (nor deadlock) on MySQL/PostgreSQL.
+        yield Step(self._sql.upsert, row)
+        yield Step(self._sql.delete_tags, {"key": key.digest})
         if entry.tags:
             tags = dict.fromkeys(label_digest("tag", t) for t in entry.tags)
-            yield self._sql.add_tags, [{"tag": tag, "key": key.digest} for tag in tags]
+            yield Step(self._sql.add_tags, [{"tag": tag, "key": key.digest} for tag in tags])
 
     def _delete_plan(self, key: CacheKey) -> Plan[None]:
-        yield self._sql.delete_tags, {"key": key.digest}
-        yield self._sql.delete, {"key": key.digest}
+        yield Step(self._sql.delete_tags, {"key": key.digest})
+        yield Step(self._sql.delete, {"key": key.digest})
 
     def _clear_plan(self, scope: bytes | None) -> Plan[int]:
         if scope is None:
-            yield self._sql.clear_tags, {}
-            result = yield self._sql.clear, {}
+            yield Step(self._sql.clear_tags, {})
+            count = yield Step(self._sql.clear, {}, "rowcount")
         else:
-            yield self._sql.clear_scope_tags, {"scope": scope}
-            result = yield self._sql.clear_scope, {"scope": scope}
-        return int(result.rowcount)
+            yield Step(self._sql.clear_scope_tags, {"scope": scope})
+            count = yield Step(self._sql.clear_scope, {"scope": scope}, "rowcount")
+        return int(count)
 
     def _purge_plan(self, now: float) -> Plan[int]:
-        result = yield self._sql.expired_keys, {"now": now}
-        keys = list(result.scalars())
-        if not keys:
-            return 0
-        yield self._sql.purge, {"keys": keys, "now": now}
-        yield self._sql.purge_tags, {"keys": keys}
+        """One bounded batch: expired keys found through the expires_at index, deleted by key."""
+        keys = yield Step(self._sql.expired_keys, {"now": now}, "column")
+        if keys:
+            yield Step(self._sql.purge(keys, now))
+            yield Step(self._sql.purge_tags(keys))
         return len(keys)
 
     def _purge_due(self, now: float) -> bool:
-        """Count a write; True when this write should run a purge batch (pure bookkeeping)."""
+        """Count a write; True when this write should run a purge batch."""
         with self._state_lock:
             self._writes += 1
             last = self._last_purge
             if (
                 self._writes < self._purge_every
                 and last is not None
-                and (now - last < self._purge_interval)
+                and now - last < self._purge_interval
             ):
                 return False
             self._writes = 0
@@ -191,8 +198,8 @@ class SqlTier(ThreadedAsync):
         if self._purge_due(now):
             try:
                 self._purged(self._run_write(lambda: self._purge_plan(now)))
-            except Exception as exc:  # the store succeeded; the next purge retries
-                _log_purge_failure(self, exc)
+            except TierError as exc:  # the store itself succeeded; the next purge retries
+                logger.debug("llmcache: purging expired rows failed: %s", exc)
 
     def delete(self, key: CacheKey) -> None:
         self._run_write(lambda: self._delete_plan(key))
@@ -201,10 +208,9 @@ class SqlTier(ThreadedAsync):
         return self._run_write(lambda: self._clear_plan(scope))
 
     def close(self) -> None:
-        if self._aengine is not None:
-            # Async connections can only be closed on their loop (aclose does); drop them.
-            self._aengine.sync_engine.dispose(close=False)
-            self._aengine = None
+        engine, self._aengine = self._aengine, None
+        if engine is not None:  # async connections close on their own loop (aclose); drop
+            engine.sync_engine.dispose(close=False)
         self.engine.dispose()
 
     # ------------------------------------------------------------------ async primitives
@@ -220,8 +226,8 @@ class SqlTier(ThreadedAsync):
         if self._purge_due(now):
             try:
                 self._purged(await self._arun(lambda: self._purge_plan(now), write=True))
-            except Exception as exc:
-                _log_purge_failure(self, exc)
+            except TierError as exc:
+                logger.debug("llmcache: purging expired rows failed: %s", exc)
 
     async def adelete(self, key: CacheKey) -> None:
         if self.target.async_url is None:
@@ -242,28 +248,26 @@ class SqlTier(ThreadedAsync):
                 engine.sync_engine.dispose(close=False)
         await asyncio.to_thread(self.engine.dispose)
 
-    # ------------------------------------------------------------------ drivers
+    # ------------------------------------------------------------------ running plans
     def _ensure_schema(self) -> None:
         if self._schema_ready:
             return
         with self._state_lock, self._serial:
-            if not self._schema_ready:
-                try:
-                    ensure_schema(self.engine, self.tables, self._migrations, self.target.where)
-                except sa.exc.SQLAlchemyError as exc:
-                    raise self._error(exc) from exc
-                self._schema_ready = True
+            if self._schema_ready:
+                return
+            try:
+                ensure_schema(self.engine, self.tables, self._migrations, self.target.where)
+            except self._db_errors as exc:
+                raise self._error(exc) from exc
+            self._schema_ready = True
 
     def _run(self, plan: Plan[T], *, write: bool) -> T:
         """Run one plan in one transaction on the sync engine."""
         self._ensure_schema()
         try:
-            with self._serial, self.engine.connect() as conn:
-                if write:
-                    conn = conn.execution_options(llmcache_begin="IMMEDIATE")
-                with conn.begin():
-                    return _drive(plan, conn.execute)
-        except sa.exc.SQLAlchemyError as exc:
+            with self._serial:
+                return self._executor.run(plan, write=write)
+        except self._db_errors as exc:
             raise self._error(exc) from exc
 
     def _run_write(self, make_plan: Callable[[], Plan[T]]) -> T:
@@ -281,16 +285,9 @@ class SqlTier(ThreadedAsync):
             await asyncio.to_thread(self._ensure_schema)
         engine = self._async_engine()
         for attempt in range(1, WRITE_ATTEMPTS + 1):
-            plan = make_plan()
             try:
-                async with engine.begin() as conn:
-                    try:
-                        step = next(plan)
-                        while True:
-                            step = plan.send(await conn.execute(*step))
-                    except StopIteration as done:
-                        return done.value  # type: ignore[no-any-return]
-            except sa.exc.SQLAlchemyError as exc:
+                return await run_async(engine, make_plan(), write=write)
+            except self._db_errors as exc:
                 if not write or attempt == WRITE_ATTEMPTS or not _retryable(exc):
                     raise self._error(exc) from exc
         raise AssertionError("unreachable")
@@ -299,99 +296,24 @@ class SqlTier(ThreadedAsync):
         """The async engine of the running loop (async connections belong to one loop)."""
         loop = asyncio.get_running_loop()
         if self._aengine is None or self._aloop is not loop:
-            assert self.target.async_url is not None
             if self._aengine is not None:
                 self._aengine.sync_engine.dispose(close=False)
-            from sqlalchemy.ext.asyncio import create_async_engine
-
-            self._aengine = create_async_engine(
-                self.target.async_url, **_server_engine_options(self.target)
-            )
+            self._aengine = create_native_async_engine(self.target)
             self._aloop = loop
         return self._aengine
 
     def _error(self, exc: BaseException) -> TierError:
         """A TierError naming the store and the cause, never SQL parameters (prompts)."""
         hint = ""
-        if isinstance(exc, sa.exc.OperationalError) and self.name != "sqlite":
+        if self.name != "sqlite" and isinstance(exc, sa.exc.OperationalError):
             hint = "; is the server running and reachable?"
         return TierError(f"{self.target.where}: {describe_error(exc)}{hint}")
 
 
-def _drive(plan: Plan[T], execute: Callable[..., Any]) -> T:
-    try:
-        step = next(plan)
-        while True:
-            step = plan.send(execute(*step))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
 def _retryable(exc: BaseException | None) -> bool:
-    orig = getattr(exc, "orig", None)
-    if orig is None:
-        return False
+    """A deadlock or serialization failure (MySQL/PostgreSQL): the transaction may rerun."""
+    orig = getattr(exc, "orig", None) or exc
     if getattr(orig, "sqlstate", None) in _RETRY_PG_STATES:
         return True
     args: tuple[Any, ...] = getattr(orig, "args", ())
     return len(args) > 0 and args[0] in _RETRY_MYSQL_CODES
-
-
-def _log_purge_failure(tier: SqlTier, exc: Exception) -> None:
-    logger.debug("llmcache: purging expired rows of %s failed: %s", tier.name, describe_error(exc))
-
-
-def _dialect_family(name: str) -> str:
-    return "mysql" if name == "mysql" else name
-
-
-# ---------------------------------------------------------------------------- engines
-def _create_engine(target: SqlTarget) -> sa.Engine:
-    if target.name == "sqlite":
-        return _sqlite_engine(target)
-    return sa.create_engine(target.url, **_server_engine_options(target))
-
-
-def _server_engine_options(target: SqlTarget) -> dict[str, Any]:
-    connect_args: dict[str, Any] = {}
-    if "connect_timeout" not in target.url.query:  # same name in PyMySQL, aiomysql, psycopg
-        connect_args["connect_timeout"] = CONNECT_TIMEOUT
-    return {
-        "pool_pre_ping": True,
-        "pool_recycle": POOL_RECYCLE,
-        "connect_args": connect_args,
-    }
-
-
-def _sqlite_engine(target: SqlTarget) -> sa.Engine:
-    connect_args: dict[str, Any] = {"check_same_thread": False}
-    if "timeout" not in target.url.query:
-        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT  # sqlite3's busy timeout
-    options: dict[str, Any] = {"connect_args": connect_args}
-    if target.in_memory:
-        options["poolclass"] = sa.pool.StaticPool  # one connection, or each gets its own DB
-    engine = sa.create_engine(target.url, **options)
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # We issue BEGIN ourselves: the sqlite3 module's implicit BEGIN skips DDL (so
-        # migrations would not be transactional) and can't take the write lock up front.
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        try:
-            if not target.in_memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        finally:
-            cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        # Writes take the write lock at BEGIN (waiting up to the busy timeout): a deferred
-        # transaction that upgrades later can fail at once with SQLITE_BUSY. Reads run as
-        # single autocommit SELECTs: no BEGIN, no ROLLBACK round trip.
-        mode = conn.get_execution_options().get("llmcache_begin")
-        if mode is not None:
-            conn.exec_driver_sql(f"BEGIN {mode}")
-
-    return engine

@@ -23,11 +23,15 @@ import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from llmcache.errors import SchemaVersionError
+
+#: Any statement the tier runs (all compile, and all execute).
+Statement = sa.UpdateBase | sa.Select[Any]
 
 SCHEMA_VERSION_ROW = "schema_version"
 #: How long opening a store waits for another process that is migrating it.
@@ -96,7 +100,6 @@ class Statements:
         e, t = tables.entries, tables.tags
         key: sa.BindParameter[bytes] = sa.bindparam("key")
         now: sa.BindParameter[float] = sa.bindparam("now")
-        keys: sa.BindParameter[list[bytes]] = sa.bindparam("keys", expanding=True)
         self.get = sa.select(e.c.value).where(
             e.c.key == key, sa.or_(e.c.expires_at.is_(None), e.c.expires_at > now)
         )
@@ -118,33 +121,50 @@ class Statements:
             .where(e.c.expires_at.is_not(None), e.c.expires_at <= now)
             .limit(purge_batch)
         )
-        self.purge = sa.delete(e).where(e.c.key.in_(keys), e.c.expires_at <= now)
-        self.purge_tags = sa.delete(t).where(
-            t.c.key.in_(keys), ~sa.exists().where(e.c.key == t.c.key)
-        )
+        self._tables = tables
+
+    def purge(self, keys: list[bytes], now: float) -> Statement:
+        """Delete these expired keys (the IN list is bound: compiled per call, rare)."""
+        e = self._tables.entries
+        return sa.delete(e).where(e.c.key.in_(keys), e.c.expires_at <= now)
+
+    def purge_tags(self, keys: list[bytes]) -> Statement:
+        """Delete the tags of these keys unless the entry exists again (re-set meanwhile)."""
+        e, t = self._tables.entries, self._tables.tags
+        return sa.delete(t).where(t.c.key.in_(keys), ~sa.exists().where(e.c.key == t.c.key))
 
 
-def _upsert(table: sa.Table, dialect: str) -> sa.Executable:
+def _values(table: sa.Table) -> dict[str, sa.BindParameter[Any]]:
+    """VALUES for every column, bound by column name (compiled once, for any parameters)."""
+    return {c.name: sa.bindparam(c.name) for c in table.columns}
+
+
+def _upsert(table: sa.Table, dialect: str) -> Statement:
     """INSERT .. ON CONFLICT/ON DUPLICATE KEY UPDATE of every non-key column."""
     columns = [c.name for c in table.columns if not c.primary_key]
     if dialect == "mysql":
-        my = mysql.insert(table)
+        my = mysql.insert(table).values(_values(table))
         return my.on_duplicate_key_update({name: my.inserted[name] for name in columns})
-    ins = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
+    ins = _on_conflict_insert(table, dialect)
     return ins.on_conflict_do_update(
         index_elements=[c.name for c in table.primary_key.columns],
         set_={name: ins.excluded[name] for name in columns},
     )
 
 
-def _insert_ignore(table: sa.Table, dialect: str) -> sa.Executable:
+def _insert_ignore(table: sa.Table, dialect: str) -> Statement:
     """INSERT that leaves an existing row alone (the row already says the same thing)."""
     if dialect == "mysql":
-        my = mysql.insert(table)
+        my = mysql.insert(table).values(_values(table))
         first = table.primary_key.columns.values()[0].name
         return my.on_duplicate_key_update({first: my.inserted[first]})
-    ins = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
-    return ins.on_conflict_do_nothing()
+    return _on_conflict_insert(table, dialect).on_conflict_do_nothing()
+
+
+def _on_conflict_insert(table: sa.Table, dialect: str) -> sqlite.Insert | postgresql.Insert:
+    """SQLite's and PostgreSQL's INSERT, which both have ON CONFLICT."""
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    return insert(table).values(_values(table))
 
 
 # ---------------------------------------------------------------------------- migrations
@@ -221,9 +241,10 @@ def _schema_lock(engine: sa.Engine, prefix: str) -> Iterator[sa.Connection]:
     """A connection inside a transaction that holds the schema lock for ``prefix``."""
     name = engine.dialect.name
     with engine.connect() as conn:
+        # Connections are in autocommit mode; this option makes the begin hook of
+        # sql_engine.py send BEGIN (SQLite: BEGIN IMMEDIATE, which takes the write lock).
+        conn.execution_options(llmcache_begin="IMMEDIATE" if name == "sqlite" else "")
         if name == "sqlite":
-            # BEGIN IMMEDIATE takes the write lock up front (see sql.py's begin hook).
-            conn = conn.execution_options(llmcache_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
         elif name == "postgresql":
@@ -232,16 +253,16 @@ def _schema_lock(engine: sa.Engine, prefix: str) -> Iterator[sa.Connection]:
                 yield conn
         else:  # mysql / mariadb: a named lock held by this session, across implicit commits
             lock = f"llmcache_schema_{prefix}"
-            got = conn.execute(sa.select(sa.func.get_lock(lock, SCHEMA_LOCK_SECONDS))).scalar()
-            conn.commit()
+            with conn.begin():
+                got = conn.execute(sa.select(sa.func.get_lock(lock, SCHEMA_LOCK_SECONDS))).scalar()
             if got != 1:
                 raise TimeoutError(f"timed out waiting for the schema lock {lock!r}")
             try:
                 with conn.begin():
                     yield conn
             finally:
-                conn.execute(sa.select(sa.func.release_lock(lock)))
-                conn.commit()
+                with conn.begin():
+                    conn.execute(sa.select(sa.func.release_lock(lock)))
 
 
 def _lock_id(prefix: str) -> int:

@@ -1,0 +1,249 @@
+"""Engines and the two thin executors that run the SQL tier's plans.
+
+A *plan* is a generator that yields ``Step``s (a statement, its parameters, and what to read
+from the result) and receives the value read. Plans hold all the SQL logic; an executor only
+runs one plan in one transaction:
+
+* ``run_sync`` runs it on a pooled DB-API connection with statements compiled once per
+  dialect. SQLAlchemy builds and compiles the SQL and owns the pool (with ``pool_pre_ping``);
+  we skip its per-call Connection/Result machinery, which costs several times the SQLite
+  lookup itself (about 30 µs against 4 µs here) and an extra COMMIT/ROLLBACK round trip on
+  a server.
+* ``run_async`` runs it on SQLAlchemy's async engine (native async drivers).
+
+Transactions are explicit on every engine: connections are in autocommit mode, so a read is
+one statement (no BEGIN/ROLLBACK round trips, no stale snapshot left open), and a write runs
+``BEGIN`` (SQLite: ``BEGIN IMMEDIATE``) ... ``COMMIT``. Because every transaction is ended
+here, the pool does not roll back connections it takes back (one round trip saved per call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any, Literal, NamedTuple, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from llmcache.tiers.sql_schema import Statement
+from llmcache.tiers.sql_url import SqlTarget
+
+T = TypeVar("T")
+
+#: What a step reads from its result: nothing, the first row (or None), the first column of
+#: every row, or the number of rows affected.
+Want = Literal["none", "first", "column", "rowcount"]
+
+
+class Step(NamedTuple):
+    """One statement of a plan. ``params`` None: the values are bound in ``stmt`` itself
+    (rare statements with variable-length IN lists, compiled per call)."""
+
+    stmt: Statement
+    params: dict[str, Any] | list[dict[str, Any]] | None = None
+    want: Want = "none"
+
+
+Plan = Generator[Step, Any, T]
+
+SQLITE_BUSY_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 5  # seconds: a cache must not hang a request on a dead server
+POOL_RECYCLE = 1800  # below MySQL's wait_timeout (8 h by default) and proxies' idle cut-offs
+#: The begin hook reads this execution option: None means "no BEGIN" (autocommit).
+BEGIN_OPTION = "llmcache_begin"
+
+
+# ---------------------------------------------------------------------------- engines
+def create_sync_engine(target: SqlTarget) -> sa.Engine:
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
+    connect_args: dict[str, Any] = {}
+    if target.name == "sqlite":
+        connect_args["check_same_thread"] = False  # pooled: used by one thread at a time
+        if "timeout" not in target.url.query:
+            connect_args["timeout"] = SQLITE_BUSY_TIMEOUT  # sqlite3's busy timeout
+        if target.in_memory:
+            options["poolclass"] = sa.pool.StaticPool  # one connection, or each gets its own DB
+    else:
+        options.update(pool_pre_ping=True, pool_recycle=POOL_RECYCLE)
+        if "connect_timeout" not in target.url.query:  # same name in PyMySQL and psycopg
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    engine = sa.create_engine(target.url, connect_args=connect_args, **options)
+    if target.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas(target.in_memory))
+    sa.event.listen(engine, "begin", _explicit_begin)
+    return engine
+
+
+def create_native_async_engine(target: SqlTarget) -> AsyncEngine:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    assert target.async_url is not None
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in target.url.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    engine = create_async_engine(
+        target.async_url,
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,
+        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE,
+        connect_args=connect_args,
+    )
+    sa.event.listen(engine.sync_engine, "begin", _explicit_begin)
+    return engine
+
+
+def _sqlite_pragmas(in_memory: bool) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        try:
+            if not in_memory:
+                # WAL: readers never wait for the writer, and several processes share a file.
+                cursor.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL never corrupts the file; power loss may drop the last commits,
+            # which for a cache costs a few repeated LLM calls. FULL fsyncs every store.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    return on_connect
+
+
+def _explicit_begin(conn: sa.Connection) -> None:
+    """Connections are in autocommit mode; a write transaction asks for BEGIN by option."""
+    mode = conn.get_execution_options().get(BEGIN_OPTION)
+    if mode is not None:
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def begin_mode(target: SqlTarget) -> str:
+    # SQLite: take the write lock at BEGIN, waiting up to the busy timeout. A deferred
+    # transaction that upgrades to writing later can fail at once with SQLITE_BUSY.
+    return "IMMEDIATE" if target.name == "sqlite" else ""
+
+
+# ---------------------------------------------------------------------------- executors
+class _Compiled(NamedTuple):
+    sql: str
+    positions: tuple[str, ...] | None  # qmark/format styles: parameter names in order
+    defaults: dict[str, Any]  # values bound in the statement itself (e.g. a LIMIT)
+
+
+class SyncExecutor:
+    """Runs plans on the sync engine's pooled DB-API connections."""
+
+    def __init__(self, engine: sa.Engine, begin: str) -> None:
+        self.engine = engine
+        self._begin = f"BEGIN {begin}".strip()
+        self._cache: dict[int, _Compiled] = {}
+
+    def _compile(self, stmt: Statement, bound: bool) -> tuple[_Compiled, dict[str, Any]]:
+        compiled = stmt.compile(
+            dialect=self.engine.dialect, compile_kwargs={"render_postcompile": bound}
+        )
+        positions = tuple(compiled.positiontup or ()) if compiled.positional else None
+        defaults = {
+            name: bind.value for bind, name in compiled.bind_names.items() if not bind.required
+        }
+        params = dict(compiled.construct_params()) if bound else {}
+        return _Compiled(compiled.string, positions, defaults), params
+
+    def _args(self, step: Step) -> tuple[str, Any]:
+        if step.params is None:  # values bound in the statement: compile this one call
+            compiled, params = self._compile(step.stmt, bound=True)
+            return compiled.sql, _arrange(compiled, params)
+        cached = self._cache.get(id(step.stmt))
+        if cached is None:  # statements live as long as the tier: id() is stable
+            cached = self._cache[id(step.stmt)] = self._compile(step.stmt, bound=False)[0]
+        compiled = cached
+        if isinstance(step.params, list):
+            return compiled.sql, [_arrange(compiled, p) for p in step.params]
+        return compiled.sql, _arrange(compiled, step.params)
+
+    def run(self, plan: Plan[T], *, write: bool) -> T:
+        conn = self.engine.raw_connection()  # pool checkout (pre-ping on servers)
+        try:
+            cursor = conn.cursor()
+            try:
+                if write:
+                    cursor.execute(self._begin)
+                result = _drive(plan, lambda step: self._execute(cursor, step))
+                if write:
+                    conn.commit()
+                return result
+            finally:
+                cursor.close()
+        except BaseException:
+            if write:
+                _rollback_or_discard(conn)
+            else:
+                conn.invalidate()  # a failed read may have broken the connection: drop it
+            raise
+        finally:
+            conn.close()  # back to the pool
+
+    def _execute(self, cursor: Any, step: Step) -> Any:
+        sql, args = self._args(step)
+        if isinstance(args, list):
+            cursor.executemany(sql, args)
+        else:
+            cursor.execute(sql, args)
+        if step.want == "first":
+            return cursor.fetchone()
+        if step.want == "column":
+            return [row[0] for row in cursor.fetchall()]
+        if step.want == "rowcount":
+            return cursor.rowcount
+        return None
+
+
+def _arrange(compiled: _Compiled, params: dict[str, Any]) -> Any:
+    if compiled.defaults:
+        params = {**compiled.defaults, **params}
+    if compiled.positions is None:
+        return params
+    return tuple(params[name] for name in compiled.positions)
+
+
+def _rollback_or_discard(conn: Any) -> None:
+    try:
+        conn.rollback()
+    except Exception:  # a connection that can't roll back is not put back in the pool
+        conn.invalidate()
+
+
+def _drive(plan: Plan[T], execute: Callable[[Step], Any]) -> T:
+    try:
+        step = next(plan)
+        while True:
+            step = plan.send(execute(step))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def run_async(engine: AsyncEngine, plan: Plan[T], *, write: bool) -> T:
+    """Runs one plan on the async engine, in one transaction when ``write``."""
+    async with engine.connect() as conn:
+        if write:
+            conn = await conn.execution_options(**{BEGIN_OPTION: ""})
+        async with conn.begin():
+            try:
+                step = next(plan)
+                while True:
+                    if step.params is None:
+                        result = await conn.execute(step.stmt)
+                    else:
+                        result = await conn.execute(step.stmt, step.params)
+                    step = plan.send(_read(result, step.want))
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+
+def _read(result: sa.CursorResult[Any], want: Want) -> Any:
+    if want == "first":
+        return result.first()
+    if want == "column":
+        return list(result.scalars())
+    if want == "rowcount":
+        return result.rowcount
+    return None
