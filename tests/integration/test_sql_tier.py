@@ -1,0 +1,573 @@
+"""SQL-tier specifics: URLs, schema and migrations, concurrency, processes, purge, faults.
+
+Everything runs on real SQLite files and the real MariaDB and PostgreSQL servers. Faults are
+real too: a closed port, a file of garbage bytes, a full database (max_page_count), a write
+lock held by another connection, a table dropped under a running tier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import sqlite3
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import with_query
+
+from llmcache import Cache, CacheRequest, ConfigError, FakeClock, SchemaVersionError, Scope
+from llmcache.entry import CacheEntry, encode
+from llmcache.keys import CacheKey, label_digest, request_key
+from llmcache.tiers import tier_from_url
+from llmcache.tiers.sql import SqlTier
+from llmcache.tiers.sql_schema import MIGRATIONS, Migration, Tables
+from llmcache.tiers.sql_url import parse_sql_url
+
+REQ = CacheRequest(model="gpt-x", prompt="What is 2+2?", model_name="gpt-x")
+SQL_KINDS = ["sqlite", "mysql", "postgres"]
+
+
+def request(prompt: str, **scope: Any) -> CacheRequest:
+    return CacheRequest(model="gpt-x", prompt=prompt, scope=Scope.of(**scope))
+
+
+# ---------------------------------------------------------------------------- fixtures
+@pytest.fixture(params=SQL_KINDS)
+def sql_base(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A database URL without llmcache options: a fresh SQLite file or a real server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/cache.db"
+    return str(request.getfixturevalue("mysql_url" if request.param == "mysql" else "postgres_url"))
+
+
+@pytest.fixture
+def sql_url(sql_base: str, table_prefix: str) -> Iterator[str]:
+    """``sql_base`` with a private table prefix; every table starting with it is dropped."""
+    yield with_query(sql_base, table_prefix=table_prefix)
+    drop_prefixed(sql_base, table_prefix)
+
+
+def drop_prefixed(url: str, prefix: str) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for name in sa.inspect(conn).get_table_names():
+                if name.startswith(prefix):
+                    quoted = engine.dialect.identifier_preparer.quote(name)
+                    conn.execute(sa.text(f"DROP TABLE {quoted}"))
+    finally:
+        engine.dispose()
+
+
+def rows(url: str, table: str) -> int:
+    engine = sa.create_engine(parse_sql_url(url).url)
+    try:
+        with engine.connect() as conn:
+            quoted = engine.dialect.identifier_preparer.quote(table)
+            return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {quoted}")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def sql_tier(url: str, **kwargs: Any) -> SqlTier:
+    return SqlTier(parse_sql_url(url), **kwargs)
+
+
+def failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+
+
+# ---------------------------------------------------------------------------- URLs
+@pytest.mark.parametrize(
+    ("url", "name", "driver"),
+    [
+        ("sqlite:///x.db", "sqlite", "sqlite+pysqlite"),
+        ("mysql://u@h/db", "mysql", "mysql+pymysql"),
+        ("mysql+pymysql://u@h:3306/db", "mysql", "mysql+pymysql"),
+        ("mariadb://u@h/db", "mysql", "mysql+pymysql"),
+        ("mariadb+pymysql://u@h/db", "mysql", "mysql+pymysql"),
+        ("postgresql://u@h/db", "postgresql", "postgresql+psycopg"),
+        ("postgres://u@h/db", "postgresql", "postgresql+psycopg"),
+        ("postgresql+psycopg://u@h:5432/db", "postgresql", "postgresql+psycopg"),
+    ],
+)
+def test_url_schemes_map_to_one_driver_each(url: str, name: str, driver: str) -> None:
+    target = parse_sql_url(url)
+    assert (target.name, target.url.drivername) == (name, driver)
+    assert target.table_prefix == "llmcache" and target.ttl is None
+
+
+def test_llmcache_options_are_removed_and_driver_options_kept() -> None:
+    target = parse_sql_url("mysql://u:pw@h/db?table_prefix=app_cache&ttl=90&charset=utf8mb4")
+    assert (target.table_prefix, target.ttl) == ("app_cache", 90.0)
+    assert dict(target.url.query) == {"charset": "utf8mb4"}
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://root:s3cret@h/db?table_prefix=1abc", "table_prefix"),
+        ("mysql://root:s3cret@h/db?table_prefix=a-b", "table_prefix"),
+        ("mysql://root:s3cret@h/db?table_prefix=" + "a" * 42, "table_prefix"),
+        ("mysql://root:s3cret@h/db?table_prefix=a;drop", "table_prefix"),
+        ("mysql://root:s3cret@h/db?ttl=soon", "ttl"),
+        ("mysql://root:s3cret@h/db?ttl=0", "ttl=0 would store nothing"),
+        ("mysql://root:s3cret@h/db?ttl=-5", "positive"),
+        ("mysql://root:s3cret@h/db?ttl=inf", "positive"),
+        ("mysql://root:s3cret@h/db?ttl=1&ttl=2", "twice"),
+        ("mysql+mysqldb://root:s3cret@h/db", "unsupported driver"),
+        ("postgresql+psycopg2://root:s3cret@h/db", "unsupported driver"),
+        ("mysql://root:s3cret@h", "names no database"),
+        ("mysql://root:s3cret@h:notaport/db", "cannot parse"),
+    ],
+)
+def test_bad_urls_say_what_is_wrong_without_the_password(url: str, says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        tier_from_url(url)
+    message = str(info.value)
+    assert says in message
+    assert "s3cret" not in message and "\n" not in message
+
+
+def test_a_valid_prefix_of_41_characters_is_accepted(tmp_path: Any) -> None:
+    prefix = "p" + "_9" * 20
+    tier = tier_from_url(f"sqlite:///{tmp_path}/c.db?table_prefix={prefix}")
+    assert isinstance(tier, SqlTier) and tier.tables.entries.name == f"{prefix}_entries"
+    tier.close()
+
+
+# ---------------------------------------------------------------------------- schema
+def test_schema_tables_types_indexes_and_version(sql_url: str) -> None:
+    tier = sql_tier(sql_url)
+    prefix = tier.target.table_prefix
+    try:
+        with tier.engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            names = set(inspector.get_table_names())
+            assert {f"{prefix}_entries", f"{prefix}_tags", f"{prefix}_meta"} <= names
+            columns = {c["name"]: c for c in inspector.get_columns(f"{prefix}_entries")}
+            assert columns["expires_at"]["nullable"] is True
+            kind = tier.engine.dialect.name
+            value_type = str(columns["value"]["type"]).upper()
+            key_type = str(columns["key"]["type"]).upper()
+            if kind == "mysql":
+                assert value_type == "LONGBLOB" and key_type == "BINARY(32)"
+            elif kind == "postgresql":
+                assert value_type == key_type == "BYTEA"
+            else:
+                assert value_type == key_type == "BLOB"
+            assert inspector.get_pk_constraint(f"{prefix}_entries")["constrained_columns"] == [
+                "key"
+            ]
+            assert set(inspector.get_pk_constraint(f"{prefix}_tags")["constrained_columns"]) == {
+                "tag",
+                "key",
+            }
+            indexed = {tuple(i["column_names"]) for i in inspector.get_indexes(f"{prefix}_entries")}
+            assert {("expires_at",), ("scope",), ("model",), ("namespace",)} <= indexed
+            version = conn.execute(
+                sa.text(f"SELECT value FROM {prefix}_meta WHERE name = 'schema_version'")
+            ).scalar_one()
+            assert version == "1"
+    finally:
+        tier.close()
+
+
+def test_keys_are_compared_as_bytes(sql_url: str) -> None:
+    """MariaDB's default collation ignores case and trailing spaces in text columns."""
+    tier = sql_tier(sql_url)
+    entry = CacheEntry("v", 1.0)
+    scope = label_digest("tag", "s")
+    digests = [b"A" * 32, b"a" * 32, b"x" * 31 + b" ", b"x" * 31 + b"\x00", b"x" * 31 + b"\t"]
+    try:
+        for i, digest in enumerate(digests):
+            entry = CacheEntry(f"v{i}", 1.0)
+            tier.set(CacheKey(digest, scope, scope, scope), entry, encode(entry), 1.0)
+        for i, digest in enumerate(digests):
+            found = tier.get(CacheKey(digest, scope, scope, scope), 1.0)
+            assert isinstance(found, bytes) and f'"v{i}"'.encode() in found
+        assert rows(sql_url, f"{tier.target.table_prefix}_entries") == len(digests)
+    finally:
+        tier.close()
+
+
+def _v2_probe(prefix: str) -> sa.Table:
+    return sa.Table(
+        f"{prefix}_v2probe", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True)
+    )
+
+
+def _add_v2(conn: sa.Connection, tables: Tables) -> None:
+    _v2_probe(tables.prefix).create(conn, checkfirst=True)
+
+
+V2 = (*MIGRATIONS, Migration(2, "test-only: a probe table", _add_v2))
+
+
+def test_an_older_store_is_migrated_and_keeps_its_entries(sql_url: str) -> None:
+    with Cache([sql_tier(sql_url)]) as v1:  # a real version-1 store, with an entry in it
+        v1.set(REQ, "kept across the migration")
+    tier = sql_tier(sql_url, migrations=V2)
+    prefix = tier.target.table_prefix
+    with Cache([tier]) as v2:
+        hit = v2.get(REQ)
+        assert hit is not None and hit.entry.value == "kept across the migration"
+        with tier.engine.connect() as conn:
+            assert sa.inspect(conn).has_table(f"{prefix}_v2probe")
+            version = conn.execute(
+                sa.text(f"SELECT value FROM {prefix}_meta WHERE name = 'schema_version'")
+            ).scalar_one()
+        assert version == "2"
+    # Opening a migrated store again is a no-op (and the probe step is not re-run).
+    sql_tier(sql_url, migrations=V2).close()
+
+
+def test_a_newer_store_is_refused_naming_both_versions_and_the_fix(sql_url: str) -> None:
+    sql_tier(sql_url, migrations=V2).close()
+    with pytest.raises(SchemaVersionError) as info:
+        Cache.from_urls([sql_url])
+    message = str(info.value)
+    assert "version 2" in message and "version 1" in message
+    assert "upgrade llmcache" in message and "table_prefix" in message
+
+
+@pytest.mark.parametrize("sql_base", ["sqlite", "postgres"], indirect=True)
+def test_a_failing_migration_is_rolled_back(sql_url: str) -> None:
+    """SQLite and PostgreSQL run DDL in transactions (MySQL commits each DDL statement)."""
+    sql_tier(sql_url).close()
+
+    def broken(conn: sa.Connection, tables: Tables) -> None:
+        _add_v2(conn, tables)
+        raise RuntimeError("migration bug")
+
+    with pytest.raises(RuntimeError, match="migration bug"):
+        sql_tier(sql_url, migrations=(*MIGRATIONS, Migration(2, "broken", broken)))
+    tier = sql_tier(sql_url)  # still a version-1 store: v1 code opens it fine
+    prefix = tier.target.table_prefix
+    with tier.engine.connect() as conn:
+        assert not sa.inspect(conn).has_table(f"{prefix}_v2probe")
+    tier.close()
+
+
+# ---------------------------------------------------------------------------- concurrency
+async def test_32_concurrent_asets_on_one_key(sql_url: str) -> None:
+    tagged = CacheRequest(model="gpt-x", prompt="same key", tags=("faq", "hot"))
+    values = {f"answer {i}" for i in range(32)}
+    async with Cache.from_urls([sql_url]) as cache:
+        results = await asyncio.gather(*(cache.aset(tagged, v) for v in sorted(values)))
+        assert results == [True] * 32
+        assert cache.stats()["errors_by_tier"] == {}
+        hit = await cache.aget(tagged)
+        assert hit is not None and hit.entry.value in values
+        assert set(hit.entry.tags) == {"faq", "hot"}
+    prefix = parse_sql_url(sql_url).table_prefix
+    assert rows(sql_url, f"{prefix}_entries") == 1
+    assert rows(sql_url, f"{prefix}_tags") == 2
+
+
+def test_32_threads_setting_one_key(sql_url: str) -> None:
+    values = [f"answer {i}" for i in range(32)]
+    with Cache.from_urls([sql_url]) as cache, ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(lambda v: cache.set(REQ, v), values))
+        reads = list(pool.map(lambda _: cache.get(REQ), range(32)))
+        assert results == [True] * 32
+        assert cache.stats()["errors_by_tier"] == {}
+        assert all(hit is not None and hit.entry.value in values for hit in reads)
+
+
+def _process_worker(url: str, worker: int, count: int, start: Any) -> int:
+    """Runs in its own process: opens the (maybe not yet created) store, writes and reads."""
+    start.wait()
+    errors = 0
+    with Cache.from_urls([url]) as cache:
+        for i in range(count):
+            req = request(f"proc {worker} item {i}", user=f"w{worker}")
+            if not cache.set(req, {"worker": worker, "i": i}):
+                errors += 1
+            hit = cache.get(req)
+            if hit is None or hit.entry.value != {"worker": worker, "i": i}:
+                errors += 1
+        errors += sum(cache.stats()["errors_by_tier"].values())
+    return errors
+
+
+def test_several_processes_share_one_fresh_sqlite_file(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path}/shared.db"
+    procs, count = 4, 150
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Manager().Barrier(procs)
+    with ctx.Pool(procs) as pool:
+        errors = pool.starmap(_process_worker, [(url, w, count, start) for w in range(procs)])
+    assert errors == [0] * procs
+    with Cache.from_urls([url]) as cache:
+        for w in range(procs):
+            for i in range(count):
+                hit = cache.get(request(f"proc {w} item {i}", user=f"w{w}"))
+                assert hit is not None and hit.entry.value == {"worker": w, "i": i}
+    assert rows(url, "llmcache_entries") == procs * count
+
+
+def test_sqlite_file_settings(tmp_path: Any) -> None:
+    tier = sql_tier(f"sqlite:///{tmp_path}/c.db")
+    conn = tier.engine.raw_connection()
+    try:
+        cursor = conn.cursor()
+        assert cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert cursor.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert cursor.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+        assert cursor.execute("PRAGMA foreign_keys").fetchone()[0] == 0
+    finally:
+        conn.close()
+        tier.close()
+
+
+async def test_sqlite_in_memory_works_across_threads_and_tasks() -> None:
+    async with Cache.from_urls(["sqlite:///:memory:"]) as cache:
+        with ThreadPoolExecutor(8) as pool:
+            assert all(pool.map(lambda i: cache.set(request(f"q{i}"), i), range(40)))
+        await asyncio.gather(*(cache.aset(request(f"a{i}"), i) for i in range(20)))
+        assert [cache.get(request(f"q{i}")).entry.value for i in range(40)] == list(range(40))  # type: ignore[union-attr]
+        hits = await asyncio.gather(*(cache.aget(request(f"a{i}")) for i in range(20)))
+        assert [h.entry.value for h in hits] == list(range(20))  # type: ignore[union-attr]
+        assert cache.stats()["errors_by_tier"] == {}
+
+
+def test_postgres_async_is_native(postgres_url: str, table_prefix: str) -> None:
+    tier = tier_from_url(with_query(postgres_url, table_prefix=table_prefix))
+    try:
+        assert isinstance(tier, SqlTier) and tier.async_mode == "native"
+    finally:
+        tier.close()
+        drop_prefixed(postgres_url, table_prefix)
+
+
+# ---------------------------------------------------------------------------- purge
+def test_expired_rows_are_purged_in_bounded_batches_on_writes_only(
+    sql_url: str, fake_clock: FakeClock
+) -> None:
+    tier = sql_tier(sql_url, purge_every=4, purge_batch=5, purge_interval=10_000)
+    prefix = tier.target.table_prefix
+    entries, tags = f"{prefix}_entries", f"{prefix}_tags"
+    with Cache([tier], clock=fake_clock) as cache:
+        for i in range(12):
+            cache.set(CacheRequest(model="m", prompt=f"old {i}", tags=("t",)), i, ttl=10)
+        fake_clock.advance(11)
+        assert rows(sql_url, entries) == 12
+        for i in range(12):  # reads never purge, and never return an expired row
+            assert cache.get(CacheRequest(model="m", prompt=f"old {i}", tags=("t",))) is None
+        assert rows(sql_url, entries) == 12
+        expired_left = []
+        for i in range(6):
+            cache.set(request(f"new {i}"), i)  # no TTL: never purged
+            expired_left.append(rows(sql_url, entries) - (i + 1))
+        # The 13th write is due (every 4th) and purges one batch of 5; a full batch means
+        # more may wait, so the next write purges again (5), then the last 2; then none left.
+        assert expired_left == [7, 2, 0, 0, 0, 0]
+        assert rows(sql_url, tags) == 0  # the purged entries' tags went with them
+
+
+def test_purge_is_also_due_after_an_interval(sql_url: str, fake_clock: FakeClock) -> None:
+    tier = sql_tier(sql_url, purge_every=1_000_000, purge_interval=60)
+    entries = f"{tier.target.table_prefix}_entries"
+    with Cache([tier], clock=fake_clock) as cache:
+        cache.set(request("a"), 1, ttl=5)  # the first write purges (nothing yet)
+        cache.set(request("b"), 2, ttl=5)
+        fake_clock.advance(30)
+        cache.set(request("c"), 3)
+        assert rows(sql_url, entries) == 3  # expired, but no purge due yet
+        fake_clock.advance(31)
+        cache.set(request("d"), 4)
+        assert rows(sql_url, entries) == 2
+
+
+def test_purge_finds_expired_rows_through_the_index(tmp_path: Any) -> None:
+    tier = sql_tier(f"sqlite:///{tmp_path}/c.db")
+    statement = tier._sql.expired_keys.params(now=1.0)  # the very statement purges run
+    sql = statement.compile(dialect=tier.engine.dialect, compile_kwargs={"literal_binds": True})
+    conn = tier.engine.raw_connection()
+    try:
+        plan = conn.cursor().execute(f"EXPLAIN QUERY PLAN {sql}")
+        detail = " ".join(str(row[-1]) for row in plan.fetchall())
+    finally:
+        conn.close()
+        tier.close()
+    assert "USING" in detail and "INDEX llmcache_entries_expires" in detail, detail
+    assert "SCAN llmcache_entries" not in detail.replace("USING", ""), detail
+
+
+# ---------------------------------------------------------------------------- clear
+def test_clear_touches_only_our_tables_and_prefix(sql_base: str, table_prefix: str) -> None:
+    ours = with_query(sql_base, table_prefix=table_prefix)
+    neighbour = with_query(sql_base, table_prefix=table_prefix + "b")
+    foreign = f"{table_prefix}appnotes"  # someone else's table in the same database
+    engine = sa.create_engine(parse_sql_url(ours).url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE TABLE {foreign} (id INTEGER PRIMARY KEY, note TEXT)"))
+            conn.execute(sa.text(f"INSERT INTO {foreign} VALUES (1, 'keep'), (2, 'me')"))
+        with Cache.from_urls([ours]) as a, Cache.from_urls([neighbour]) as b:
+            for i in range(3):
+                a.set(request(f"q{i}", user="alice"), i)
+                b.set(request(f"q{i}", user="alice"), i)
+            assert a.clear(scope=Scope.of(user="bob")) == 0
+            assert a.clear() == 3
+            assert a.get(request("q0", user="alice")) is None
+            hit = b.get(request("q0", user="alice"))
+            assert hit is not None and hit.entry.value == 0
+            assert b.clear(scope=Scope.of(user="alice")) == 3
+        assert rows(ours, foreign) == 2
+    finally:
+        engine.dispose()
+        drop_prefixed(sql_base, table_prefix)
+
+
+# ---------------------------------------------------------------------------- faults
+def _monotonic() -> FakeClock:
+    return FakeClock(start=100.0)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql+pymysql://root:s3cret@127.0.0.1:1/test",
+        "mariadb://root:s3cret@127.0.0.1:1/test",
+        "postgresql+psycopg://postgres:s3cret@127.0.0.1:1/test",
+    ],
+)
+async def test_a_server_at_a_closed_port_fails_open(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    monotonic = _monotonic()
+    caplog.set_level(logging.WARNING, logger="llmcache")
+    cache = Cache.from_urls([url], monotonic=monotonic)  # construction does not fail
+    name = cache.tiers[0].name
+    for _ in range(3):
+        assert cache.get(REQ) is None
+        assert cache.set(REQ, "v") is False
+        assert await cache.aget(REQ) is None
+        assert await cache.aset(REQ, "v") is False
+        monotonic.advance(10)  # past the breaker's cool-down: the next call probes again
+    stats = cache.stats()
+    assert stats["errors_by_tier"][name] >= 3
+    assert len(failures(caplog)) == 1, failures(caplog)  # once per outage, not per call
+    assert "s3cret" not in caplog.text
+    assert "is the server running" in failures(caplog)[0]
+    await cache.aclose()
+
+
+def test_a_corrupt_sqlite_file_fails_open(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(os.urandom(64 * 1024))
+    caplog.set_level(logging.WARNING, logger="llmcache")
+    monotonic = _monotonic()
+    with Cache.from_urls([f"sqlite:///{path}"], monotonic=monotonic) as cache:
+        for _ in range(3):
+            assert cache.get(REQ) is None
+            assert cache.set(REQ, "v") is False
+            monotonic.advance(10)
+        assert cache.stats()["errors_by_tier"]["sqlite"] >= 3
+    assert len(failures(caplog)) == 1
+    assert "not a database" in failures(caplog)[0]
+
+
+def test_a_full_sqlite_file_fails_open_without_logging_prompts(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    tier = sql_tier(f"sqlite:///{tmp_path}/full.db")
+
+    @sa.event.listens_for(tier.engine, "connect")
+    def _limit(dbapi_conn: Any, _record: Any) -> None:
+        pages = dbapi_conn.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_conn.execute(f"PRAGMA max_page_count = {pages + 20}")
+
+    tier.engine.dispose()  # new connections get the limit
+    caplog.set_level(logging.WARNING, logger="llmcache")
+    monotonic = _monotonic()
+    with Cache([tier], monotonic=monotonic) as cache:
+        assert cache.set(REQ, "small answer") is True
+        big = "secret-value " * 3000  # ~40 KB: the file has room for about two
+        stored = [cache.set(request(f"secret-prompt-{i}"), big) for i in range(6)]
+        assert stored[0] is True and False in stored
+        assert cache.get(REQ) is None  # the breaker is open: a miss, not an exception
+        assert len(failures(caplog)) == 1
+        assert "full" in failures(caplog)[0]
+        monotonic.advance(10)
+        hit = cache.get(REQ)  # reads still work on a full file: the probe recovers the tier
+        assert hit is not None and hit.entry.value == "small answer"
+        assert any("recovered" in r.getMessage() for r in caplog.records)
+    assert "secret" not in caplog.text
+
+
+def test_a_locked_sqlite_file_fails_open_then_recovers(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = f"{tmp_path}/locked.db"
+    url = f"sqlite:///{path}?timeout=0.2"
+    caplog.set_level(logging.WARNING, logger="llmcache")
+    monotonic = _monotonic()
+    with Cache.from_urls([url], monotonic=monotonic) as cache:
+        assert cache.set(REQ, "before") is True
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another connection holds the write lock
+        holder.execute("DELETE FROM llmcache_meta WHERE name = 'nothing'")
+        try:
+            assert cache.set(request("during"), "x") is False
+            assert cache.set(request("during 2"), "x") is False  # breaker open: skipped
+            assert cache.stats()["errors_by_tier"] == {"sqlite": 1}
+            monotonic.advance(10)
+            hit = cache.get(REQ)  # WAL: reads are not blocked by the writer
+            assert hit is not None and hit.entry.value == "before"
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert cache.set(request("after"), "y") is True
+        hit = cache.get(request("after"))
+        assert hit is not None and hit.entry.value == "y"
+    assert len(failures(caplog)) == 1
+    assert "locked" in failures(caplog)[0]
+
+
+def test_a_corrupt_row_is_a_miss_and_is_deleted(sql_url: str) -> None:
+    prefix = parse_sql_url(sql_url).table_prefix
+    with Cache.from_urls([sql_url]) as cache:
+        cache.set(REQ, "good")
+        cache.set(request("neighbour"), "fine")
+        engine = sa.create_engine(parse_sql_url(sql_url).url)
+        key = engine.dialect.identifier_preparer.quote("key")
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text(f"UPDATE {prefix}_entries SET value = :junk WHERE {key} = :k"),
+                    {"junk": b"\x00\xffnot json{", "k": request_key(REQ).digest},
+                )
+        finally:
+            engine.dispose()
+        assert cache.get(REQ) is None
+        assert cache.stats()["decode_errors"] == 1
+        assert rows(sql_url, f"{prefix}_entries") == 1
+        hit = cache.get(request("neighbour"))
+        assert hit is not None and hit.entry.value == "fine"
+
+
+async def test_statement_errors_never_log_parameters(
+    sql_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLAlchemy puts the SQL parameters (our prompts and answers) in str(error)."""
+    caplog.set_level(logging.WARNING, logger="llmcache")
+    prefix = parse_sql_url(sql_url).table_prefix
+    monotonic = _monotonic()
+    async with Cache.from_urls([sql_url], monotonic=monotonic) as cache:
+        assert await cache.aset(request("warm-up"), "ok") is True
+        drop_prefixed(sql_url.split("?")[0], f"{prefix}_entries")  # the table vanishes
+        secret = request("secret-prompt-4242")
+        assert await cache.aset(secret, "secret-answer-4242") is False
+        monotonic.advance(10)
+        assert cache.set(secret, "secret-answer-4242") is False
+        assert await cache.aget(secret) is None
+    assert failures(caplog), "the failure is logged"
+    assert "4242" not in caplog.text
