@@ -32,7 +32,6 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmcache.entry import CacheEntry
 from llmcache.errors import SchemaVersionError, TierError
@@ -40,13 +39,13 @@ from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
 from llmcache.tiers.base import Found, ThreadedAsync, effective_expiry
 from llmcache.tiers.sql_engine import (
+    AsyncExecutor,
     Plan,
     Step,
     SyncExecutor,
     begin_mode,
     create_native_async_engine,
     create_sync_engine,
-    run_async,
 )
 from llmcache.tiers.sql_schema import (
     MIGRATIONS,
@@ -103,7 +102,7 @@ class SqlTier(ThreadedAsync):
         self._schema_ready = False
         self._writes = 0
         self._last_purge: float | None = None
-        self._aengine: AsyncEngine | None = None
+        self._aexecutor: AsyncExecutor | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
         try:
             self._ensure_schema()
@@ -208,9 +207,9 @@ class SqlTier(ThreadedAsync):
         return self._run_write(lambda: self._clear_plan(scope))
 
     def close(self) -> None:
-        engine, self._aengine = self._aengine, None
-        if engine is not None:  # async connections close on their own loop (aclose); drop
-            engine.sync_engine.dispose(close=False)
+        executor, self._aexecutor = self._aexecutor, None
+        if executor is not None:  # async connections close on their own loop (aclose); drop
+            executor.engine.sync_engine.dispose(close=False)
         self.engine.dispose()
 
     # ------------------------------------------------------------------ async primitives
@@ -240,12 +239,12 @@ class SqlTier(ThreadedAsync):
         return await self._arun(lambda: self._clear_plan(scope), write=True)
 
     async def aclose(self) -> None:
-        engine, self._aengine = self._aengine, None
-        if engine is not None:
+        executor, self._aexecutor = self._aexecutor, None
+        if executor is not None:
             if self._aloop is asyncio.get_running_loop():
-                await engine.dispose()
+                await executor.engine.dispose()
             else:
-                engine.sync_engine.dispose(close=False)
+                executor.engine.sync_engine.dispose(close=False)
         await asyncio.to_thread(self.engine.dispose)
 
     # ------------------------------------------------------------------ running plans
@@ -283,24 +282,25 @@ class SqlTier(ThreadedAsync):
         """Run one plan in one transaction on the async engine (retrying writes)."""
         if not self._schema_ready:
             await asyncio.to_thread(self._ensure_schema)
-        engine = self._async_engine()
+        executor = self._async_executor()
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                return await run_async(engine, make_plan(), write=write)
+                return await executor.run(make_plan(), write=write)
             except self._db_errors as exc:
                 if not write or attempt == WRITE_ATTEMPTS or not _retryable(exc):
                     raise self._error(exc) from exc
         raise AssertionError("unreachable")
 
-    def _async_engine(self) -> AsyncEngine:
-        """The async engine of the running loop (async connections belong to one loop)."""
+    def _async_executor(self) -> AsyncExecutor:
+        """The async executor of the running loop (async connections belong to one loop)."""
         loop = asyncio.get_running_loop()
-        if self._aengine is None or self._aloop is not loop:
-            if self._aengine is not None:
-                self._aengine.sync_engine.dispose(close=False)
-            self._aengine = create_native_async_engine(self.target)
+        if self._aexecutor is None or self._aloop is not loop:
+            if self._aexecutor is not None:
+                self._aexecutor.engine.sync_engine.dispose(close=False)
+            engine = create_native_async_engine(self.target)
+            self._aexecutor = AsyncExecutor(engine, begin_mode(self.target))
             self._aloop = loop
-        return self._aengine
+        return self._aexecutor
 
     def _error(self, exc: BaseException) -> TierError:
         """A TierError naming the store and the cause, never SQL parameters (prompts)."""
