@@ -1,11 +1,15 @@
 """``sqlite:///path``, ``mysql+pymysql://...``, ``postgresql+psycopg://...``: the SQL tier.
 
 SQLAlchemy Core with statements built once (``sql_schema.Statements``). Each primitive is a
-small generator "plan" that yields (statement, parameters) and receives the result; a sync
-driver runs plans on the sync engine, an async driver on SQLAlchemy's async engine (aiomysql,
-psycopg's async mode). So the SQL is written once and the two executors stay a few lines each.
-SQLite's async path is a thread (its I/O is in-process file I/O), as is any server's when the
-async driver or greenlet is not installed.
+small generator "plan" that yields ``Step``s (statement, parameters, what to read) and receives
+what was read; ``sql_engine``'s executors run a plan in one transaction, the sync one on the
+sync engine's pool, the async one on the async engine's (psycopg's async mode; aiomysql). So
+the SQL is written once and the executors stay thin. SQLite's async path is a thread (its I/O
+is in-process file I/O), as is MySQL's when aiomysql can't be used (see ``sql_url``) and any
+server's when greenlet is not installed.
+
+URL: ``?table_prefix=`` (default ``llmcache``) names the tables, ``?ttl=`` is the tier's default
+TTL for entries stored with ``ttl=None``; other options go to the driver (``sql_url``).
 
 SQLite runs in WAL mode (readers never wait for the writer) with ``synchronous=NORMAL``: in WAL
 that still never corrupts the file, it only may lose the last commits on power loss, and losing

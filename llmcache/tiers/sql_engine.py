@@ -174,6 +174,9 @@ class SyncExecutor:
         self.engine = engine
         self._begin = f"BEGIN {begin}".strip()
         self._sql = Compiler(engine.dialect)
+        # A server connection that failed may be broken: drop it. Never an SQLite one: an
+        # error does not break it, and dropping ``:memory:``'s only connection drops the data.
+        self._discard_on_error = engine.dialect.name != "sqlite"
 
     def run(self, plan: Plan[T], *, write: bool) -> T:
         conn = self.engine.raw_connection()  # pool checkout (pre-ping on servers)
@@ -191,8 +194,8 @@ class SyncExecutor:
         except BaseException:
             if write:
                 _rollback_or_discard(conn)
-            else:
-                conn.invalidate()  # a failed read may have broken the connection: drop it
+            elif self._discard_on_error:
+                conn.invalidate()
             raise
         finally:
             conn.close()  # back to the pool

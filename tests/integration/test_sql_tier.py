@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,7 +26,8 @@ from llmcache.entry import CacheEntry, encode
 from llmcache.keys import CacheKey, label_digest, request_key
 from llmcache.tiers import tier_from_url
 from llmcache.tiers.sql import SqlTier
-from llmcache.tiers.sql_schema import MIGRATIONS, Migration, Tables
+from llmcache.tiers.sql_engine import create_sync_engine
+from llmcache.tiers.sql_schema import MIGRATIONS, Migration, Tables, build_tables, ensure_schema
 from llmcache.tiers.sql_url import parse_sql_url
 
 REQ = CacheRequest(model="gpt-x", prompt="What is 2+2?", model_name="gpt-x")
@@ -571,3 +573,30 @@ async def test_statement_errors_never_log_parameters(
         assert await cache.aget(secret) is None
     assert failures(caplog), "the failure is logged"
     assert "4242" not in caplog.text
+
+
+def test_many_openers_of_a_fresh_store_at_once(sql_url: str) -> None:
+    """Schema creation is race-safe: each opener gets a ready store, none an error.
+
+    ``ensure_schema`` is called directly: through a Cache, an opener that lost the race would
+    only fail open and retry on first use, which would hide the race.
+    """
+    openers = 6
+    target = parse_sql_url(sql_url)
+    tables = build_tables(target.table_prefix)
+    engines = [create_sync_engine(target) for _ in range(openers)]
+    barrier = threading.Barrier(openers)
+
+    def open_store(engine: sa.Engine) -> int:
+        barrier.wait()
+        return ensure_schema(engine, tables, MIGRATIONS, target.where)
+
+    try:
+        with ThreadPoolExecutor(openers) as pool:
+            assert list(pool.map(open_store, engines)) == [1] * openers
+    finally:
+        for engine in engines:
+            engine.dispose()
+    with Cache.from_urls([sql_url]) as cache:
+        assert cache.set(REQ, "ok") is True
+        assert cache.stats()["errors_by_tier"] == {}
