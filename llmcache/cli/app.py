@@ -1,0 +1,142 @@
+"""The click group of the ``llmcache`` command and its ``demo`` subcommand.
+
+Exit codes: 0 done; 1 the cache could not be set up or used (unreachable server, newer
+schema...); 2 a usage error (click's own, or a bad tier URL or option); 130 interrupted.
+Errors are one line on stderr, never a traceback: the message already names the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from rich.console import Console
+
+import llmcache
+from llmcache.cli.demo import PROVIDERS, DemoConfig, no_progress, run_demo
+from llmcache.cli.render import as_dict, progress_bar, show
+from llmcache.cli.workload import USERS
+from llmcache.errors import ConfigError, LLMCacheError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(llmcache.__version__, prog_name="llmcache")
+def cli() -> None:
+    """llmcache: one shared, scoped, tiered LLM-response cache for LangChain and LiteLLM."""
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except ConfigError as exc:
+        _fail(str(exc), code=2)
+    except LLMCacheError as exc:
+        _fail(str(exc), code=1)
+    except KeyboardInterrupt:
+        _fail("interrupted", code=130)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"llmcache: error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
+@cli.command()
+@click.option(
+    "--calls", type=click.IntRange(min=1), default=200, show_default=True, help="LLM calls per run."
+)
+@click.option(
+    "--users",
+    type=click.IntRange(1, len(USERS)),
+    default=4,
+    show_default=True,
+    help="Distinct users (each has its own llmcache.scope).",
+)
+@click.option(
+    "--latency",
+    type=click.FloatRange(min=0.0),
+    default=0.05,
+    show_default=True,
+    help="Mean simulated latency of the fake model, in seconds (0.4x to 1.6x).",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="SQLite file of the default tiers  [default: a temporary file]",
+)
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    metavar="URL",
+    help="A tier URL, top tier first; repeat for a chain (replaces memory + SQLite).",
+)
+@click.option(
+    "--memory-size",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Entries the memory tier of the default tiers holds.",
+)
+@click.option(
+    "--provider",
+    type=click.Choice(PROVIDERS),
+    default="fake",
+    show_default=True,
+    help="fake: simulated model. openai: needs OPENAI_API_KEY and langchain-openai. "
+    "auto: openai when both are there.",
+)
+@click.option("--model", default="gpt-4o-mini", show_default=True, help="Model of a real provider.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the workload.")
+@click.option(
+    "--warm", is_flag=True, help="Keep the demo's entries from earlier runs (with --db or --url)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def demo(
+    calls: int,
+    users: int,
+    latency: float,
+    db: str | None,
+    urls: tuple[str, ...],
+    memory_size: int,
+    provider: str,
+    model: str,
+    seed: int,
+    warm: bool,
+    as_json: bool,
+) -> None:
+    """Run a LangChain workload without, then with, llmcache and compare.
+
+    A few users of one tenant ask a Zipf-like mix of repeated support questions; the
+    second run goes through set_llm_cache(LangChainCache(cache)).
+    """
+    if db is not None and urls:
+        raise click.UsageError("use --db (the default tiers' SQLite file) or --url, not both")
+    config = DemoConfig(
+        calls=calls,
+        users=users,
+        latency=latency,
+        seed=seed,
+        urls=tuple(urls),
+        db=db,
+        memory_size=memory_size,
+        provider=provider,
+        model=model,
+        warm=warm,
+    )
+    console = Console()
+    with _one_line_errors():
+        if as_json:
+            result = run_demo(config, no_progress)
+        else:
+            with progress_bar(Console(stderr=True)) as track:
+                result = run_demo(config, track)
+    if as_json:
+        click.echo(json.dumps(as_dict(result), indent=2))
+    else:
+        show(result, console)
