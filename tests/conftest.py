@@ -115,3 +115,28 @@ def drop_tables(url: str, prefix: str) -> None:
         pass
     finally:
         engine.dispose()
+
+
+# ------------------------------------------------------------------ LangChain adapter
+# Fixtures of tests/langchain live here, not in a tests/langchain/conftest.py: a second module
+# named "conftest" on sys.path would shadow this one for `from conftest import with_query`.
+@pytest.fixture
+def lc_cache(fake_clock: FakeClock) -> Iterator[object]:
+    """A LangChainCache over one memory tier, on the fake clock."""
+    from langchain_llmcache import LangChainCache
+    from llmcache import Cache
+
+    cache = Cache.from_urls(["memory://?maxsize=1000"], clock=fake_clock)
+    yield LangChainCache(cache)
+    cache.close()
+
+
+@pytest.fixture
+def lc_tier_cache(tier_url: str, fake_clock: FakeClock) -> Iterator[object]:
+    """A LangChainCache over one tier of each kind (memory, SQLite, MariaDB, PostgreSQL)."""
+    from langchain_llmcache import LangChainCache
+    from llmcache import Cache
+
+    cache = Cache.from_urls([tier_url], clock=fake_clock)
+    yield LangChainCache(cache)
+    cache.close()

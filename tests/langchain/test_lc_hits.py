@@ -195,12 +195,16 @@ def test_clone_is_model_copy_without_the_overhead() -> None:
 
 
 def test_set_llm_cache_makes_it_every_models_cache(lc_cache: LangChainCache) -> None:
-    from langchain_core.globals import set_llm_cache
+    from langchain_core.globals import get_llm_cache, set_llm_cache
 
+    before = get_llm_cache()
     set_llm_cache(lc_cache)
-    first, second = ScriptedChat(), ScriptedChat()  # cache=None: the global one
-    first.invoke("shared question")
-    reply = second.invoke("shared question")
+    try:
+        first, second = ScriptedChat(), ScriptedChat()  # cache=None: the global one
+        first.invoke("shared question")
+        reply = second.invoke("shared question")
+    finally:
+        set_llm_cache(before)
     assert (first.calls, second.calls) == (1, 0)
     assert reply.response_metadata["llmcache"]["tier"] == "memory"
 

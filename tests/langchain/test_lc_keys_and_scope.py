@@ -21,40 +21,40 @@ def texts(found: list[Generation] | None) -> list[str] | None:
     return None if found is None else [g.text for g in found]
 
 
-def test_same_prompt_other_llm_string_is_a_miss(tier_lc_cache: LangChainCache) -> None:
-    tier_lc_cache.update("prompt", "model-a---[('stop', None)]", gen("from a"))
-    assert tier_lc_cache.lookup("prompt", "model-b---[('stop', None)]") is None
-    assert tier_lc_cache.lookup("prompt", "model-a---[('stop', ['x'])]") is None
-    assert texts(tier_lc_cache.lookup("prompt", "model-a---[('stop', None)]")) == ["from a"]
+def test_same_prompt_other_llm_string_is_a_miss(lc_tier_cache: LangChainCache) -> None:
+    lc_tier_cache.update("prompt", "model-a---[('stop', None)]", gen("from a"))
+    assert lc_tier_cache.lookup("prompt", "model-b---[('stop', None)]") is None
+    assert lc_tier_cache.lookup("prompt", "model-a---[('stop', ['x'])]") is None
+    assert texts(lc_tier_cache.lookup("prompt", "model-a---[('stop', None)]")) == ["from a"]
 
 
 def test_prompts_differing_in_case_or_trailing_space_are_different_entries(
-    tier_lc_cache: LangChainCache,
+    lc_tier_cache: LangChainCache,
 ) -> None:
     # MariaDB's default collation would call these equal if keys were compared as text.
     prompts = ["Hello", "hello", "Hello ", "HELLO", "Hello\t", "Héllo", "He\u0301llo"]
     for prompt in prompts:
-        tier_lc_cache.update(prompt, "llm", gen(f"answer to {prompt!r}"))
+        lc_tier_cache.update(prompt, "llm", gen(f"answer to {prompt!r}"))
     for prompt in prompts:
-        assert texts(tier_lc_cache.lookup(prompt, "llm")) == [f"answer to {prompt!r}"]
+        assert texts(lc_tier_cache.lookup(prompt, "llm")) == [f"answer to {prompt!r}"]
     llms = ["LLM", "llm ", "llm"]
     for llm in llms:
-        tier_lc_cache.update("p", llm, gen(llm))
+        lc_tier_cache.update("p", llm, gen(llm))
     for llm in llms:
-        assert texts(tier_lc_cache.lookup("p", llm)) == [llm]
+        assert texts(lc_tier_cache.lookup("p", llm)) == [llm]
 
 
-def test_scope_is_read_at_lookup_and_update_time(tier_lc_cache: LangChainCache) -> None:
+def test_scope_is_read_at_lookup_and_update_time(lc_tier_cache: LangChainCache) -> None:
     with scope(user="alice", tenant="acme"):
-        tier_lc_cache.update("p", "llm", gen("alice's"))
-        assert texts(tier_lc_cache.lookup("p", "llm")) == ["alice's"]
-    assert tier_lc_cache.lookup("p", "llm") is None
+        lc_tier_cache.update("p", "llm", gen("alice's"))
+        assert texts(lc_tier_cache.lookup("p", "llm")) == ["alice's"]
+    assert lc_tier_cache.lookup("p", "llm") is None
     with scope(user="bob", tenant="acme"):
-        assert tier_lc_cache.lookup("p", "llm") is None
+        assert lc_tier_cache.lookup("p", "llm") is None
     with scope(user="alice", tenant="other"):
-        assert tier_lc_cache.lookup("p", "llm") is None
+        assert lc_tier_cache.lookup("p", "llm") is None
     with scope(user="alice", tenant="acme", acl=["kb-1"]):
-        assert tier_lc_cache.lookup("p", "llm") is None
+        assert lc_tier_cache.lookup("p", "llm") is None
 
 
 def test_user_a_is_never_served_user_bs_answer_through_invoke(lc_cache: LangChainCache) -> None:
@@ -108,37 +108,37 @@ async def test_scope_holds_across_gathered_tasks(lc_cache: LangChainCache) -> No
     assert model.calls == len(users)
 
 
-def test_clear_removes_everything(tier_lc_cache: LangChainCache) -> None:
+def test_clear_removes_everything(lc_tier_cache: LangChainCache) -> None:
     with scope(user="alice"):
-        tier_lc_cache.update("p", "llm", gen("a"))
-    tier_lc_cache.update("p", "llm", gen("anon"))
-    tier_lc_cache.clear()
-    assert tier_lc_cache.lookup("p", "llm") is None
+        lc_tier_cache.update("p", "llm", gen("a"))
+    lc_tier_cache.update("p", "llm", gen("anon"))
+    lc_tier_cache.clear()
+    assert lc_tier_cache.lookup("p", "llm") is None
     with scope(user="alice"):
-        assert tier_lc_cache.lookup("p", "llm") is None
+        assert lc_tier_cache.lookup("p", "llm") is None
 
 
-def test_clear_with_a_scope_removes_only_that_scope(tier_lc_cache: LangChainCache) -> None:
+def test_clear_with_a_scope_removes_only_that_scope(lc_tier_cache: LangChainCache) -> None:
     for user in ("alice", "bob"):
         with scope(user=user, tenant="acme"):
-            tier_lc_cache.update("p", "llm", gen(user))
-    tier_lc_cache.update("p", "llm", gen("anon"))
-    tier_lc_cache.clear(scope=Scope.of(user="alice", tenant="acme"))
+            lc_tier_cache.update("p", "llm", gen(user))
+    lc_tier_cache.update("p", "llm", gen("anon"))
+    lc_tier_cache.clear(scope=Scope.of(user="alice", tenant="acme"))
     with scope(user="alice", tenant="acme"):
-        assert tier_lc_cache.lookup("p", "llm") is None
+        assert lc_tier_cache.lookup("p", "llm") is None
     with scope(user="bob", tenant="acme"):
-        assert texts(tier_lc_cache.lookup("p", "llm")) == ["bob"]
-    assert texts(tier_lc_cache.lookup("p", "llm")) == ["anon"]
+        assert texts(lc_tier_cache.lookup("p", "llm")) == ["bob"]
+    assert texts(lc_tier_cache.lookup("p", "llm")) == ["anon"]
 
 
-async def test_aclear_with_a_scope(tier_lc_cache: LangChainCache) -> None:
+async def test_aclear_with_a_scope(lc_tier_cache: LangChainCache) -> None:
     with scope(user="alice"):
-        await tier_lc_cache.aupdate("p", "llm", gen("a"))
-    await tier_lc_cache.aupdate("p", "llm", gen("anon"))
-    await tier_lc_cache.aclear(scope=Scope.of(user="alice"))
+        await lc_tier_cache.aupdate("p", "llm", gen("a"))
+    await lc_tier_cache.aupdate("p", "llm", gen("anon"))
+    await lc_tier_cache.aclear(scope=Scope.of(user="alice"))
     with scope(user="alice"):
-        assert await tier_lc_cache.alookup("p", "llm") is None
-    assert texts(await tier_lc_cache.alookup("p", "llm")) == ["anon"]
+        assert await lc_tier_cache.alookup("p", "llm") is None
+    assert texts(await lc_tier_cache.alookup("p", "llm")) == ["anon"]
 
 
 def test_clear_refuses_what_it_does_not_understand(lc_cache: LangChainCache) -> None:
@@ -173,9 +173,9 @@ def test_clear_leaves_foreign_sqlite_tables_alone(sqlite_url: str) -> None:
         engine.dispose()
 
 
-def test_namespaces_keep_apps_apart(memory_cache: Cache) -> None:
-    app1 = LangChainCache(memory_cache, namespace="app1")
-    app2 = LangChainCache(memory_cache, namespace="app2")
+def test_namespaces_keep_apps_apart(lc_cache: LangChainCache) -> None:
+    app1 = LangChainCache(lc_cache.cache, namespace="app1")
+    app2 = LangChainCache(lc_cache.cache, namespace="app2")
     app1.update("p", "llm", [ChatGeneration(message=AIMessage(content="one"))])
     assert app2.lookup("p", "llm") is None
     assert [g.text for g in app1.lookup("p", "llm") or []] == ["one"]

@@ -80,12 +80,12 @@ def test_usage_of_several_generations_of_one_call(lc_cache: LangChainCache) -> N
     assert lc_cache.cache.stats()["tokens_saved"] == 40
 
 
-def test_entries_carry_the_model_name(memory_cache: Cache) -> None:
-    lc = LangChainCache(memory_cache)
+def test_entries_carry_the_model_name(lc_cache: LangChainCache) -> None:
+    lc = LangChainCache(lc_cache.cache)
     model = SerializableChat(model_name="gpt-test-1", reply=text_reply("x"), cache=lc)
     model.invoke("q")
     request = lc._request(*_last_call(model))
-    hit = memory_cache.get(request)
+    hit = lc_cache.cache.get(request)
     assert hit is not None
     assert hit.entry.model == "gpt-test-1"
 
@@ -97,8 +97,8 @@ def _last_call(model: ScriptedChat) -> tuple[str, str]:
     return dumps([HumanMessage(content="q")]), model._get_llm_string(stop=None)
 
 
-def test_ttl_is_passed_to_the_core(memory_cache: Cache, fake_clock: FakeClock) -> None:
-    lc = LangChainCache(memory_cache, ttl=60)
+def test_ttl_is_passed_to_the_core(lc_cache: LangChainCache, fake_clock: FakeClock) -> None:
+    lc = LangChainCache(lc_cache.cache, ttl=60)
     model = ScriptedChat(cache=lc)
     model.invoke("q")
     fake_clock.advance(59)
@@ -109,16 +109,16 @@ def test_ttl_is_passed_to_the_core(memory_cache: Cache, fake_clock: FakeClock) -
     assert model.calls == 2
 
 
-def test_ttl_zero_stores_nothing(memory_cache: Cache) -> None:
-    model = ScriptedChat(cache=LangChainCache(memory_cache, ttl=0))
+def test_ttl_zero_stores_nothing(lc_cache: LangChainCache) -> None:
+    model = ScriptedChat(cache=LangChainCache(lc_cache.cache, ttl=0))
     model.invoke("q")
     model.invoke("q")
     assert model.calls == 2
 
 
-def test_bad_arguments_are_refused_at_construction(memory_cache: Cache) -> None:
+def test_bad_arguments_are_refused_at_construction(lc_cache: LangChainCache) -> None:
     with pytest.raises(ConfigError, match="ttl must be >= 0"):
-        LangChainCache(memory_cache, ttl=-1)
+        LangChainCache(lc_cache.cache, ttl=-1)
     with pytest.raises(ConfigError, match=r"takes an llmcache\.Cache"):
         LangChainCache("memory://")  # type: ignore[arg-type]
 

@@ -67,14 +67,14 @@ def assert_same_message(served: BaseMessage, stored: BaseMessage) -> None:
     assert served.model_dump(exclude={"id"}) == stored.model_dump(exclude={"id"})
 
 
-def test_plain_generations_round_trip(tier_lc_cache: LangChainCache) -> None:
+def test_plain_generations_round_trip(lc_tier_cache: LangChainCache) -> None:
     stored = [
         Generation(text="one", generation_info={"finish_reason": "stop", "logprobs": [0.1]}),
         Generation(text=""),  # an empty completion is a real answer, not a miss
         GenerationChunk(text="chunked", generation_info={"i": 1}),
     ]
-    tier_lc_cache.update("prompt", LLM, stored)
-    served = tier_lc_cache.lookup("prompt", LLM)
+    lc_tier_cache.update("prompt", LLM, stored)
+    served = lc_tier_cache.lookup("prompt", LLM)
     assert isinstance(served, list)
     assert [type(g) for g in served] == [Generation, Generation, GenerationChunk]
     assert [g.text for g in served] == ["one", "", "chunked"]
@@ -83,11 +83,11 @@ def test_plain_generations_round_trip(tier_lc_cache: LangChainCache) -> None:
     assert served[1].generation_info["llmcache"]["tier"]  # marked even without stored info
 
 
-def test_chat_generation_with_everything_round_trips(tier_lc_cache: LangChainCache) -> None:
+def test_chat_generation_with_everything_round_trips(lc_tier_cache: LangChainCache) -> None:
     message = rich_message()
     stored = ChatGeneration(message=message, generation_info={"finish_reason": "tool_calls"})
-    tier_lc_cache.update("prompt", LLM, [stored])
-    [served] = tier_lc_cache.lookup("prompt", LLM) or []
+    lc_tier_cache.update("prompt", LLM, [stored])
+    [served] = lc_tier_cache.lookup("prompt", LLM) or []
     assert type(served) is ChatGeneration
     assert served.generation_info == {"finish_reason": "tool_calls"}
     assert served.text == stored.text
@@ -99,7 +99,7 @@ def test_chat_generation_with_everything_round_trips(tier_lc_cache: LangChainCac
     assert_same_message(served.message, message)
 
 
-def test_chunk_types_round_trip(tier_lc_cache: LangChainCache) -> None:
+def test_chunk_types_round_trip(lc_tier_cache: LangChainCache) -> None:
     chunk = AIMessageChunk(
         content="partial answer",
         tool_call_chunks=[tool_call_chunk(name="search", args='{"q": "x"}', id="c1", index=0)],
@@ -107,8 +107,8 @@ def test_chunk_types_round_trip(tier_lc_cache: LangChainCache) -> None:
         chunk_position="last",
     )
     stored = ChatGenerationChunk(message=chunk, generation_info={"chunk": True})
-    tier_lc_cache.update("prompt", LLM, [stored])
-    [served] = tier_lc_cache.lookup("prompt", LLM) or []
+    lc_tier_cache.update("prompt", LLM, [stored])
+    [served] = lc_tier_cache.lookup("prompt", LLM) or []
     assert type(served) is ChatGenerationChunk
     assert type(served.message) is AIMessageChunk
     assert served.message.tool_call_chunks == chunk.tool_call_chunks
@@ -121,23 +121,23 @@ def test_chunk_types_round_trip(tier_lc_cache: LangChainCache) -> None:
     assert_same_message(served.message, chunk)
 
 
-def test_other_message_types_round_trip(tier_lc_cache: LangChainCache) -> None:
+def test_other_message_types_round_trip(lc_tier_cache: LangChainCache) -> None:
     stored = [
         ChatGeneration(message=HumanMessage(content="echo", name="u")),
         ChatGeneration(message=ToolMessage(content="42", tool_call_id="call_1", status="error")),
     ]
-    tier_lc_cache.update("prompt", LLM, stored)
-    served = tier_lc_cache.lookup("prompt", LLM) or []
+    lc_tier_cache.update("prompt", LLM, stored)
+    served = lc_tier_cache.lookup("prompt", LLM) or []
     for got, want in zip(served, stored, strict=True):
         assert_same_message(got.message, want.message)
 
 
 def test_pydantic_objects_in_additional_kwargs_do_not_break_the_store(
-    tier_lc_cache: LangChainCache,
+    lc_tier_cache: LangChainCache,
 ) -> None:
     message = AIMessage(content="", additional_kwargs={"parsed": Person(name="Ada", age=36)})
-    tier_lc_cache.update("prompt", LLM, [ChatGeneration(message=message)])
-    [served] = tier_lc_cache.lookup("prompt", LLM) or []
+    lc_tier_cache.update("prompt", LLM, [ChatGeneration(message=message)])
+    [served] = lc_tier_cache.lookup("prompt", LLM) or []
     # Stored as JSON: the object comes back as its dump (what JSON-mode parsers accept).
     assert served.message.additional_kwargs["parsed"] == {"name": "Ada", "age": 36}
     assert Person(**served.message.additional_kwargs["parsed"]) == Person(name="Ada", age=36)
@@ -152,14 +152,14 @@ def test_pydantic_objects_in_additional_kwargs_do_not_break_the_store(
     ids=["total_cost_only", "total_cost_added"],
 )
 def test_what_langchains_hit_path_leaves_behind_round_trips(
-    tier_lc_cache: LangChainCache, usage: dict[str, Any]
+    lc_tier_cache: LangChainCache, usage: dict[str, Any]
 ) -> None:
     # langchain-core's _convert_cached_generations sets usage_metadata={**old, "total_cost": 0}
     # through model_copy (no validation). {"total_cost": 0} alone fails AIMessage validation;
     # LangChain's SQLite/Redis caches then return the raw JSON as the answer text.
     message = AIMessage(content="The answer is 42.").model_copy(update={"usage_metadata": usage})
-    tier_lc_cache.update("prompt", LLM, [ChatGeneration(message=message)])
-    [served] = tier_lc_cache.lookup("prompt", LLM) or []
+    lc_tier_cache.update("prompt", LLM, [ChatGeneration(message=message)])
+    [served] = lc_tier_cache.lookup("prompt", LLM) or []
     assert served.message.content == "The answer is 42."
     assert served.text == "The answer is 42."
     assert served.message.usage_metadata == usage

@@ -11,11 +11,11 @@ from langchain_llmcache import LangChainCache
 
 class TestSyncStandardSuite(SyncCacheTestSuite):
     @pytest.fixture
-    def cache(self, tier_lc_cache: LangChainCache) -> BaseCache:
-        return tier_lc_cache
+    def cache(self, lc_tier_cache: LangChainCache) -> BaseCache:
+        return lc_tier_cache
 
 
 class TestAsyncStandardSuite(AsyncCacheTestSuite):
     @pytest.fixture
-    def cache(self, tier_lc_cache: LangChainCache) -> BaseCache:
-        return tier_lc_cache
+    def cache(self, lc_tier_cache: LangChainCache) -> BaseCache:
+        return lc_tier_cache
