@@ -27,6 +27,7 @@ from langchain_llmcache.llm_string import parse_llm_string
 from llmcache._sentinel import UNSET, Unset
 from llmcache.cache import Cache, CacheHit
 from llmcache.context import current_scope
+from llmcache.entry import Usage
 from llmcache.errors import ConfigError
 from llmcache.policy import check_ttl
 from llmcache.request import CacheRequest, Scope
@@ -141,7 +142,7 @@ class LangChainCache(BaseCache):
             await self.cache.aset(request, payload, usage=usage, ttl=self.ttl)
 
     @staticmethod
-    def _stored(return_val: Sequence[Generation]) -> tuple[dict[str, Any], Any] | None:
+    def _stored(return_val: Sequence[Generation]) -> tuple[dict[str, Any], Usage] | None:
         try:
             return to_payload(return_val), usage_of(return_val)
         except PayloadError as exc:
