@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import with_query
 
 from llmcache import Cache, CacheRequest, ConfigError, FakeClock, SchemaVersionError, Scope
 from llmcache.entry import CacheEntry, encode
@@ -29,6 +28,14 @@ from llmcache.tiers.sql import SqlTier
 from llmcache.tiers.sql_engine import create_sync_engine
 from llmcache.tiers.sql_schema import MIGRATIONS, Migration, Tables, build_tables, ensure_schema
 from llmcache.tiers.sql_url import parse_sql_url
+
+
+def with_query(url: str, **options: str) -> str:
+    """``url`` with query options added (as tests/conftest.py does; importing ``conftest`` by
+    name is ambiguous once several test folders have one)."""
+    sep = "&" if "?" in url else "?"
+    return url + sep + "&".join(f"{k}={v}" for k, v in options.items())
+
 
 REQ = CacheRequest(model="gpt-x", prompt="What is 2+2?", model_name="gpt-x")
 SQL_KINDS = ["sqlite", "mysql", "postgres"]
@@ -284,7 +291,7 @@ def test_32_threads_setting_one_key(sql_url: str) -> None:
 
 def _process_worker(url: str, worker: int, count: int, start: Any) -> int:
     """Runs in its own process: opens the (maybe not yet created) store, writes and reads."""
-    start.wait()
+    start.wait(60)
     errors = 0
     with Cache.from_urls([url]) as cache:
         for i in range(count):
@@ -302,9 +309,10 @@ def test_several_processes_share_one_fresh_sqlite_file(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path}/shared.db"
     procs, count = 4, 150
     ctx = multiprocessing.get_context("spawn")
-    start = ctx.Manager().Barrier(procs)
-    with ctx.Pool(procs) as pool:
-        errors = pool.starmap(_process_worker, [(url, w, count, start) for w in range(procs)])
+    with ctx.Manager() as manager, ctx.Pool(procs) as pool:  # exiting terminates stragglers
+        start = manager.Barrier(procs)
+        jobs = pool.starmap_async(_process_worker, [(url, w, count, start) for w in range(procs)])
+        errors = jobs.get(timeout=120)
     assert errors == [0] * procs
     with Cache.from_urls([url]) as cache:
         for w in range(procs):
