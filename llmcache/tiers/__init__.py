@@ -33,7 +33,18 @@ def tier_from_url(url: str) -> Tier:
 
         return SqlTier.from_url(url)
     if scheme in _REDIS_SCHEMES:
-        from llmcache.tiers.redis import RedisTier  # type: ignore[import-not-found,unused-ignore]
+        try:
+            from llmcache.tiers.redis import (  # type: ignore[import-not-found,unused-ignore]
+                RedisTier,
+            )
+        except ModuleNotFoundError as exc:
+            if exc.name != "llmcache.tiers.redis":
+                raise
+            # Until the Redis tier ships, say so instead of a confusing ModuleNotFoundError.
+            raise ConfigError(
+                f"the redis tier ({scheme}://) is not available in this version of llmcache; "
+                "use memory://, sqlite:///, mysql+pymysql:// or postgresql+psycopg://"
+            ) from None
 
         return RedisTier.from_url(url)  # type: ignore[no-any-return,unused-ignore]
     raise ConfigError(
