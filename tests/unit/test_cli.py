@@ -6,6 +6,7 @@ only the entry point test starts a subprocess, to see what a user's shell sees.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import socket
@@ -142,6 +143,13 @@ def test_demo_restores_the_callers_global_llm_cache() -> None:
 )
 def test_bad_url_is_one_line_and_a_usage_error(url: str, fragment: str) -> None:
     assert_one_error_line(run("demo", *TINY, "--url", url), 2, fragment)
+
+
+def test_a_tier_this_version_lacks_is_one_line() -> None:
+    if importlib.util.find_spec("llmcache.tiers.redis") is not None:
+        pytest.skip("the redis tier exists now: this error can no longer happen")
+    result = run("demo", *TINY, "--url", "redis://127.0.0.1:6379/0")
+    assert_one_error_line(result, 2, "redis tier", "not available")
 
 
 def test_unreachable_server_is_one_line_naming_it() -> None:

@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# Start the local servers llmcache's tests use, installing them from Debian's packages if needed.
+#
+#   Redis       127.0.0.1:6379  (no persistence)
+#   MariaDB     127.0.0.1:3306  root without a password over TCP, database `test`
+#   PostgreSQL  127.0.0.1:5432  user postgres trusted over 127.0.0.1, database `test`
+#
+# Idempotent and non-interactive: a server that already answers is left alone (never stopped or
+# restarted), so running this twice, or while tests run, is safe. Runs as root (or through
+# `sudo -n`); there is no systemd on the machines it targets, so daemons are started directly.
+# Prints one line per service; exits non-zero if any service is not usable. Daemon and apt output
+# goes to $LLMCACHE_SERVICES_LOG_DIR (default /tmp/llmcache-services).
+#
+# One function per service (service_<name>); add new servers (Redis Stack, a Redis Cluster,
+# Sentinel, on spare loopback ports) as new functions and list them in main().
+
+set -uo pipefail # no -e: one broken service must not hide the state of the others
+
+HOST=127.0.0.1
+REDIS_PORT=${LLMCACHE_REDIS_PORT:-6379}
+MARIADB_PORT=${LLMCACHE_MARIADB_PORT:-3306}
+POSTGRES_PORT=${LLMCACHE_POSTGRES_PORT:-5432}
+# Where a MariaDB or PostgreSQL started by this script keeps its data (Debian's defaults); other
+# values let a second instance run on a spare port next to the usual one.
+MARIADB_DATADIR=${LLMCACHE_MARIADB_DATADIR:-/var/lib/mysql}
+MARIADB_SOCKET=${LLMCACHE_MARIADB_SOCKET:-/run/mysqld/mysqld.sock}
+POSTGRES_CLUSTER=${LLMCACHE_POSTGRES_CLUSTER:-main}
+WAIT_SECONDS=${LLMCACHE_SERVICES_WAIT:-60}
+LOG_DIR=${LLMCACHE_SERVICES_LOG_DIR:-/tmp/llmcache-services}
+
+APT_UPDATED=0
+FAILED=0
+
+# ------------------------------------------------------------------------------------ helpers
+as_root() {
+    if [ "$(id -u)" = 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo -n "$@"
+    else
+        "$@" # not root and no sudo: let the command say what it lacks
+    fi
+}
+
+# Run a command as the postgres OS user (peer authentication on the local socket).
+as_postgres() {
+    (cd / && as_root runuser -u postgres -- "$@")
+}
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+report() { # name, status, detail
+    printf '%-11s %-7s %s\n' "$1" "$2" "$3"
+}
+
+fail() { # name, port, reason
+    report "$1" "FAILED" "$HOST:$2: $3"
+    FAILED=1
+    return 1
+}
+
+apt_install() { # packages...
+    if ! have apt-get; then
+        echo "apt-get is not available: install $* with this system's package manager" >&2
+        return 1
+    fi
+    if [ "$APT_UPDATED" = 0 ]; then
+        as_root apt-get update >>"$LOG_DIR/apt.log" 2>&1 || return 1
+        APT_UPDATED=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >>"$LOG_DIR/apt.log" 2>&1
+}
+
+tcp_open() { # host, port
+    timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" >/dev/null 2>&1
+}
+
+wait_until() { # command...: true once it succeeds, false after WAIT_SECONDS
+    local deadline=$((SECONDS + WAIT_SECONDS))
+    until "$@" >/dev/null 2>&1; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+# ------------------------------------------------------------------------------------ Redis
+redis_answers() {
+    if have redis-cli; then
+        [ "$(redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]
+    else
+        tcp_open "$HOST" "$REDIS_PORT"
+    fi
+}
+
+service_redis() {
+    local how="started"
+    if redis_answers; then
+        report redis ok "$HOST:$REDIS_PORT (already running)"
+        return 0
+    fi
+    if ! have redis-server; then
+        apt_install redis-server ||
+            { fail redis "$REDIS_PORT" "could not install redis-server (see $LOG_DIR/apt.log)"; return 1; }
+        how="installed and started"
+    fi
+    # The package's postinst may have started one already; start ours only if nothing answers.
+    if ! redis_answers; then
+        # shellcheck disable=SC2094 # both append to the log; nothing reads it
+        as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" \
+            --save "" --appendonly no --logfile "$LOG_DIR/redis-$REDIS_PORT.log" \
+            >>"$LOG_DIR/redis-$REDIS_PORT.log" 2>&1
+    fi
+    wait_until redis_answers ||
+        { fail redis "$REDIS_PORT" "no answer after ${WAIT_SECONDS}s (see $LOG_DIR/redis-$REDIS_PORT.log)"; return 1; }
+    report redis ok "$HOST:$REDIS_PORT ($how)"
+}
+
+# ------------------------------------------------------------------------------------ MariaDB
+mysql_client() {
+    if have mariadb; then mariadb "$@"; else mysql "$@"; fi
+}
+
+# The port accepts connections (mariadbd listens once InnoDB is up). Not `mysqladmin ping`: it
+# fails on a fresh datadir where root may not log in over TCP yet, which setup then fixes.
+mariadb_answers() {
+    tcp_open "$HOST" "$MARIADB_PORT"
+}
+
+mariadb_ready_for_tests() {
+    mysql_client --protocol=tcp --connect-timeout=3 -h "$HOST" -P "$MARIADB_PORT" -u root \
+        -e "SELECT 1" test >/dev/null 2>&1
+}
+
+mariadb_start() {
+    local mariadbd log="$LOG_DIR/mariadb-$MARIADB_PORT.log"
+    mariadbd=$(command -v mariadbd || echo /usr/sbin/mariadbd)
+    as_root install -d -o mysql -g mysql -m 755 "$(dirname "$MARIADB_SOCKET")" "$MARIADB_DATADIR"
+    if [ ! -d "$MARIADB_DATADIR/mysql" ]; then # no system tables yet: a datadir that never ran
+        as_root mysql_install_db --user=mysql --datadir="$MARIADB_DATADIR" >>"$log" 2>&1 || return 1
+    fi
+    # shellcheck disable=SC2094 # the daemon and start-stop-daemon both append to the log
+    # The pid file tells start-stop-daemon whether this instance already runs (not started twice).
+    as_root start-stop-daemon --start --oknodo --background --output "$log" \
+        --pidfile "$MARIADB_DATADIR/llmcache-$MARIADB_PORT.pid" \
+        --exec "$mariadbd" -- --user=mysql --datadir="$MARIADB_DATADIR" --socket="$MARIADB_SOCKET" \
+        --port="$MARIADB_PORT" --bind-address=127.0.0.1 \
+        --pid-file="$MARIADB_DATADIR/llmcache-$MARIADB_PORT.pid" >>"$log" 2>&1
+}
+
+# Root may log in over TCP without a password, and `test` exists. Done over the local socket,
+# where Debian's root@localhost authenticates the OS user root (unix_socket).
+mariadb_setup() {
+    mariadb_ready_for_tests && return 0
+    local client
+    client=$(command -v mariadb || command -v mysql) || return 1
+    as_root "$client" --protocol=socket --socket="$MARIADB_SOCKET" -u root <<'SQL' || return 1
+CREATE DATABASE IF NOT EXISTS test;
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+CREATE USER IF NOT EXISTS 'root'@'::1' IDENTIFIED BY '';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'::1' WITH GRANT OPTION;
+FLUSH PRIVILEGES;
+SQL
+    mariadb_ready_for_tests && return 0
+    # With name resolution on, a TCP client from 127.0.0.1 is matched as root@localhost: keep
+    # its socket login and also accept an empty password there.
+    as_root "$client" --protocol=socket --socket="$MARIADB_SOCKET" -u root <<'SQL' || return 1
+ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
+FLUSH PRIVILEGES;
+SQL
+    mariadb_ready_for_tests
+}
+
+service_mariadb() {
+    local how="already running"
+    if ! mariadb_answers; then
+        how="started"
+        if [ ! -x /usr/sbin/mariadbd ] && ! have mariadbd; then
+            apt_install mariadb-server ||
+                { fail mariadb "$MARIADB_PORT" "could not install mariadb-server (see $LOG_DIR/apt.log)"; return 1; }
+            how="installed and started"
+        fi
+        if ! mariadb_answers; then
+            mariadb_start ||
+                { fail mariadb "$MARIADB_PORT" "could not start mariadbd (see $LOG_DIR/mariadb-$MARIADB_PORT.log)"; return 1; }
+        fi
+        wait_until mariadb_answers ||
+            { fail mariadb "$MARIADB_PORT" "no answer after ${WAIT_SECONDS}s (see $LOG_DIR/mariadb-$MARIADB_PORT.log)"; return 1; }
+    fi
+    mariadb_setup ||
+        { fail mariadb "$MARIADB_PORT" "running, but root cannot log in over TCP to database test"; return 1; }
+    report mariadb ok "$HOST:$MARIADB_PORT ($how; root without password, database test)"
+}
+
+# ------------------------------------------------------------------------------------ PostgreSQL
+postgres_answers() {
+    if have pg_isready; then
+        pg_isready -q -h "$HOST" -p "$POSTGRES_PORT" -t 2
+    else
+        tcp_open "$HOST" "$POSTGRES_PORT"
+    fi
+}
+
+postgres_ready_for_tests() {
+    PGCONNECT_TIMEOUT=3 psql -h "$HOST" -p "$POSTGRES_PORT" -U postgres -w -d test -tAc "SELECT 1" \
+        >/dev/null 2>&1
+}
+
+# The newest installed server version, e.g. 15.
+postgres_version() {
+    find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/postgres' 2>/dev/null |
+        awk -F/ '{print $5}' | sort -V | tail -n 1
+}
+
+postgres_start() {
+    local version
+    version=$(postgres_version)
+    [ -n "$version" ] || return 1
+    if [ ! -d "/etc/postgresql/$version/$POSTGRES_CLUSTER" ]; then
+        as_root pg_createcluster --port "$POSTGRES_PORT" "$version" "$POSTGRES_CLUSTER" >>"$LOG_DIR/postgres-$POSTGRES_PORT.log" 2>&1 ||
+            return 1
+    fi
+    # /var/run is a tmpfs on many machines: the socket directory may be gone after a reboot.
+    as_root install -d -o postgres -g postgres -m 2775 /var/run/postgresql
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" "$POSTGRES_CLUSTER" start >>"$LOG_DIR/postgres-$POSTGRES_PORT.log" 2>&1
+}
+
+# Trust the postgres user over loopback (first matching pg_hba line wins, so ours go on top),
+# and create `test`. Done as the postgres OS user over the local socket (Debian's peer auth).
+postgres_setup() {
+    postgres_ready_for_tests && return 0
+    local hba
+    hba=$(as_postgres psql -p "$POSTGRES_PORT" -tAc "SHOW hba_file") || return 1
+    if ! as_root grep -qE '^host[[:space:]]+all[[:space:]]+postgres[[:space:]]+127\.0\.0\.1/32[[:space:]]+trust' "$hba"; then
+        as_root bash -c "{ printf '%s\n' '# llmcache scripts/services.sh: tests connect as postgres without a password' \
+            'host all postgres 127.0.0.1/32 trust' 'host all postgres ::1/128 trust'; cat '$hba'; } > '$hba.llmcache' \
+            && cat '$hba.llmcache' > '$hba' && rm -f '$hba.llmcache'" || return 1
+        as_postgres psql -p "$POSTGRES_PORT" -tAc "SELECT pg_reload_conf()" >/dev/null || return 1
+    fi
+    if [ "$(as_postgres psql -p "$POSTGRES_PORT" -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'")" != "1" ]; then
+        as_postgres createdb -p "$POSTGRES_PORT" test || return 1
+    fi
+    wait_until postgres_ready_for_tests # a reload is asynchronous
+}
+
+service_postgres() {
+    local how="already running"
+    if ! postgres_answers; then
+        how="started"
+        if [ -z "$(postgres_version)" ]; then
+            apt_install postgresql ||
+                { fail postgres "$POSTGRES_PORT" "could not install postgresql (see $LOG_DIR/apt.log)"; return 1; }
+            how="installed and started"
+        fi
+        if ! postgres_answers; then
+            postgres_start ||
+                { fail postgres "$POSTGRES_PORT" "could not start a cluster (see $LOG_DIR/postgres-$POSTGRES_PORT.log)"; return 1; }
+        fi
+        wait_until postgres_answers ||
+            { fail postgres "$POSTGRES_PORT" "no answer after ${WAIT_SECONDS}s; is the cluster's port $POSTGRES_PORT? (see $LOG_DIR/postgres-$POSTGRES_PORT.log)"; return 1; }
+    fi
+    postgres_setup ||
+        { fail postgres "$POSTGRES_PORT" "running, but postgres cannot log in over TCP to database test"; return 1; }
+    report postgres ok "$HOST:$POSTGRES_PORT ($how; user postgres trusted, database test)"
+}
+
+# ------------------------------------------------------------------------------------ main
+main() {
+    mkdir -p "$LOG_DIR"
+    service_redis
+    service_mariadb
+    service_postgres
+    # Later: service_redis_stack, service_redis_cluster, service_redis_sentinel (spare ports).
+    return "$FAILED"
+}
+
+main "$@"
