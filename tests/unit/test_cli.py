@@ -211,6 +211,44 @@ def test_entry_point_in_a_real_process() -> None:
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
 
 
+# ---------------------------------------------------------------------------- README
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "# llmcache"
+    fence = lines.index("```bash")
+    assert lines[fence + 1 : fence + 4] == [
+        'pip install -e ".[cli,langchain]" && llmcache demo',
+        "bash scripts/test.sh",
+        "```",
+    ]
+    assert fence <= 4  # right under the title and one sentence
+
+
+@pytest.mark.parametrize(
+    "snippet", re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+)
+def test_readme_python_snippets_run(snippet: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", snippet],
+        cwd=tmp_path,  # snippets write ./llmcache.db
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    # Each "# ..." comment after a print states what it prints.
+    expected = [
+        line.split("# ", 1)[1].strip()
+        for line in snippet.splitlines()
+        if line.startswith("print(") and "# " in line
+    ]
+    assert proc.stdout.splitlines() == expected
+
+
 # ---------------------------------------------------------------------------- workload
 def test_workload_is_seeded_skewed_and_scoped_to_the_users_asked_for() -> None:
     calls = build_workload(400, users=3, seed=1)
