@@ -54,6 +54,13 @@ class _Op(NamedTuple):
     args: tuple[Any, ...]
 
 
+class _Pending(NamedTuple):
+    """A lookup that the in-process tiers could not answer: the I/O tiers are next."""
+
+    key: CacheKey
+    now: float
+
+
 class _Unavailable:
     """Result of an operation on a tier that failed or whose breaker is open."""
 
@@ -82,6 +89,9 @@ class Cache:
             )
         self._tiers = tuple(tiers)
         self._name_tiers()
+        # The top tier, when in-process (memory: no I/O, cannot fail), is probed directly;
+        # the tiers below it go through the walk, which also backfills it.
+        self._local = 1 if getattr(self._tiers[0], "in_process", False) else 0
         self.policy = policy or CachePolicy()
         self.clock = clock
         self._breakers = {t.name: CircuitBreaker(clock=monotonic) for t in self._tiers}
@@ -139,10 +149,16 @@ class Cache:
     # ------------------------------------------------------------------ public API
     def get(self, request: CacheRequest) -> CacheHit | None:
         """The cached answer to ``request`` from the first tier that has it, or None."""
-        return self._run(self._get_plan(request))
+        probed = self._probe_local(request)
+        if type(probed) is _Pending:
+            return self._run(self._get_plan(probed.key, probed.now))
+        return probed  # type: ignore[return-value]
 
     async def aget(self, request: CacheRequest) -> CacheHit | None:
-        return await self._arun(self._get_plan(request))
+        probed = self._probe_local(request)
+        if type(probed) is _Pending:
+            return await self._arun(self._get_plan(probed.key, probed.now))
+        return probed  # type: ignore[return-value]
 
     def set(
         self,
@@ -217,13 +233,36 @@ class Cache:
         return f"Cache(tiers=[{', '.join(t.name for t in self._tiers)}])"
 
     # ------------------------------------------------------------------ plans (pure logic)
-    def _get_plan(self, request: CacheRequest) -> Plan[CacheHit | None]:
+    def _probe_local(self, request: CacheRequest) -> CacheHit | _Pending | None:
+        """Policy, key, and an in-process top tier (no I/O, no driver): the hot path.
+
+        An in-process tier (memory) neither blocks nor fails, so it is probed directly, for
+        both the sync and the async path; the tiers below go through a plan and its driver.
+        Returns the hit, a ``_Pending`` walk of the tiers below, or None for a miss.
+        """
         if not self.policy.decide(request).read:
             self._stats.skip()
             return None
         key = request_key(request)
         now = self.clock()
-        for index, tier in enumerate(self._tiers):
+        if self._local:
+            top = self._tiers[0]
+            entry = top.get(key, now)
+            if isinstance(entry, CacheEntry) and not entry.is_expired(now):
+                return self._hit(entry, top.name, key)
+        if self._local == len(self._tiers):
+            self._stats.miss()
+            return None
+        return _Pending(key, now)
+
+    def _hit(self, entry: CacheEntry, tier: str, key: CacheKey) -> CacheHit:
+        self._stats.hit(tier, "exact", entry.usage)
+        return CacheHit(entry=entry, tier=tier, match="exact", key=key)
+
+    def _get_plan(self, key: CacheKey, now: float) -> Plan[CacheHit | None]:
+        """Walk the tiers below the probed one; backfill every tier above a hit."""
+        for index in range(self._local, len(self._tiers)):
+            tier = self._tiers[index]
             found = yield _Op(tier, "get", (key, now))
             if found is None or found is UNAVAILABLE:
                 continue
@@ -247,8 +286,7 @@ class Cache:
                 payload = payload if payload is not None else encode(entry)
                 for upper in self._tiers[:index]:  # backfill the faster tiers
                     yield _Op(upper, "set", (key, entry, payload, now))
-            self._stats.hit(tier.name, "exact", entry.usage)
-            return CacheHit(entry=entry, tier=tier.name, match="exact", key=key)
+            return self._hit(entry, tier.name, key)
         self._stats.miss()
         return None
 

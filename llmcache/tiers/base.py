@@ -23,6 +23,9 @@ Found = CacheEntry | bytes | None
 
 @runtime_checkable
 class Tier(Protocol):
+    """A storage backend. It may also set ``in_process = True`` when its primitives do no I/O
+    and cannot fail (memory): as the top tier it is then probed directly, off the walk."""
+
     name: str
 
     def get(self, key: CacheKey, now: float) -> Found: ...

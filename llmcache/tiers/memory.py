@@ -29,6 +29,9 @@ class _Slot(NamedTuple):
 
 
 class MemoryTier(InProcessAsync):
+    #: No I/O and no failure modes: the cache probes it directly, outside the tier walk.
+    in_process = True
+
     def __init__(
         self,
         maxsize: int = DEFAULT_MAXSIZE,

@@ -70,7 +70,13 @@ def test_without_langchain_core_the_error_names_the_extra() -> None:
 
 
 class RecordingTier(MemoryTier):
-    """A real memory tier that records which primitives ran, and on which thread."""
+    """A real memory tier that records which primitives ran, and on which thread.
+
+    Declared not in-process so the cache walks it through its async primitives, as it walks
+    every I/O tier (memory tiers are otherwise probed directly, on the caller's thread).
+    """
+
+    in_process = False
 
     def __init__(self) -> None:
         super().__init__(name="memory")
