@@ -211,6 +211,19 @@ def test_entry_point_in_a_real_process() -> None:
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
 
 
+def test_without_the_cli_extra_the_command_names_it() -> None:
+    code = (
+        "import sys; sys.modules['click'] = None  # as if click were not installed\n"
+        "from llmcache.cli.main import main; main(['--version'])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "pip install 'llmcache[cli]'" in proc.stderr
+
+
 # ---------------------------------------------------------------------------- README
 README = Path(__file__).resolve().parents[2] / "README.md"
 
