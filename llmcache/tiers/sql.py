@@ -29,6 +29,7 @@ store with a newer schema raises SchemaVersionError (see sql_schema.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -71,6 +72,7 @@ WRITE_ATTEMPTS = 5
 #: Deadlock / lock-wait / serialization failures: the transaction can simply run again.
 _RETRY_MYSQL_CODES = frozenset({1205, 1213})
 _RETRY_PG_STATES = frozenset({"40001", "40P01"})
+_PG_ENDED = frozenset({"57P01", "57P02"})
 
 
 class SqlTier(ThreadedAsync):
@@ -143,13 +145,16 @@ class SqlTier(ThreadedAsync):
             "expires_at": effective_expiry(entry.expires_at, now, self.default_ttl),
             "value": payload,
         }
-        # The entry first: its row lock orders concurrent stores of one key, so their tag
-        # statements never interleave (nor deadlock) on MySQL/PostgreSQL.
         yield Step(self._sql.upsert, row)
-        yield Step(self._sql.delete_tags, {"key": key.digest})
         if entry.tags:
+            # In the entry's transaction, after it: its row lock orders concurrent stores of
+            # one key, so their tag statements never interleave (nor deadlock).
+            yield Step(self._sql.delete_tags, {"key": key.digest})
             tags = dict.fromkeys(label_digest("tag", t) for t in entry.tags)
             yield Step(self._sql.add_tags, [{"tag": tag, "key": key.digest} for tag in tags])
+        # Without tags a store is this one upsert, run without BEGIN/COMMIT: one round trip.
+        # Tag rows of an earlier store of the same key stay behind; invalidating by them
+        # removes this entry too, which costs a recomputation, never a wrong answer.
 
     def _delete_plan(self, key: CacheKey) -> Plan[None]:
         yield Step(self._sql.delete_tags, {"key": key.digest})
@@ -194,21 +199,22 @@ class SqlTier(ThreadedAsync):
 
     # ------------------------------------------------------------------ sync primitives
     def get(self, key: CacheKey, now: float) -> Found:
-        return self._run(self._get_plan(key, now), write=False)
+        return self._run(lambda: self._get_plan(key, now), write=False)
 
     def set(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
-        self._run_write(lambda: self._set_plan(key, entry, payload, now))
+        plan = lambda: self._set_plan(key, entry, payload, now)  # noqa: E731
+        self._run(plan, write=True, transaction=bool(entry.tags))
         if self._purge_due(now):
             try:
-                self._purged(self._run_write(lambda: self._purge_plan(now)))
+                self._purged(self._run(lambda: self._purge_plan(now), write=True))
             except TierError as exc:  # the store itself succeeded; the next purge retries
                 logger.debug("llmcache: purging expired rows failed: %s", exc)
 
     def delete(self, key: CacheKey) -> None:
-        self._run_write(lambda: self._delete_plan(key))
+        self._run(lambda: self._delete_plan(key), write=True)
 
     def clear(self, scope: bytes | None) -> int:
-        return self._run_write(lambda: self._clear_plan(scope))
+        return self._run(lambda: self._clear_plan(scope), write=True)
 
     def close(self) -> None:
         executor, self._aexecutor = self._aexecutor, None
@@ -225,7 +231,8 @@ class SqlTier(ThreadedAsync):
     async def aset(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
         if self.target.async_url is None:
             return await super().aset(key, entry, payload, now)
-        await self._arun(lambda: self._set_plan(key, entry, payload, now), write=True)
+        plan = lambda: self._set_plan(key, entry, payload, now)  # noqa: E731
+        await self._arun(plan, write=True, transaction=bool(entry.tags))
         if self._purge_due(now):
             try:
                 self._purged(await self._arun(lambda: self._purge_plan(now), write=True))
@@ -264,36 +271,50 @@ class SqlTier(ThreadedAsync):
                 raise self._error(exc) from exc
             self._schema_ready = True
 
-    def _run(self, plan: Plan[T], *, write: bool) -> T:
-        """Run one plan in one transaction on the sync engine."""
+    def _retry(self, exc: BaseException, attempt: int, *, write: bool) -> bool:
+        """May a failed plan run again? Once on a fresh connection when the pooled one was
+        dead (idle connections are pinged, busy ones are not); writes also on deadlocks."""
+        if attempt == 1 and self.name != "sqlite":
+            if _lost_connection(getattr(exc, "sqlstate", None)):
+                return True
+            with contextlib.suppress(Exception):  # a dialect that can't tell: not a disconnect
+                if self.engine.dialect.is_disconnect(exc, None, None):  # type: ignore[arg-type]
+                    return True
+        return write and attempt < WRITE_ATTEMPTS and _retryable(exc)
+
+    def _run(
+        self, make_plan: Callable[[], Plan[T]], *, write: bool, transaction: bool | None = None
+    ) -> T:
+        """Run a plan on the sync engine, in one transaction when ``transaction`` (default:
+        when ``write``), again when ``_retry`` allows."""
         self._ensure_schema()
-        try:
-            with self._serial:
-                return self._executor.run(plan, write=write)
-        except self._db_errors as exc:
-            raise self._error(exc) from exc
-
-    def _run_write(self, make_plan: Callable[[], Plan[T]]) -> T:
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
+        in_transaction = write if transaction is None else transaction
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                return self._run(make_plan(), write=True)
-            except TierError as exc:
-                if attempt == WRITE_ATTEMPTS or not _retryable(exc.__cause__):
-                    raise
-        raise AssertionError("unreachable")
+                with self._serial:
+                    return self._executor.run(make_plan(), transaction=in_transaction)
+            except self._db_errors as exc:
+                if not self._retry(exc, attempt, write=write):
+                    raise self._error(exc) from exc
 
-    async def _arun(self, make_plan: Callable[[], Plan[T]], *, write: bool) -> T:
-        """Run one plan in one transaction on the async engine (retrying writes)."""
+    async def _arun(
+        self, make_plan: Callable[[], Plan[T]], *, write: bool, transaction: bool | None = None
+    ) -> T:
+        """``_run`` on the async engine."""
         if not self._schema_ready:
             await asyncio.to_thread(self._ensure_schema)
         executor = self._async_executor()
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
+        in_transaction = write if transaction is None else transaction
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                return await executor.run(make_plan(), write=write)
+                return await executor.run(make_plan(), transaction=in_transaction)
             except self._db_errors as exc:
-                if not write or attempt == WRITE_ATTEMPTS or not _retryable(exc):
+                if not self._retry(exc, attempt, write=write):
                     raise self._error(exc) from exc
-        raise AssertionError("unreachable")
 
     def _async_executor(self) -> AsyncExecutor:
         """The async executor of the running loop (async connections belong to one loop)."""
@@ -312,6 +333,13 @@ class SqlTier(ThreadedAsync):
         if self.name != "sqlite" and isinstance(exc, sa.exc.OperationalError):
             hint = "; is the server running and reachable?"
         return TierError(f"{self.target.where}: {describe_error(exc)}{hint}")
+
+
+def _lost_connection(sqlstate: object) -> bool:
+    """PostgreSQL: a connection exception (class 08) or the server ending the session
+    (57P01 admin shutdown, 57P02 crash shutdown). psycopg's dialect only recognizes these
+    with the connection object in hand, which our executors have already given back."""
+    return isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in _PG_ENDED)
 
 
 def _retryable(exc: BaseException | None) -> bool:

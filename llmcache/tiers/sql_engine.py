@@ -5,8 +5,8 @@ from the result) and receives the value read. Plans hold all the SQL logic; an e
 runs one plan in one transaction:
 
 * ``SyncExecutor`` runs it on a pooled DB-API connection with statements compiled once per
-  dialect. SQLAlchemy builds and compiles the SQL and owns the pool (with ``pool_pre_ping``);
-  we skip its per-call Connection/Result machinery, which costs several times the SQLite
+  dialect. SQLAlchemy builds and compiles the SQL and owns the pool (pinging connections that
+  sat idle); we skip its per-call Connection/Result machinery, which costs several times the SQLite
   lookup itself (about 30 µs against 4 µs here) and an extra COMMIT/ROLLBACK round trip on
   a server.
 * ``AsyncExecutor`` does the same on the async engine's pooled native async connections.
@@ -20,6 +20,7 @@ here, the pool does not roll back connections it takes back (one round trip save
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable, Generator
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -50,6 +51,8 @@ Plan = Generator[Step, Any, T]
 SQLITE_BUSY_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 5  # seconds: a cache must not hang a request on a dead server
 POOL_RECYCLE = 1800  # below MySQL's wait_timeout (8 h by default) and proxies' idle cut-offs
+PING_IDLE_AFTER = 1.0  # seconds a pooled server connection may idle before it is pinged
+_LAST_USED = "llmcache_last_used"
 #: The begin hook reads this execution option: None means "no BEGIN" (autocommit).
 BEGIN_OPTION = "llmcache_begin"
 
@@ -65,12 +68,14 @@ def create_sync_engine(target: SqlTarget) -> sa.Engine:
         if target.in_memory:
             options["poolclass"] = sa.pool.StaticPool  # one connection, or each gets its own DB
     else:
-        options.update(pool_pre_ping=True, pool_recycle=POOL_RECYCLE)
+        options.update(pool_recycle=POOL_RECYCLE)
         if "connect_timeout" not in target.url.query:  # same name in PyMySQL and psycopg
             connect_args["connect_timeout"] = CONNECT_TIMEOUT
     engine = sa.create_engine(target.url, connect_args=connect_args, **options)
     if target.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas(target.in_memory))
+    else:
+        ping_idle_connections(engine)
     sa.event.listen(engine, "begin", _explicit_begin)
     return engine
 
@@ -86,12 +91,41 @@ def create_native_async_engine(target: SqlTarget) -> AsyncEngine:
         target.async_url,
         isolation_level="AUTOCOMMIT",
         pool_reset_on_return=None,
-        pool_pre_ping=True,
         pool_recycle=POOL_RECYCLE,
         connect_args=connect_args,
     )
+    ping_idle_connections(engine.sync_engine)
     sa.event.listen(engine.sync_engine, "begin", _explicit_begin)
     return engine
+
+
+def ping_idle_connections(engine: sa.Engine, idle: float = PING_IDLE_AFTER) -> None:
+    """Pre-ping pooled server connections that sat idle for more than ``idle`` seconds.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one more round trip on every
+    lookup (as much as the SELECT itself). A connection idle for a while is the one a server
+    restart, ``wait_timeout`` or a proxy may have cut, so it is pinged and, if dead, replaced
+    before use (the pool retries the checkout on ``DisconnectionError``). A busy connection
+    that dies fails its one call, is discarded, and the cache serves that call as a miss.
+    """
+    dialect = engine.dialect
+
+    def on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    def on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        last = record.info.get(_LAST_USED)
+        if last is not None and time.monotonic() - last <= idle:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+        if not alive:
+            raise sa.exc.DisconnectionError("ping failed")
+
+    sa.event.listen(engine.pool, "checkin", on_checkin)
+    sa.event.listen(engine.pool, "checkout", on_checkout)
 
 
 def _sqlite_pragmas(in_memory: bool) -> Callable[[Any, Any], None]:
@@ -178,21 +212,21 @@ class SyncExecutor:
         # error does not break it, and dropping ``:memory:``'s only connection drops the data.
         self._discard_on_error = engine.dialect.name != "sqlite"
 
-    def run(self, plan: Plan[T], *, write: bool) -> T:
-        conn = self.engine.raw_connection()  # pool checkout (pre-ping on servers)
+    def run(self, plan: Plan[T], *, transaction: bool) -> T:
+        conn = self.engine.raw_connection()  # pool checkout (idle ones pinged on servers)
         try:
             cursor = conn.cursor()
             try:
-                if write:
+                if transaction:
                     cursor.execute(self._begin)
                 result = _drive(plan, lambda step: self._execute(cursor, step))
-                if write:
+                if transaction:
                     conn.commit()
                 return result
             finally:
                 cursor.close()
         except BaseException:
-            if write:
+            if transaction:
                 _rollback_or_discard(conn)
             elif self._discard_on_error:
                 conn.invalidate()
@@ -246,13 +280,13 @@ class AsyncExecutor:
         self._begin = f"BEGIN {begin}".strip()
         self._sql = Compiler(engine.sync_engine.dialect)
 
-    async def run(self, plan: Plan[T], *, write: bool) -> T:
-        async with self.engine.connect() as pooled:  # checkout (pre-ping), no transaction
+    async def run(self, plan: Plan[T], *, transaction: bool) -> T:
+        async with self.engine.connect() as pooled:  # checkout (idle ones pinged)
             fairy = await pooled.get_raw_connection()
             conn: Any = fairy.driver_connection
             try:
                 cursor = await _maybe_await(conn.cursor())  # aiomysql: a coroutine
-                if write:
+                if transaction:
                     await cursor.execute(self._begin)
                 try:
                     step = next(plan)
@@ -260,15 +294,15 @@ class AsyncExecutor:
                         step = plan.send(await self._execute(cursor, step))
                 except StopIteration as done:
                     result: T = done.value
-                if write:
+                if transaction:
                     await conn.commit()
                 await _maybe_await(cursor.close())
                 return result
             except BaseException:
                 try:
                     await conn.rollback()
-                except Exception:
-                    fairy.invalidate()
+                except Exception:  # dead: never back into the pool (closed on the loop)
+                    await pooled.invalidate()
                 raise
 
     async def _execute(self, cursor: Any, step: Step) -> Any:
