@@ -22,7 +22,7 @@ from langchain_core.caches import BaseCache
 from langchain_core.outputs import Generation
 
 from langchain_llmcache.convert import PayloadError, from_payload, to_payload, usage_of
-from langchain_llmcache.hits import fresh_hit
+from langchain_llmcache.hits import fresh_hit, mark_in_place
 from langchain_llmcache.llm_string import parse_llm_string
 from llmcache._sentinel import UNSET, Unset
 from llmcache.cache import Cache, CacheHit
@@ -36,6 +36,10 @@ logger = logging.getLogger("llmcache.langchain")
 
 #: Default namespace of LangChain entries (part of the key; LiteLLM's entries use another).
 NAMESPACE = "langchain"
+
+
+#: ``CacheEntry.memo`` of an entry decoded once and handed out as decoded.
+_SEEN_ONCE = object()
 
 
 class _Decoded(NamedTuple):
@@ -113,18 +117,28 @@ class LangChainCache(BaseCache):
         return served
 
     def _serve(self, hit: CacheHit) -> list[Generation] | None:
-        """Fresh marked copies of the hit's generations; None if its payload is unusable."""
+        """Fresh marked generations for the hit; None if its payload is unusable.
+
+        An entry seen for the first time (every hit from a store tier) is decoded and handed
+        out as is: the decoded objects are nobody else's. An entry seen again is one a memory
+        tier keeps: its decoded generations become templates in ``CacheEntry.memo``, and each
+        later hit gets cheap copies of them, never the templates (LangChain assigns to what
+        a cache returns).
+        """
         memo = hit.entry.memo
-        if not isinstance(memo, _Decoded):
-            try:
-                memo = _Decoded(from_payload(hit.entry.value))
-            except PayloadError as exc:
-                # Stored data is untrusted: a payload that does not rebuild is a miss.
-                logger.warning("llmcache: a LangChain entry did not rebuild (%s); deleted it", exc)
-                return None
-            # Kept next to in-memory entries, so the next hit skips validation entirely.
-            hit.entry.memo = memo
-        return fresh_hit(memo.generations, hit)
+        if isinstance(memo, _Decoded):
+            return fresh_hit(memo.generations, hit)
+        try:
+            generations = from_payload(hit.entry.value)
+        except PayloadError as exc:
+            # Stored data is untrusted: a payload that does not rebuild is a miss.
+            logger.warning("llmcache: a LangChain entry did not rebuild (%s); deleted it", exc)
+            return None
+        if memo is _SEEN_ONCE:
+            hit.entry.memo = _Decoded(generations)
+            return fresh_hit(generations, hit)
+        hit.entry.memo = _SEEN_ONCE
+        return mark_in_place(generations, hit)
 
     # ------------------------------------------------------------------ update
     def update(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:

@@ -124,3 +124,22 @@ def fresh_hit(templates: Iterable[Generation], hit: CacheHit) -> list[Generation
             marked[MARKER] = hit_marker(hit)
             served.append(clone(template, {"generation_info": marked}))
     return served
+
+
+def mark_in_place(generations: Iterable[Generation], hit: CacheHit) -> list[Generation]:
+    """Mark freshly decoded generations as ``hit`` without copying them.
+
+    Only for objects nobody else holds: ``from_payload`` builds new ones (pydantic copies the
+    containers it validates), so the copies ``fresh_hit`` makes would be wasted work.
+    """
+    served = list(generations)
+    for generation in served:
+        if isinstance(generation, ChatGeneration):
+            message = generation.message
+            message.response_metadata[MARKER] = hit_marker(hit)
+            message.id = new_message_id()
+        else:
+            marked = HitInfo(generation.generation_info or ())
+            marked[MARKER] = hit_marker(hit)
+            generation.generation_info = marked
+    return served

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from langchain_core.caches import InMemoryCache
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.messages.tool import tool_call
@@ -217,3 +218,34 @@ async def test_completion_models_hit_sync_and_async(lc_cache: LangChainCache) ->
     assert [g[0].text for g in result.generations] == ["first", "second", "third"]
     assert [await llm.ainvoke(p) for p in ("a", "b", "c")] == ["first", "second", "third"]
     assert llm.calls == 3
+
+
+@pytest.mark.parametrize("urls", [["memory://"], ["memory://", "sqlite"], ["sqlite"]])
+def test_every_hit_is_private_whichever_tier_serves_it(urls: list[str], tmp_path: Any) -> None:
+    """First hits hand out freshly decoded objects, later ones copies of kept templates:
+    mutating any hit in place never reaches the next one."""
+    from llmcache import Cache
+
+    urls = [f"sqlite:///{tmp_path}/c.db" if u == "sqlite" else u for u in urls]
+    lc = LangChainCache(Cache.from_urls(urls))
+    message = AIMessage(
+        content="answer",
+        tool_calls=[tool_call(name="f", args={"a": 1}, id="c1")],
+        response_metadata={"model_name": "m"},
+    )
+    lc.update("p", LLM, [ChatGeneration(message=message, generation_info={"g": 1})])
+    ids = set()
+    for _ in range(5):
+        [hit] = lc.lookup("p", LLM) or []
+        assert isinstance(hit, ChatGeneration)
+        assert hit.message.content == "answer"
+        assert set(hit.message.response_metadata) == {"model_name", "llmcache"}
+        assert [c["id"] for c in hit.message.tool_calls] == ["c1"]
+        assert hit.generation_info == {"g": 1}
+        ids.add(hit.message.id)
+        hit.message.response_metadata["mutated"] = True
+        hit.message.tool_calls.append(tool_call(name="g", args={}, id="c2"))
+        hit.message.content = "mutated"
+        hit.generation_info["mutated"] = True  # type: ignore[index]
+    assert len(ids) == 5
+    lc.cache.close()
