@@ -193,7 +193,7 @@ def render(contenders: list[Contender], args: argparse.Namespace) -> str:
             else (f"≤ {target:.2f} ✅" if ratio <= target else f"≤ {target:.2f} ❌")
         )
         label = "hit" if kind == "hit" else "miss+store"
-        lines.append(f"| {ours} / {theirs} | {label} | {ratio:.2f}x | {verdict} |")
+        lines.append(f"| {ours} / {theirs} | {label} | {ratio:.3f}x | {verdict} |")
     return "\n".join(lines) + "\n"
 
 

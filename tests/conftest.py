@@ -108,7 +108,7 @@ def drop_tables(url: str, prefix: str) -> None:
     try:
         with engine.begin() as conn:
             for name in sa.inspect(conn).get_table_names():
-                if name.startswith(prefix + "_"):
+                if name.startswith(prefix):  # prefixes are random: only ours match
                     quoted = engine.dialect.identifier_preparer.quote(name)
                     conn.execute(sa.text(f"DROP TABLE IF EXISTS {quoted}"))
     except Exception:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from conftest import drop_tables, with_query
 
 from llmcache import Cache, CacheRequest, ConfigError, FakeClock, SchemaVersionError, Scope
 from llmcache.entry import CacheEntry, encode
@@ -28,14 +29,6 @@ from llmcache.tiers.sql import SqlTier
 from llmcache.tiers.sql_engine import create_sync_engine
 from llmcache.tiers.sql_schema import MIGRATIONS, Migration, Tables, build_tables, ensure_schema
 from llmcache.tiers.sql_url import parse_sql_url
-
-
-def with_query(url: str, **options: str) -> str:
-    """``url`` with query options added (as tests/conftest.py does; importing ``conftest`` by
-    name is ambiguous once several test folders have one)."""
-    sep = "&" if "?" in url else "?"
-    return url + sep + "&".join(f"{k}={v}" for k, v in options.items())
-
 
 REQ = CacheRequest(model="gpt-x", prompt="What is 2+2?", model_name="gpt-x")
 SQL_KINDS = ["sqlite", "mysql", "postgres"]
@@ -58,19 +51,7 @@ def sql_base(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 def sql_url(sql_base: str, table_prefix: str) -> Iterator[str]:
     """``sql_base`` with a private table prefix; every table starting with it is dropped."""
     yield with_query(sql_base, table_prefix=table_prefix)
-    drop_prefixed(sql_base, table_prefix)
-
-
-def drop_prefixed(url: str, prefix: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for name in sa.inspect(conn).get_table_names():
-                if name.startswith(prefix):
-                    quoted = engine.dialect.identifier_preparer.quote(name)
-                    conn.execute(sa.text(f"DROP TABLE {quoted}"))
-    finally:
-        engine.dispose()
+    drop_tables(sql_base, table_prefix)
 
 
 def rows(url: str, table: str) -> int:
@@ -353,7 +334,7 @@ def test_postgres_async_is_native(postgres_url: str, table_prefix: str) -> None:
         assert isinstance(tier, SqlTier) and tier.async_mode == "native"
     finally:
         tier.close()
-        drop_prefixed(postgres_url, table_prefix)
+        drop_tables(postgres_url, table_prefix)
 
 
 # ---------------------------------------------------------------------------- purge
@@ -433,7 +414,7 @@ def test_clear_touches_only_our_tables_and_prefix(sql_base: str, table_prefix: s
         assert rows(ours, foreign) == 2
     finally:
         engine.dispose()
-        drop_prefixed(sql_base, table_prefix)
+        drop_tables(sql_base, table_prefix)
 
 
 # ---------------------------------------------------------------------------- faults
@@ -573,7 +554,7 @@ async def test_statement_errors_never_log_parameters(
     monotonic = _monotonic()
     async with Cache.from_urls([sql_url], monotonic=monotonic) as cache:
         assert await cache.aset(request("warm-up"), "ok") is True
-        drop_prefixed(sql_url.split("?")[0], f"{prefix}_entries")  # the table vanishes
+        drop_tables(sql_url.split("?")[0], f"{prefix}_entries")  # the table vanishes
         secret = request("secret-prompt-4242")
         assert await cache.aset(secret, "secret-answer-4242") is False
         monotonic.advance(10)
