@@ -12,7 +12,7 @@ CodecError; the cache then treats it as a miss and deletes it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, TypeGuard
 
 import orjson
 
@@ -24,9 +24,9 @@ ENTRY_SCHEMA = 1
 MAX_DECODE_BYTES = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Tokens the original call spent: what a hit saves."""
+class Usage(NamedTuple):
+    """Tokens the original call spent: what a hit saves. (A NamedTuple: one is built per
+    decoded entry, and a frozen dataclass costs several times more to construct.)"""
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -77,13 +77,12 @@ def encode(entry: CacheEntry) -> bytes:
         raise CodecError(f"cannot store this value: {exc}") from exc
 
 
-def _number(doc: dict[str, Any], name: str, *, optional: bool = False) -> float | None:
-    value = doc.get(name)
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CodecError(f"stored entry field {name!r} is not a number")
-    return float(value)
+def _is_number(value: object) -> TypeGuard[float]:
+    return type(value) is float or type(value) is int  # not bool, not a subclass
+
+
+def _is_count(value: object) -> bool:
+    return type(value) is int and value >= 0
 
 
 def decode(data: bytes | bytearray | memoryview | str) -> CacheEntry:
@@ -94,33 +93,37 @@ def decode(data: bytes | bytearray | memoryview | str) -> CacheEntry:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise CodecError(f"stored entry is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
+    if type(doc) is not dict:
         raise CodecError("stored entry is not a JSON object")
     schema = doc.get("s")
-    if schema != ENTRY_SCHEMA:
+    if schema != ENTRY_SCHEMA or type(schema) is not int:
         raise CodecError(f"stored entry has schema {schema!r}; this llmcache reads {ENTRY_SCHEMA}")
     if "value" not in doc:
         raise CodecError("stored entry has no value")
-    usage = doc.get("usage", [0, 0])
-    if (
-        not isinstance(usage, list)
-        or len(usage) != 2
-        or not all(isinstance(u, int) and not isinstance(u, bool) and u >= 0 for u in usage)
-    ):
-        raise CodecError("stored entry field 'usage' is malformed")
-    tags = doc.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise CodecError("stored entry field 'tags' is malformed")
+    created = doc.get("created")
+    if not _is_number(created):
+        raise CodecError("stored entry field 'created' is not a number")
+    expires = doc.get("expires")
+    if expires is not None and not _is_number(expires):
+        raise CodecError("stored entry field 'expires' is not a number")
+    usage = doc.get("usage", NO_USAGE)
+    if usage != NO_USAGE:
+        if type(usage) is not list or len(usage) != 2 or not all(map(_is_count, usage)):
+            raise CodecError("stored entry field 'usage' is malformed")
+        usage = Usage(usage[0], usage[1])
+    tags = doc.get("tags", ())
+    if tags:
+        if type(tags) is not list or not all(type(t) is str for t in tags):
+            raise CodecError("stored entry field 'tags' is malformed")
+        tags = tuple(tags)
     model = doc.get("model", "")
-    if not isinstance(model, str):
+    if type(model) is not str:
         raise CodecError("stored entry field 'model' is malformed")
-    created = _number(doc, "created")
-    assert created is not None
     return CacheEntry(
         value=doc["value"],
-        created_at=created,
-        expires_at=_number(doc, "expires", optional=True),
+        created_at=float(created),
+        expires_at=None if expires is None else float(expires),
         model=model,
-        usage=Usage(usage[0], usage[1]),
-        tags=tuple(tags),
+        usage=usage if type(usage) is Usage else NO_USAGE,
+        tags=tags or (),
     )

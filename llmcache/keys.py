@@ -78,26 +78,30 @@ class CacheKey(NamedTuple):
         return self.digest.hex()
 
 
-def _params(params: Mapping[str, Any] | None) -> Any:
-    return dict(params) if params else None
+@lru_cache(maxsize=4096)
+def _scope_parts(scope: Scope) -> tuple[bytes, str]:
+    digest = scope_digest(scope)
+    return digest, digest.hex()
+
+
+@lru_cache(maxsize=1024)
+def _label_parts(model_name: str, namespace: str) -> tuple[bytes, bytes]:
+    return label_digest("model", model_name), label_digest("namespace", namespace)
 
 
 def request_key(request: CacheRequest) -> CacheKey:
     """The key of ``request``: equal requests, equal keys; anything else, different keys."""
-    sdig = scope_digest(request.scope)
+    scope, scope_hex = _scope_parts(request.scope)
+    params: Mapping[str, Any] | None = request.params
     canonical = canonical_json(
         [
             KEY_VERSION,
-            sdig.hex(),
+            scope_hex,
             request.namespace,
             request.model,
             request.prompt,
-            _params(request.params),
+            dict(params) if params else None,
         ]
     )
-    return CacheKey(
-        digest=_digest(canonical, 32, b"llmcache-key"),
-        scope=sdig,
-        model=label_digest("model", request.model_name),
-        namespace=label_digest("namespace", request.namespace),
-    )
+    model, namespace = _label_parts(request.model_name, request.namespace)
+    return CacheKey(_digest(canonical, 32, b"llmcache-key"), scope, model, namespace)
