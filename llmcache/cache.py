@@ -9,6 +9,7 @@ event loop (it works inside Jupyter's running loop).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Generator, Iterable, Sequence
@@ -24,12 +25,16 @@ from llmcache.keys import CacheKey, request_key, scope_digest
 from llmcache.policy import CachePolicy
 from llmcache.redact import describe_error
 from llmcache.request import CacheRequest, Scope
+from llmcache.singleflight import Flight, Flights, wait_async
 from llmcache.stats import Stats
 from llmcache.tiers import Tier, tier_from_url
 
 logger = logging.getLogger("llmcache")
 
 T = TypeVar("T")
+
+#: How long a caller that misses waits for an identical call already in flight (seconds).
+DEFAULT_SINGLE_FLIGHT_TIMEOUT = 30.0
 
 #: The embedded default: an in-process LRU in front of an SQLite file.
 DEFAULT_URLS = ("memory://?maxsize=10000", "sqlite:///./llmcache.db")
@@ -61,6 +66,12 @@ class _Pending(NamedTuple):
     now: float
 
 
+class _Miss(NamedTuple):
+    """No tier had the key (counted by ``get``, after any single-flight wait)."""
+
+    key: CacheKey
+
+
 class _Unavailable:
     """Result of an operation on a tier that failed or whose breaker is open."""
 
@@ -82,6 +93,7 @@ class Cache:
         policy: CachePolicy | None = None,
         clock: Clock = wall_clock,
         monotonic: Clock = monotonic_clock,
+        single_flight_timeout: float | None = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
     ) -> None:
         if not tiers:
             raise ConfigError(
@@ -96,6 +108,13 @@ class Cache:
         self.clock = clock
         self._breakers = {t.name: CircuitBreaker(clock=monotonic) for t in self._tiers}
         self._stats = Stats()
+        if single_flight_timeout is not None and not single_flight_timeout >= 0:
+            raise ConfigError(
+                f"single_flight_timeout must be >= 0 seconds or None, got {single_flight_timeout}"
+            )
+        # None or 0: no single-flight; concurrent misses each call the model.
+        self._flight_timeout = single_flight_timeout or 0.0
+        self._flights = Flights(self._flight_timeout, monotonic) if single_flight_timeout else None
 
     def _name_tiers(self) -> None:
         seen: dict[str, int] = {}
@@ -115,6 +134,7 @@ class Cache:
         policy: CachePolicy | None = None,
         clock: Clock = wall_clock,
         monotonic: Clock = monotonic_clock,
+        single_flight_timeout: float | None = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
     ) -> Cache:
         """Build the chain from tier URLs, top tier first (see the README for the schemes)."""
         if isinstance(urls, str):
@@ -129,7 +149,13 @@ class Cache:
             for tier in tiers:
                 tier.close()
             raise
-        return cls(tiers, policy=policy, clock=clock, monotonic=monotonic)
+        return cls(
+            tiers,
+            policy=policy,
+            clock=clock,
+            monotonic=monotonic,
+            single_flight_timeout=single_flight_timeout,
+        )
 
     @classmethod
     def from_env(cls, *, policy: CachePolicy | None = None) -> Cache:
@@ -148,17 +174,55 @@ class Cache:
 
     # ------------------------------------------------------------------ public API
     def get(self, request: CacheRequest) -> CacheHit | None:
-        """The cached answer to ``request`` from the first tier that has it, or None."""
+        """The cached answer to ``request`` from the first tier that has it, or None.
+
+        On a miss while another caller is already computing the same answer (single-flight),
+        waits for it, bounded by ``single_flight_timeout``, and returns it as a hit.
+        """
+        found = self._lookup(request)
+        if type(found) is not _Miss:
+            return found  # type: ignore[return-value]
+        flight = self._join_flight(found)
+        if flight is not None and flight.done.wait(self._flight_timeout):
+            again = self._lookup(request)
+            if type(again) is CacheHit:
+                return again
+        self._stats.miss()
+        return None
+
+    async def aget(self, request: CacheRequest) -> CacheHit | None:
+        found = await self._alookup(request)
+        if type(found) is not _Miss:
+            return found  # type: ignore[return-value]
+        flight = self._join_flight(found)
+        if flight is not None and await wait_async(flight, self._flight_timeout):
+            again = await self._alookup(request)
+            if type(again) is CacheHit:
+                return again
+        self._stats.miss()
+        return None
+
+    def _lookup(self, request: CacheRequest) -> CacheHit | _Miss | None:
         probed = self._probe_local(request)
         if type(probed) is _Pending:
             return self._run(self._get_plan(probed.key, probed.now))
         return probed  # type: ignore[return-value]
 
-    async def aget(self, request: CacheRequest) -> CacheHit | None:
+    async def _alookup(self, request: CacheRequest) -> CacheHit | _Miss | None:
         probed = self._probe_local(request)
         if type(probed) is _Pending:
             return await self._arun(self._get_plan(probed.key, probed.now))
         return probed  # type: ignore[return-value]
+
+    def _join_flight(self, miss: _Miss) -> Flight | None:
+        """After a miss: the flight to wait for, or None when this caller leads it."""
+        return None if self._flights is None else self._flights.join(miss.key.digest)
+
+    def _complete_flight(self, request: CacheRequest) -> None:
+        """A store ended (stored or refused): followers of its key may look again."""
+        if self._flights is not None and len(self._flights):
+            with contextlib.suppress(Exception):  # an unkeyable request has no flight
+                self._flights.complete(request_key(request).digest)
 
     def set(
         self,
@@ -169,7 +233,10 @@ class Cache:
         ttl: float | Unset | None = UNSET,
     ) -> bool:
         """Store ``value`` (JSON-like) in every tier; True if at least one tier took it."""
-        return self._run(self._set_plan(request, value, usage, ttl))
+        try:
+            return self._run(self._set_plan(request, value, usage, ttl))
+        finally:
+            self._complete_flight(request)
 
     async def aset(
         self,
@@ -179,7 +246,10 @@ class Cache:
         usage: Usage = NO_USAGE,
         ttl: float | Unset | None = UNSET,
     ) -> bool:
-        return await self._arun(self._set_plan(request, value, usage, ttl))
+        try:
+            return await self._arun(self._set_plan(request, value, usage, ttl))
+        finally:
+            self._complete_flight(request)
 
     def delete(self, request: CacheRequest) -> None:
         self._run(self._delete_plan(request_key(request)))
@@ -233,12 +303,13 @@ class Cache:
         return f"Cache(tiers=[{', '.join(t.name for t in self._tiers)}])"
 
     # ------------------------------------------------------------------ plans (pure logic)
-    def _probe_local(self, request: CacheRequest) -> CacheHit | _Pending | None:
+    def _probe_local(self, request: CacheRequest) -> CacheHit | _Pending | _Miss | None:
         """Policy, key, and an in-process top tier (no I/O, no driver): the hot path.
 
         An in-process tier (memory) neither blocks nor fails, so it is probed directly, for
         both the sync and the async path; the tiers below go through a plan and its driver.
-        Returns the hit, a ``_Pending`` walk of the tiers below, or None for a miss.
+        Returns the hit, a ``_Pending`` walk of the tiers below, a ``_Miss``, or None when the
+        policy says not to read.
         """
         if not self.policy.decide(request).read:
             self._stats.skip()
@@ -251,15 +322,14 @@ class Cache:
             if isinstance(entry, CacheEntry) and not entry.is_expired(now):
                 return self._hit(entry, top.name, key)
         if self._local == len(self._tiers):
-            self._stats.miss()
-            return None
+            return _Miss(key)
         return _Pending(key, now)
 
     def _hit(self, entry: CacheEntry, tier: str, key: CacheKey) -> CacheHit:
         self._stats.hit(tier, "exact", entry.usage)
         return CacheHit(entry=entry, tier=tier, match="exact", key=key)
 
-    def _get_plan(self, key: CacheKey, now: float) -> Plan[CacheHit | None]:
+    def _get_plan(self, key: CacheKey, now: float) -> Plan[CacheHit | _Miss]:
         """Walk the tiers below the probed one; backfill every tier above a hit."""
         for index in range(self._local, len(self._tiers)):
             tier = self._tiers[index]
@@ -287,8 +357,7 @@ class Cache:
                 for upper in self._tiers[:index]:  # backfill the faster tiers
                     yield _Op(upper, "set", (key, entry, payload, now))
             return self._hit(entry, tier.name, key)
-        self._stats.miss()
-        return None
+        return _Miss(key)
 
     def _set_plan(
         self, request: CacheRequest, value: Any, usage: Usage, ttl: float | Unset | None

@@ -1,0 +1,180 @@
+"""Single-flight: N concurrent identical misses cause one model call; the rest are served."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import PrivateAttr
+
+from langchain_llmcache import LangChainCache
+from llmcache import Cache, CacheRequest, ConfigError
+from llmcache.tiers.memory import MemoryTier
+
+REQ = CacheRequest(model="m", prompt="What is the capital of France?")
+N = 8
+
+
+class Model:
+    """A slow model call that counts itself; ``fail`` makes the leader's call fail."""
+
+    def __init__(self, delay: float = 0.2) -> None:
+        self.calls = 0
+        self.delay = delay
+        self._lock = threading.Lock()
+        self.entered = threading.Barrier(N)
+
+    def call(self) -> str:
+        with self._lock:
+            self.calls += 1
+        threading.Event().wait(self.delay)
+        return "Paris"
+
+
+def cached_call(cache: Cache, model: Model) -> str:
+    hit = cache.get(REQ)
+    if hit is not None:
+        return str(hit.entry.value)
+    answer = model.call()
+    cache.set(REQ, answer)
+    return answer
+
+
+def run_threads(fn: Any) -> list[Any]:
+    start = threading.Barrier(N)
+
+    def worker() -> Any:
+        start.wait()
+        return fn()
+
+    with ThreadPoolExecutor(N) as pool:
+        return list(pool.map(lambda _: worker(), range(N)))
+
+
+def test_concurrent_threads_make_one_model_call() -> None:
+    cache, model = Cache([MemoryTier()]), Model()
+    answers = run_threads(lambda: cached_call(cache, model))
+    assert answers == ["Paris"] * N
+    assert model.calls == 1
+    stats = cache.stats()
+    assert (stats["misses"], stats["hits"]) == (1, N - 1)  # each lookup counted once
+
+
+async def test_concurrent_tasks_make_one_model_call() -> None:
+    cache, calls = Cache([MemoryTier()]), []
+
+    async def call() -> str:
+        hit = await cache.aget(REQ)
+        if hit is not None:
+            return str(hit.entry.value)
+        calls.append(1)
+        await asyncio.sleep(0.1)
+        await cache.aset(REQ, "Paris")
+        return "Paris"
+
+    assert await asyncio.gather(*(call() for _ in range(32))) == ["Paris"] * 32
+    assert len(calls) == 1
+
+
+async def test_a_thread_leader_wakes_task_followers() -> None:
+    cache, model = Cache([MemoryTier()]), Model(delay=0.3)
+    leader = asyncio.get_running_loop().run_in_executor(None, cached_call, cache, model)
+    await asyncio.sleep(0.05)  # the leader has missed and is calling the model
+    followers = [cache.aget(REQ) for _ in range(5)]
+    hits = await asyncio.gather(*followers)
+    assert await leader == "Paris"
+    assert [h.entry.value for h in hits if h is not None] == ["Paris"] * 5
+    assert model.calls == 1
+
+
+def test_followers_proceed_at_the_bound_when_the_leader_never_stores() -> None:
+    cache = Cache([MemoryTier()], single_flight_timeout=0.3)
+    model = Model(delay=0.0)
+    leader_missed = threading.Event()
+
+    def failing_leader() -> None:
+        assert cache.get(REQ) is None  # leads the flight, then its model call fails
+        leader_missed.set()
+
+    thread = threading.Thread(target=failing_leader)
+    thread.start()
+    leader_missed.wait(5)
+    thread.join()
+    answers = [cached_call(cache, model) for _ in range(3)]  # waits once, then goes on
+    assert answers == ["Paris"] * 3
+    assert model.calls == 1  # the first follower called the model; the next were hits
+
+
+@pytest.mark.timeout(20)
+def test_a_leader_retrying_its_own_key_does_not_wait_for_itself() -> None:
+    cache = Cache([MemoryTier()], single_flight_timeout=60)
+    assert cache.get(REQ) is None  # leads; its model call "fails"
+    assert cache.get(REQ) is None  # the retry: same thread, no 60 s wait
+    assert cache.stats()["misses"] == 2
+
+
+def test_single_flight_can_be_turned_off() -> None:
+    cache, model = Cache([MemoryTier()], single_flight_timeout=None), Model(delay=0.0)
+
+    def call() -> str:
+        if cache.get(REQ) is None:
+            model.entered.wait(5)  # every caller reached the model: none waited
+            model.call()
+        return "ok"
+
+    run_threads(call)
+    assert model.calls == N
+    with pytest.raises(ConfigError, match="single_flight_timeout"):
+        Cache([MemoryTier()], single_flight_timeout=-1)
+
+
+class SlowChat(BaseChatModel):
+    delay: float = 0.2
+    _calls: int = PrivateAttr(default=0)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "slow-chat"
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        with self._lock:
+            self._calls += 1
+        threading.Event().wait(self.delay)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="Paris"))])
+
+
+def test_langchain_batch_of_identical_prompts_calls_the_model_once() -> None:
+    llm = SlowChat(cache=LangChainCache(Cache([MemoryTier()])))
+    replies = llm.batch(["Capital of France?"] * N, config={"max_concurrency": N})
+    assert [r.content for r in replies] == ["Paris"] * N
+    assert llm._calls == 1
+    assert len({r.id for r in replies}) == N  # every reply its own message
+
+
+async def test_langchain_abatch_of_identical_prompts_calls_the_model_once() -> None:
+    llm = SlowChat(cache=LangChainCache(Cache([MemoryTier()])))
+    replies = await llm.abatch(["Capital of France?"] * N)
+    assert [r.content for r in replies] == ["Paris"] * N
+    assert llm._calls == 1
+
+
+def test_flights_of_leaders_that_never_stored_are_swept() -> None:
+    from llmcache import FakeClock
+    from llmcache.singleflight import SWEEP_ABOVE, Flights
+
+    clock = FakeClock(0.0)
+    flights = Flights(timeout=1.0, clock=clock)
+    for i in range(SWEEP_ABOVE):
+        assert flights.join(i.to_bytes(4, "big")) is None  # each leads; none ever stores
+    clock.advance(1.0)
+    flights.join(b"new")
+    assert len(flights) == 1
