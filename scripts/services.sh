@@ -25,6 +25,11 @@ POSTGRES_PORT=${LLMCACHE_POSTGRES_PORT:-5432}
 MARIADB_DATADIR=${LLMCACHE_MARIADB_DATADIR:-/var/lib/mysql}
 MARIADB_SOCKET=${LLMCACHE_MARIADB_SOCKET:-/run/mysqld/mysqld.sock}
 POSTGRES_CLUSTER=${LLMCACHE_POSTGRES_CLUSTER:-main}
+REDIS_CLUSTER_PORTS=${LLMCACHE_REDIS_CLUSTER_PORTS:-"7101 7102 7103"}
+REDIS_SENTINEL_PRIMARY_PORT=${LLMCACHE_REDIS_SENTINEL_PRIMARY_PORT:-7201}
+REDIS_SENTINEL_REPLICA_PORT=${LLMCACHE_REDIS_SENTINEL_REPLICA_PORT:-7202}
+REDIS_SENTINEL_PORT=${LLMCACHE_REDIS_SENTINEL_PORT:-7301}
+REDIS_SENTINEL_SERVICE=llmcache
 WAIT_SECONDS=${LLMCACHE_SERVICES_WAIT:-60}
 LOG_DIR=${LLMCACHE_SERVICES_LOG_DIR:-/tmp/llmcache-services}
 
@@ -115,6 +120,121 @@ service_redis() {
     wait_until redis_answers ||
         { fail redis "$REDIS_PORT" "no answer after ${WAIT_SECONDS}s (see $LOG_DIR/redis-$REDIS_PORT.log)"; return 1; }
     report redis ok "$HOST:$REDIS_PORT ($how)"
+}
+
+# ------------------------------------------------------------------------------------ Redis Cluster
+# Three primaries, no replicas, no persistence. Each node keeps its cluster state in
+# $LOG_DIR/redis-cluster-<port>/nodes.conf, so nodes restarted later rejoin the same cluster.
+rcli() { # port, args...
+    local port=$1
+    shift
+    redis-cli -h "$HOST" -p "$port" "$@" 2>/dev/null
+}
+
+redis_port_answers() { [ "$(rcli "$1" ping)" = "PONG" ]; }
+
+cluster_ok() {
+    local first=${REDIS_CLUSTER_PORTS%% *}
+    rcli "$first" cluster info | grep -q '^cluster_state:ok'
+}
+
+service_redis_cluster() {
+    local port dir how="already running" nodes=() first=${REDIS_CLUSTER_PORTS%% *}
+    if cluster_ok; then
+        report cluster ok "$HOST:${REDIS_CLUSTER_PORTS// /,} ($how)"
+        return 0
+    fi
+    have redis-server || { fail cluster "$first" "redis-server is not installed"; return 1; }
+    for port in $REDIS_CLUSTER_PORTS; do
+        nodes+=("$HOST:$port")
+        redis_port_answers "$port" && continue
+        how="started"
+        dir="$LOG_DIR/redis-cluster-$port"
+        mkdir -p "$dir"
+        # shellcheck disable=SC2094 # both append to the log; nothing reads it
+        redis-server --port "$port" --bind "$HOST" --cluster-enabled yes \
+            --cluster-config-file "$dir/nodes.conf" --cluster-node-timeout 2000 --dir "$dir" \
+            --daemonize yes --save "" --appendonly no --logfile "$dir/redis.log" >>"$dir/redis.log" 2>&1
+        wait_until redis_port_answers "$port" ||
+            { fail cluster "$port" "node did not start (see $dir/redis.log)"; return 1; }
+    done
+    # Fresh nodes know no slots: create the cluster. Nodes that rejoin from nodes.conf don't need it.
+    if [ "$(rcli "$first" cluster info | tr -d '\r' | awk -F: '/^cluster_slots_assigned/{print $2}')" = "0" ]; then
+        redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+            >>"$LOG_DIR/redis-cluster-create.log" 2>&1 ||
+            { fail cluster "$first" "cluster create failed (see $LOG_DIR/redis-cluster-create.log)"; return 1; }
+        how="created"
+    fi
+    wait_until cluster_ok ||
+        { fail cluster "$first" "cluster_state is not ok after ${WAIT_SECONDS}s"; return 1; }
+    report cluster ok "$HOST:${REDIS_CLUSTER_PORTS// /,} ($how; 3 primaries)"
+}
+
+# ------------------------------------------------------------------------------------ Redis Sentinel
+# A primary, one replica and one sentinel (quorum 1) watching them as service "llmcache". After
+# a failover the replica is the primary: a data node that is down is restarted as a replica of
+# whichever node the sentinel names.
+sentinel_master_port() {
+    rcli "$REDIS_SENTINEL_PORT" sentinel get-master-addr-by-name "$REDIS_SENTINEL_SERVICE" | sed -n 2p
+}
+
+sentinel_ready() {
+    local master
+    master=$(sentinel_master_port)
+    [ -n "$master" ] || return 1
+    local port
+    for port in "$REDIS_SENTINEL_PRIMARY_PORT" "$REDIS_SENTINEL_REPLICA_PORT"; do
+        [ "$port" = "$master" ] && continue
+        rcli "$port" info replication | grep -q '^master_link_status:up' || return 1
+    done
+}
+
+start_sentinel_data_node() { # port, replica-of port (empty: a primary)
+    local port=$1 of=$2 dir="$LOG_DIR/redis-sentinel-data-$1"
+    mkdir -p "$dir"
+    local args=(--port "$port" --bind "$HOST" --dir "$dir" --daemonize yes --save "" --appendonly no
+        --logfile "$dir/redis.log")
+    [ -n "$of" ] && args+=(--replicaof "$HOST" "$of")
+    redis-server "${args[@]}" >>"$dir/redis.log" 2>&1
+    wait_until redis_port_answers "$port"
+}
+
+service_redis_sentinel() {
+    local how="already running" master dir="$LOG_DIR/redis-sentinel-$REDIS_SENTINEL_PORT"
+    local where="$HOST:$REDIS_SENTINEL_PORT (primary $REDIS_SENTINEL_PRIMARY_PORT, replica $REDIS_SENTINEL_REPLICA_PORT)"
+    if redis_port_answers "$REDIS_SENTINEL_PORT" && sentinel_ready; then
+        report sentinel ok "$where ($how)"
+        return 0
+    fi
+    have redis-server || { fail sentinel "$REDIS_SENTINEL_PORT" "redis-server is not installed"; return 1; }
+    how="started"
+    master=$(sentinel_master_port)
+    master=${master:-$REDIS_SENTINEL_PRIMARY_PORT}
+    redis_port_answers "$master" || start_sentinel_data_node "$master" "" ||
+        { fail sentinel "$master" "primary did not start"; return 1; }
+    local port
+    for port in "$REDIS_SENTINEL_PRIMARY_PORT" "$REDIS_SENTINEL_REPLICA_PORT"; do
+        [ "$port" = "$master" ] && continue
+        redis_port_answers "$port" || start_sentinel_data_node "$port" "$master" ||
+            { fail sentinel "$port" "replica did not start"; return 1; }
+    done
+    if ! redis_port_answers "$REDIS_SENTINEL_PORT"; then
+        mkdir -p "$dir"
+        # The sentinel rewrites its config file (it records what it learns): keep a fresh copy.
+        cat >"$dir/sentinel.conf" <<CONF
+port $REDIS_SENTINEL_PORT
+bind $HOST
+dir $dir
+logfile $dir/sentinel.log
+sentinel monitor $REDIS_SENTINEL_SERVICE $HOST $master 1
+sentinel down-after-milliseconds $REDIS_SENTINEL_SERVICE 1000
+sentinel failover-timeout $REDIS_SENTINEL_SERVICE 5000
+CONF
+        redis-server "$dir/sentinel.conf" --sentinel --daemonize yes >>"$dir/sentinel.log" 2>&1
+    fi
+    wait_until sentinel_ready ||
+        { fail sentinel "$REDIS_SENTINEL_PORT" "not ready after ${WAIT_SECONDS}s (see $dir/sentinel.log)"; return 1; }
+    report sentinel ok "$where ($how)"
 }
 
 # ------------------------------------------------------------------------------------ MariaDB
@@ -272,7 +392,9 @@ main() {
     service_redis
     service_mariadb
     service_postgres
-    # Later: service_redis_stack, service_redis_cluster, service_redis_sentinel (spare ports).
+    service_redis_cluster
+    service_redis_sentinel
+    # Later: service_redis_stack (spare port).
     return "$FAILED"
 }
 
