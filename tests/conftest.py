@@ -59,6 +59,26 @@ def redis_url() -> str:
     return require_server("Redis", REDIS_URL)
 
 
+REDIS_CLUSTER_URL = os.environ.get(
+    "LLMCACHE_TEST_REDIS_CLUSTER_URL", "redis+cluster://127.0.0.1:7101"
+)
+REDIS_SENTINEL_URL = os.environ.get(
+    "LLMCACHE_TEST_REDIS_SENTINEL_URL", "redis+sentinel://127.0.0.1:7301/llmcache"
+)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> str:
+    """A 3-primary Redis Cluster (scripts/services.sh starts it on 127.0.0.1:7101-7103)."""
+    return require_server("Redis Cluster", REDIS_CLUSTER_URL)
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_url() -> str:
+    """A Sentinel (127.0.0.1:7301) watching primary 7201 and replica 7202 (services.sh)."""
+    return require_server("Redis Sentinel", REDIS_SENTINEL_URL)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: object) -> str:
     return f"sqlite:///{tmp_path}/llmcache.db"
@@ -80,15 +100,22 @@ def with_query(url: str, **options: str) -> str:
     return url + sep + "&".join(f"{k}={v}" for k, v in options.items())
 
 
-TIER_KINDS = ["memory", "sqlite", "mysql", "postgres"]
+TIER_KINDS = ["memory", "sqlite", "mysql", "postgres", "redis", "redis_cluster", "redis_sentinel"]
 
 
 @pytest.fixture(params=TIER_KINDS)
 def tier_url(request: pytest.FixtureRequest, tmp_path: object, table_prefix: str) -> Iterator[str]:
-    """One URL per tier kind; SQL tiers get a private table prefix, dropped afterwards."""
+    """One URL per tier kind; SQL tiers get a private table prefix, dropped afterwards, and
+    Redis tiers a private key prefix, whose keys are deleted afterwards."""
     kind = request.param
     if kind == "memory":
         yield "memory://?maxsize=1000"
+        return
+    if kind.startswith("redis"):
+        fixture = "redis_url" if kind == "redis" else f"{kind}_url"
+        base = request.getfixturevalue(fixture)
+        yield with_query(base, prefix=table_prefix)
+        delete_redis_keys(base, table_prefix)
         return
     if kind == "sqlite":
         base = f"sqlite:///{tmp_path}/llmcache.db"
@@ -99,6 +126,19 @@ def tier_url(request: pytest.FixtureRequest, tmp_path: object, table_prefix: str
     yield with_query(base, table_prefix=table_prefix)
     if kind in ("mysql", "postgres"):
         drop_tables(base, table_prefix)
+
+
+def delete_redis_keys(url: str, prefix: str) -> None:
+    """Remove every key under ``prefix`` (random per test: only this test's keys)."""
+    from llmcache.tiers.redis import RedisTier
+
+    tier = RedisTier.from_url(with_query(url, prefix=prefix))
+    try:
+        tier.clear(None)
+    except Exception:
+        pass
+    finally:
+        tier.close()
 
 
 def drop_tables(url: str, prefix: str) -> None:

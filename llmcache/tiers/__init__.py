@@ -15,7 +15,7 @@ from llmcache.tiers.memory import MemoryTier
 __all__ = ["MemoryTier", "Tier", "tier_from_url"]
 
 _SQL_SCHEMES = ("sqlite", "mysql", "mariadb", "postgresql", "postgres")
-_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "redis+sentinel")
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel")
 
 
 def tier_from_url(url: str) -> Tier:
@@ -33,20 +33,9 @@ def tier_from_url(url: str) -> Tier:
 
         return SqlTier.from_url(url)
     if scheme in _REDIS_SCHEMES:
-        try:
-            from llmcache.tiers.redis import (  # type: ignore[import-not-found,unused-ignore]
-                RedisTier,
-            )
-        except ModuleNotFoundError as exc:
-            if exc.name != "llmcache.tiers.redis":
-                raise
-            # Until the Redis tier ships, say so instead of a confusing ModuleNotFoundError.
-            raise ConfigError(
-                f"the redis tier ({scheme}://) is not available in this version of llmcache; "
-                "use memory://, sqlite:///, mysql+pymysql:// or postgresql+psycopg://"
-            ) from None
+        from llmcache.tiers.redis import RedisTier
 
-        return RedisTier.from_url(url)  # type: ignore[no-any-return,unused-ignore]
+        return RedisTier.from_url(url)
     raise ConfigError(
         f"unsupported tier URL scheme {scheme!r} in {url!r}; use memory://, sqlite:///, "
         "mysql+pymysql://, postgresql+psycopg://, redis://, rediss://, unix://, "

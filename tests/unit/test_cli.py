@@ -6,7 +6,6 @@ only the entry point test starts a subprocess, to see what a user's shell sees.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import socket
@@ -145,11 +144,16 @@ def test_bad_url_is_one_line_and_a_usage_error(url: str, fragment: str) -> None:
     assert_one_error_line(run("demo", *TINY, "--url", url), 2, fragment)
 
 
-def test_a_tier_this_version_lacks_is_one_line() -> None:
-    if importlib.util.find_spec("llmcache.tiers.redis") is not None:
-        pytest.skip("the redis tier exists now: this error can no longer happen")
-    result = run("demo", *TINY, "--url", "redis://127.0.0.1:6379/0")
-    assert_one_error_line(result, 2, "redis tier", "not available")
+def test_a_redis_url_with_a_bad_prefix_is_one_line() -> None:
+    result = run("demo", *TINY, "--url", "redis://127.0.0.1:6379/0?prefix=a*b")
+    assert_one_error_line(result, 2, "redis tier", "prefix 'a*b'", "is not allowed")
+
+
+def test_unreachable_redis_is_one_line_naming_it() -> None:
+    port = closed_port()
+    result = run("demo", *TINY, "--url", f"redis://:hunter2@127.0.0.1:{port}/0")
+    assert_one_error_line(result, 1, f"127.0.0.1:{port}", "is the server running")
+    assert "hunter2" not in result.output
 
 
 def test_unreachable_server_is_one_line_naming_it() -> None:

@@ -1,0 +1,432 @@
+"""``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://``, ``redis+sentinel://``: Redis.
+
+Plain Redis 7 with no modules. redis-py's sync client for the sync primitives and
+``redis.asyncio`` for the async ones (native async I/O, no thread hops).
+
+Keys (``{...}`` is a Cluster hash tag: an entry and its scope's tag sets share a slot)::
+
+    <prefix>:{<scope hex>}:e:<digest hex>      the entry: a header + the encoded CacheEntry
+    <prefix>:{<scope hex>}:t:<tag digest hex>  a set of the entry keys carrying that tag
+
+TTL is native: ``SET ... PX`` from the tier's effective expiry, so Redis drops expired entries
+itself. The value starts with a 9-byte header holding that expiry as wall-clock seconds, so a
+``get`` also honours the cache's injected clock (a test's fake clock, or a host whose clock is
+ahead of Redis's). Tag sets never expire before the entries they list (a small Lua script
+extends, never shortens, their TTL). ``clear`` SCANs (never KEYS/FLUSHDB) every primary for
+this prefix's keys, or one scope's, and UNLINKs them in pipelined batches; it returns the
+number of entries removed. Digests are hex and the prefix is validated, so no key pattern can
+match another prefix's keys.
+
+Errors are raised as TierError naming the server; the cache turns them into a skipped tier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import struct
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from llmcache.entry import CacheEntry
+from llmcache.errors import ConfigError, TierError
+from llmcache.keys import CacheKey, label_digest
+from llmcache.redact import describe_error
+from llmcache.tiers.base import Found, effective_expiry
+from llmcache.tiers.redis_url import (
+    Kind,
+    RedisTarget,
+    check_prefix,
+    check_tier_ttl,
+    parse_redis_url,
+)
+
+logger = logging.getLogger("llmcache")
+
+CLEAR_BATCH = 500
+_HEADER = struct.Struct(">cd")  # version byte, expiry (wall-clock seconds; +inf: never)
+_VERSION = b"\x01"
+_NEVER = math.inf
+
+# Add the entry key to each tag set (KEYS) and make the set live at least as long as the
+# entry: ARGV[1] the entry key, ARGV[2] its TTL in ms or "" for none. A set that existed
+# without a TTL keeps none; a shorter TTL is extended, a longer one kept.
+_TAG_SCRIPT = """
+for _, k in ipairs(KEYS) do
+  local existed = redis.call('EXISTS', k)
+  redis.call('SADD', k, ARGV[1])
+  if ARGV[2] == '' then
+    redis.call('PERSIST', k)
+  else
+    local ttl = redis.call('PTTL', k)
+    if existed == 0 or (ttl >= 0 and ttl < tonumber(ARGV[2])) then
+      redis.call('PEXPIRE', k, ARGV[2])
+    end
+  end
+end
+return 0
+"""
+
+
+class RedisTier:
+    """A tier on Redis (standalone, Cluster or Sentinel). Build it with ``from_url`` or pass
+    a redis-py client: ``RedisTier(client=redis.Redis(...))``. Only clients this tier created
+    (or derived from the one passed in) are closed by ``close``/``aclose``."""
+
+    def __init__(
+        self,
+        target: RedisTarget | None = None,
+        *,
+        client: Any = None,
+        async_client: Any = None,
+        prefix: str = "llmcache",
+        ttl: float | None = None,
+    ) -> None:
+        if target is None:
+            if client is None:
+                raise ConfigError(
+                    "RedisTier needs a URL or a client: RedisTier.from_url('redis://...') or "
+                    "RedisTier(client=redis.Redis(...))"
+                )
+            target = _target_for_client(client, prefix, ttl)
+        self.target = target
+        self.name: str = target.kind
+        self.prefix = target.prefix
+        self.default_ttl = target.ttl
+        self._owns_client = client is None
+        self._owns_async = async_client is None
+        self._client = client
+        self._borrowed_async = async_client
+        self._lock = threading.Lock()
+        self._aclient: Any = async_client
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        if client is None and target.kind != "redis-cluster":
+            # Cheap and lazy (no connection yet), and it reports bad options now. A cluster
+            # client connects when built: that waits for first use, so a cluster that is down
+            # at start-up fails open through the cache instead of failing the constructor.
+            self._client = self._build(target.sync_client)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisTier:
+        return cls(parse_redis_url(url))
+
+    def __repr__(self) -> str:
+        return f"RedisTier({self.target.where}, prefix={self.prefix!r})"
+
+    # ------------------------------------------------------------------ keys
+    def _scope_tag(self, scope: bytes) -> str:
+        return f"{self.prefix}:{{{scope.hex()}}}"
+
+    def entry_key(self, key: CacheKey) -> str:
+        return f"{self._scope_tag(key.scope)}:e:{key.digest.hex()}"
+
+    def _tag_keys(self, key: CacheKey, tags: Iterable[str]) -> list[str]:
+        base = self._scope_tag(key.scope)
+        return list(dict.fromkeys(f"{base}:t:{label_digest('tag', t).hex()}" for t in tags))
+
+    def _pattern(self, scope: bytes | None) -> str:
+        # Braces and hex are not glob characters, and the prefix is validated: the pattern
+        # matches this prefix's keys (of one scope) and nothing else.
+        return f"{self.prefix}:{{*}}:*" if scope is None else f"{self._scope_tag(scope)}:*"
+
+    def _ttl_ms(self, entry: CacheEntry, now: float) -> tuple[float, int | None]:
+        """(expiry, PX milliseconds) for storing ``entry`` at ``now``; PX None: no TTL."""
+        expires = effective_expiry(entry.expires_at, now, self.default_ttl)
+        if expires is None:
+            return _NEVER, None
+        return expires, math.ceil((expires - now) * 1000)
+
+    # ------------------------------------------------------------------ sync primitives
+    def get(self, key: CacheKey, now: float) -> Found:
+        with self._errors():
+            raw = self._sync().get(self.entry_key(key))
+        return _unwrap(raw, now)
+
+    def set(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
+        expires, ms = self._ttl_ms(entry, now)
+        name = self.entry_key(key)
+        with self._errors():
+            client = self._sync()
+            if ms is not None and ms <= 0:  # already expired: nothing may be served
+                client.unlink(name)
+                return
+            client.set(name, _HEADER.pack(_VERSION, expires) + payload, px=ms)
+            if entry.tags:
+                tag_keys = self._tag_keys(key, entry.tags)
+                client.eval(_TAG_SCRIPT, len(tag_keys), *tag_keys, name, _ms_arg(ms))
+
+    def delete(self, key: CacheKey) -> None:
+        with self._errors():
+            self._sync().unlink(self.entry_key(key))
+
+    def clear(self, scope: bytes | None) -> int:
+        with self._errors():
+            client = self._sync()
+            removed = 0
+            batch: list[bytes] = []
+            for name in client.scan_iter(match=self._pattern(scope), count=CLEAR_BATCH):
+                batch.append(name)
+                if len(batch) >= CLEAR_BATCH:
+                    removed += _unlink_batch(client, batch)
+                    batch = []
+            if batch:
+                removed += _unlink_batch(client, batch)
+            return removed
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+            aclient, self._aclient = self._aclient, None
+            self._aloop = None
+        if self._owns_client and client is not None:
+            client.close()
+        if self._owns_async and aclient is not None:
+            # Its connections belong to an event loop: aclose() closes them there. From sync
+            # code, drop the pool's sockets without awaiting (no loop may be running).
+            _drop_async_pool(aclient)
+
+    # ------------------------------------------------------------------ async primitives
+    async def aget(self, key: CacheKey, now: float) -> Found:
+        with self._errors():
+            raw = await self._async().get(self.entry_key(key))
+        return _unwrap(raw, now)
+
+    async def aset(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
+        expires, ms = self._ttl_ms(entry, now)
+        name = self.entry_key(key)
+        with self._errors():
+            client = self._async()
+            if ms is not None and ms <= 0:
+                await client.unlink(name)
+                return
+            await client.set(name, _HEADER.pack(_VERSION, expires) + payload, px=ms)
+            if entry.tags:
+                tag_keys = self._tag_keys(key, entry.tags)
+                await client.eval(_TAG_SCRIPT, len(tag_keys), *tag_keys, name, _ms_arg(ms))
+
+    async def adelete(self, key: CacheKey) -> None:
+        with self._errors():
+            await self._async().unlink(self.entry_key(key))
+
+    async def aclear(self, scope: bytes | None) -> int:
+        with self._errors():
+            client = self._async()
+            removed = 0
+            batch: list[bytes] = []
+            async for name in client.scan_iter(match=self._pattern(scope), count=CLEAR_BATCH):
+                batch.append(name)
+                if len(batch) >= CLEAR_BATCH:
+                    removed += await _aunlink_batch(client, batch)
+                    batch = []
+            if batch:
+                removed += await _aunlink_batch(client, batch)
+            return removed
+
+    async def aclose(self) -> None:
+        with self._lock:
+            aclient, self._aclient = self._aclient, None
+            loop, self._aloop = self._aloop, None
+        if self._owns_async and aclient is not None:
+            if loop is None or loop is asyncio.get_running_loop():
+                await aclient.aclose()
+            else:
+                _drop_async_pool(aclient)
+        with self._lock:
+            client, self._client = self._client, None
+        if self._owns_client and client is not None:
+            client.close()
+
+    # ------------------------------------------------------------------ clients
+    def _sync(self) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._build(self.target.sync_client)
+                client = self._client
+        return client
+
+    def _async(self) -> Any:
+        """The async client of the running loop (redis.asyncio connections belong to one)."""
+        loop = asyncio.get_running_loop()
+        if not self._owns_async:
+            return self._aclient
+        with self._lock:
+            if self._aclient is None or self._aloop is not loop:
+                if self._aclient is not None:
+                    _drop_async_pool(self._aclient)
+                self._aclient = self._build(self._make_async)
+                self._aloop = loop
+            return self._aclient
+
+    def _make_async(self) -> Any:
+        if self._owns_client:
+            return self.target.async_client()
+        return _derive_async(self._client)
+
+    def _build(self, make: Any) -> Any:
+        try:
+            return make()
+        except (TypeError, ValueError) as exc:  # an option redis-py does not take
+            raise ConfigError(f"redis tier: bad option for {self.target.where}: {exc}") from None
+
+    def _errors(self) -> _ErrorContext:
+        return _ErrorContext(self.target.where)
+
+
+class _ErrorContext:
+    """Re-raise a Redis or socket failure as a TierError naming the server and the fix."""
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, TierError):
+            return
+        if isinstance(exc, ConfigError):
+            return
+        hint = ""
+        text = describe_error(exc)
+        if "ConnectionError" in text or "Timeout" in text or isinstance(exc, OSError):
+            hint = "; is the server running and reachable?"
+        raise TierError(f"{self.where}: {text}{hint}") from exc
+
+
+def _ms_arg(ms: int | None) -> str:
+    return "" if ms is None else str(ms)
+
+
+def _unwrap(raw: bytes | None, now: float) -> Found:
+    """The payload of a stored value, or None once it expired by the cache's clock.
+
+    A value without our header is returned whole: the cache fails to decode it, counts a miss
+    and deletes it.
+    """
+    if raw is None:
+        return None
+    if len(raw) < _HEADER.size or raw[:1] != _VERSION:
+        return raw
+    _, expires = _HEADER.unpack_from(raw)
+    if now >= expires:
+        return None
+    return raw[_HEADER.size :]
+
+
+def _is_entry(name: bytes) -> bool:
+    return b"}:e:" in name
+
+
+def _unlink_batch(client: Any, names: list[bytes]) -> int:
+    """UNLINK ``names`` one per command in one pipeline (a Cluster pipeline routes each to its
+    slot); returns how many entry keys were removed. ``execute_command``: a Cluster client's
+    ``unlink`` is its multi-key form (a coroutine even inside an async pipeline)."""
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.execute_command("UNLINK", name)
+    results = pipe.execute()
+    return sum(int(r) for name, r in zip(names, results, strict=True) if _is_entry(name))
+
+
+async def _aunlink_batch(client: Any, names: list[bytes]) -> int:
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.execute_command("UNLINK", name)
+    results = await pipe.execute()
+    return sum(int(r) for name, r in zip(names, results, strict=True) if _is_entry(name))
+
+
+def _target_for_client(client: Any, prefix: str, ttl: float | None) -> RedisTarget:
+    """Describe a passed-in client as a target (its kind and address for messages)."""
+    from redis.cluster import RedisCluster
+
+    kind: Kind
+    if isinstance(client, RedisCluster):
+        kind = "redis-cluster"
+        node: Any = client.get_default_node()  # type: ignore[no-untyped-call]
+        where = f"{kind} {node.host}:{node.port}" if node is not None else kind
+    else:
+        kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+        service = getattr(getattr(client, "connection_pool", None), "service_name", None)
+        kind = "redis-sentinel" if service else "redis"
+        if service:
+            where = f"{kind} {service}"
+        elif "path" in kwargs:
+            where = f"{kind} unix:{kwargs['path']}"
+        else:
+            where = f"{kind} {kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    if kwargs.get("decode_responses"):
+        raise ConfigError(
+            "RedisTier(client=...) needs a client with decode_responses=False: it stores bytes"
+        )
+    return RedisTarget(
+        kind=kind, url="", prefix=check_prefix(prefix), ttl=check_tier_ttl(ttl), where=where
+    )
+
+
+def _derive_async(client: Any) -> Any:
+    """A redis.asyncio client with the connection settings of a sync ``client``.
+
+    Plain clients (TCP, TLS, unix socket) are rebuilt from their pool's connection kwargs;
+    a Cluster from its startup nodes; a Sentinel-managed client has no portable settings, so
+    the caller must pass ``async_client=`` as well.
+    """
+    import redis.asyncio as aioredis
+    from redis.asyncio import connection as aconn
+    from redis.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster):
+        from redis.asyncio.cluster import ClusterNode
+        from redis.asyncio.cluster import RedisCluster as AsyncCluster
+
+        kwargs = dict(client.nodes_manager.connection_kwargs)
+        nodes = [ClusterNode(n.host, n.port) for n in client.nodes_manager.startup_nodes.values()]
+        allowed = {"username", "password", "socket_timeout", "socket_connect_timeout", "db"}
+        return AsyncCluster(
+            startup_nodes=nodes, **{k: v for k, v in kwargs.items() if k in allowed}
+        )
+    pool = client.connection_pool
+    if getattr(pool, "service_name", None):
+        raise ConfigError(
+            "RedisTier(client=<a Sentinel master client>) cannot derive an async client from "
+            "it; pass async_client=<redis.asyncio Sentinel master_for(...)> as well"
+        )
+    classes = {
+        "Connection": aconn.Connection,
+        "SSLConnection": aconn.SSLConnection,
+        "UnixDomainSocketConnection": aconn.UnixDomainSocketConnection,
+    }
+    connection_class = classes.get(type(pool.connection_class).__name__) or classes.get(
+        getattr(pool.connection_class, "__name__", ""), aconn.Connection
+    )
+    kwargs = {
+        k: v
+        for k, v in pool.connection_kwargs.items()
+        if k not in ("retry", "cache", "maint_notifications_config", "event_dispatcher")
+    }
+    async_pool = aioredis.ConnectionPool(connection_class=connection_class, **kwargs)
+    return aioredis.Redis(connection_pool=async_pool)
+
+
+def _drop_async_pool(aclient: Any) -> None:
+    """Forget an async client whose event loop is not running here: close its sockets without
+    awaiting (the transports belong to that loop; closing them there is its job)."""
+    pool = getattr(aclient, "connection_pool", None)
+    for conn in list(getattr(pool, "_available_connections", ())) + list(
+        getattr(pool, "_in_use_connections", ())
+    ):
+        writer = getattr(conn, "_writer", None)
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception as exc:  # a loop already closed: nothing left to release
+                logger.debug("llmcache: dropping a redis connection: %s", exc)

@@ -1,0 +1,300 @@
+"""Redis tier specifics, on the real Redis (127.0.0.1:6379): URLs, key layout, native TTL,
+tag sets, clear() touching only llmcache's own keys, and who closes which client.
+
+The shared behaviour (round trips, scopes, TTL through the cache, sync == async) is in
+test_tier_contract.py, which runs on Redis too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from llmcache import Cache, CacheRequest, ConfigError, FakeClock, Scope
+from llmcache.errors import MissingExtraError
+from llmcache.keys import label_digest, request_key, scope_digest
+from llmcache.tiers import tier_from_url
+from llmcache.tiers.redis import RedisTier
+
+
+def with_query(url: str, **options: str) -> str:
+    sep = "&" if "?" in url else "?"
+    return url + sep + "&".join(f"{k}={v}" for k, v in options.items())
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def raw(redis_url: str, prefix: str) -> Iterator[redis.Redis]:
+    """A plain client on the same server, to look at what the tier stored."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    for name in client.scan_iter(match=f"{prefix}*"):
+        client.unlink(name)
+    client.close()
+
+
+@pytest.fixture
+def cache(redis_url: str, prefix: str, fake_clock: FakeClock) -> Iterator[Cache]:
+    with Cache.from_urls([with_query(redis_url, prefix=prefix)], clock=fake_clock) as c:
+        yield c
+
+
+def req(prompt: str, tags: tuple[str, ...] = (), **scope: str) -> CacheRequest:
+    return CacheRequest(model="m", prompt=prompt, tags=tags, scope=Scope.of(**scope))
+
+
+# ---------------------------------------------------------------------------- URLs
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis"),
+        ("rediss://127.0.0.1:6380/0", "redis"),
+        ("unix:///tmp/redis.sock?db=1", "redis"),
+        ("redis+cluster://127.0.0.1:7101", "redis-cluster"),
+        ("redis+sentinel://127.0.0.1:7301/llmcache", "redis-sentinel"),
+    ],
+)
+def test_every_scheme_builds_a_tier_named_for_its_kind(url: str, name: str) -> None:
+    tier = tier_from_url(url)  # no connection is made before first use
+    try:
+        assert isinstance(tier, RedisTier) and tier.name == name
+        assert tier.prefix == "llmcache" and tier.default_ttl is None
+    finally:
+        tier.close()
+
+
+def test_our_options_leave_the_url_and_socket_timeouts_are_small() -> None:
+    tier = RedisTier.from_url("redis://127.0.0.1:6379/3?prefix=app-1&ttl=90")
+    try:
+        assert (tier.prefix, tier.default_ttl) == ("app-1", 90.0)
+        kwargs = tier._sync().connection_pool.connection_kwargs
+        assert kwargs["db"] == 3
+        assert kwargs["socket_connect_timeout"] == 0.25 and kwargs["socket_timeout"] == 0.5
+        assert "prefix" not in kwargs and "ttl" not in kwargs
+    finally:
+        tier.close()
+
+
+def test_timeouts_are_overridable_in_the_url() -> None:
+    tier = RedisTier.from_url("redis://127.0.0.1:6379/0?socket_timeout=2&socket_connect_timeout=1")
+    try:
+        kwargs = tier._sync().connection_pool.connection_kwargs
+        assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (2.0, 1.0)
+    finally:
+        tier.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("redis://127.0.0.1/0?prefix=a*b", "prefix 'a*b'"),
+        ("redis://127.0.0.1/0?prefix=a:b", "prefix 'a:b'"),
+        ("redis://127.0.0.1/0?prefix=" + "x" * 33, "is not allowed"),
+        ("redis://127.0.0.1/0?ttl=0", "ttl=0 would store nothing"),
+        ("redis://127.0.0.1/0?ttl=abc", "not a number"),
+        ("redis://127.0.0.1/0?prefix=a&prefix=b", "given twice"),
+        ("redis://127.0.0.1/0?bogus_option=1", "bad option"),
+        ("redis+sentinel://127.0.0.1:7301", "names no service"),
+        ("redis+sentinel://127.0.0.1:7301/svc?bogus=1", "unknown option"),
+    ],
+)
+def test_bad_urls_name_the_problem(url: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match="redis tier") as info:
+        tier_from_url(url)
+    assert fragment in str(info.value)
+
+
+def test_missing_redis_package_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "from llmcache.errors import MissingExtraError\n"
+        "from llmcache.tiers import tier_from_url\n"
+        "try:\n"
+        "    tier_from_url('redis://127.0.0.1:6379/0')\n"
+        "except MissingExtraError as exc:\n"
+        "    print(exc.extra, '|', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("redis | ")
+    assert "pip install 'llmcache[redis]'" in out.stdout
+    assert issubclass(MissingExtraError, ConfigError)
+
+
+# ---------------------------------------------------------------------------- keys and TTL
+def test_key_layout_and_native_ttl(cache: Cache, raw: redis.Redis, prefix: str) -> None:
+    request = req("q", user="alice", tenant="acme")
+    cache.set(request, "v", ttl=30)
+    key = request_key(request)
+    name = f"{prefix}:{{{scope_digest(request.scope).hex()}}}:e:{key.digest.hex()}"
+    assert raw.exists(name) == 1
+    assert 29_000 < raw.pttl(name) <= 30_000  # Redis expires it on its own
+    cache.set(req("forever"), "f", ttl=None)
+    forever = f"{prefix}:{{{scope_digest(Scope()).hex()}}}:e:{request_key(req('forever')).hex}"
+    assert raw.pttl(forever) == -1  # no TTL: a plain SET
+
+
+def test_tier_default_ttl_becomes_px(redis_url: str, raw: redis.Redis, prefix: str) -> None:
+    tier = RedisTier.from_url(with_query(redis_url, prefix=prefix, ttl="60"))
+    with Cache([tier]) as cache:
+        cache.set(req("q"), "v", ttl=None)
+        (name,) = raw.scan_iter(match=f"{prefix}:*")
+        assert 59_000 < raw.pttl(name) <= 60_000
+
+
+def test_an_already_expired_entry_is_not_stored(
+    cache: Cache, raw: redis.Redis, prefix: str
+) -> None:
+    tier = cache.tiers[0]
+    request = req("q")
+    cache.set(request, "old", ttl=None)
+    entry = cache.get(request)
+    assert entry is not None
+    stale = dataclasses.replace(entry.entry, expires_at=cache.clock() - 1)
+    tier.set(request_key(request), stale, b"ignored", cache.clock())
+    assert list(raw.scan_iter(match=f"{prefix}:*")) == []  # the old value is gone too
+    assert cache.get(request) is None
+
+
+def test_tag_sets_list_the_entry_and_outlive_it(
+    cache: Cache, raw: redis.Redis, prefix: str
+) -> None:
+    short = req("short", tags=("faq", "billing"), user="u")
+    long = req("long", tags=("faq",), user="u")
+    cache.set(long, "l", ttl=100)
+    cache.set(short, "s", ttl=10)  # a shorter TTL must not shorten the set that lists "long"
+    scope_hex = scope_digest(short.scope).hex()
+    faq = f"{prefix}:{{{scope_hex}}}:t:{label_digest('tag', 'faq').hex()}"
+    billing = f"{prefix}:{{{scope_hex}}}:t:{label_digest('tag', 'billing').hex()}"
+    members = {m.decode() for m in raw.smembers(faq)}
+    assert members == {
+        f"{prefix}:{{{scope_hex}}}:e:{request_key(long).hex}",
+        f"{prefix}:{{{scope_hex}}}:e:{request_key(short).hex}",
+    }
+    assert 99_000 < raw.pttl(faq) <= 100_000
+    assert 9_000 < raw.pttl(billing) <= 10_000
+    cache.set(req("untimed", tags=("faq",), user="u"), "u", ttl=None)
+    assert raw.pttl(faq) == -1  # an entry without TTL: its tag set never expires either
+
+
+def test_a_value_without_our_header_is_a_miss_and_deleted(
+    cache: Cache, raw: redis.Redis, prefix: str
+) -> None:
+    request = req("q")
+    cache.set(request, "v")
+    (name,) = raw.scan_iter(match=f"{prefix}:*")
+    raw.set(name, b"not an llmcache value")
+    assert cache.get(request) is None
+    assert raw.exists(name) == 0
+    assert cache.stats()["errors_by_tier"] == {}
+
+
+# ---------------------------------------------------------------------------- clear
+def test_clear_leaves_foreign_keys_alone(
+    redis_url: str, raw: redis.Redis, prefix: str, fake_clock: FakeClock
+) -> None:
+    other_prefix = prefix + "y"  # another app whose prefix starts like ours
+    foreign = {
+        f"{prefix}": b"bare prefix",
+        f"{prefix}:not-ours": b"no hash tag",
+        f"{prefix}x:{{abc}}:e:1": b"longer prefix",
+        f"x{prefix}:{{abc}}:e:1": b"prefix inside",
+        f"{prefix}-app:{{abc}}:e:1": b"other app",
+    }
+    for name, value in foreign.items():
+        raw.set(name, value)
+    db1 = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/1")
+    mine_in_db1 = f"{prefix}:{{{'0' * 32}}}:e:{'0' * 64}"
+    db1.set(mine_in_db1, b"same prefix, other database")
+    with (
+        Cache.from_urls([with_query(redis_url, prefix=prefix)], clock=fake_clock) as cache,
+        Cache.from_urls([with_query(redis_url, prefix=other_prefix)], clock=fake_clock) as other,
+    ):
+        for i in range(3):
+            cache.set(req(f"q{i}", tags=("t",), user=f"u{i}"), i)
+        other.set(req("q0"), "theirs")
+        assert cache.clear() == 3  # entries, not tag sets
+        assert other.get(req("q0")) is not None
+        other.clear()
+    try:
+        assert {n: raw.get(n) for n in foreign} == foreign
+        assert db1.get(mine_in_db1) == b"same prefix, other database"
+        assert list(raw.scan_iter(match=f"{prefix}:{{*")) == []  # our tag sets went too
+    finally:
+        db1.unlink(mine_in_db1)
+        db1.close()
+        for name in foreign:
+            raw.unlink(name)
+
+
+def test_clear_in_batches_counts_every_entry(cache: Cache, raw: redis.Redis, prefix: str) -> None:
+    pipe = raw.pipeline(transaction=False)
+    for i in range(1200):  # more than two SCAN/UNLINK batches
+        cache_name = f"{prefix}:{{{'ab' * 16}}}:e:{i:064x}"
+        pipe.set(cache_name, b"x")
+    pipe.execute()
+    assert cache.clear() == 1200
+    assert list(raw.scan_iter(match=f"{prefix}:*")) == []
+
+
+async def test_aclear_of_one_scope(cache: Cache, raw: redis.Redis, prefix: str) -> None:
+    for i in range(3):
+        await cache.aset(req(f"q{i}", tags=("t",), user="alice"), i)
+        await cache.aset(req(f"q{i}", user="bob"), i)
+    assert await cache.aclear(scope=Scope.of(user="alice")) == 3
+    alice_hex = scope_digest(Scope.of(user="alice")).hex()
+    assert list(raw.scan_iter(match=f"{prefix}:{{{alice_hex}}}:*")) == []
+    assert await cache.aget(req("q1", user="bob")) is not None
+
+
+# ---------------------------------------------------------------------------- clients
+async def test_a_passed_in_client_is_used_and_not_closed(
+    redis_url: str, raw: redis.Redis, prefix: str, fake_clock: FakeClock
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    tier = RedisTier(client=client, prefix=prefix)
+    cache = Cache([tier], clock=fake_clock)
+    cache.set(req("sync"), "s")
+    await cache.aset(req("async"), "a")  # through an async client derived from `client`
+    derived = tier._aclient
+    assert derived is not None and derived is not client
+    assert (
+        derived.connection_pool.connection_kwargs["port"]
+        == client.connection_pool.connection_kwargs["port"]
+    )
+    assert (await cache.aget(req("sync"))) is not None
+    await cache.aclose()
+    assert client.ping() is True  # still the user's, still open
+    assert len(list(raw.scan_iter(match=f"{prefix}:*"))) == 2
+    assert tier._aclient is None  # the derived one was ours: closed and dropped
+    client.close()
+
+
+def test_a_decoding_client_is_refused() -> None:
+    with pytest.raises(ConfigError, match="decode_responses=False"):
+        RedisTier(client=redis.Redis(decode_responses=True))
+
+
+def test_neither_url_nor_client_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="needs a URL or a client"):
+        RedisTier()
+
+
+def test_close_closes_what_the_tier_created(redis_url: str, prefix: str) -> None:
+    tier = RedisTier.from_url(with_query(redis_url, prefix=prefix))
+    client = tier._sync()
+    client.ping()
+    assert len(client.connection_pool._available_connections) == 1
+    tier.close()
+    assert client.connection_pool._available_connections == [] or all(
+        c._sock is None for c in client.connection_pool._available_connections
+    )
