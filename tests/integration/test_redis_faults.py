@@ -1,0 +1,293 @@
+"""A broken Redis never fails a LangChain call. Each test starts its own redis-server on a
+spare port (no persistence) and breaks it for real: stopped, out of memory, a read-only
+replica, stalled by DEBUG SLEEP, a Sentinel primary killed. Through all of it ``llm.invoke``
+returns the model's answer, the fault is logged once per outage and counted in
+``errors_by_tier``, and the breaker keeps calls from trying the dead server again and again.
+
+Connection attempts are counted by the tier's own redis-py pool, whose connection class is
+swapped for a subclass that counts ``connect`` calls (a real connection, not a fake).
+The down phases run the breaker on a fake monotonic clock, so what is skipped does not depend
+on how fast this machine is; recovery runs on real clocks, polled for at most 5 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from langchain_core.language_models.llms import LLM
+
+from langchain_llmcache import LangChainCache
+from llmcache import Cache, CacheRequest, FakeClock
+from llmcache.tiers.memory import MemoryTier
+from llmcache.tiers.redis import RedisTier
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("redis-server") is None, reason="redis-server is not installed"
+)
+
+RECOVERY_SECONDS = 5.0
+
+
+def spare_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisProcess:
+    """A redis-server this test owns: started, stopped and restarted on one port."""
+
+    def __init__(self, workdir: Path, *extra: str) -> None:
+        self.port = spare_port()
+        self.workdir = workdir
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir), "--enable-debug-command", "yes",
+             *self.extra],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with redis.Redis(port=self.port, socket_timeout=0.5) as client:
+                    client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server on {self.port} did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisProcess]:
+    proc = RedisProcess(tmp_path)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+class Answering(LLM):
+    """A model that answers every prompt and counts its calls."""
+
+    calls: int = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "answering"
+
+    def _call(self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any) -> str:
+        self.calls += 1
+        return f"answer to {prompt}"
+
+    async def _acall(
+        self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> str:
+        return self._call(prompt)
+
+
+def counting(tier: RedisTier) -> list[int]:
+    """Count the tier's socket connection attempts (sync pool): returns a one-item counter."""
+    count = [0]
+    pool = tier._sync().connection_pool
+    base = pool.connection_class
+
+    class Counting(base):  # type: ignore[misc,valid-type]
+        def _connect(self, *args: Any, **kwargs: Any) -> Any:
+            count[0] += 1
+            return super()._connect(*args, **kwargs)
+
+    pool.connection_class = Counting
+    pool.reset()  # forget connections made by the old class
+    return count
+
+
+def warnings_about(caplog: pytest.LogCaptureFixture, tier: str, what: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "llmcache" and f"tier {tier} {what}" in r.getMessage()
+    ]
+
+
+def redis_hit_within(cache: Cache, request: CacheRequest, seconds: float) -> bool:
+    """Poll (store, then read) until Redis itself serves a hit; at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        cache.set(request, "back")
+        hit = cache.get(request)
+        if hit is not None and hit.tier == "redis":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def wait_until_stalled(server: RedisProcess) -> None:
+    """Return once the server has stopped answering (DEBUG SLEEP started), within 5 s."""
+    deadline = time.monotonic() + 5
+    probe = redis.Redis(port=server.port, socket_timeout=0.1, retry=None)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                probe.ping()
+            except (redis.TimeoutError, redis.ConnectionError):  # a timeout, wrapped or not
+                return
+            time.sleep(0.01)
+        raise AssertionError("DEBUG SLEEP never stalled the server")
+    finally:
+        probe.close()
+
+
+# ---------------------------------------------------------------------------- server down
+def test_invoke_answers_while_redis_is_down_and_logs_once(
+    server: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    tier = RedisTier.from_url(server.url)
+    breaker_clock = FakeClock()
+    cache = Cache([MemoryTier(), tier], monotonic=breaker_clock)
+    llm = Answering(cache=LangChainCache(cache))
+    assert llm.invoke("warm-up") == "answer to warm-up"  # Redis works: stored there too
+    attempts = counting(tier)
+    server.stop()
+    with caplog.at_level(logging.WARNING, logger="llmcache"):
+        answers = [llm.invoke(f"question {i}") for i in range(20)]
+        again = llm.invoke("question 3")  # served by memory, still up
+    assert answers == [f"answer to question {i}" for i in range(20)]
+    assert again == "answer to question 3" and llm.calls == 21
+    assert len(warnings_about(caplog, "redis", "failed")) == 1  # once per outage
+    assert cache.stats()["errors_by_tier"]["redis"] >= 1
+    assert cache.stats()["breakers"]["redis"] == "open"
+    # The breaker skips the tier: one failing call reached it, not twenty.
+    assert 1 <= attempts[0] <= 2, attempts[0]
+    cache.close()
+
+
+async def test_ainvoke_answers_while_redis_is_down(
+    server: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    tier = RedisTier.from_url(server.url)
+    cache = Cache([tier], monotonic=FakeClock())
+    llm = Answering(cache=LangChainCache(cache))
+    assert await llm.ainvoke("warm-up") == "answer to warm-up"
+    server.stop()
+    with caplog.at_level(logging.WARNING, logger="llmcache"):
+        answers = [await llm.ainvoke(f"q{i}") for i in range(10)]
+    assert answers == [f"answer to q{i}" for i in range(10)]
+    assert len(warnings_about(caplog, "redis", "failed")) == 1
+    assert cache.stats()["errors_by_tier"]["redis"] >= 1
+    await cache.aclose()
+
+
+def test_after_a_restart_redis_serves_hits_again_within_5s(
+    server: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = Cache([RedisTier.from_url(server.url)])  # real clocks: the breaker probes for real
+    llm = Answering(cache=LangChainCache(cache))
+    request = CacheRequest(model="m", prompt="after restart")
+    with caplog.at_level(logging.WARNING, logger="llmcache"):
+        server.stop()
+        assert llm.invoke("while down") == "answer to while down"
+        server.start()
+        assert redis_hit_within(cache, request, RECOVERY_SECONDS)
+        assert len(warnings_about(caplog, "redis", "recovered")) == 1
+        # A second outage is a new outage: logged once more.
+        server.stop()
+        assert llm.invoke("down again") == "answer to down again"
+        assert llm.invoke("still down") == "answer to still down"
+    assert len(warnings_about(caplog, "redis", "failed")) == 2
+    cache.close()
+
+
+# ---------------------------------------------------------------------------- error replies
+def test_out_of_memory_fails_open(server: RedisProcess, caplog: pytest.LogCaptureFixture) -> None:
+    cache = Cache([MemoryTier(), RedisTier.from_url(server.url)], monotonic=FakeClock())
+    llm = Answering(cache=LangChainCache(cache))
+    admin = server.client()
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", 1)
+    with caplog.at_level(logging.WARNING, logger="llmcache"):
+        answers = [llm.invoke(f"q{i}") for i in range(5)]
+    assert answers == [f"answer to q{i}" for i in range(5)]
+    failures = warnings_about(caplog, "redis", "failed")
+    assert len(failures) == 1 and "OutOfMemoryError" in failures[0], failures
+    assert cache.stats()["errors_by_tier"]["redis"] >= 1
+    assert llm.invoke("q0") == "answer to q0" and llm.calls == 5  # memory still serves
+    admin.config_set("maxmemory", 0)
+    admin.close()
+    cache.close()
+
+
+def test_a_read_only_replica_fails_open(
+    server: RedisProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    primary_dir = tmp_path / "primary"
+    primary_dir.mkdir()
+    primary = RedisProcess(primary_dir)
+    primary.start()
+    try:
+        admin = server.client()
+        admin.replicaof("127.0.0.1", primary.port)  # the tier's server is now a replica
+        cache = Cache([RedisTier.from_url(server.url)], monotonic=FakeClock())
+        llm = Answering(cache=LangChainCache(cache))
+        with caplog.at_level(logging.WARNING, logger="llmcache"):
+            answers = [llm.invoke(f"q{i}") for i in range(5)]
+        assert answers == [f"answer to q{i}" for i in range(5)]
+        failures = warnings_about(caplog, "redis", "failed")
+        assert len(failures) == 1 and "ReadOnlyError" in failures[0], failures
+        assert cache.stats()["errors_by_tier"]["redis"] >= 1
+        admin.replicaof("NO", "ONE")
+        admin.close()
+        cache.close()
+    finally:
+        primary.stop()
+
+
+def test_a_stalled_server_times_out_and_fails_open(
+    server: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    tier = RedisTier.from_url(server.url)
+    cache = Cache([MemoryTier(), tier], monotonic=FakeClock())
+    llm = Answering(cache=LangChainCache(cache))
+    assert llm.invoke("warm-up") == "answer to warm-up"
+    attempts = counting(tier)
+    sleeper = threading.Thread(target=lambda: server.client().execute_command("DEBUG", "SLEEP", 2))
+    sleeper.start()
+    wait_until_stalled(server)
+    try:
+        with caplog.at_level(logging.WARNING, logger="llmcache"):
+            answers = [llm.invoke(f"q{i}") for i in range(10)]
+    finally:
+        sleeper.join(timeout=10)
+    assert answers == [f"answer to q{i}" for i in range(10)]
+    failures = warnings_about(caplog, "redis", "failed")
+    assert len(failures) == 1 and "Timeout" in failures[0], failures
+    assert cache.stats()["errors_by_tier"]["redis"] >= 1
+    assert attempts[0] <= 2, attempts[0]  # one timed-out call; the rest skipped
+    cache.close()
