@@ -270,6 +270,15 @@ class Cache:
         snap["breakers"] = {name: b.state.value for name, b in self._breakers.items()}
         return snap
 
+    def record_cost_saved(self, cost_usd: float) -> None:
+        """Add the dollars a hit saved to ``stats()["cost_saved_usd"]``.
+
+        For adapters: the core knows a hit's tokens, not their price (LiteLLM's price table
+        is the LiteLLM adapter's to read).
+        """
+        if cost_usd > 0:
+            self._stats.saved(cost_usd)
+
     def reset_stats(self) -> None:
         self._stats.reset()
 

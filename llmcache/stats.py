@@ -40,6 +40,11 @@ class Stats:
             self.output_tokens_saved += usage.output_tokens
             self.cost_saved_usd += cost_usd
 
+    def saved(self, cost_usd: float) -> None:
+        """Dollars a hit saved, priced by an adapter after the hit (it knows the price table)."""
+        with self._lock:
+            self.cost_saved_usd += cost_usd
+
     def miss(self) -> None:
         with self._lock:
             self.misses += 1
