@@ -291,3 +291,109 @@ def test_a_stalled_server_times_out_and_fails_open(
     assert cache.stats()["errors_by_tier"]["redis"] >= 1
     assert attempts[0] <= 2, attempts[0]  # one timed-out call; the rest skipped
     cache.close()
+
+
+# ---------------------------------------------------------------------------- Sentinel failover
+FAILOVER_SECONDS = 20.0  # down-after 1 s, then election and promotion: a few seconds
+
+
+class SentinelGroup:
+    """A primary, a replica and one sentinel (quorum 1) this test owns."""
+
+    service = "faults"
+
+    def __init__(self, workdir: Path) -> None:
+        (workdir / "primary").mkdir()
+        (workdir / "replica").mkdir()
+        self.primary = RedisProcess(workdir / "primary")
+        self.primary.start()
+        self.replica = RedisProcess(
+            workdir / "replica", "--replicaof", "127.0.0.1", str(self.primary.port)
+        )
+        self.replica.start()
+        self.port = spare_port()
+        conf = workdir / "sentinel.conf"
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {workdir}\n"
+            f"sentinel monitor {self.service} 127.0.0.1 {self.primary.port} 1\n"
+            f"sentinel down-after-milliseconds {self.service} 1000\n"
+            f"sentinel failover-timeout {self.service} 5000\n"
+        )
+        self.sentinel = subprocess.Popen(
+            ["redis-server", str(conf), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.wait(lambda: self.knows_replica(), "the sentinel to see the replica")
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.service}"
+
+    def admin(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=1, decode_responses=True)
+
+    def knows_replica(self) -> bool:
+        with self.admin() as admin:
+            try:
+                replicas = admin.sentinel_slaves(self.service)
+            except redis.RedisError:
+                return False
+        return any(r["port"] == self.replica.port and r["is_slave"] for r in replicas) and (
+            self.replica.client().info("replication")["master_link_status"] == "up"
+        )
+
+    def master_port(self) -> int:
+        with self.admin() as admin:
+            _, port = admin.sentinel_get_master_addr_by_name(self.service)
+        return int(port)
+
+    @staticmethod
+    def wait(condition: Any, what: str, seconds: float = FAILOVER_SECONDS) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"gave up waiting for {what}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.sentinel.kill()
+        self.sentinel.wait(timeout=10)
+        self.replica.stop()
+        self.primary.stop()
+
+
+@pytest.fixture
+def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
+    group = SentinelGroup(tmp_path)
+    yield group
+    group.stop()
+
+
+def test_sentinel_failover_is_survived_without_a_new_cache(
+    sentinel_group: SentinelGroup, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = Cache([RedisTier.from_url(sentinel_group.url)])  # real clocks
+    llm = Answering(cache=LangChainCache(cache))
+    assert llm.invoke("before") == "answer to before"
+    hit = cache.get(CacheRequest(model="m", prompt="x"))  # a miss, served by the primary
+    assert hit is None and cache.stats()["errors_by_tier"] == {}
+    sentinel_group.primary.stop()
+    with caplog.at_level(logging.WARNING, logger="llmcache"):
+        assert llm.invoke("during") == "answer to during"  # fails open while there is none
+        SentinelGroup.wait(
+            lambda: sentinel_group.master_port() == sentinel_group.replica.port,
+            "the sentinel to promote the replica",
+        )
+        request = CacheRequest(model="m", prompt="after failover")
+        deadline = time.monotonic() + RECOVERY_SECONDS
+        served = False
+        while not served and time.monotonic() < deadline:
+            cache.set(request, "v")
+            found = cache.get(request)
+            served = found is not None and found.tier == "redis-sentinel"
+            time.sleep(0.05)
+    assert served, "the promoted replica did not serve within 5 s of the failover"
+    assert llm.invoke("after") == "answer to after"
+    assert sentinel_group.replica.client().dbsize() >= 1  # the stores went to the new primary
+    cache.close()
