@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from llmcache.entry import CacheEntry
-from llmcache.errors import ConfigError, TierError
+from llmcache.errors import ConfigError, LLMCacheError, TierError
 from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
 from llmcache.tiers.base import Found, effective_expiry
@@ -98,10 +98,15 @@ class RedisTier:
         self._owns_client = client is None
         self._owns_async = async_client is None
         self._client = client
-        self._borrowed_async = async_client
         self._lock = threading.Lock()
         self._aclient: Any = async_client
         self._aloop: asyncio.AbstractEventLoop | None = None
+        self._guard = _ErrorContext(target.where)
+        if client is not None and async_client is None and _is_sentinel_managed(client):
+            raise ConfigError(
+                "RedisTier(client=<a Sentinel master client>) cannot derive an async client "
+                "from it; pass async_client=<redis.asyncio Sentinel(...).master_for(...)> too"
+            )
         if client is None and target.kind != "redis-cluster":
             # Cheap and lazy (no connection yet), and it reports bad options now. A cluster
             # client connects when built: that waits for first use, so a cluster that is down
@@ -273,11 +278,13 @@ class RedisTier:
             raise ConfigError(f"redis tier: bad option for {self.target.where}: {exc}") from None
 
     def _errors(self) -> _ErrorContext:
-        return _ErrorContext(self.target.where)
+        return self._guard
 
 
 class _ErrorContext:
-    """Re-raise a Redis or socket failure as a TierError naming the server and the fix."""
+    """Re-raise a Redis or socket failure as a TierError naming the server and the fix.
+
+    Stateless: one per tier, entered around every command."""
 
     __slots__ = ("where",)
 
@@ -290,15 +297,15 @@ class _ErrorContext:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        if exc is None or not isinstance(exc, Exception) or isinstance(exc, TierError):
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, LLMCacheError):
             return
-        if isinstance(exc, ConfigError):
-            return
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
         hint = ""
-        text = describe_error(exc)
-        if "ConnectionError" in text or "Timeout" in text or isinstance(exc, OSError):
+        if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
             hint = "; is the server running and reachable?"
-        raise TierError(f"{self.where}: {text}{hint}") from exc
+        raise TierError(f"{self.where}: {describe_error(exc)}{hint}") from exc
 
 
 def _ms_arg(ms: int | None) -> str:
@@ -346,24 +353,31 @@ async def _aunlink_batch(client: Any, names: list[bytes]) -> int:
 
 def _target_for_client(client: Any, prefix: str, ttl: float | None) -> RedisTarget:
     """Describe a passed-in client as a target (its kind and address for messages)."""
+    from redis.asyncio import Redis as AsyncRedis
+    from redis.asyncio.cluster import RedisCluster as AsyncCluster
     from redis.cluster import RedisCluster
 
+    if isinstance(client, (AsyncRedis, AsyncCluster)):
+        raise ConfigError(
+            "RedisTier(client=...) takes a sync redis-py client; pass a redis.asyncio client "
+            "as async_client= next to it"
+        )
     kind: Kind
     if isinstance(client, RedisCluster):
         kind = "redis-cluster"
         node: Any = client.get_default_node()  # type: ignore[no-untyped-call]
         where = f"{kind} {node.host}:{node.port}" if node is not None else kind
+        kwargs = client.nodes_manager.connection_kwargs
     else:
-        kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
-        service = getattr(getattr(client, "connection_pool", None), "service_name", None)
-        kind = "redis-sentinel" if service else "redis"
+        kwargs = client.connection_pool.connection_kwargs
+        service = getattr(client.connection_pool, "service_name", None)
         if service:
-            where = f"{kind} {service}"
+            kind, where = "redis-sentinel", f"redis-sentinel {service}"
         elif "path" in kwargs:
-            where = f"{kind} unix:{kwargs['path']}"
+            kind, where = "redis", f"redis unix:{kwargs['path']}"
         else:
-            where = f"{kind} {kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+            kind = "redis"
+            where = f"redis {kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
     if kwargs.get("decode_responses"):
         raise ConfigError(
             "RedisTier(client=...) needs a client with decode_responses=False: it stores bytes"
@@ -395,18 +409,15 @@ def _derive_async(client: Any) -> Any:
             startup_nodes=nodes, **{k: v for k, v in kwargs.items() if k in allowed}
         )
     pool = client.connection_pool
-    if getattr(pool, "service_name", None):
-        raise ConfigError(
-            "RedisTier(client=<a Sentinel master client>) cannot derive an async client from "
-            "it; pass async_client=<redis.asyncio Sentinel master_for(...)> as well"
-        )
     classes = {
         "Connection": aconn.Connection,
         "SSLConnection": aconn.SSLConnection,
         "UnixDomainSocketConnection": aconn.UnixDomainSocketConnection,
     }
-    connection_class = classes.get(type(pool.connection_class).__name__) or classes.get(
-        getattr(pool.connection_class, "__name__", ""), aconn.Connection
+    # The async twin of the pool's connection class (or of the class it derives from).
+    connection_class = next(
+        (classes[c.__name__] for c in pool.connection_class.__mro__ if c.__name__ in classes),
+        aconn.Connection,
     )
     kwargs = {
         k: v
@@ -415,6 +426,10 @@ def _derive_async(client: Any) -> Any:
     }
     async_pool = aioredis.ConnectionPool(connection_class=connection_class, **kwargs)
     return aioredis.Redis(connection_pool=async_pool)
+
+
+def _is_sentinel_managed(client: Any) -> bool:
+    return bool(getattr(getattr(client, "connection_pool", None), "service_name", None))
 
 
 def _drop_async_pool(aclient: Any) -> None:

@@ -8,10 +8,12 @@ test_tier_contract.py, which runs on Redis too.
 from __future__ import annotations
 
 import dataclasses
+import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -298,3 +300,98 @@ def test_close_closes_what_the_tier_created(redis_url: str, prefix: str) -> None
     assert client.connection_pool._available_connections == [] or all(
         c._sock is None for c in client.connection_pool._available_connections
     )
+
+
+def test_an_async_client_as_client_is_refused() -> None:
+    import redis.asyncio as aioredis
+
+    with pytest.raises(ConfigError, match="takes a sync redis-py client"):
+        RedisTier(client=aioredis.Redis())
+
+
+def test_a_sentinel_client_needs_its_async_twin() -> None:
+    from redis.sentinel import Sentinel
+
+    master = Sentinel([("127.0.0.1", 7301)]).master_for("llmcache")
+    with pytest.raises(ConfigError, match="async_client="):
+        RedisTier(client=master)
+
+
+# ---------------------------------------------------------------------------- Cluster
+@pytest.fixture
+def cluster_cache(redis_cluster_url: str, prefix: str, fake_clock: FakeClock) -> Iterator[Cache]:
+    with Cache.from_urls([with_query(redis_cluster_url, prefix=prefix)], clock=fake_clock) as c:
+        yield c
+        c.clear()
+
+
+def _primaries_holding(cache: Cache, prefix: str) -> set[str]:
+    client = cache.tiers[0]._sync()
+    holders = set()
+    for node in client.get_primaries():
+        conn = redis.Redis(host=node.host, port=node.port)
+        if any(True for _ in conn.scan_iter(match=f"{prefix}:*")):
+            holders.add(node.name)
+        conn.close()
+    return holders
+
+
+def test_cluster_clear_scans_every_primary(cluster_cache: Cache, prefix: str) -> None:
+    users = [f"u{i}" for i in range(30)]
+    for user in users:
+        cluster_cache.set(req("q", tags=("t",), user=user), user)
+    assert len(_primaries_holding(cluster_cache, prefix)) >= 2  # the scopes spread out
+    assert cluster_cache.clear(scope=Scope.of(user="u0")) == 1
+    assert cluster_cache.clear() == 29
+    assert _primaries_holding(cluster_cache, prefix) == set()
+
+
+async def test_cluster_async_clear_scans_every_primary(cluster_cache: Cache, prefix: str) -> None:
+    for i in range(20):
+        await cluster_cache.aset(req("q", user=f"u{i}"), i)
+    assert await cluster_cache.aclear() == 20
+    assert _primaries_holding(cluster_cache, prefix) == set()
+
+
+def test_an_entry_and_its_tag_sets_share_a_slot(cluster_cache: Cache, prefix: str) -> None:
+    cluster_cache.set(req("q", tags=("a", "b", "c"), user="alice"), "v")
+    client = cluster_cache.tiers[0]._sync()
+    names = [n for node in client.get_primaries() for n in _keys_on(node, prefix)]
+    assert len(names) == 4  # the entry and three tag sets
+    assert len({client.keyslot(n) for n in names}) == 1
+
+
+def _keys_on(node: Any, prefix: str) -> list[bytes]:
+    conn = redis.Redis(host=node.host, port=node.port)
+    try:
+        return list(conn.scan_iter(match=f"{prefix}:*"))
+    finally:
+        conn.close()
+
+
+async def test_a_passed_in_cluster_client_gets_a_derived_async_client(
+    redis_cluster_url: str, prefix: str, fake_clock: FakeClock
+) -> None:
+    from redis.cluster import RedisCluster
+
+    client = RedisCluster.from_url(redis_cluster_url.replace("redis+cluster", "redis"))
+    tier = RedisTier(client=client, prefix=prefix)
+    assert tier.name == "redis-cluster"
+    cache = Cache([tier], clock=fake_clock)
+    cache.set(req("sync", user="a"), "s")
+    hit = await cache.aget(req("sync", user="a"))
+    assert hit is not None and hit.entry.value == "s"
+    assert await cache.aclear() == 1
+    await cache.aclose()
+    assert client.ping() is True  # the user's client stays open
+    client.close()
+
+
+def test_a_cluster_that_is_down_at_start_fails_open(prefix: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with Cache.from_urls([f"redis+cluster://127.0.0.1:{port}?prefix={prefix}"]) as cache:
+        assert cache.get(req("q")) is None
+        assert cache.set(req("q"), "v") is False
+        assert cache.stats()["errors_by_tier"]["redis-cluster"] == 1
