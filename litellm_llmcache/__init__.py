@@ -1,8 +1,15 @@
-"""LiteLLM adapter for llmcache (placeholder).
+"""LiteLLM adapter for llmcache: ``litellm.cache = LiteLLMCache(cache)``.
 
-``LiteLLMCache`` (``litellm.cache = LiteLLMCache(cache)``) arrives in a later release of
-llmcache. Until then this package only reserves the name: importing it works and exports
-nothing, so code can probe for the adapter without installing litellm.
+Needs the ``litellm`` extra (``pip install 'llmcache[litellm]'``), which also installs what
+LiteLLM needs to serve a cache hit. Importing this package without litellm raises an
+ImportError naming the extra.
 """
 
-__all__: list[str] = []
+from llmcache._optional import require
+
+require("litellm", extra="litellm", feature="the LiteLLM adapter (litellm_llmcache)")
+
+from litellm_llmcache.cache import LiteLLMCache  # noqa: E402
+from litellm_llmcache.scope import ACL_FIELD, TENANT_FIELD, USER_FIELD  # noqa: E402
+
+__all__ = ["ACL_FIELD", "TENANT_FIELD", "USER_FIELD", "LiteLLMCache"]

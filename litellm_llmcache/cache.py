@@ -1,0 +1,291 @@
+"""``LiteLLMCache``: ``litellm.cache`` backed by an llmcache ``Cache``.
+
+    import litellm
+    from litellm_llmcache import LiteLLMCache
+    from llmcache import Cache
+
+    litellm.cache = LiteLLMCache(Cache.from_urls(["memory://", "sqlite:///./llmcache.db"]))
+
+A subclass of LiteLLM's own ``litellm.caching.caching.Cache``: LiteLLM's handler keeps
+deciding *when* to look up and store (``caching=``, ``cache={"no-cache"/"no-store"}``,
+``mode="default_off"`` + ``{"use-cache": True}``, ``supported_call_types``, stream replay,
+per-input embedding lookups); this class replaces *what* is keyed and where it is stored.
+Keys are built from the call's kwargs by ``request.build_request`` (LiteLLM's own
+``get_cache_key`` ignores ``metadata``, so it cannot isolate tenants); tiers, TTLs,
+fail-open, single-flight and stats are the core's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from litellm.caching.caching import Cache as _LiteLLMCache
+from litellm.caching.caching import CacheMode, LiteLLMCacheType
+
+from litellm_llmcache.controls import Controls, controls_of
+from litellm_llmcache.convert import (
+    PayloadError,
+    dollars_saved,
+    hit_marker,
+    marked,
+    saved_by,
+    to_payload,
+)
+from litellm_llmcache.request import NAMESPACE, PROMPT_FIELDS, build_request
+from llmcache._sentinel import UNSET, Unset
+from llmcache.cache import Cache, CacheHit
+from llmcache.errors import ConfigError
+from llmcache.keys import request_key
+from llmcache.policy import check_ttl
+from llmcache.request import CacheRequest
+
+logger = logging.getLogger("llmcache.litellm")
+
+#: Keys handed to LiteLLM and not yet used again (LiteLLM looks embeddings up by key alone).
+_REMEMBERED_KEYS = 4096
+#: How long a lookup waits for this loop's pending cache writes (seconds).
+WRITE_WAIT = 5.0
+
+
+def _pending_litellm_writes() -> list[asyncio.Task[None]]:
+    """LiteLLM's cache-write tasks still running on this loop.
+
+    LiteLLM stores an async answer in a background task, so a second identical call awaited
+    right after the first would look up before the first answer is stored; waiting for
+    these tasks first makes it a hit. (A private set of LiteLLM's; absent -> no wait.)
+    """
+    try:
+        from litellm.caching.caching_handler import _PENDING_CACHE_WRITES
+    except ImportError:
+        return []
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    return [t for t in list(_PENDING_CACHE_WRITES) if t is not me and t.get_loop() is loop]
+
+
+class LiteLLMCache(_LiteLLMCache):
+    """LiteLLM's cache backed by llmcache's tiers. Assign it to ``litellm.cache``.
+
+    Args:
+        cache: the llmcache ``Cache``; ``None`` builds one with ``Cache.from_env()``
+            (closed by ``disconnect()``/``close()``).
+        namespace: keeps these entries apart from other apps sharing the same store;
+            a call's ``cache={"namespace": ...}`` is added to it.
+        ttl: seconds to keep each answer; not passed = the cache policy's default,
+            ``None`` = each tier's default, ``0`` = do not store. A call's
+            ``cache={"ttl": ...}`` overrides it.
+        mode: LiteLLM's ``CacheMode``: ``"default_on"``, or ``"default_off"`` (only calls
+            with ``cache={"use-cache": True}`` use the cache).
+        supported_call_types: as LiteLLM's; ``None`` = LiteLLM's default list
+            (completion, text completion, embedding, transcription and their async twins).
+        max_messages: LiteLLM's own cache skips conversations longer than 4 messages;
+            here the default is no limit.
+    """
+
+    def __init__(
+        self,
+        cache: Cache | None = None,
+        *,
+        namespace: str = NAMESPACE,
+        ttl: float | Unset | None = UNSET,
+        mode: CacheMode | str = CacheMode.default_on,
+        supported_call_types: list[Any] | None = None,
+        max_messages: int | None = None,
+    ) -> None:
+        if cache is not None and not isinstance(cache, Cache):
+            raise ConfigError(
+                f"LiteLLMCache takes an llmcache.Cache, got {type(cache).__name__}; "
+                "build one with Cache.from_urls([...])"
+            )
+        if not isinstance(namespace, str) or not namespace:
+            raise ConfigError(f"namespace must be a non-empty string, got {namespace!r}")
+        extra: dict[str, Any] = {}
+        if supported_call_types is not None:
+            extra["supported_call_types"] = supported_call_types
+        super().__init__(
+            type=LiteLLMCacheType.LOCAL,
+            mode=CacheMode(mode),
+            max_messages=max_messages,
+            **extra,
+        )
+        self.llmcache = cache if cache is not None else Cache.from_env()
+        self._owns_cache = cache is None
+        self.llmcache_namespace = namespace
+        self.default_ttl = ttl if ttl is UNSET else check_ttl(ttl)
+        self._keys: OrderedDict[str, CacheRequest] = OrderedDict()
+        self._keys_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ keys
+    def get_cache_key(self, **kwargs: Any) -> str:
+        """Our key for the call, as LiteLLM's ``cache_key`` (shown in ``_hidden_params``)."""
+        request = build_request(kwargs, self.llmcache_namespace)
+        token = "llmcache:" + request_key(request).digest.hex()
+        with self._keys_lock:
+            self._keys[token] = request
+            self._keys.move_to_end(token)
+            while len(self._keys) > _REMEMBERED_KEYS:
+                self._keys.popitem(last=False)
+        return token
+
+    def _request(self, kwargs: Mapping[str, Any]) -> CacheRequest | None:
+        """The call's request; LiteLLM's per-input embedding lookups pass only our key.
+
+        A caller-given ``cache_key`` is never trusted when the call itself is at hand: the
+        request (and its scope) is always rebuilt from the call.
+        """
+        if any(f in kwargs for f in PROMPT_FIELDS):
+            return build_request(kwargs, self.llmcache_namespace)
+        token = kwargs.get("cache_key")
+        if isinstance(token, str):
+            with self._keys_lock:
+                return self._keys.get(token)
+        return None
+
+    def _should_use(self, kwargs: Mapping[str, Any]) -> bool:
+        """LiteLLM's own rule (mode, ``use-cache``, ``max_messages``)."""
+        return bool(self.should_use_cache(**kwargs))  # type: ignore[no-untyped-call]
+
+    # ------------------------------------------------------------------ lookup
+    def _readable(self, kwargs: Mapping[str, Any], controls: Controls) -> bool:
+        return not controls.disabled and not controls.no_cache and self._should_use(kwargs)
+
+    def get_cache(self, dynamic_cache_object: Any = None, **kwargs: Any) -> Any:
+        """The stored response for this call, or None (LiteLLM then calls the model)."""
+        try:
+            controls = controls_of(kwargs)
+            if not self._readable(kwargs, controls):
+                return None
+            request = self._request(kwargs)
+            if request is None:
+                return None
+            return self._serve(self.llmcache.get(request), controls)
+        except Exception as exc:  # a cache fault never fails the user's call
+            logger.warning("llmcache: LiteLLM lookup failed: %s", exc)
+            return None
+
+    async def async_get_cache(self, dynamic_cache_object: Any = None, **kwargs: Any) -> Any:
+        try:
+            controls = controls_of(kwargs)
+            if not self._readable(kwargs, controls):
+                return None
+            request = self._request(kwargs)
+            if request is None:
+                return None
+            pending = _pending_litellm_writes()
+            if pending:
+                await asyncio.wait(pending, timeout=WRITE_WAIT)
+            return self._serve(await self.llmcache.aget(request), controls)
+        except Exception as exc:
+            logger.warning("llmcache: LiteLLM lookup failed: %s", exc)
+            return None
+
+    def _serve(self, hit: CacheHit | None, controls: Controls) -> Any:
+        if hit is None:
+            return None
+        entry = hit.entry
+        if controls.max_age is not None and self.llmcache.clock() - entry.created_at > (
+            controls.max_age
+        ):
+            return None  # older than the caller accepts: LiteLLM calls the model
+        payload = entry.value
+        if not isinstance(payload, dict):
+            logger.warning("llmcache: a LiteLLM entry is not a response object; ignored")
+            return None
+        saved = saved_by(payload)
+        cost = dollars_saved(entry.model, saved)
+        self.llmcache.record_cost_saved(cost[0] + cost[1])
+        if "choices" not in payload:
+            return payload  # one embedding of a per-input lookup: LiteLLM assembles these
+        return marked(payload, hit_marker(hit, saved, cost))
+
+    # ------------------------------------------------------------------ store
+    def _store_args(
+        self, result: Any, kwargs: Mapping[str, Any]
+    ) -> tuple[CacheRequest, dict[str, Any], float | Unset | None] | None:
+        controls = controls_of(kwargs)
+        if controls.disabled or controls.no_store or not self._should_use(kwargs):
+            return None
+        request = self._request(kwargs)
+        if request is None:
+            return None
+        payload = to_payload(result)
+        payload.pop("_hidden_params", None)
+        ttl = self.default_ttl if controls.ttl is UNSET else controls.ttl
+        return request, payload, ttl
+
+    def add_cache(self, result: Any, **kwargs: Any) -> None:
+        """Store LiteLLM's answer in every tier (before the call returns)."""
+        try:
+            args = self._store_args(result, kwargs)
+            if args is not None:
+                request, payload, ttl = args
+                self.llmcache.set(request, payload, usage=saved_by(payload).usage, ttl=ttl)
+        except (PayloadError, ConfigError) as exc:
+            logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
+        except Exception as exc:
+            logger.warning("llmcache: storing a LiteLLM answer failed: %s", exc)
+
+    async def async_add_cache(
+        self, result: Any, dynamic_cache_object: Any = None, **kwargs: Any
+    ) -> None:
+        try:
+            args = self._store_args(result, kwargs)
+            if args is not None:
+                request, payload, ttl = args
+                await self.llmcache.aset(request, payload, usage=saved_by(payload).usage, ttl=ttl)
+        except (PayloadError, ConfigError) as exc:
+            logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
+        except Exception as exc:
+            logger.warning("llmcache: storing a LiteLLM answer failed: %s", exc)
+
+    async def async_add_cache_pipeline(
+        self, result: Any, dynamic_cache_object: Any = None, **kwargs: Any
+    ) -> None:
+        """Store an embedding response one input at a time (a later call with some of the
+        same inputs embeds only the others)."""
+        try:
+            inputs = kwargs.get("input")
+            items = inputs if isinstance(inputs, list) else [inputs]
+            data = getattr(result, "data", None) or []
+            if len(data) != len(items):
+                return  # LiteLLM's rule: a response that does not match its inputs is not kept
+            stores = []
+            for index, item in enumerate(items):
+                one = {**kwargs, "input": item}
+                embedding = self._convert_to_cached_embedding(
+                    data[index],
+                    getattr(result, "model", None),
+                    prompt_tokens=self._get_per_item_prompt_tokens(result, index),
+                    prompt_tokens_details=self._get_per_item_prompt_tokens_details(result, index),
+                )
+                stores.append(self.async_add_cache(dict(embedding), **one))
+            await asyncio.gather(*stores)
+        except Exception as exc:
+            logger.warning("llmcache: storing LiteLLM embeddings failed: %s", exc)
+
+    async def batch_cache_write(self, result: Any, **kwargs: Any) -> None:
+        await self.async_add_cache(result, **kwargs)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def ping(self) -> object:
+        return "PONG"
+
+    async def delete_cache_keys(self, keys: object) -> object:
+        return None  # llmcache entries are removed with Cache.clear/invalidate, by scope
+
+    async def disconnect(self) -> None:
+        if self._owns_cache:
+            await self.llmcache.aclose()
+
+    def close(self) -> None:
+        """Close the llmcache ``Cache`` if this adapter built it."""
+        if self._owns_cache:
+            self.llmcache.close()
+
+    def __repr__(self) -> str:
+        return f"LiteLLMCache({self.llmcache!r}, namespace={self.llmcache_namespace!r})"

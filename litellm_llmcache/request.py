@@ -1,0 +1,135 @@
+"""A LiteLLM call's kwargs -> llmcache ``CacheRequest`` (what is keyed, and for whom).
+
+Keyed: the model identity (the Router's model group or caching group when present, as
+LiteLLM's own key does), the prompt material (``messages`` / ``prompt`` / ``input``), and every
+parameter that can change the answer. Never keyed: ``metadata``, the caller's identity
+(``user``: it goes into the *scope* instead), secrets (``api_key`` ...) and LiteLLM's own
+bookkeeping kwargs (call ids, logging objects), which differ on every call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from litellm_llmcache.scope import scope_of
+from llmcache.request import CacheRequest
+
+#: Where the prompt of each call type lives.
+PROMPT_FIELDS = ("messages", "prompt", "input")
+
+#: Parameters that change what a model answers. LiteLLM's own keyed set
+#: (``ModelParamHelper.get_all_llm_api_params``) minus identity, plus provider routing.
+ANSWER_PARAMS = frozenset(
+    {
+        "audio",
+        "best_of",
+        "custom_llm_provider",
+        "dimensions",
+        "echo",
+        "encoding_format",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "include",
+        "instructions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_output_tokens",
+        "max_tokens",
+        "modalities",
+        "model_id",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "reasoning",
+        "reasoning_effort",
+        "response_format",
+        "seed",
+        "service_tier",
+        "stop",
+        "stop_sequences",
+        "stream",
+        "suffix",
+        "system",
+        "temperature",
+        "text",
+        "thinking",
+        "tool_choice",
+        "tools",
+        "top_k",
+        "top_logprobs",
+        "top_n",
+        "top_p",
+        "truncation",
+        "verbosity",
+        "web_search_options",
+        "extra_body",
+    }
+)
+
+#: Default namespace of LiteLLM entries (part of the key; LangChain's entries use another).
+NAMESPACE = "litellm"
+
+
+def _metadata_sources(kwargs: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    params = kwargs.get("litellm_params") or {}
+    found = (
+        kwargs.get("metadata"),
+        kwargs.get("litellm_metadata"),
+        params.get("metadata") if isinstance(params, Mapping) else None,
+    )
+    return tuple(m for m in found if isinstance(m, Mapping))
+
+
+def metadata_of(kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The call's ``metadata`` (empty when absent or not a mapping)."""
+    metadata = kwargs.get("metadata")
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def model_identity(kwargs: Mapping[str, Any]) -> str:
+    """The model as LiteLLM keys it: caching group, else Router model group, else ``model``.
+
+    Through a ``Router`` every deployment of one model group shares entries, as with
+    LiteLLM's own caches.
+    """
+    sources = _metadata_sources(kwargs)
+    group = next((str(m["model_group"]) for m in sources if m.get("model_group")), None)
+    for metadata in sources:
+        for candidate in metadata.get("caching_groups") or ():
+            if group is not None and group in candidate:
+                return "caching_group:" + ",".join(sorted(str(g) for g in candidate))
+    if group is not None:
+        return "model_group:" + group
+    return str(kwargs.get("model") or "")
+
+
+def _jsonable(value: Any) -> Any:
+    """Pydantic models (tools, response_format classes) as their JSON-like dump."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump()
+    if isinstance(value, type) and hasattr(value, "model_json_schema"):
+        return {"pydantic_schema": value.model_json_schema()}
+    return value
+
+
+def build_request(kwargs: Mapping[str, Any], base_namespace: str) -> CacheRequest:
+    """The ``CacheRequest`` of one LiteLLM call (scope from the call and ``llmcache.scope``)."""
+    prompt = {f: _jsonable(kwargs[f]) for f in PROMPT_FIELDS if f in kwargs}
+    params = {k: _jsonable(v) for k, v in kwargs.items() if k in ANSWER_PARAMS and v is not None}
+    controls = kwargs.get("cache")
+    namespace = base_namespace
+    if isinstance(controls, Mapping) and controls.get("namespace"):
+        namespace = f"{base_namespace}/{controls['namespace']}"
+    return CacheRequest(
+        model=model_identity(kwargs),
+        prompt=prompt,
+        params=params,
+        scope=scope_of(kwargs.get("user"), metadata_of(kwargs)),
+        namespace=namespace,
+        model_name=str(kwargs.get("model") or ""),
+    )
