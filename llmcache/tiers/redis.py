@@ -186,7 +186,8 @@ class RedisTier:
             aclient, self._aclient = self._aclient, None
             self._aloop = None
         if self._owns_client and client is not None:
-            client.close()
+            for owned in (client, *_sentinels_of(client)):
+                owned.close()
         if self._owns_async and aclient is not None:
             # Its connections belong to an event loop: aclose() closes them there. From sync
             # code, drop the pool's sockets without awaiting (no loop may be running).
@@ -235,13 +236,15 @@ class RedisTier:
             loop, self._aloop = self._aloop, None
         if self._owns_async and aclient is not None:
             if loop is None or loop is asyncio.get_running_loop():
-                await aclient.aclose()
+                for owned in (aclient, *_sentinels_of(aclient)):
+                    await owned.aclose()
             else:
                 _drop_async_pool(aclient)
         with self._lock:
             client, self._client = self._client, None
         if self._owns_client and client is not None:
-            client.close()
+            for owned in (client, *_sentinels_of(client)):
+                owned.close()
 
     # ------------------------------------------------------------------ clients
     def _sync(self) -> Any:
@@ -432,9 +435,17 @@ def _is_sentinel_managed(client: Any) -> bool:
     return bool(getattr(getattr(client, "connection_pool", None), "service_name", None))
 
 
+def _sentinels_of(client: Any) -> list[Any]:
+    """The sentinel clients behind a Sentinel-managed client (created with it, closed with it)."""
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    return list(getattr(manager, "sentinels", ()))
+
+
 def _drop_async_pool(aclient: Any) -> None:
     """Forget an async client whose event loop is not running here: close its sockets without
     awaiting (the transports belong to that loop; closing them there is its job)."""
+    for sentinel in _sentinels_of(aclient):
+        _drop_async_pool(sentinel)
     pool = getattr(aclient, "connection_pool", None)
     for conn in list(getattr(pool, "_available_connections", ())) + list(
         getattr(pool, "_in_use_connections", ())

@@ -75,7 +75,7 @@ class RedisTarget:
 
             master, sentinel = self._sentinel_kwargs()
             Sentinel: Any = SyncSentinel  # redis-py leaves it untyped
-            return Sentinel(self.sentinels, sentinel_kwargs=sentinel, **sentinel).master_for(
+            return Sentinel(self.sentinels, sentinel_kwargs=sentinel).master_for(
                 self.service, retry=retry, **master
             )
         options: dict[str, Any] = {**_timeouts(), "retry": retry}
@@ -104,7 +104,7 @@ class RedisTarget:
 
             master, sentinel = self._sentinel_kwargs()
             Sentinel: Any = AsyncSentinel  # redis-py leaves it untyped
-            return Sentinel(self.sentinels, sentinel_kwargs=sentinel, **sentinel).master_for(
+            return Sentinel(self.sentinels, sentinel_kwargs=sentinel).master_for(
                 self.service, retry=retry, **master
             )
         options: dict[str, Any] = {**_timeouts(), "retry": retry}

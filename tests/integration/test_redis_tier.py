@@ -395,3 +395,42 @@ def test_a_cluster_that_is_down_at_start_fails_open(prefix: str) -> None:
         assert cache.get(req("q")) is None
         assert cache.set(req("q"), "v") is False
         assert cache.stats()["errors_by_tier"]["redis-cluster"] == 1
+
+
+# ---------------------------------------------------------------------------- Sentinel
+def _open_sockets(client: Any) -> int:
+    pool = client.connection_pool
+    return sum(1 for c in pool._available_connections + list(pool._in_use_connections) if c._sock)
+
+
+def test_sentinel_close_closes_the_sentinel_connections_too(
+    redis_sentinel_url: str, prefix: str
+) -> None:
+    from llmcache.tiers.redis import _sentinels_of
+
+    tier = RedisTier.from_url(with_query(redis_sentinel_url, prefix=prefix))
+    with Cache([tier]) as cache:
+        cache.set(req("q"), "v")
+        assert cache.get(req("q")) is not None and cache.clear() == 1
+        master = tier._sync()
+        sentinels = _sentinels_of(master)
+        assert sentinels and sum(_open_sockets(s) for s in sentinels) >= 1
+        assert master.connection_pool.connection_kwargs["socket_timeout"] == 0.5
+    assert sum(_open_sockets(s) for s in sentinels) == 0
+    assert _open_sockets(master) == 0
+
+
+async def test_sentinel_aclose_closes_what_it_created(redis_sentinel_url: str, prefix: str) -> None:
+    from llmcache.tiers.redis import _sentinels_of
+
+    tier = RedisTier.from_url(with_query(redis_sentinel_url, prefix=prefix))
+    async with Cache([tier]) as cache:
+        await cache.aset(req("q"), "v")
+        assert (await cache.aget(req("q"))) is not None and await cache.aclear() == 1
+        aclient = tier._aclient
+        sentinels = _sentinels_of(aclient)
+        assert sentinels
+    assert tier._aclient is None
+    for client in (aclient, *sentinels):
+        pool = client.connection_pool
+        assert not any(c.is_connected for c in pool._available_connections)
