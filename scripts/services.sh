@@ -133,9 +133,12 @@ rcli() { # port, args...
 
 redis_port_answers() { [ "$(rcli "$1" ping)" = "PONG" ]; }
 
+# Every node answers and says the cluster is ok (a node that just died may not be noticed yet).
 cluster_ok() {
-    local first=${REDIS_CLUSTER_PORTS%% *}
-    rcli "$first" cluster info | grep -q '^cluster_state:ok'
+    local port
+    for port in $REDIS_CLUSTER_PORTS; do
+        rcli "$port" cluster info | grep -q '^cluster_state:ok' || return 1
+    done
 }
 
 service_redis_cluster() {
@@ -201,9 +204,9 @@ start_sentinel_data_node() { # port, replica-of port (empty: a primary)
 
 service_redis_sentinel() {
     local how="already running" master dir="$LOG_DIR/redis-sentinel-$REDIS_SENTINEL_PORT"
-    local where="$HOST:$REDIS_SENTINEL_PORT (primary $REDIS_SENTINEL_PRIMARY_PORT, replica $REDIS_SENTINEL_REPLICA_PORT)"
+    local where="$HOST:$REDIS_SENTINEL_PORT, service $REDIS_SENTINEL_SERVICE on $REDIS_SENTINEL_PRIMARY_PORT+$REDIS_SENTINEL_REPLICA_PORT"
     if redis_port_answers "$REDIS_SENTINEL_PORT" && sentinel_ready; then
-        report sentinel ok "$where ($how)"
+        report sentinel ok "$where ($how; primary now $(sentinel_master_port))"
         return 0
     fi
     have redis-server || { fail sentinel "$REDIS_SENTINEL_PORT" "redis-server is not installed"; return 1; }
@@ -234,7 +237,7 @@ CONF
     fi
     wait_until sentinel_ready ||
         { fail sentinel "$REDIS_SENTINEL_PORT" "not ready after ${WAIT_SECONDS}s (see $dir/sentinel.log)"; return 1; }
-    report sentinel ok "$where ($how)"
+    report sentinel ok "$where ($how; primary now $(sentinel_master_port))"
 }
 
 # ------------------------------------------------------------------------------------ MariaDB
