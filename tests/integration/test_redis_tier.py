@@ -8,9 +8,11 @@ test_tier_contract.py, which runs on Redis too.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -434,3 +436,45 @@ async def test_sentinel_aclose_closes_what_it_created(redis_sentinel_url: str, p
     for client in (aclient, *sentinels):
         pool = client.connection_pool
         assert not any(c.is_connected for c in pool._available_connections)
+
+
+# ---------------------------------------------------------------------------- unix socket
+@pytest.fixture
+def unix_socket(tmp_path: Any) -> Iterator[str]:
+    """A redis-server of this test listening on a unix socket only."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    path = tmp_path / "redis.sock"
+    proc = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(path), "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while not path.exists():
+            assert time.monotonic() < deadline, "redis-server did not create its socket"
+            time.sleep(0.02)
+        yield str(path)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+async def test_unix_socket_url_and_a_passed_in_unix_client(
+    unix_socket: str, fake_clock: FakeClock
+) -> None:
+    with Cache.from_urls([f"unix://{unix_socket}?db=2&prefix=u"], clock=fake_clock) as cache:
+        cache.set(req("q"), "over a socket")
+        assert (await cache.aget(req("q"))).entry.value == "over a socket"  # type: ignore[union-attr]
+    client = redis.Redis(unix_socket_path=unix_socket, db=2)
+    tier = RedisTier(client=client, prefix="u")
+    assert tier.target.where == f"redis unix:{unix_socket}"
+    cache = Cache([tier], clock=fake_clock)
+    hit = await cache.aget(req("q"))  # the derived async client speaks over the same socket
+    assert hit is not None and hit.entry.value == "over a socket"
+    assert tier._aclient.connection_pool.connection_class.__name__ == "UnixDomainSocketConnection"
+    await cache.aclose()
+    assert client.dbsize() == 1
+    client.close()
