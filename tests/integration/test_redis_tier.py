@@ -478,3 +478,61 @@ async def test_unix_socket_url_and_a_passed_in_unix_client(
     await cache.aclose()
     assert client.dbsize() == 1
     client.close()
+
+
+# ---------------------------------------------------------------------------- TLS
+@pytest.fixture
+def tls_server(tmp_path: Any) -> Iterator[tuple[int, str]]:
+    """A redis-server of this test speaking TLS only, with a throwaway CA: (port, CA file)."""
+    if shutil.which("redis-server") is None or shutil.which("openssl") is None:
+        pytest.skip("redis-server or openssl is not installed")
+    ca, key, cert = tmp_path / "ca.pem", tmp_path / "key.pem", tmp_path / "cert.pem"
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+            "-keyout", str(tmp_path / "ca-key.pem"), "-out", str(ca))  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", str(key), "-out", str(tmp_path / "req.pem"))  # fmt: skip
+    (tmp_path / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", str(tmp_path / "req.pem"), "-CA", str(ca),
+            "-CAkey", str(tmp_path / "ca-key.pem"), "-CAcreateserial", "-days", "1",
+            "-extfile", str(tmp_path / "san.cnf"), "-out", str(cert))  # fmt: skip
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
+         "--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server (TLS) did not start"
+                time.sleep(0.02)
+        yield port, str(ca)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+async def test_rediss_url_speaks_tls(tls_server: tuple[int, str], fake_clock: FakeClock) -> None:
+    port, ca = tls_server
+    url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}&prefix=tls"
+    with Cache.from_urls([url], clock=fake_clock) as cache:
+        assert cache.set(req("q"), "secret-free answer") is True
+        hit = await cache.aget(req("q"))  # redis.asyncio over TLS too
+        assert hit is not None and hit.entry.value == "secret-free answer"
+        assert cache.stats()["errors_by_tier"] == {}
+    plain = f"redis://127.0.0.1:{port}/0?prefix=tls"  # TLS server, plain client: fails open
+    with Cache.from_urls([plain], clock=fake_clock) as cache:
+        assert cache.get(req("q")) is None
+        assert cache.stats()["errors_by_tier"] == {"redis": 1}
