@@ -176,6 +176,9 @@ class LiteLLMCache(_LiteLLMCache):
             request = self._request(kwargs)
             if request is None:
                 return None
+            # LiteLLM hands a finished async stream to its cache in a task of its own, which
+            # then creates the write task: one turn of the loop lets it, so it is waited for.
+            await asyncio.sleep(0)
             pending = _pending_litellm_writes()
             if pending:
                 await asyncio.wait(pending, timeout=WRITE_WAIT)

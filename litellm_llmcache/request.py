@@ -121,6 +121,8 @@ def build_request(kwargs: Mapping[str, Any], base_namespace: str) -> CacheReques
     """The ``CacheRequest`` of one LiteLLM call (scope from the call and ``llmcache.scope``)."""
     prompt = {f: _jsonable(kwargs[f]) for f in PROMPT_FIELDS if f in kwargs}
     params = {k: _jsonable(v) for k, v in kwargs.items() if k in ANSWER_PARAMS and v is not None}
+    if params.get("stream") is False:  # the Router passes it, a plain call does not
+        del params["stream"]
     controls = kwargs.get("cache")
     namespace = base_namespace
     if isinstance(controls, Mapping) and controls.get("namespace"):

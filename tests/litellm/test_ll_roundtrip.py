@@ -34,3 +34,74 @@ async def test_acompletion_second_call_awaited_right_after_is_a_hit(
     assert second.choices[0].message.content == "hello"
     assert second._hidden_params["cache_hit"] is True
     assert second._hidden_params["llmcache"]["tier"] == llm_cache.tiers[0].name
+
+
+def test_text_completion_second_call_is_a_hit(adapter: LiteLLMCache, llm_cache: Cache) -> None:
+    first = litellm.text_completion(model="gpt-3.5-turbo-instruct", prompt="hi", mock_response="yo")
+    second = litellm.text_completion(
+        model="gpt-3.5-turbo-instruct", prompt="hi", mock_response="other"
+    )
+    assert first.choices[0].text == "yo"
+    assert second.choices[0].text == "yo"
+    assert llm_cache.stats()["hits"] == 1
+
+
+async def test_atext_completion_second_call_is_a_hit(
+    adapter: LiteLLMCache, llm_cache: Cache
+) -> None:
+    await litellm.atext_completion(model="gpt-3.5-turbo-instruct", prompt="hi", mock_response="yo")
+    second = await litellm.atext_completion(
+        model="gpt-3.5-turbo-instruct", prompt="hi", mock_response="other"
+    )
+    assert second.choices[0].text == "yo"
+    assert llm_cache.stats()["hits"] == 1
+
+
+def test_long_conversation_is_cached(adapter: LiteLLMCache, llm_cache: Cache) -> None:
+    """LiteLLM's own Cache silently skips more than 4 messages; this one does not."""
+    turns = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"t{i}"} for i in range(9)]
+    litellm.completion(model=MODEL, messages=turns, mock_response="long")
+    again = litellm.completion(model=MODEL, messages=turns, mock_response="other")
+    assert again.choices[0].message.content == "long"
+    assert again._hidden_params["cache_hit"] is True
+
+
+def test_a_different_parameter_is_a_different_entry(adapter: LiteLLMCache) -> None:
+    calls: list[dict[str, object]] = [
+        {},
+        {"temperature": 0.2},
+        {"seed": 7},
+        {"n": 2},
+        {"response_format": {"type": "json_object"}},
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+        {"max_tokens": 5},
+    ]
+    for index, extra in enumerate(calls):
+        answer = litellm.completion(
+            model=MODEL, messages=ask("same"), mock_response=f"a{index}", **extra
+        )
+        assert answer._hidden_params.get("cache_hit") is not True, extra
+    other_model = litellm.completion(model="gpt-4o", messages=ask("same"), mock_response="m")
+    assert other_model.choices[0].message.content == "m"
+
+
+def test_metadata_and_api_key_are_not_keyed(adapter: LiteLLMCache) -> None:
+    litellm.completion(model=MODEL, messages=ask("k"), mock_response="one", api_key="sk-a")
+    again = litellm.completion(
+        model=MODEL,
+        messages=ask("k"),
+        mock_response="two",
+        api_key="sk-b",
+        metadata={"trace": "x"},
+    )
+    assert again.choices[0].message.content == "one"
+
+
+def test_sync_and_async_share_entries(adapter: LiteLLMCache) -> None:
+    import asyncio
+
+    litellm.completion(model=MODEL, messages=ask("both"), mock_response="sync")
+    served = asyncio.run(
+        litellm.acompletion(model=MODEL, messages=ask("both"), mock_response="async")
+    )
+    assert served.choices[0].message.content == "sync"

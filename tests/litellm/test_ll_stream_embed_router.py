@@ -1,0 +1,126 @@
+"""Streams replay as streams; embeddings are cached per input; the Router shares entries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import litellm
+import pytest
+from conftest import MODEL, ask
+from litellm import CustomLLM, EmbeddingResponse
+
+from litellm_llmcache import LiteLLMCache
+from llmcache import Cache
+
+
+def _text(chunks: list[object]) -> str:
+    return "".join(c.choices[0].delta.content or "" for c in chunks)  # type: ignore[attr-defined]
+
+
+def test_cached_stream_replays_as_a_stream(adapter: LiteLLMCache, llm_cache: Cache) -> None:
+    first = list(
+        litellm.completion(model=MODEL, messages=ask("s"), mock_response="streamed", stream=True)
+    )
+    assert _text(first) == "streamed"
+    plain = litellm.completion(model=MODEL, messages=ask("s"), mock_response="plain")
+    assert plain.choices[0].message.content == "plain"  # stream=True is keyed
+    again = litellm.completion(model=MODEL, messages=ask("s"), mock_response="x", stream=True)
+    assert isinstance(again, litellm.CustomStreamWrapper)
+    assert _text(list(again)) == "streamed"
+    assert llm_cache.stats()["hits"] == 1
+
+
+async def test_cached_async_stream_replays_as_a_stream(
+    adapter: LiteLLMCache, llm_cache: Cache
+) -> None:
+    first = await litellm.acompletion(
+        model=MODEL, messages=ask("as"), mock_response="streamed", stream=True
+    )
+    assert _text([c async for c in first]) == "streamed"
+    again = await litellm.acompletion(
+        model=MODEL, messages=ask("as"), mock_response="x", stream=True
+    )
+    assert _text([c async for c in again]) == "streamed"
+    assert llm_cache.stats()["hits"] == 1
+
+
+def test_embedding_second_call_is_a_hit(adapter: LiteLLMCache, llm_cache: Cache) -> None:
+    first = litellm.embedding(
+        model="text-embedding-3-small", input=["a", "b"], mock_response=[0.1, 0.2]
+    )
+    again = litellm.embedding(
+        model="text-embedding-3-small", input=["a", "b"], mock_response=[0.9, 0.9]
+    )
+    assert again._hidden_params["cache_hit"] is True
+    assert [d["embedding"] for d in again.data] == [d["embedding"] for d in first.data]
+
+
+class CountingEmbedder(CustomLLM):
+    """A provider that embeds each text as [len(text)] and records what it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[list[str]] = []
+
+    def _embed(self, input: list[str], model_response: EmbeddingResponse) -> EmbeddingResponse:
+        self.asked.append(list(input))
+        model_response.data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(t))]}
+            for i, t in enumerate(input)
+        ]
+        model_response.usage = litellm.Usage(prompt_tokens=len(input), total_tokens=len(input))
+        return model_response
+
+    def embedding(
+        self, model: str, input: list[str], model_response: EmbeddingResponse, **_: Any
+    ) -> EmbeddingResponse:  # type: ignore[override]
+        return self._embed(input, model_response)
+
+    async def aembedding(
+        self, model: str, input: list[str], model_response: EmbeddingResponse, **_: Any
+    ) -> EmbeddingResponse:  # type: ignore[override]
+        return self._embed(input, model_response)
+
+
+@pytest.fixture
+def embedder() -> Iterator[CountingEmbedder]:
+    handler = CountingEmbedder()
+    before = litellm.custom_provider_map
+    litellm.custom_provider_map = [{"provider": "counting", "custom_handler": handler}]
+    litellm.utils.custom_llm_setup()
+    yield handler
+    litellm.custom_provider_map = before
+    litellm.utils.custom_llm_setup()
+
+
+async def test_aembedding_partial_hit_embeds_only_missing_inputs(
+    adapter: LiteLLMCache, llm_cache: Cache, embedder: CountingEmbedder
+) -> None:
+    await litellm.aembedding(model="counting/e", input=["a", "bb"])
+    mixed = await litellm.aembedding(model="counting/e", input=["a", "ccc"])
+    assert [d["embedding"] for d in mixed.data] == [[1.0], [3.0]]
+    assert embedder.asked == [["a", "bb"], ["ccc"]]  # "a" was served, only "ccc" embedded
+    full = await litellm.aembedding(model="counting/e", input=["ccc", "bb"])
+    assert [d["embedding"] for d in full.data] == [[3.0], [2.0]]
+    assert full._hidden_params["cache_hit"] is True
+    assert embedder.asked == [["a", "bb"], ["ccc"]]
+
+
+async def test_router_deployments_of_one_group_share_entries(
+    adapter: LiteLLMCache, llm_cache: Cache
+) -> None:
+    router = litellm.Router(
+        model_list=[
+            {"model_name": "chat", "litellm_params": {"model": "gpt-4o-mini", "api_key": "a"}},
+            {"model_name": "chat", "litellm_params": {"model": "gpt-4o", "api_key": "b"}},
+        ],
+        cache_responses=True,
+    )
+    first = await router.acompletion(model="chat", messages=ask("r"), mock_response="routed")
+    for _ in range(3):
+        again = await router.acompletion(model="chat", messages=ask("r"), mock_response="x")
+        assert again.choices[0].message.content == "routed"
+    assert first.choices[0].message.content == "routed"
+    sync = router.completion(model="chat", messages=ask("r"), mock_response="y")
+    assert sync.choices[0].message.content == "routed"
