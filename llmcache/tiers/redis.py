@@ -11,8 +11,9 @@ Keys (``{...}`` is a Cluster hash tag: an entry and its scope's tag sets share a
 TTL is native: ``SET ... PX`` from the tier's effective expiry, so Redis drops expired entries
 itself. The value starts with a 9-byte header holding that expiry as wall-clock seconds, so a
 ``get`` also honours the cache's injected clock (a test's fake clock, or a host whose clock is
-ahead of Redis's). Tag sets never expire before the entries they list (a small Lua script
-extends, never shortens, their TTL). ``clear`` SCANs (never KEYS/FLUSHDB) every primary for
+ahead of Redis's). An untagged store is one SET; a tagged one is one small Lua script (atomic,
+one round trip) that also adds the entry to its tag sets, whose TTL it extends, never
+shortens, so a set never expires before an entry it lists. ``clear`` SCANs (never KEYS/FLUSHDB) every primary for
 this prefix's keys, or one scope's, and UNLINKs them in pipelined batches; it returns the
 number of entries removed. Digests are hex and the prefix is validated, so no key pattern can
 match another prefix's keys.
@@ -28,7 +29,7 @@ import math
 import struct
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmcache.entry import CacheEntry
 from llmcache.errors import ConfigError, LLMCacheError, TierError
@@ -50,24 +51,46 @@ _HEADER = struct.Struct(">cd")  # version byte, expiry (wall-clock seconds; +inf
 _VERSION = b"\x01"
 _NEVER = math.inf
 
-# Add the entry key to each tag set (KEYS) and make the set live at least as long as the
-# entry: ARGV[1] the entry key, ARGV[2] its TTL in ms or "" for none. A set that existed
-# without a TTL keeps none; a shorter TTL is extended, a longer one kept.
-_TAG_SCRIPT = """
-for _, k in ipairs(KEYS) do
+# A tagged store, atomic and in one round trip: SET the entry (KEYS[1]) to ARGV[1] with PX
+# ARGV[2] ("" for no TTL), and add its key to each tag set (KEYS[2..]), making every set live
+# at least as long as the entry: a set that existed without a TTL keeps none, a shorter TTL is
+# extended, a longer one kept. All keys share the scope's hash tag: one Cluster slot.
+_TAGGED_SET_SCRIPT = """
+local ms = ARGV[2]
+if ms == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ms)
+end
+for i = 2, #KEYS do
+  local k = KEYS[i]
   local existed = redis.call('EXISTS', k)
-  redis.call('SADD', k, ARGV[1])
-  if ARGV[2] == '' then
+  redis.call('SADD', k, KEYS[1])
+  if ms == '' then
     redis.call('PERSIST', k)
   else
     local ttl = redis.call('PTTL', k)
-    if existed == 0 or (ttl >= 0 and ttl < tonumber(ARGV[2])) then
-      redis.call('PEXPIRE', k, ARGV[2])
+    if existed == 0 or (ttl >= 0 and ttl < tonumber(ms)) then
+      redis.call('PEXPIRE', k, ms)
     end
   end
 end
-return 0
+return 1
 """
+
+
+class _Store(NamedTuple):
+    """What storing one entry takes: decided once, run by the sync or the async edge."""
+
+    name: str  # the entry key
+    value: bytes | None  # header + payload; None: already expired, remove the key instead
+    ms: int | None  # PX milliseconds; None: no TTL
+    tag_keys: tuple[str, ...]
+
+    def script_args(self) -> tuple[Any, ...]:
+        ms = "" if self.ms is None else str(self.ms)
+        return (_TAGGED_SET_SCRIPT, 1 + len(self.tag_keys), self.name, *self.tag_keys,
+                self.value, ms)  # fmt: skip
 
 
 class RedisTier:
@@ -127,21 +150,27 @@ class RedisTier:
     def entry_key(self, key: CacheKey) -> str:
         return f"{self._scope_tag(key.scope)}:e:{key.digest.hex()}"
 
-    def _tag_keys(self, key: CacheKey, tags: Iterable[str]) -> list[str]:
+    def _tag_keys(self, key: CacheKey, tags: Iterable[str]) -> tuple[str, ...]:
         base = self._scope_tag(key.scope)
-        return list(dict.fromkeys(f"{base}:t:{label_digest('tag', t).hex()}" for t in tags))
+        return tuple(dict.fromkeys(f"{base}:t:{label_digest('tag', t).hex()}" for t in tags))
 
     def _pattern(self, scope: bytes | None) -> str:
         # Braces and hex are not glob characters, and the prefix is validated: the pattern
         # matches this prefix's keys (of one scope) and nothing else.
         return f"{self.prefix}:{{*}}:*" if scope is None else f"{self._scope_tag(scope)}:*"
 
-    def _ttl_ms(self, entry: CacheEntry, now: float) -> tuple[float, int | None]:
-        """(expiry, PX milliseconds) for storing ``entry`` at ``now``; PX None: no TTL."""
+    def _store(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> _Store:
+        name = self.entry_key(key)
         expires = effective_expiry(entry.expires_at, now, self.default_ttl)
         if expires is None:
-            return _NEVER, None
-        return expires, math.ceil((expires - now) * 1000)
+            value, ms = _HEADER.pack(_VERSION, _NEVER) + payload, None
+        else:
+            ms = math.ceil((expires - now) * 1000)
+            if ms <= 0:  # already expired: nothing may be served, not even an older value
+                return _Store(name, None, None, ())
+            value = _HEADER.pack(_VERSION, expires) + payload
+        tag_keys = self._tag_keys(key, entry.tags) if entry.tags else ()
+        return _Store(name, value, ms, tag_keys)
 
     # ------------------------------------------------------------------ sync primitives
     def get(self, key: CacheKey, now: float) -> Found:
@@ -150,17 +179,15 @@ class RedisTier:
         return _unwrap(raw, now)
 
     def set(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
-        expires, ms = self._ttl_ms(entry, now)
-        name = self.entry_key(key)
+        store = self._store(key, entry, payload, now)
         with self._errors():
             client = self._sync()
-            if ms is not None and ms <= 0:  # already expired: nothing may be served
-                client.unlink(name)
-                return
-            client.set(name, _HEADER.pack(_VERSION, expires) + payload, px=ms)
-            if entry.tags:
-                tag_keys = self._tag_keys(key, entry.tags)
-                client.eval(_TAG_SCRIPT, len(tag_keys), *tag_keys, name, _ms_arg(ms))
+            if store.value is None:
+                client.unlink(store.name)
+            elif store.tag_keys:
+                client.eval(*store.script_args())
+            else:
+                client.set(store.name, store.value, px=store.ms)
 
     def delete(self, key: CacheKey) -> None:
         with self._errors():
@@ -182,9 +209,11 @@ class RedisTier:
 
     def close(self) -> None:
         with self._lock:
-            client, self._client = self._client, None
-            aclient, self._aclient = self._aclient, None
-            self._aloop = None
+            client, aclient = self._client, self._aclient
+            if self._owns_client:  # a borrowed client stays the user's, and stays usable
+                self._client = None
+            if self._owns_async:
+                self._aclient, self._aloop = None, None
         if self._owns_client and client is not None:
             for owned in (client, *_sentinels_of(client)):
                 owned.close()
@@ -200,17 +229,15 @@ class RedisTier:
         return _unwrap(raw, now)
 
     async def aset(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
-        expires, ms = self._ttl_ms(entry, now)
-        name = self.entry_key(key)
+        store = self._store(key, entry, payload, now)
         with self._errors():
             client = self._async()
-            if ms is not None and ms <= 0:
-                await client.unlink(name)
-                return
-            await client.set(name, _HEADER.pack(_VERSION, expires) + payload, px=ms)
-            if entry.tags:
-                tag_keys = self._tag_keys(key, entry.tags)
-                await client.eval(_TAG_SCRIPT, len(tag_keys), *tag_keys, name, _ms_arg(ms))
+            if store.value is None:
+                await client.unlink(store.name)
+            elif store.tag_keys:
+                await client.eval(*store.script_args())
+            else:
+                await client.set(store.name, store.value, px=store.ms)
 
     async def adelete(self, key: CacheKey) -> None:
         with self._errors():
@@ -232,8 +259,9 @@ class RedisTier:
 
     async def aclose(self) -> None:
         with self._lock:
-            aclient, self._aclient = self._aclient, None
-            loop, self._aloop = self._aloop, None
+            aclient, loop = self._aclient, self._aloop
+            if self._owns_async:
+                self._aclient, self._aloop = None, None
         if self._owns_async and aclient is not None:
             if loop is None or loop is asyncio.get_running_loop():
                 for owned in (aclient, *_sentinels_of(aclient)):
@@ -241,7 +269,9 @@ class RedisTier:
             else:
                 _drop_async_pool(aclient)
         with self._lock:
-            client, self._client = self._client, None
+            client = self._client
+            if self._owns_client:
+                self._client = None
         if self._owns_client and client is not None:
             for owned in (client, *_sentinels_of(client)):
                 owned.close()
@@ -309,10 +339,6 @@ class _ErrorContext:
         if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
             hint = "; is the server running and reachable?"
         raise TierError(f"{self.where}: {describe_error(exc)}{hint}") from exc
-
-
-def _ms_arg(ms: int | None) -> str:
-    return "" if ms is None else str(ms)
 
 
 def _unwrap(raw: bytes | None, now: float) -> Found:

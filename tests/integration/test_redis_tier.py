@@ -280,6 +280,9 @@ async def test_a_passed_in_client_is_used_and_not_closed(
     assert client.ping() is True  # still the user's, still open
     assert len(list(raw.scan_iter(match=f"{prefix}:*"))) == 2
     assert tier._aclient is None  # the derived one was ours: closed and dropped
+    with Cache([tier], clock=fake_clock) as again:  # the borrowed client still serves
+        assert again.get(req("sync")) is not None
+    assert client.ping() is True
     client.close()
 
 
