@@ -13,10 +13,10 @@ itself. The value starts with a 9-byte header holding that expiry as wall-clock 
 ``get`` also honours the cache's injected clock (a test's fake clock, or a host whose clock is
 ahead of Redis's). An untagged store is one SET; a tagged one is one small Lua script (atomic,
 one round trip) that also adds the entry to its tag sets, whose TTL it extends, never
-shortens, so a set never expires before an entry it lists. ``clear`` SCANs (never KEYS/FLUSHDB) every primary for
-this prefix's keys, or one scope's, and UNLINKs them in pipelined batches; it returns the
-number of entries removed. Digests are hex and the prefix is validated, so no key pattern can
-match another prefix's keys.
+shortens, so a set never expires before an entry it lists. ``clear`` SCANs (never
+KEYS/FLUSHDB) every primary for this prefix's keys, or one scope's, and UNLINKs them in
+pipelined batches; it returns the number of entries removed. Digests are hex and the prefix
+is validated, so no key pattern can match another prefix's keys.
 
 Errors are raised as TierError naming the server; the cache turns them into a skipped tier.
 """
