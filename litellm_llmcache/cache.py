@@ -163,7 +163,10 @@ class LiteLLMCache(_LiteLLMCache):
             request = self._request(kwargs)
             if request is None:
                 return None
-            return self._serve(self.llmcache.get(request), controls)
+            hit = self.llmcache.get(request)
+            if hit is None and (controls.stores_nothing or self.default_ttl == 0):
+                self.llmcache.set(request, None, ttl=0)  # see Controls.stores_nothing
+            return self._serve(hit, controls)
         except Exception as exc:  # a cache fault never fails the user's call
             logger.warning("llmcache: LiteLLM lookup failed: %s", exc)
             return None
@@ -182,7 +185,10 @@ class LiteLLMCache(_LiteLLMCache):
             pending = _pending_litellm_writes()
             if pending:
                 await asyncio.wait(pending, timeout=WRITE_WAIT)
-            return self._serve(await self.llmcache.aget(request), controls)
+            hit = await self.llmcache.aget(request)
+            if hit is None and (controls.stores_nothing or self.default_ttl == 0):
+                await self.llmcache.aset(request, None, ttl=0)
+            return self._serve(hit, controls)
         except Exception as exc:
             logger.warning("llmcache: LiteLLM lookup failed: %s", exc)
             return None

@@ -24,6 +24,16 @@ class Controls(NamedTuple):
     ttl: float | Unset | None = UNSET
     max_age: float | None = None
 
+    @property
+    def stores_nothing(self) -> bool:
+        """This call's answer will not be stored (``no-store``, ``ttl`` 0).
+
+        A miss makes the caller the single-flight leader of its key, and identical calls
+        wait for the leader's store; a call that will not store releases them at once
+        (``Cache.set(..., ttl=0)`` stores nothing and ends the flight).
+        """
+        return self.no_store or self.ttl == 0
+
 
 NO_CONTROLS = Controls()
 

@@ -1,0 +1,117 @@
+"""LiteLLM's per-call cache controls keep their meaning (sync and async)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import litellm
+import pytest
+from conftest import MODEL, ask
+
+from litellm_llmcache import LiteLLMCache
+from llmcache import Cache, FakeClock
+
+
+@pytest.fixture(params=["sync", "async"])
+def answer(request: pytest.FixtureRequest) -> Callable[..., str]:
+    """``answer(mock_response=..., **kwargs)``: the text of one completion, sync or async."""
+    import asyncio
+
+    def _answer(**kwargs: Any) -> str:
+        kwargs.setdefault("messages", ask("q"))
+        if request.param == "sync":
+            response = litellm.completion(model=MODEL, **kwargs)
+        else:
+            response = asyncio.run(litellm.acompletion(model=MODEL, **kwargs))
+        return str(response.choices[0].message.content)
+
+    return _answer
+
+
+def test_no_cache_skips_the_lookup_but_stores(
+    adapter: LiteLLMCache, answer: Callable[..., str]
+) -> None:
+    assert answer(mock_response="old") == "old"
+    assert answer(mock_response="new", cache={"no-cache": True}) == "new"
+    assert answer(mock_response="x") == "new"
+
+
+def test_no_store_is_not_stored(adapter: LiteLLMCache, answer: Callable[..., str]) -> None:
+    assert answer(mock_response="one", cache={"no-store": True}) == "one"
+    assert answer(mock_response="two") == "two"
+    assert answer(mock_response="x", cache={"no-store": True}) == "two"
+
+
+def test_ttl_per_call(
+    adapter: LiteLLMCache, llm_cache: Cache, fake_clock: FakeClock, answer: Callable[..., str]
+) -> None:
+    assert answer(mock_response="short", cache={"ttl": 10}) == "short"
+    fake_clock.advance(9)
+    assert answer(mock_response="x") == "short"
+    fake_clock.advance(2)
+    assert answer(mock_response="later") == "later"
+
+
+def test_ttl_zero_does_not_store(
+    adapter: LiteLLMCache, llm_cache: Cache, answer: Callable[..., str]
+) -> None:
+    assert answer(mock_response="one", cache={"ttl": 0}) == "one"
+    assert answer(mock_response="two") == "two"
+    assert llm_cache.stats()["stores"] == 1
+
+
+def test_adapter_ttl(
+    llm_cache: Cache,
+    install: Callable[..., LiteLLMCache],
+    fake_clock: FakeClock,
+    answer: Callable[..., str],
+) -> None:
+    install(llm_cache, ttl=5)
+    assert answer(mock_response="one") == "one"
+    fake_clock.advance(6)
+    assert answer(mock_response="two") == "two"
+
+
+def test_s_maxage_serves_only_younger_entries(
+    adapter: LiteLLMCache, fake_clock: FakeClock, answer: Callable[..., str]
+) -> None:
+    assert answer(mock_response="old") == "old"
+    fake_clock.advance(30)
+    assert answer(mock_response="x", cache={"s-maxage": 60}) == "old"
+    assert answer(mock_response="fresh", cache={"s-maxage": 10}) == "fresh"
+    assert answer(mock_response="y", cache={"s-max-age": 10}) == "fresh"
+
+
+def test_namespace_per_call(adapter: LiteLLMCache, answer: Callable[..., str]) -> None:
+    assert answer(mock_response="default") == "default"
+    assert answer(mock_response="a", cache={"namespace": "a"}) == "a"
+    assert answer(mock_response="x", cache={"namespace": "a"}) == "a"
+    assert answer(mock_response="y") == "default"
+
+
+def test_caching_false_neither_reads_nor_writes(
+    adapter: LiteLLMCache, llm_cache: Cache, answer: Callable[..., str]
+) -> None:
+    assert answer(mock_response="stored") == "stored"
+    assert answer(mock_response="off", caching=False) == "off"
+    assert llm_cache.stats()["hits"] == 0
+
+
+def test_default_off_mode_needs_use_cache(
+    llm_cache: Cache, install: Callable[..., LiteLLMCache], answer: Callable[..., str]
+) -> None:
+    install(llm_cache, mode="default_off")
+    assert answer(mock_response="one") == "one"
+    assert answer(mock_response="two") == "two"
+    assert answer(mock_response="opted", cache={"use-cache": True}) == "opted"
+    assert answer(mock_response="x", cache={"use-cache": True}) == "opted"
+    assert answer(mock_response="three") == "three"
+
+
+def test_supported_call_types(llm_cache: Cache, install: Callable[..., LiteLLMCache]) -> None:
+    install(llm_cache, supported_call_types=["embedding"])
+    for text in ("one", "two"):
+        response = litellm.completion(model=MODEL, messages=ask("q"), mock_response=text)
+        assert response.choices[0].message.content == text
+    assert llm_cache.stats()["stores"] == 0
