@@ -28,6 +28,7 @@ import logging
 import math
 import struct
 import threading
+import weakref
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -119,11 +120,14 @@ class RedisTier:
         self.prefix = target.prefix
         self.default_ttl = target.ttl
         self._owns_client = client is None
-        self._owns_async = async_client is None
         self._client = client
         self._lock = threading.Lock()
-        self._aclient: Any = async_client
-        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._borrowed_async = async_client
+        # redis.asyncio connections belong to the loop that opened them: one client per loop,
+        # so threads each running their own loop never close each other's connections.
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
         self._guard = _ErrorContext(target.where)
         if client is not None and async_client is None and _is_sentinel_managed(client):
             raise ConfigError(
@@ -209,15 +213,15 @@ class RedisTier:
 
     def close(self) -> None:
         with self._lock:
-            client, aclient = self._client, self._aclient
+            client = self._client
             if self._owns_client:  # a borrowed client stays the user's, and stays usable
                 self._client = None
-            if self._owns_async:
-                self._aclient, self._aloop = None, None
+            aclients = list(self._aclients.values())
+            self._aclients.clear()
         if self._owns_client and client is not None:
             for owned in (client, *_sentinels_of(client)):
                 owned.close()
-        if self._owns_async and aclient is not None:
+        for aclient in aclients:
             # Its connections belong to an event loop: aclose() closes them there. From sync
             # code, drop the pool's sockets without awaiting (no loop may be running).
             _drop_async_pool(aclient)
@@ -258,15 +262,15 @@ class RedisTier:
             return removed
 
     async def aclose(self) -> None:
+        running = asyncio.get_running_loop()
         with self._lock:
-            aclient, loop = self._aclient, self._aloop
-            if self._owns_async:
-                self._aclient, self._aloop = None, None
-        if self._owns_async and aclient is not None:
-            if loop is None or loop is asyncio.get_running_loop():
+            aclients = list(self._aclients.items())
+            self._aclients.clear()
+        for loop, aclient in aclients:
+            if loop is running:
                 for owned in (aclient, *_sentinels_of(aclient)):
                     await owned.aclose()
-            else:
+            else:  # another loop's: see close()
                 _drop_async_pool(aclient)
         with self._lock:
             client = self._client
@@ -287,17 +291,21 @@ class RedisTier:
         return client
 
     def _async(self) -> Any:
-        """The async client of the running loop (redis.asyncio connections belong to one)."""
+        """The async client of the running loop: the borrowed one, or ours for this loop."""
+        if self._borrowed_async is not None:
+            return self._borrowed_async
         loop = asyncio.get_running_loop()
-        if not self._owns_async:
-            return self._aclient
-        with self._lock:
-            if self._aclient is None or self._aloop is not loop:
-                if self._aclient is not None:
-                    _drop_async_pool(self._aclient)
-                self._aclient = self._build(self._make_async)
-                self._aloop = loop
-            return self._aclient
+        client = self._aclients.get(loop)
+        if client is None:
+            with self._lock:
+                client = self._aclients.get(loop)
+                if client is None:
+                    for old_loop, old in list(self._aclients.items()):
+                        if old_loop.is_closed():  # its connections can never be used again
+                            del self._aclients[old_loop]
+                            _drop_async_pool(old)
+                    client = self._aclients[loop] = self._build(self._make_async)
+        return client
 
     def _make_async(self) -> Any:
         if self._owns_client:

@@ -269,7 +269,7 @@ async def test_a_passed_in_client_is_used_and_not_closed(
     cache = Cache([tier], clock=fake_clock)
     cache.set(req("sync"), "s")
     await cache.aset(req("async"), "a")  # through an async client derived from `client`
-    derived = tier._aclient
+    derived = tier._async()
     assert derived is not None and derived is not client
     assert (
         derived.connection_pool.connection_kwargs["port"]
@@ -279,7 +279,7 @@ async def test_a_passed_in_client_is_used_and_not_closed(
     await cache.aclose()
     assert client.ping() is True  # still the user's, still open
     assert len(list(raw.scan_iter(match=f"{prefix}:*"))) == 2
-    assert tier._aclient is None  # the derived one was ours: closed and dropped
+    assert len(tier._aclients) == 0  # the derived one was ours: closed and dropped
     with Cache([tier], clock=fake_clock) as again:  # the borrowed client still serves
         assert again.get(req("sync")) is not None
     assert client.ping() is True
@@ -432,10 +432,10 @@ async def test_sentinel_aclose_closes_what_it_created(redis_sentinel_url: str, p
     async with Cache([tier]) as cache:
         await cache.aset(req("q"), "v")
         assert (await cache.aget(req("q"))) is not None and await cache.aclear() == 1
-        aclient = tier._aclient
+        aclient = tier._async()
         sentinels = _sentinels_of(aclient)
         assert sentinels
-    assert tier._aclient is None
+    assert len(tier._aclients) == 0
     for client in (aclient, *sentinels):
         pool = client.connection_pool
         assert not any(c.is_connected for c in pool._available_connections)
@@ -477,7 +477,7 @@ async def test_unix_socket_url_and_a_passed_in_unix_client(
     cache = Cache([tier], clock=fake_clock)
     hit = await cache.aget(req("q"))  # the derived async client speaks over the same socket
     assert hit is not None and hit.entry.value == "over a socket"
-    assert tier._aclient.connection_pool.connection_class.__name__ == "UnixDomainSocketConnection"
+    assert tier._async().connection_pool.connection_class.__name__ == "UnixDomainSocketConnection"
     await cache.aclose()
     assert client.dbsize() == 1
     client.close()
@@ -539,3 +539,37 @@ async def test_rediss_url_speaks_tls(tls_server: tuple[int, str], fake_clock: Fa
     with Cache.from_urls([plain], clock=fake_clock) as cache:
         assert cache.get(req("q")) is None
         assert cache.stats()["errors_by_tier"] == {"redis": 1}
+
+
+def test_each_event_loop_gets_its_own_async_client(redis_url: str, prefix: str) -> None:
+    """Threads each running their own loop share one tier without closing each other's
+    connections (redis.asyncio connections belong to the loop that opened them)."""
+    import asyncio
+    import threading
+
+    tier = RedisTier.from_url(with_query(redis_url, prefix=prefix))
+    cache = Cache([tier])
+    clients: list[Any] = []
+    seen: list[Any] = []
+
+    def worker(n: int) -> None:
+        async def run() -> None:
+            for i in range(30):
+                await cache.aset(req(f"w{n}-{i}"), i)
+                hit = await cache.aget(req(f"w{n}-{i}"))
+                seen.append(None if hit is None else hit.entry.value)
+                await asyncio.sleep(0)
+            clients.append(tier._async())
+
+        asyncio.run(run())
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(seen, key=str) == sorted(list(range(30)) * 3, key=str)
+    assert len({id(c) for c in clients}) == 3
+    assert cache.stats()["errors_by_tier"] == {}
+    cache.close()
+    assert len(tier._aclients) == 0
