@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from llmcache import Cache, CacheRequest, ConfigError, FakeClock, Scope
-from llmcache.errors import MissingExtraError
+from llmcache.errors import MissingExtraError, TierError
 from llmcache.keys import label_digest, request_key, scope_digest
 from llmcache.tiers import tier_from_url
 from llmcache.tiers.redis import RedisTier
@@ -121,7 +121,7 @@ def test_bad_urls_name_the_problem(url: str, fragment: str) -> None:
 def test_missing_redis_package_names_the_extra() -> None:
     code = (
         "import sys; sys.modules['redis'] = None\n"
-        "from llmcache.errors import MissingExtraError\n"
+        "from llmcache.errors import MissingExtraError, TierError\n"
         "from llmcache.tiers import tier_from_url\n"
         "try:\n"
         "    tier_from_url('redis://127.0.0.1:6379/0')\n"
@@ -573,3 +573,30 @@ def test_each_event_loop_gets_its_own_async_client(redis_url: str, prefix: str) 
     assert cache.stats()["errors_by_tier"] == {}
     cache.close()
     assert len(tier._aclients) == 0
+
+
+def test_sentinel_url_with_several_sentinels_and_passwords() -> None:
+    from llmcache.tiers.redis_url import parse_redis_url
+
+    target = parse_redis_url(
+        "redis+sentinel://:m-secret@127.0.0.1:7301,127.0.0.1:7399/llmcache"
+        "?db=2&sentinel_password=s-secret&socket_timeout=1.5&prefix=p"
+    )
+    assert target.sentinels == (("127.0.0.1", 7301), ("127.0.0.1", 7399))
+    assert (target.service, target.prefix) == ("llmcache", "p")
+    master, sentinel = target._sentinel_kwargs()
+    assert (master["password"], master["db"], master["socket_timeout"]) == ("m-secret", 2, 1.5)
+    assert sentinel["password"] == "s-secret" and "db" not in sentinel
+    assert "secret" not in target.where
+
+
+def test_passwords_stay_out_of_names_and_errors() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    tier = RedisTier.from_url(f"redis://:hunter2@127.0.0.1:{port}/0")
+    with pytest.raises(TierError) as info:
+        tier.get(request_key(req("q")), 0.0)
+    tier.close()
+    assert "hunter2" not in repr(tier) and "hunter2" not in str(info.value)
+    assert f"127.0.0.1:{port}" in str(info.value) and "is the server running" in str(info.value)
