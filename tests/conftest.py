@@ -173,7 +173,8 @@ def lc_cache(fake_clock: FakeClock) -> Iterator[object]:
 
 @pytest.fixture
 def lc_tier_cache(tier_url: str, fake_clock: FakeClock) -> Iterator[object]:
-    """A LangChainCache over one tier of each kind (memory, SQLite, MariaDB, PostgreSQL)."""
+    """A LangChainCache over one tier of each kind (memory, SQLite, MariaDB, PostgreSQL, Redis
+    standalone, Cluster and Sentinel)."""
     from langchain_llmcache import LangChainCache
     from llmcache import Cache
 
