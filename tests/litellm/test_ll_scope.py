@@ -64,9 +64,7 @@ def test_a_call_cannot_replace_the_ambient_user(adapter: LiteLLMCache) -> None:
         assert _answer(user="alice", mock_response="x") == "alice's"
 
 
-def test_an_unreadable_acl_is_not_cached(
-    adapter: LiteLLMCache, llm_cache: Cache
-) -> None:
+def test_an_unreadable_acl_is_not_cached(adapter: LiteLLMCache, llm_cache: Cache) -> None:
     """A scope that cannot be read is never guessed: no lookup, no store (the call works)."""
     bad = {"llmcache_acl": "kb-1"}  # one string, not a list
     assert _answer(metadata=bad, mock_response="one") == "one"

@@ -124,3 +124,12 @@ async def test_router_deployments_of_one_group_share_entries(
     assert first.choices[0].message.content == "routed"
     sync = router.completion(model="chat", messages=ask("r"), mock_response="y")
     assert sync.choices[0].message.content == "routed"
+
+
+async def test_per_input_embeddings_are_scoped(
+    adapter: LiteLLMCache, llm_cache: Cache, embedder: CountingEmbedder
+) -> None:
+    await litellm.aembedding(model="counting/e", input=["a"], metadata={"llmcache_user": "alice"})
+    await litellm.aembedding(model="counting/e", input=["a"], metadata={"llmcache_user": "bob"})
+    await litellm.aembedding(model="counting/e", input=["a"], metadata={"llmcache_user": "alice"})
+    assert embedder.asked == [["a"], ["a"]]  # bob's own call; alice's second served

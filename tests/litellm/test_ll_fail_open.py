@@ -1,0 +1,43 @@
+"""A broken tier or a bad stored value never fails a LiteLLM call (real broken tiers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import litellm
+from conftest import MODEL, ask
+
+from litellm_llmcache import LiteLLMCache
+from litellm_llmcache.request import NAMESPACE, build_request
+from llmcache import Cache
+
+
+async def test_calls_answer_through_a_corrupt_sqlite_tier(
+    tmp_path: Path, install: Callable[..., LiteLLMCache]
+) -> None:
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not an SQLite database\x00" * 512)
+    cache = Cache.from_urls(["memory://", f"sqlite:///{path}"])
+    try:
+        install(cache)
+        first = await litellm.acompletion(model=MODEL, messages=ask("f"), mock_response="real")
+        again = await litellm.acompletion(model=MODEL, messages=ask("f"), mock_response="x")
+        sync = litellm.completion(model=MODEL, messages=ask("g"), mock_response="sync real")
+        assert first.choices[0].message.content == "real"
+        assert again.choices[0].message.content == "real"  # the healthy memory tier serves
+        assert again._hidden_params["llmcache"]["tier"] == "memory"
+        assert sync.choices[0].message.content == "sync real"
+        assert cache.stats()["errors_by_tier"][cache.tiers[1].name] >= 1
+    finally:
+        cache.close()
+
+
+def test_a_stored_value_that_is_not_a_response_is_a_miss(
+    adapter: LiteLLMCache, llm_cache: Cache
+) -> None:
+    litellm.completion(model=MODEL, messages=ask("v"), mock_response="good")
+    request = build_request({"model": MODEL, "messages": ask("v")}, NAMESPACE)
+    llm_cache.set(request, ["not", "a", "response"])  # same key, unusable value
+    served = litellm.completion(model=MODEL, messages=ask("v"), mock_response="recomputed")
+    assert served.choices[0].message.content == "recomputed"
