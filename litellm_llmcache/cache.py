@@ -110,9 +110,10 @@ class LiteLLMCache(_LiteLLMCache):
         super().__init__(
             type=LiteLLMCacheType.LOCAL,
             mode=CacheMode(mode),
-            max_messages=max_messages,
             **extra,
         )
+        # LiteLLM's own default (4) would silently skip long conversations.
+        self.max_messages = max_messages
         self.llmcache = cache if cache is not None else Cache.from_env()
         self._owns_cache = cache is None
         self.llmcache_namespace = namespace

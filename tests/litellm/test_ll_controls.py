@@ -115,3 +115,14 @@ def test_supported_call_types(llm_cache: Cache, install: Callable[..., LiteLLMCa
         response = litellm.completion(model=MODEL, messages=ask("q"), mock_response=text)
         assert response.choices[0].message.content == text
     assert llm_cache.stats()["stores"] == 0
+
+
+def test_max_messages_when_asked_for(
+    llm_cache: Cache, install: Callable[..., LiteLLMCache]
+) -> None:
+    install(llm_cache, max_messages=2)
+    turns = [{"role": "user", "content": f"t{i}"} for i in range(3)]
+    for text in ("one", "two"):
+        response = litellm.completion(model=MODEL, messages=turns, mock_response=text)
+        assert response.choices[0].message.content == text
+    assert llm_cache.stats()["stores"] == 0
