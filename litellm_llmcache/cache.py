@@ -136,13 +136,15 @@ class LiteLLMCache(_LiteLLMCache):
     def _request(self, kwargs: Mapping[str, Any]) -> CacheRequest | None:
         """The call's request; LiteLLM's per-input embedding lookups pass only our key.
 
-        A caller-given ``cache_key`` is never trusted when the call itself is at hand: the
-        request (and its scope) is always rebuilt from the call.
+        A caller-given ``cache_key`` is never trusted: keys are shown in ``_hidden_params``,
+        so one user could pass another's. The request (and its scope) is rebuilt from the
+        call; a key alone is honoured only in LiteLLM's per-input lookup, which passes
+        nothing else, with a key ``get_cache_key`` just built from the whole call.
         """
         if any(f in kwargs for f in PROMPT_FIELDS):
             return build_request(kwargs, self.llmcache_namespace)
         token = kwargs.get("cache_key")
-        if isinstance(token, str):
+        if isinstance(token, str) and len(kwargs) == 1:
             with self._keys_lock:
                 return self._keys.get(token)
         return None
@@ -165,6 +167,10 @@ class LiteLLMCache(_LiteLLMCache):
             if request is None:
                 return None
             hit = self.llmcache.get(request)
+            if hit is not None and not isinstance(hit.entry.value, dict):
+                logger.warning("llmcache: a LiteLLM entry is not a response; deleted it")
+                self.llmcache.delete(request)
+                hit = None
             if hit is None and (controls.stores_nothing or self.default_ttl == 0):
                 self.llmcache.set(request, None, ttl=0)  # see Controls.stores_nothing
             return self._serve(hit, controls)
@@ -187,6 +193,10 @@ class LiteLLMCache(_LiteLLMCache):
             if pending:
                 await asyncio.wait(pending, timeout=WRITE_WAIT)
             hit = await self.llmcache.aget(request)
+            if hit is not None and not isinstance(hit.entry.value, dict):
+                logger.warning("llmcache: a LiteLLM entry is not a response; deleted it")
+                await self.llmcache.adelete(request)
+                hit = None
             if hit is None and (controls.stores_nothing or self.default_ttl == 0):
                 await self.llmcache.aset(request, None, ttl=0)
             return self._serve(hit, controls)
@@ -202,10 +212,7 @@ class LiteLLMCache(_LiteLLMCache):
             controls.max_age
         ):
             return None  # older than the caller accepts: LiteLLM calls the model
-        payload = entry.value
-        if not isinstance(payload, dict):
-            logger.warning("llmcache: a LiteLLM entry is not a response object; ignored")
-            return None
+        payload = entry.value  # a dict: checked by the lookup
         saved = saved_by(payload)
         cost = dollars_saved(entry.model, saved)
         self.llmcache.record_cost_saved(cost[0] + cost[1])

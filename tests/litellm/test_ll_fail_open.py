@@ -41,3 +41,18 @@ def test_a_stored_value_that_is_not_a_response_is_a_miss(
     llm_cache.set(request, ["not", "a", "response"])  # same key, unusable value
     served = litellm.completion(model=MODEL, messages=ask("v"), mock_response="recomputed")
     assert served.choices[0].message.content == "recomputed"
+    assert llm_cache.stats()["stores"] == 3  # good, the bad value, then recomputed (bad deleted)
+
+
+def test_a_known_cache_key_does_not_open_another_users_entry(adapter: LiteLLMCache) -> None:
+    """Keys are visible in ``_hidden_params``; passing alice's as ``cache_key`` gets bob nothing."""
+    litellm.completion(model=MODEL, messages=ask("mine"), user="alice", mock_response="alice's")
+    hit = litellm.completion(model=MODEL, messages=ask("mine"), user="alice", mock_response="x")
+    token = hit._hidden_params["cache_key"]
+    assert token.startswith("llmcache:")
+    stolen = litellm.completion(
+        model=MODEL, messages=ask("mine"), user="bob", cache_key=token, mock_response="bob's"
+    )
+    assert stolen.choices[0].message.content == "bob's"
+    assert adapter.get_cache(cache_key=token, user="bob") is None
+    assert adapter.get_cache(cache_key=token) is not None  # LiteLLM's own per-input lookup
