@@ -22,7 +22,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from litellm.caching.caching import Cache as _LiteLLMCache
 from litellm.caching.caching import CacheMode, LiteLLMCacheType
@@ -66,6 +66,12 @@ def _pending_litellm_writes() -> list[asyncio.Task[None]]:
     loop = asyncio.get_running_loop()
     me = asyncio.current_task()
     return [t for t in list(_PENDING_CACHE_WRITES) if t is not me and t.get_loop() is loop]
+
+
+class _LookedUp(NamedTuple):
+    served: dict[str, Any] | None
+    delete: bool  # the entry is unusable
+    release: bool  # a miss whose answer will not be stored
 
 
 class LiteLLMCache(_LiteLLMCache):
@@ -161,19 +167,15 @@ class LiteLLMCache(_LiteLLMCache):
         """The stored response for this call, or None (LiteLLM then calls the model)."""
         try:
             controls = controls_of(kwargs)
-            if not self._readable(kwargs, controls):
-                return None
-            request = self._request(kwargs)
+            request = self._request(kwargs) if self._readable(kwargs, controls) else None
             if request is None:
                 return None
-            hit = self.llmcache.get(request)
-            if hit is not None and not isinstance(hit.entry.value, dict):
-                logger.warning("llmcache: a LiteLLM entry is not a response; deleted it")
+            looked_up = self._looked_up(self.llmcache.get(request), controls)
+            if looked_up.delete:
                 self.llmcache.delete(request)
-                hit = None
-            if hit is None and (controls.stores_nothing or self.default_ttl == 0):
+            if looked_up.release:
                 self.llmcache.set(request, None, ttl=0)  # see Controls.stores_nothing
-            return self._serve(hit, controls)
+            return looked_up.served
         except Exception as exc:  # a cache fault never fails the user's call
             logger.warning("llmcache: LiteLLM lookup failed: %s", exc)
             return None
@@ -181,9 +183,7 @@ class LiteLLMCache(_LiteLLMCache):
     async def async_get_cache(self, dynamic_cache_object: Any = None, **kwargs: Any) -> Any:
         try:
             controls = controls_of(kwargs)
-            if not self._readable(kwargs, controls):
-                return None
-            request = self._request(kwargs)
+            request = self._request(kwargs) if self._readable(kwargs, controls) else None
             if request is None:
                 return None
             # LiteLLM hands a finished async stream to its cache in a task of its own, which
@@ -192,27 +192,35 @@ class LiteLLMCache(_LiteLLMCache):
             pending = _pending_litellm_writes()
             if pending:
                 await asyncio.wait(pending, timeout=WRITE_WAIT)
-            hit = await self.llmcache.aget(request)
-            if hit is not None and not isinstance(hit.entry.value, dict):
-                logger.warning("llmcache: a LiteLLM entry is not a response; deleted it")
+            looked_up = self._looked_up(await self.llmcache.aget(request), controls)
+            if looked_up.delete:
                 await self.llmcache.adelete(request)
-                hit = None
-            if hit is None and (controls.stores_nothing or self.default_ttl == 0):
+            if looked_up.release:
                 await self.llmcache.aset(request, None, ttl=0)
-            return self._serve(hit, controls)
+            return looked_up.served
         except Exception as exc:
             logger.warning("llmcache: LiteLLM lookup failed: %s", exc)
             return None
 
-    def _serve(self, hit: CacheHit | None, controls: Controls) -> Any:
+    def _looked_up(self, hit: CacheHit | None, controls: Controls) -> _LookedUp:
+        """What a lookup serves and what is left to do (the I/O is the caller's)."""
+        if hit is not None and not isinstance(hit.entry.value, dict):
+            logger.warning("llmcache: a LiteLLM entry is not a response; deleted it")
+            return _LookedUp(None, delete=True, release=False)
         if hit is None:
-            return None
+            # A miss made this call the single-flight leader; one that stores nothing
+            # releases the identical calls waiting for it.
+            release = controls.stores_nothing or self.default_ttl == 0
+            return _LookedUp(None, delete=False, release=release)
+        return _LookedUp(self._serve(hit, controls), delete=False, release=False)
+
+    def _serve(self, hit: CacheHit, controls: Controls) -> dict[str, Any] | None:
         entry = hit.entry
         if controls.max_age is not None and self.llmcache.clock() - entry.created_at > (
             controls.max_age
         ):
             return None  # older than the caller accepts: LiteLLM calls the model
-        payload = entry.value  # a dict: checked by the lookup
+        payload: dict[str, Any] = entry.value
         saved = saved_by(payload)
         cost = dollars_saved(entry.model, saved)
         self.llmcache.record_cost_saved(cost[0] + cost[1])
