@@ -181,3 +181,47 @@ def lc_tier_cache(tier_url: str, fake_clock: FakeClock) -> Iterator[object]:
     cache = Cache.from_urls([tier_url], clock=fake_clock)
     yield LangChainCache(cache)
     cache.close()
+
+
+# ------------------------------------------------------------------ LiteLLM adapter
+# Fixtures of tests/litellm live here too (no tests/litellm/conftest.py, same reason as above).
+# Importing litellm first tries to download its price map (retries, seconds; no internet in
+# CI) unless this is set, so it is set before any test module imports litellm.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def ll_cache(
+    request: pytest.FixtureRequest, tmp_path: object, fake_clock: FakeClock
+) -> Iterator[object]:
+    """An llmcache Cache on memory only, or on SQLite only (so SQLite really serves)."""
+    from llmcache import Cache
+
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/llm.db"
+    cache = Cache.from_urls([url], clock=fake_clock)
+    yield cache
+    cache.close()
+
+
+@pytest.fixture
+def ll_install() -> Iterator[object]:
+    """``ll_install(cache, **opts)`` sets ``litellm.cache`` to a LiteLLMCache; restored after."""
+    import litellm
+
+    from litellm_llmcache import LiteLLMCache
+
+    before = litellm.cache
+
+    def _install(cache: object, **opts: object) -> LiteLLMCache:
+        adapter = LiteLLMCache(cache, **opts)  # type: ignore[arg-type]
+        litellm.cache = adapter
+        return adapter
+
+    yield _install
+    litellm.cache = before
+
+
+@pytest.fixture
+def ll_adapter(ll_cache: object, ll_install: object) -> object:
+    """``litellm.cache`` = a LiteLLMCache over ``ll_cache``."""
+    return ll_install(ll_cache)  # type: ignore[operator]

@@ -7,7 +7,7 @@ from typing import Any
 
 import litellm
 import pytest
-from conftest import MODEL, ask
+from ll_helpers import MODEL, ask
 
 from litellm_llmcache import LiteLLMCache
 from llmcache import Cache, FakeClock
@@ -30,21 +30,21 @@ def answer(request: pytest.FixtureRequest) -> Callable[..., str]:
 
 
 def test_no_cache_skips_the_lookup_but_stores(
-    adapter: LiteLLMCache, answer: Callable[..., str]
+    ll_adapter: LiteLLMCache, answer: Callable[..., str]
 ) -> None:
     assert answer(mock_response="old") == "old"
     assert answer(mock_response="new", cache={"no-cache": True}) == "new"
     assert answer(mock_response="x") == "new"
 
 
-def test_no_store_is_not_stored(adapter: LiteLLMCache, answer: Callable[..., str]) -> None:
+def test_no_store_is_not_stored(ll_adapter: LiteLLMCache, answer: Callable[..., str]) -> None:
     assert answer(mock_response="one", cache={"no-store": True}) == "one"
     assert answer(mock_response="two") == "two"
     assert answer(mock_response="x", cache={"no-store": True}) == "two"
 
 
 def test_ttl_per_call(
-    adapter: LiteLLMCache, llm_cache: Cache, fake_clock: FakeClock, answer: Callable[..., str]
+    ll_adapter: LiteLLMCache, ll_cache: Cache, fake_clock: FakeClock, answer: Callable[..., str]
 ) -> None:
     assert answer(mock_response="short", cache={"ttl": 10}) == "short"
     fake_clock.advance(9)
@@ -54,27 +54,27 @@ def test_ttl_per_call(
 
 
 def test_ttl_zero_does_not_store(
-    adapter: LiteLLMCache, llm_cache: Cache, answer: Callable[..., str]
+    ll_adapter: LiteLLMCache, ll_cache: Cache, answer: Callable[..., str]
 ) -> None:
     assert answer(mock_response="one", cache={"ttl": 0}) == "one"
     assert answer(mock_response="two") == "two"
-    assert llm_cache.stats()["stores"] == 1
+    assert ll_cache.stats()["stores"] == 1
 
 
 def test_adapter_ttl(
-    llm_cache: Cache,
-    install: Callable[..., LiteLLMCache],
+    ll_cache: Cache,
+    ll_install: Callable[..., LiteLLMCache],
     fake_clock: FakeClock,
     answer: Callable[..., str],
 ) -> None:
-    install(llm_cache, ttl=5)
+    ll_install(ll_cache, ttl=5)
     assert answer(mock_response="one") == "one"
     fake_clock.advance(6)
     assert answer(mock_response="two") == "two"
 
 
 def test_s_maxage_serves_only_younger_entries(
-    adapter: LiteLLMCache, fake_clock: FakeClock, answer: Callable[..., str]
+    ll_adapter: LiteLLMCache, fake_clock: FakeClock, answer: Callable[..., str]
 ) -> None:
     assert answer(mock_response="old") == "old"
     fake_clock.advance(30)
@@ -83,7 +83,7 @@ def test_s_maxage_serves_only_younger_entries(
     assert answer(mock_response="y", cache={"s-max-age": 10}) == "fresh"
 
 
-def test_namespace_per_call(adapter: LiteLLMCache, answer: Callable[..., str]) -> None:
+def test_namespace_per_call(ll_adapter: LiteLLMCache, answer: Callable[..., str]) -> None:
     assert answer(mock_response="default") == "default"
     assert answer(mock_response="a", cache={"namespace": "a"}) == "a"
     assert answer(mock_response="x", cache={"namespace": "a"}) == "a"
@@ -91,17 +91,17 @@ def test_namespace_per_call(adapter: LiteLLMCache, answer: Callable[..., str]) -
 
 
 def test_caching_false_neither_reads_nor_writes(
-    adapter: LiteLLMCache, llm_cache: Cache, answer: Callable[..., str]
+    ll_adapter: LiteLLMCache, ll_cache: Cache, answer: Callable[..., str]
 ) -> None:
     assert answer(mock_response="stored") == "stored"
     assert answer(mock_response="off", caching=False) == "off"
-    assert llm_cache.stats()["hits"] == 0
+    assert ll_cache.stats()["hits"] == 0
 
 
 def test_default_off_mode_needs_use_cache(
-    llm_cache: Cache, install: Callable[..., LiteLLMCache], answer: Callable[..., str]
+    ll_cache: Cache, ll_install: Callable[..., LiteLLMCache], answer: Callable[..., str]
 ) -> None:
-    install(llm_cache, mode="default_off")
+    ll_install(ll_cache, mode="default_off")
     assert answer(mock_response="one") == "one"
     assert answer(mock_response="two") == "two"
     assert answer(mock_response="opted", cache={"use-cache": True}) == "opted"
@@ -109,20 +109,20 @@ def test_default_off_mode_needs_use_cache(
     assert answer(mock_response="three") == "three"
 
 
-def test_supported_call_types(llm_cache: Cache, install: Callable[..., LiteLLMCache]) -> None:
-    install(llm_cache, supported_call_types=["embedding"])
+def test_supported_call_types(ll_cache: Cache, ll_install: Callable[..., LiteLLMCache]) -> None:
+    ll_install(ll_cache, supported_call_types=["embedding"])
     for text in ("one", "two"):
         response = litellm.completion(model=MODEL, messages=ask("q"), mock_response=text)
         assert response.choices[0].message.content == text
-    assert llm_cache.stats()["stores"] == 0
+    assert ll_cache.stats()["stores"] == 0
 
 
 def test_max_messages_when_asked_for(
-    llm_cache: Cache, install: Callable[..., LiteLLMCache]
+    ll_cache: Cache, ll_install: Callable[..., LiteLLMCache]
 ) -> None:
-    install(llm_cache, max_messages=2)
+    ll_install(ll_cache, max_messages=2)
     turns = [{"role": "user", "content": f"t{i}"} for i in range(3)]
     for text in ("one", "two"):
         response = litellm.completion(model=MODEL, messages=turns, mock_response=text)
         assert response.choices[0].message.content == text
-    assert llm_cache.stats()["stores"] == 0
+    assert ll_cache.stats()["stores"] == 0

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import litellm
-from conftest import MODEL, ask
+from ll_helpers import MODEL, ask
 
 from litellm_llmcache import LiteLLMCache
 from litellm_llmcache.request import NAMESPACE, build_request
@@ -14,13 +14,13 @@ from llmcache import Cache
 
 
 async def test_calls_answer_through_a_corrupt_sqlite_tier(
-    tmp_path: Path, install: Callable[..., LiteLLMCache]
+    tmp_path: Path, ll_install: Callable[..., LiteLLMCache]
 ) -> None:
     path = tmp_path / "corrupt.db"
     path.write_bytes(b"this is not an SQLite database\x00" * 512)
     cache = Cache.from_urls(["memory://", f"sqlite:///{path}"])
     try:
-        install(cache)
+        ll_install(cache)
         first = await litellm.acompletion(model=MODEL, messages=ask("f"), mock_response="real")
         again = await litellm.acompletion(model=MODEL, messages=ask("f"), mock_response="x")
         sync = litellm.completion(model=MODEL, messages=ask("g"), mock_response="sync real")
@@ -34,17 +34,17 @@ async def test_calls_answer_through_a_corrupt_sqlite_tier(
 
 
 def test_a_stored_value_that_is_not_a_response_is_a_miss(
-    adapter: LiteLLMCache, llm_cache: Cache
+    ll_adapter: LiteLLMCache, ll_cache: Cache
 ) -> None:
     litellm.completion(model=MODEL, messages=ask("v"), mock_response="good")
     request = build_request({"model": MODEL, "messages": ask("v")}, NAMESPACE)
-    llm_cache.set(request, ["not", "a", "response"])  # same key, unusable value
+    ll_cache.set(request, ["not", "a", "response"])  # same key, unusable value
     served = litellm.completion(model=MODEL, messages=ask("v"), mock_response="recomputed")
     assert served.choices[0].message.content == "recomputed"
-    assert llm_cache.stats()["stores"] == 3  # good, the bad value, then recomputed (bad deleted)
+    assert ll_cache.stats()["stores"] == 3  # good, the bad value, then recomputed (bad deleted)
 
 
-def test_a_known_cache_key_does_not_open_another_users_entry(adapter: LiteLLMCache) -> None:
+def test_a_known_cache_key_does_not_open_another_users_entry(ll_adapter: LiteLLMCache) -> None:
     """Keys are visible in ``_hidden_params``; passing alice's as ``cache_key`` gets bob nothing."""
     litellm.completion(model=MODEL, messages=ask("mine"), user="alice", mock_response="alice's")
     hit = litellm.completion(model=MODEL, messages=ask("mine"), user="alice", mock_response="x")
@@ -54,5 +54,5 @@ def test_a_known_cache_key_does_not_open_another_users_entry(adapter: LiteLLMCac
         model=MODEL, messages=ask("mine"), user="bob", cache_key=token, mock_response="bob's"
     )
     assert stolen.choices[0].message.content == "bob's"
-    assert adapter.get_cache(cache_key=token, user="bob") is None
-    assert adapter.get_cache(cache_key=token) is not None  # LiteLLM's own per-input lookup
+    assert ll_adapter.get_cache(cache_key=token, user="bob") is None
+    assert ll_adapter.get_cache(cache_key=token) is not None  # LiteLLM's own per-input lookup

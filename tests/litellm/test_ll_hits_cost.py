@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import litellm
 import pytest
-from conftest import MODEL, ask
+from ll_helpers import MODEL, ask
 
 from litellm_llmcache import LiteLLMCache
 from llmcache import Cache
@@ -31,7 +31,7 @@ def _priced_response(cached_tokens: int) -> litellm.ModelResponse:
 
 @pytest.mark.parametrize("cached_tokens", [0, 400])
 async def test_hit_costs_nothing_and_saves_the_original_cost(
-    adapter: LiteLLMCache, llm_cache: Cache, cached_tokens: int
+    ll_adapter: LiteLLMCache, ll_cache: Cache, cached_tokens: int
 ) -> None:
     first = await litellm.acompletion(
         model=MODEL, messages=ask("p"), mock_response=_priced_response(cached_tokens)
@@ -55,14 +55,14 @@ async def test_hit_costs_nothing_and_saves_the_original_cost(
     assert marker["input_cost_saved_usd"] + marker["output_cost_saved_usd"] == pytest.approx(
         original_cost
     )
-    stats = llm_cache.stats()
+    stats = ll_cache.stats()
     # prompt_tokens already include the provider-cached ones: counted once
     assert stats["input_tokens_saved"] == 1000
     assert stats["output_tokens_saved"] == 200
     assert stats["cost_saved_usd"] == pytest.approx(original_cost)
 
 
-def test_provider_prompt_cache_lowers_the_dollars_saved(adapter: LiteLLMCache) -> None:
+def test_provider_prompt_cache_lowers_the_dollars_saved(ll_adapter: LiteLLMCache) -> None:
     litellm.completion(model=MODEL, messages=ask("a"), mock_response=_priced_response(0))
     litellm.completion(model=MODEL, messages=ask("b"), mock_response=_priced_response(800))
     full = litellm.completion(model=MODEL, messages=ask("a"), mock_response="x")
@@ -73,21 +73,21 @@ def test_provider_prompt_cache_lowers_the_dollars_saved(adapter: LiteLLMCache) -
 
 
 def test_unpriced_model_saves_tokens_but_no_dollars(
-    adapter: LiteLLMCache, llm_cache: Cache
+    ll_adapter: LiteLLMCache, ll_cache: Cache
 ) -> None:
     litellm.completion(model="openai/my-private-model", messages=ask("q"), mock_response="a")
     hit = litellm.completion(model="openai/my-private-model", messages=ask("q"), mock_response="b")
     assert hit.choices[0].message.content == "a"
-    assert llm_cache.stats()["cost_saved_usd"] == 0
-    assert llm_cache.stats()["tokens_saved"] > 0
+    assert ll_cache.stats()["cost_saved_usd"] == 0
+    assert ll_cache.stats()["tokens_saved"] > 0
 
 
 def test_a_hit_from_sqlite_is_backfilled_and_marked(
-    tmp_path: object, install: object, fake_clock: object
+    tmp_path: object, ll_install: object, fake_clock: object
 ) -> None:
     cache = Cache.from_urls(["memory://", f"sqlite:///{tmp_path}/two.db"])
     try:
-        install(cache)  # type: ignore[operator]
+        ll_install(cache)  # type: ignore[operator]
         litellm.completion(model=MODEL, messages=ask("t"), mock_response="stored")
         cache.tiers[0].clear(None)
         from_sql = litellm.completion(model=MODEL, messages=ask("t"), mock_response="x")

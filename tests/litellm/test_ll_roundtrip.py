@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import litellm
-from conftest import MODEL, ask
+from ll_helpers import MODEL, ask
 
 from litellm_llmcache import LiteLLMCache
 from llmcache import Cache
 
 
-def test_completion_second_call_is_a_hit(adapter: LiteLLMCache, llm_cache: Cache) -> None:
+def test_completion_second_call_is_a_hit(ll_adapter: LiteLLMCache, ll_cache: Cache) -> None:
     first = litellm.completion(model=MODEL, messages=ask("hi"), mock_response="hello")
     second = litellm.completion(model=MODEL, messages=ask("hi"), mock_response="other")
     assert first._hidden_params.get("cache_hit") is not True
@@ -17,47 +17,47 @@ def test_completion_second_call_is_a_hit(adapter: LiteLLMCache, llm_cache: Cache
     assert second._hidden_params["cache_hit"] is True
     assert second._hidden_params["cache_key"].startswith("llmcache:")
     marker = second._hidden_params["llmcache"]
-    assert marker["tier"] == llm_cache.tiers[0].name
+    assert marker["tier"] == ll_cache.tiers[0].name
     assert marker["match"] == "exact"
     assert marker["similarity"] is None
-    stats = llm_cache.stats()
+    stats = ll_cache.stats()
     assert stats["hits"] == 1
     assert stats["tokens_saved"] == first.usage.prompt_tokens + first.usage.completion_tokens
 
 
 async def test_acompletion_second_call_awaited_right_after_is_a_hit(
-    adapter: LiteLLMCache, llm_cache: Cache
+    ll_adapter: LiteLLMCache, ll_cache: Cache
 ) -> None:
     first = await litellm.acompletion(model=MODEL, messages=ask("hi"), mock_response="hello")
     second = await litellm.acompletion(model=MODEL, messages=ask("hi"), mock_response="other")
     assert first._hidden_params.get("cache_hit") is not True
     assert second.choices[0].message.content == "hello"
     assert second._hidden_params["cache_hit"] is True
-    assert second._hidden_params["llmcache"]["tier"] == llm_cache.tiers[0].name
+    assert second._hidden_params["llmcache"]["tier"] == ll_cache.tiers[0].name
 
 
-def test_text_completion_second_call_is_a_hit(adapter: LiteLLMCache, llm_cache: Cache) -> None:
+def test_text_completion_second_call_is_a_hit(ll_adapter: LiteLLMCache, ll_cache: Cache) -> None:
     first = litellm.text_completion(model="gpt-3.5-turbo-instruct", prompt="hi", mock_response="yo")
     second = litellm.text_completion(
         model="gpt-3.5-turbo-instruct", prompt="hi", mock_response="other"
     )
     assert first.choices[0].text == "yo"
     assert second.choices[0].text == "yo"
-    assert llm_cache.stats()["hits"] == 1
+    assert ll_cache.stats()["hits"] == 1
 
 
 async def test_atext_completion_second_call_is_a_hit(
-    adapter: LiteLLMCache, llm_cache: Cache
+    ll_adapter: LiteLLMCache, ll_cache: Cache
 ) -> None:
     await litellm.atext_completion(model="gpt-3.5-turbo-instruct", prompt="hi", mock_response="yo")
     second = await litellm.atext_completion(
         model="gpt-3.5-turbo-instruct", prompt="hi", mock_response="other"
     )
     assert second.choices[0].text == "yo"
-    assert llm_cache.stats()["hits"] == 1
+    assert ll_cache.stats()["hits"] == 1
 
 
-def test_long_conversation_is_cached(adapter: LiteLLMCache, llm_cache: Cache) -> None:
+def test_long_conversation_is_cached(ll_adapter: LiteLLMCache, ll_cache: Cache) -> None:
     """LiteLLM's own Cache silently skips more than 4 messages; this one does not."""
     turns = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"t{i}"} for i in range(9)]
     litellm.completion(model=MODEL, messages=turns, mock_response="long")
@@ -66,7 +66,7 @@ def test_long_conversation_is_cached(adapter: LiteLLMCache, llm_cache: Cache) ->
     assert again._hidden_params["cache_hit"] is True
 
 
-def test_a_different_parameter_is_a_different_entry(adapter: LiteLLMCache) -> None:
+def test_a_different_parameter_is_a_different_entry(ll_adapter: LiteLLMCache) -> None:
     calls: list[dict[str, object]] = [
         {},
         {"temperature": 0.2},
@@ -85,7 +85,7 @@ def test_a_different_parameter_is_a_different_entry(adapter: LiteLLMCache) -> No
     assert other_model.choices[0].message.content == "m"
 
 
-def test_metadata_and_api_key_are_not_keyed(adapter: LiteLLMCache) -> None:
+def test_metadata_and_api_key_are_not_keyed(ll_adapter: LiteLLMCache) -> None:
     litellm.completion(model=MODEL, messages=ask("k"), mock_response="one", api_key="sk-a")
     again = litellm.completion(
         model=MODEL,
@@ -97,7 +97,7 @@ def test_metadata_and_api_key_are_not_keyed(adapter: LiteLLMCache) -> None:
     assert again.choices[0].message.content == "one"
 
 
-def test_sync_and_async_share_entries(adapter: LiteLLMCache) -> None:
+def test_sync_and_async_share_entries(ll_adapter: LiteLLMCache) -> None:
     import asyncio
 
     litellm.completion(model=MODEL, messages=ask("both"), mock_response="sync")

@@ -6,7 +6,7 @@ import asyncio
 
 import litellm
 import pytest
-from conftest import MODEL, ask
+from ll_helpers import MODEL, ask
 
 from litellm_llmcache import LiteLLMCache
 from llmcache import Cache, scope
@@ -17,7 +17,7 @@ def _answer(**kwargs: object) -> str:
     return str(response.choices[0].message.content)
 
 
-def test_user_argument_isolates(adapter: LiteLLMCache) -> None:
+def test_user_argument_isolates(ll_adapter: LiteLLMCache) -> None:
     assert _answer(user="alice", mock_response="alice's") == "alice's"
     assert _answer(user="bob", mock_response="bob's") == "bob's"
     assert _answer(user="alice", mock_response="x") == "alice's"
@@ -35,19 +35,19 @@ def test_user_argument_isolates(adapter: LiteLLMCache) -> None:
     ],
 )
 def test_metadata_fields_isolate(
-    adapter: LiteLLMCache, first: dict[str, object], second: dict[str, object]
+    ll_adapter: LiteLLMCache, first: dict[str, object], second: dict[str, object]
 ) -> None:
     assert _answer(metadata=first, mock_response="first") == "first"
     assert _answer(metadata=second, mock_response="second") == "second"
     assert _answer(metadata=first, mock_response="x") == "first"
 
 
-def test_acl_order_does_not_matter(adapter: LiteLLMCache) -> None:
+def test_acl_order_does_not_matter(ll_adapter: LiteLLMCache) -> None:
     assert _answer(metadata={"llmcache_acl": ["a", "b"]}, mock_response="ab") == "ab"
     assert _answer(metadata={"llmcache_acl": ["b", "a", "a"]}, mock_response="x") == "ab"
 
 
-def test_ambient_scope_isolates_and_matches_metadata(adapter: LiteLLMCache) -> None:
+def test_ambient_scope_isolates_and_matches_metadata(ll_adapter: LiteLLMCache) -> None:
     with scope(user="alice", tenant="acme"):
         assert _answer(mock_response="ambient") == "ambient"
     assert _answer(mock_response="anonymous") == "anonymous"
@@ -55,7 +55,7 @@ def test_ambient_scope_isolates_and_matches_metadata(adapter: LiteLLMCache) -> N
     assert _answer(metadata=same, mock_response="x") == "ambient"
 
 
-def test_a_call_cannot_replace_the_ambient_user(adapter: LiteLLMCache) -> None:
+def test_a_call_cannot_replace_the_ambient_user(ll_adapter: LiteLLMCache) -> None:
     """Inside scope(user="alice"), user="bob" is neither alice nor bob: combined, narrower."""
     assert _answer(user="bob", mock_response="bob's") == "bob's"
     with scope(user="alice"):
@@ -64,27 +64,27 @@ def test_a_call_cannot_replace_the_ambient_user(adapter: LiteLLMCache) -> None:
         assert _answer(user="alice", mock_response="x") == "alice's"
 
 
-def test_an_unreadable_acl_is_not_cached(adapter: LiteLLMCache, llm_cache: Cache) -> None:
+def test_an_unreadable_acl_is_not_cached(ll_adapter: LiteLLMCache, ll_cache: Cache) -> None:
     """A scope that cannot be read is never guessed: no lookup, no store (the call works)."""
     bad = {"llmcache_acl": "kb-1"}  # one string, not a list
     assert _answer(metadata=bad, mock_response="one") == "one"
     assert _answer(metadata=bad, mock_response="two") == "two"
-    assert llm_cache.stats()["stores"] == 0
+    assert ll_cache.stats()["stores"] == 0
 
 
 def test_caching_disabled_in_metadata_neither_reads_nor_writes(
-    adapter: LiteLLMCache, llm_cache: Cache
+    ll_adapter: LiteLLMCache, ll_cache: Cache
 ) -> None:
     off = {"caching_disabled": True}
     assert _answer(mock_response="stored") == "stored"
     assert _answer(metadata=off, mock_response="fresh") == "fresh"
     assert _answer(metadata={"caching_disabled": True}, user="u", mock_response="u1") == "u1"
     assert _answer(user="u", mock_response="u2") == "u2"
-    assert llm_cache.stats()["stores"] == 2
+    assert ll_cache.stats()["stores"] == 2
 
 
 async def test_64_concurrent_users_only_see_their_own(
-    adapter: LiteLLMCache, llm_cache: Cache
+    ll_adapter: LiteLLMCache, ll_cache: Cache
 ) -> None:
     users = [f"user-{i}" for i in range(64)]
 
@@ -101,10 +101,10 @@ async def test_64_concurrent_users_only_see_their_own(
     assert first == [f"for {u}" for u in users]
     again = await asyncio.gather(*(ask_as(u, "leaked?") for u in users))
     assert again == [f"for {u}" for u in users]
-    assert llm_cache.stats()["hits"] == 64
+    assert ll_cache.stats()["hits"] == 64
 
 
-async def test_64_concurrent_scoped_tasks(adapter: LiteLLMCache) -> None:
+async def test_64_concurrent_scoped_tasks(ll_adapter: LiteLLMCache) -> None:
     async def ask_in_scope(user: str, text: str) -> str:
         with scope(user=user, acl=["kb"]):
             response = await litellm.acompletion(

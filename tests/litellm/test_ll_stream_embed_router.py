@@ -7,8 +7,8 @@ from typing import Any
 
 import litellm
 import pytest
-from conftest import MODEL, ask
 from litellm import CustomLLM, EmbeddingResponse
+from ll_helpers import MODEL, ask
 
 from litellm_llmcache import LiteLLMCache
 from llmcache import Cache
@@ -18,7 +18,7 @@ def _text(chunks: list[object]) -> str:
     return "".join(c.choices[0].delta.content or "" for c in chunks)  # type: ignore[attr-defined]
 
 
-def test_cached_stream_replays_as_a_stream(adapter: LiteLLMCache, llm_cache: Cache) -> None:
+def test_cached_stream_replays_as_a_stream(ll_adapter: LiteLLMCache, ll_cache: Cache) -> None:
     first = list(
         litellm.completion(model=MODEL, messages=ask("s"), mock_response="streamed", stream=True)
     )
@@ -28,11 +28,11 @@ def test_cached_stream_replays_as_a_stream(adapter: LiteLLMCache, llm_cache: Cac
     again = litellm.completion(model=MODEL, messages=ask("s"), mock_response="x", stream=True)
     assert isinstance(again, litellm.CustomStreamWrapper)
     assert _text(list(again)) == "streamed"
-    assert llm_cache.stats()["hits"] == 1
+    assert ll_cache.stats()["hits"] == 1
 
 
 async def test_cached_async_stream_replays_as_a_stream(
-    adapter: LiteLLMCache, llm_cache: Cache
+    ll_adapter: LiteLLMCache, ll_cache: Cache
 ) -> None:
     first = await litellm.acompletion(
         model=MODEL, messages=ask("as"), mock_response="streamed", stream=True
@@ -42,10 +42,10 @@ async def test_cached_async_stream_replays_as_a_stream(
         model=MODEL, messages=ask("as"), mock_response="x", stream=True
     )
     assert _text([c async for c in again]) == "streamed"
-    assert llm_cache.stats()["hits"] == 1
+    assert ll_cache.stats()["hits"] == 1
 
 
-def test_embedding_second_call_is_a_hit(adapter: LiteLLMCache, llm_cache: Cache) -> None:
+def test_embedding_second_call_is_a_hit(ll_adapter: LiteLLMCache, ll_cache: Cache) -> None:
     first = litellm.embedding(
         model="text-embedding-3-small", input=["a", "b"], mock_response=[0.1, 0.2]
     )
@@ -95,7 +95,7 @@ def embedder() -> Iterator[CountingEmbedder]:
 
 
 async def test_aembedding_partial_hit_embeds_only_missing_inputs(
-    adapter: LiteLLMCache, llm_cache: Cache, embedder: CountingEmbedder
+    ll_adapter: LiteLLMCache, ll_cache: Cache, embedder: CountingEmbedder
 ) -> None:
     await litellm.aembedding(model="counting/e", input=["a", "bb"])
     mixed = await litellm.aembedding(model="counting/e", input=["a", "ccc"])
@@ -108,7 +108,7 @@ async def test_aembedding_partial_hit_embeds_only_missing_inputs(
 
 
 async def test_router_deployments_of_one_group_share_entries(
-    adapter: LiteLLMCache, llm_cache: Cache
+    ll_adapter: LiteLLMCache, ll_cache: Cache
 ) -> None:
     router = litellm.Router(
         model_list=[
@@ -127,7 +127,7 @@ async def test_router_deployments_of_one_group_share_entries(
 
 
 async def test_per_input_embeddings_are_scoped(
-    adapter: LiteLLMCache, llm_cache: Cache, embedder: CountingEmbedder
+    ll_adapter: LiteLLMCache, ll_cache: Cache, embedder: CountingEmbedder
 ) -> None:
     await litellm.aembedding(model="counting/e", input=["a"], metadata={"llmcache_user": "alice"})
     await litellm.aembedding(model="counting/e", input=["a"], metadata={"llmcache_user": "bob"})
