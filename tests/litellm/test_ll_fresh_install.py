@@ -1,7 +1,7 @@
 """A fresh virtual environment with ``llmcache[litellm]`` serves a LiteLLM cache hit.
 
-A plain ``pip ll_install litellm`` crashes on the first cache hit (LiteLLM's hit path imports
-fastapi, orjson and soundfile, which it does not require); the ``litellm`` extra must ll_install
+A plain ``pip install litellm`` crashes on the first cache hit (LiteLLM's hit path imports
+fastapi, orjson and soundfile, which it does not require); the ``litellm`` extra must install
 them. Slow (installs from PyPI into an empty venv), so it runs only when asked:
 ``LLMCACHE_FRESH_VENV=1`` or under CI (``CI=true``).
 """
@@ -52,7 +52,7 @@ def test_fresh_venv_with_the_litellm_extra_serves_a_hit(tmp_path: Path) -> None:
     python = env_dir / ("Scripts" if sys.platform == "win32" else "bin") / "python"
     clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     subprocess.run(
-        [str(python), "-m", "pip", "ll_install", "--quiet", f"{ROOT}[litellm]"],
+        [str(python), "-m", "pip", "install", "--quiet", f"{ROOT}[litellm]"],
         check=True,
         timeout=INSTALL_TIMEOUT,
         env=clean_env,
