@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import litellm
+import pytest
 from ll_helpers import MODEL, ask
 
 from litellm_llmcache import LiteLLMCache
-from llmcache import Cache
+from llmcache import Cache, ConfigError
 
 
 def test_completion_second_call_is_a_hit(ll_adapter: LiteLLMCache, ll_cache: Cache) -> None:
@@ -105,3 +108,20 @@ def test_sync_and_async_share_entries(ll_adapter: LiteLLMCache) -> None:
         litellm.acompletion(model=MODEL, messages=ask("both"), mock_response="async")
     )
     assert served.choices[0].message.content == "sync"
+
+
+def test_constructor_errors_name_the_fix(ll_cache: Cache) -> None:
+    with pytest.raises(ConfigError, match=r"Cache\.from_urls"):
+        LiteLLMCache("memory://")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="ttl must be >= 0"):
+        LiteLLMCache(ll_cache, ttl=-1)
+    with pytest.raises(ConfigError, match="namespace"):
+        LiteLLMCache(ll_cache, namespace="")
+
+
+def test_adapter_namespaces_keep_apps_apart(ll_cache: Cache, ll_install: Any) -> None:
+    ll_install(ll_cache, namespace="app-a")
+    litellm.completion(model=MODEL, messages=ask("n"), mock_response="a")
+    ll_install(ll_cache, namespace="app-b")
+    other = litellm.completion(model=MODEL, messages=ask("n"), mock_response="b")
+    assert other.choices[0].message.content == "b"
