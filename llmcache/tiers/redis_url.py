@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from llmcache._optional import require
 from llmcache.errors import ConfigError
 from llmcache.redact import redact_url
+from llmcache.tiers.options import ttl_option
 
 DEFAULT_PREFIX = "llmcache"
 PREFIX_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -151,7 +152,7 @@ def parse_redis_url(raw: str) -> RedisTarget:
     query = parse_qsl(parts.query, keep_blank_values=True)
     ours = _our_options(query, shown)
     prefix = check_prefix(ours.get("prefix", DEFAULT_PREFIX), f" in {shown!r}")
-    ttl = _ttl(ours.get("ttl"), shown)
+    ttl = ttl_option("redis", ours.get("ttl"), shown)
     rest = [(k, v) for k, v in query if k not in OUR_OPTIONS]
     if kind == "redis-sentinel":
         return _sentinel_target(parts, rest, prefix, ttl, shown)
@@ -249,18 +250,3 @@ def _our_options(query: list[tuple[str, str]], shown: str) -> dict[str, str]:
                 raise ConfigError(f"redis tier: option {key!r} is given twice in {shown!r}")
             ours[key] = value
     return ours
-
-
-def _ttl(raw: str | None, shown: str) -> float | None:
-    if raw is None:
-        return None
-    try:
-        ttl = float(raw)
-    except ValueError:
-        raise ConfigError(f"redis tier: ttl={raw!r} in {shown!r} is not a number") from None
-    if not math.isfinite(ttl) or ttl <= 0:
-        raise ConfigError(
-            f"redis tier: ttl={raw!r} in {shown!r} must be a positive number of seconds; "
-            "omit ttl for no expiry (ttl=0 would store nothing)"
-        )
-    return ttl

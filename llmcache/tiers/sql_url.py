@@ -14,7 +14,6 @@ entries stored with ``ttl=None``). Every other query option goes to the driver u
 from __future__ import annotations
 
 import importlib.util
-import math
 import re
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 from llmcache._optional import require
 from llmcache.errors import ConfigError
 from llmcache.redact import redact_url
+from llmcache.tiers.options import ttl_option
 
 DEFAULT_TABLE_PREFIX = "llmcache"
 _PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,40}")
@@ -94,7 +94,7 @@ def parse_sql_url(raw: str) -> SqlTarget:
             f"sql tier: table_prefix {prefix!r} in {shown!r} is not allowed; use a letter "
             "followed by up to 40 letters, digits or underscores"
         )
-    ttl = _ttl(_one(url, "ttl", shown), shown)
+    ttl = ttl_option("sql", _one(url, "ttl", shown), shown)
     url = url.difference_update_query(OUR_OPTIONS).set(drivername=driver.sync)
     if driver.name != "sqlite" and not url.database:
         raise ConfigError(
@@ -116,21 +116,6 @@ def _one(url: sa.URL, option: str, shown: str) -> str | None:
     if isinstance(value, tuple):
         raise ConfigError(f"sql tier: option {option!r} is given twice in {shown!r}")
     return value
-
-
-def _ttl(raw: str | None, shown: str) -> float | None:
-    if raw is None:
-        return None
-    try:
-        ttl = float(raw)
-    except ValueError:
-        raise ConfigError(f"sql tier: ttl={raw!r} in {shown!r} is not a number") from None
-    if not math.isfinite(ttl) or ttl <= 0:
-        raise ConfigError(
-            f"sql tier: ttl={raw!r} in {shown!r} must be a positive number of seconds; "
-            "omit ttl for no expiry (ttl=0 would store nothing)"
-        )
-    return ttl
 
 
 def _native_async_url(url: sa.URL, driver: _Driver) -> sa.URL | None:
