@@ -9,9 +9,12 @@ event loop (it works inside Jupyter's running loop).
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
+import math
 import os
+import secrets
+import time
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
@@ -35,6 +38,8 @@ T = TypeVar("T")
 
 #: How long a caller that misses waits for an identical call already in flight (seconds).
 DEFAULT_SINGLE_FLIGHT_TIMEOUT = 30.0
+#: How often a process waiting for another process's answer looks for it (seconds).
+FLEET_POLL_SECONDS = 0.05
 
 #: The embedded default: an in-process LRU in front of an SQLite file.
 DEFAULT_URLS = ("memory://?maxsize=10000", "sqlite:///./llmcache.db")
@@ -66,6 +71,19 @@ class _Pending(NamedTuple):
     now: float
 
 
+class _Sleep(NamedTuple):
+    """A pause a plan asks its driver for (``time.sleep`` or ``asyncio.sleep``)."""
+
+    seconds: float
+
+
+class _Release(NamedTuple):
+    """A fleet lock this process holds for a key, to release once the key is stored."""
+
+    key: CacheKey
+    token: str
+
+
 class _Miss(NamedTuple):
     """No tier had the key (counted by ``get``, after any single-flight wait)."""
 
@@ -80,7 +98,7 @@ class _Unavailable:
 
 UNAVAILABLE = _Unavailable()
 
-Plan = Generator[_Op, Any, T]
+Plan = Generator[_Op | _Sleep, Any, T]
 
 
 class Cache:
@@ -115,6 +133,12 @@ class Cache:
         # None or 0: no single-flight; concurrent misses each call the model.
         self._flight_timeout = single_flight_timeout or 0.0
         self._flights = Flights(self._flight_timeout, monotonic) if single_flight_timeout else None
+        self._monotonic = monotonic
+        # A tier that can hold a lock shared by processes (Redis) extends single-flight to
+        # the whole fleet.
+        self._fleet_lock: Tier | None = None
+        if self._flights is not None:
+            self._fleet_lock = next((t for t in self._tiers if hasattr(t, "acquire_flight")), None)
 
     def _name_tiers(self) -> None:
         seen: dict[str, int] = {}
@@ -183,7 +207,10 @@ class Cache:
         if type(found) is not _Miss:
             return found  # type: ignore[return-value]
         flight = self._join_flight(found)
-        if flight is not None and flight.done.wait(self._flight_timeout):
+        if flight is None:  # this caller leads here; across processes it may have to wait
+            if self._fleet_lock is not None and (hit := self._run(self._fleet_plan(found.key))):
+                return hit
+        elif flight.done.wait(self._flight_timeout):
             again = self._lookup(request)
             if type(again) is CacheHit:
                 return again
@@ -195,7 +222,12 @@ class Cache:
         if type(found) is not _Miss:
             return found  # type: ignore[return-value]
         flight = self._join_flight(found)
-        if flight is not None and await wait_async(flight, self._flight_timeout):
+        if flight is None:
+            if self._fleet_lock is not None and (
+                hit := await self._arun(self._fleet_plan(found.key))
+            ):
+                return hit
+        elif await wait_async(flight, self._flight_timeout):
             again = await self._alookup(request)
             if type(again) is CacheHit:
                 return again
@@ -218,11 +250,19 @@ class Cache:
         """After a miss: the flight to wait for, or None when this caller leads it."""
         return None if self._flights is None else self._flights.join(miss.key.digest)
 
-    def _complete_flight(self, request: CacheRequest) -> None:
-        """A store ended (stored or refused): followers of its key may look again."""
-        if self._flights is not None and len(self._flights):
-            with contextlib.suppress(Exception):  # an unkeyable request has no flight
-                self._flights.complete(request_key(request).digest)
+    def _complete_flight(self, request: CacheRequest) -> _Release | None:
+        """A store ended (stored or refused): followers of its key may look again. Returns the
+        fleet lock to release when this process led the key across processes."""
+        if self._flights is None or not len(self._flights):
+            return None
+        try:
+            key = request_key(request)
+        except CodecError:  # an unkeyable request has no flight
+            return None
+        flight = self._flights.complete(key.digest)
+        if flight is None or flight.token is None:
+            return None
+        return _Release(key, flight.token)
 
     def set(
         self,
@@ -236,7 +276,8 @@ class Cache:
         try:
             return self._run(self._set_plan(request, value, usage, ttl))
         finally:
-            self._complete_flight(request)
+            if release := self._complete_flight(request):
+                self._run(self._release_plan(release))
 
     async def aset(
         self,
@@ -249,7 +290,8 @@ class Cache:
         try:
             return await self._arun(self._set_plan(request, value, usage, ttl))
         finally:
-            self._complete_flight(request)
+            if release := self._complete_flight(request):
+                await self._arun(self._release_plan(release))
 
     def delete(self, request: CacheRequest) -> None:
         self._run(self._delete_plan(request_key(request)))
@@ -368,6 +410,36 @@ class Cache:
             return self._hit(entry, tier.name, key)
         return _Miss(key)
 
+    def _fleet_plan(self, key: CacheKey) -> Plan[CacheHit | None]:
+        """After leading a key in this process: lead it across processes too (take its lock
+        in the shared tier), or wait, bounded, for the process that holds the lock and serve
+        its answer. A lock tier that fails means leading (fail open)."""
+        assert self._fleet_lock is not None
+        assert self._flights is not None
+        if self._flights.token_of(key.digest) is not None:
+            return None  # a retry of ours: we hold the fleet lock already
+        lock, token = self._fleet_lock, secrets.token_hex(16)
+        ttl_ms = max(1, math.ceil(self._flight_timeout * 1000))
+        acquired = yield _Op(lock, "acquire_flight", (key, token, ttl_ms))
+        if acquired is not False:  # ours, or the lock tier is unavailable
+            if acquired is True:
+                self._flights.hold_token(key.digest, token)
+            return None
+        deadline = self._monotonic() + self._flight_timeout
+        while self._monotonic() < deadline:
+            yield _Sleep(FLEET_POLL_SECONDS)
+            found = yield from self._get_plan(key, self.clock())
+            if type(found) is CacheHit:
+                self._flights.complete(key.digest)  # our own followers may look again
+                return found
+            if (yield _Op(lock, "flight_open", (key,))) is not True:
+                return None  # the leader gave up (its lock is gone), or the tier failed
+        return None
+
+    def _release_plan(self, release: _Release) -> Plan[None]:
+        assert self._fleet_lock is not None
+        yield _Op(self._fleet_lock, "release_flight", (release.key, release.token))
+
     def _set_plan(
         self, request: CacheRequest, value: Any, usage: Usage, ttl: float | Unset | None
     ) -> Plan[bool]:
@@ -426,6 +498,10 @@ class Cache:
         try:
             op = next(plan)
             while True:
+                if isinstance(op, _Sleep):
+                    time.sleep(op.seconds)
+                    op = plan.send(None)
+                    continue
                 breaker = self._breakers[op.tier.name]
                 if not breaker.allow():
                     op = plan.send(UNAVAILABLE)
@@ -446,6 +522,10 @@ class Cache:
         try:
             op = next(plan)
             while True:
+                if isinstance(op, _Sleep):
+                    await asyncio.sleep(op.seconds)
+                    op = plan.send(None)
+                    continue
                 breaker = self._breakers[op.tier.name]
                 if not breaker.allow():
                     op = plan.send(UNAVAILABLE)

@@ -39,6 +39,8 @@ class Flight:
     leader: tuple[int, int]
     started: float
     done: threading.Event = field(default_factory=threading.Event)
+    #: The fleet lock's token, when this process's leader also leads across processes.
+    token: str | None = None
     _wakers: list[Callable[[], None]] = field(default_factory=list)
 
     def wake_on_done(self, waker: Callable[[], None]) -> None:
@@ -81,9 +83,11 @@ class Flights:
                 self._sweep(now)
             flight = self._open.get(digest)
             if flight is None or flight.leader == me or now - flight.started >= self.timeout:
+                # A retry by the same leader keeps its fleet lock (still within its lifetime).
+                token = flight.token if flight is not None and flight.leader == me else None
                 if flight is not None:
                     flight.complete()  # a stale or re-asked flight: release its followers
-                self._open[digest] = Flight(leader=me, started=now)
+                self._open[digest] = Flight(leader=me, started=now, token=token)
                 return None
             return flight
 
@@ -93,12 +97,26 @@ class Flights:
         for digest in stale:
             self._open.pop(digest).complete()
 
-    def complete(self, digest: bytes) -> None:
-        """The key was stored (or its store was refused): wake every follower."""
+    def complete(self, digest: bytes) -> Flight | None:
+        """The key was stored (or its store was refused): wake every follower. Returns the
+        flight that ended (its ``token`` is a fleet lock to release), if one was open."""
         with self._lock:
             flight = self._open.pop(digest, None)
         if flight is not None:
             flight.complete()
+        return flight
+
+    def token_of(self, digest: bytes) -> str | None:
+        """The fleet lock token the open flight of ``digest`` holds, if any."""
+        flight = self._open.get(digest)
+        return None if flight is None else flight.token
+
+    def hold_token(self, digest: bytes, token: str) -> None:
+        """Remember that the open flight of ``digest`` holds the fleet lock ``token``."""
+        with self._lock:
+            flight = self._open.get(digest)
+            if flight is not None:
+                flight.token = token
 
     def __len__(self) -> int:
         return len(self._open)

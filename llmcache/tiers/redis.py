@@ -80,6 +80,15 @@ return 1
 """
 
 
+# Delete the flight lock only if it still holds our token (never another leader's).
+_RELEASE_FLIGHT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
 class _Store(NamedTuple):
     """What storing one entry takes: decided once, run by the sync or the async edge."""
 
@@ -175,6 +184,36 @@ class RedisTier:
             value = _HEADER.pack(_VERSION, expires) + payload
         tag_keys = self._tag_keys(key, entry.tags) if entry.tags else ()
         return _Store(name, value, ms, tag_keys)
+
+    # ------------------------------------------------------------------ fleet single-flight
+    # A lock per key, shared by every process on this Redis: SET NX PX with a random token,
+    # released only by its owner (Lua compare-and-delete), expiring by itself if the owner dies.
+    def _flight_key(self, key: CacheKey) -> str:
+        return f"{self._scope_tag(key.scope)}:f:{key.digest.hex()}"
+
+    def acquire_flight(self, key: CacheKey, token: str, ttl_ms: int) -> bool:
+        with self._errors():
+            return bool(self._sync().set(self._flight_key(key), token, nx=True, px=ttl_ms))
+
+    def flight_open(self, key: CacheKey) -> bool:
+        with self._errors():
+            return bool(self._sync().exists(self._flight_key(key)))
+
+    def release_flight(self, key: CacheKey, token: str) -> None:
+        with self._errors():
+            self._sync().eval(_RELEASE_FLIGHT, 1, self._flight_key(key), token)
+
+    async def aacquire_flight(self, key: CacheKey, token: str, ttl_ms: int) -> bool:
+        with self._errors():
+            return bool(await self._async().set(self._flight_key(key), token, nx=True, px=ttl_ms))
+
+    async def aflight_open(self, key: CacheKey) -> bool:
+        with self._errors():
+            return bool(await self._async().exists(self._flight_key(key)))
+
+    async def arelease_flight(self, key: CacheKey, token: str) -> None:
+        with self._errors():
+            await self._async().eval(_RELEASE_FLIGHT, 1, self._flight_key(key), token)
 
     # ------------------------------------------------------------------ sync primitives
     def get(self, key: CacheKey, now: float) -> Found:

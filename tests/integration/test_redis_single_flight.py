@@ -1,0 +1,141 @@
+"""Single-flight across processes, through a lock in Redis (SET NX PX + owner-only release).
+
+Two ``Cache`` objects share nothing but Redis, as two processes do; one test also runs real
+processes. Identical misses make one model call in the whole fleet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from conftest import with_query
+
+from llmcache import Cache, CacheRequest, request_key
+from llmcache.tiers.memory import MemoryTier
+from llmcache.tiers.redis import RedisTier
+
+REQ = CacheRequest(model="m", prompt="What is the capital of France?")
+
+
+def fleet_cache(url: str, timeout: float = 5.0) -> Cache:
+    return Cache([MemoryTier(), RedisTier.from_url(url)], single_flight_timeout=timeout)
+
+
+@pytest.fixture
+def url(redis_url: str, table_prefix: str) -> Iterator[str]:
+    yield with_query(redis_url, prefix=table_prefix)
+    client = redis.Redis.from_url(redis_url)
+    for name in client.scan_iter(match=f"{table_prefix}:*"):
+        client.unlink(name)
+    client.close()
+
+
+def test_two_processes_views_make_one_model_call(url: str) -> None:
+    a, b = fleet_cache(url), fleet_cache(url)
+    calls: list[str] = []
+    leading = threading.Event()
+
+    def leader() -> None:
+        assert a.get(REQ) is None  # leads here and across the fleet: takes the lock
+        leading.set()
+        time.sleep(0.3)  # the model call
+        calls.append("a")
+        a.set(REQ, "Paris")
+
+    thread = threading.Thread(target=leader)
+    thread.start()
+    assert leading.wait(5)
+    hit = b.get(REQ)  # b finds the fleet lock taken and waits for a's answer
+    thread.join()
+    assert hit is not None
+    assert hit.entry.value == "Paris"
+    assert hit.tier == "redis"
+    assert calls == ["a"]
+    assert b.stats()["misses"] == 0
+    a.close()
+    b.close()
+
+
+async def test_async_followers_in_another_process_view_are_served(url: str) -> None:
+    a, b = fleet_cache(url), fleet_cache(url)
+    assert await a.aget(REQ) is None  # leads the fleet
+
+    async def store_later() -> None:
+        await asyncio.sleep(0.3)
+        await a.aset(REQ, "Paris")
+
+    writer = asyncio.create_task(store_later())
+    hits = await asyncio.gather(*(b.aget(REQ) for _ in range(5)))
+    await writer
+    assert [h.entry.value for h in hits if h is not None] == ["Paris"] * 5
+    await a.aclose()
+    await b.aclose()
+
+
+def test_a_leader_that_never_stores_holds_others_only_until_the_bound(url: str) -> None:
+    a, b = fleet_cache(url, timeout=0.5), fleet_cache(url, timeout=0.5)
+    assert a.get(REQ) is None  # leads, then its model call fails: it never stores
+    assert b.get(REQ) is None  # waits at most the bound, then calls the model itself
+    time.sleep(0.6)  # the lock expires with its PX, the bound
+    tier = b.tiers[1]
+    assert isinstance(tier, RedisTier)
+    assert tier.flight_open(request_key(REQ)) is False
+
+
+def test_only_the_owner_releases_the_lock(url: str) -> None:
+    a = fleet_cache(url)
+    key = request_key(REQ)
+    tier = a.tiers[1]
+    assert isinstance(tier, RedisTier)
+    assert a.get(REQ) is None  # a holds the fleet lock
+    tier.release_flight(key, "not-the-owners-token")
+    assert tier.flight_open(key) is True
+    a.set(REQ, "Paris")  # storing releases it
+    assert tier.flight_open(key) is False
+    a.close()
+
+
+@pytest.mark.timeout(30)  # waiting for itself would take the 60 s bound
+def test_a_retrying_leader_keeps_its_lock_and_does_not_wait(url: str) -> None:
+    a = fleet_cache(url, timeout=60)
+    assert a.get(REQ) is None
+    assert a.get(REQ) is None  # same thread: no wait on its own lock
+    a.close()
+
+
+def test_a_dead_redis_leaves_single_flight_local_and_never_raises() -> None:
+    cache = fleet_cache("redis://127.0.0.1:1/0")
+    assert cache.get(REQ) is None
+    assert cache.set(REQ, "Paris") is True  # memory took it
+    hit = cache.get(REQ)
+    assert hit is not None
+    assert hit.tier == "memory"
+
+
+def _worker(url: str, barrier: multiprocessing.synchronize.Barrier, counter: str) -> str:
+    cache = fleet_cache(url)
+    barrier.wait(10)
+    hit = cache.get(REQ)
+    if hit is not None:
+        return str(hit.entry.value)
+    redis.Redis.from_url(url.split("?")[0]).incr(counter)  # a model call
+    time.sleep(0.3)
+    cache.set(REQ, "Paris")
+    return "Paris"
+
+
+def test_real_processes_make_one_model_call(url: str, redis_url: str, table_prefix: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    counter = f"{table_prefix}:model-calls"
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(4)
+        with ctx.Pool(4) as pool:
+            answers = pool.starmap(_worker, [(url, barrier, counter)] * 4, chunksize=1)
+    assert answers == ["Paris"] * 4
+    assert int(redis.Redis.from_url(redis_url).get(counter) or 0) == 1
