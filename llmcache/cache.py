@@ -15,21 +15,23 @@ import math
 import os
 import secrets
 import time
+import weakref
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from llmcache._sentinel import UNSET, Unset
 from llmcache.breaker import BreakerState, CircuitBreaker
 from llmcache.clock import Clock, monotonic_clock, wall_clock
 from llmcache.entry import NO_USAGE, CacheEntry, Usage, decode, encode
 from llmcache.errors import CodecError, ConfigError
+from llmcache.fleet import StatsPublisher, StatsSink, stop_publisher
 from llmcache.keys import CacheKey, request_key, scope_digest
 from llmcache.policy import CachePolicy
 from llmcache.redact import describe_error
 from llmcache.request import CacheRequest, Scope
 from llmcache.singleflight import Flight, Flights, wait_async
-from llmcache.stats import Stats
+from llmcache.stats import Stats, fleet_view
 from llmcache.tiers import Tier, tier_from_url
 
 logger = logging.getLogger("llmcache")
@@ -112,6 +114,7 @@ class Cache:
         clock: Clock = wall_clock,
         monotonic: Clock = monotonic_clock,
         single_flight_timeout: float | None = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
+        fleet_stats: bool = True,
     ) -> None:
         if not tiers:
             raise ConfigError(
@@ -139,6 +142,14 @@ class Cache:
         self._fleet_lock: Tier | None = None
         if self._flights is not None:
             self._fleet_lock = next((t for t in self._tiers if hasattr(t, "acquire_flight")), None)
+        # A tier that keeps counters for the fleet (Redis) gets this process's, in batches.
+        self._stats_sink: StatsSink | None = next(
+            (cast(StatsSink, t) for t in self._tiers if hasattr(t, "publish_stats")), None
+        )
+        self._publisher: StatsPublisher | None = None
+        if fleet_stats and self._stats_sink is not None:
+            self._publisher = StatsPublisher(self._stats, self._stats_sink)
+            weakref.finalize(self, stop_publisher, self._publisher)
 
     def _name_tiers(self) -> None:
         seen: dict[str, int] = {}
@@ -159,6 +170,7 @@ class Cache:
         clock: Clock = wall_clock,
         monotonic: Clock = monotonic_clock,
         single_flight_timeout: float | None = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
+        fleet_stats: bool = True,
     ) -> Cache:
         """Build the chain from tier URLs, top tier first (see the README for the schemes)."""
         if isinstance(urls, str):
@@ -179,6 +191,7 @@ class Cache:
             clock=clock,
             monotonic=monotonic,
             single_flight_timeout=single_flight_timeout,
+            fleet_stats=fleet_stats,
         )
 
     @classmethod
@@ -321,10 +334,21 @@ class Cache:
         if cost_usd > 0:
             self._stats.saved(cost_usd)
 
+    def fleet_stats(self) -> dict[str, Any] | None:
+        """Totals of every process sharing this cache's Redis tier (this one's published
+        first), in ``stats()``'s shape; None without a tier that keeps fleet counters."""
+        if self._stats_sink is None:
+            return None
+        if self._publisher is not None:
+            self._publisher.flush()
+        return fleet_view(self._stats_sink.read_stats())
+
     def reset_stats(self) -> None:
         self._stats.reset()
 
     def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
         for tier in self._tiers:
             try:
                 tier.close()
@@ -332,6 +356,8 @@ class Cache:
                 logger.debug("llmcache: closing tier %s failed: %s", tier.name, describe_error(exc))
 
     async def aclose(self) -> None:
+        if self._publisher is not None:
+            await asyncio.to_thread(self._publisher.close)
         for tier in self._tiers:
             try:
                 await tier.aclose()

@@ -30,6 +30,7 @@ class Stats:
             self.input_tokens_saved = 0
             self.output_tokens_saved = 0
             self.cost_saved_usd = 0.0
+            self._taken: dict[str, float] = {}  # flat counters at the last take_deltas()
 
     def hit(self, tier: str, match: str, usage: Usage, cost_usd: float = 0.0) -> None:
         with self._lock:
@@ -88,3 +89,57 @@ class Stats:
                 "tokens_saved": self.input_tokens_saved + self.output_tokens_saved,
                 "cost_saved_usd": self.cost_saved_usd,
             }
+
+    # ------------------------------------------------------------------ fleet-wide counters
+    def _flat(self) -> dict[str, float]:
+        flat: dict[str, float] = {
+            "hits": self.hits,
+            "misses": self.misses,
+            "stores": self.stores,
+            "skipped": self.skipped,
+            "decode_errors": self.decode_errors,
+            "input_tokens_saved": self.input_tokens_saved,
+            "output_tokens_saved": self.output_tokens_saved,
+            "cost_saved_usd": self.cost_saved_usd,
+        }
+        for group in _GROUPS:
+            for name, count in getattr(self, group).items():
+                flat[f"{group}:{name}"] = count
+        return flat
+
+    def take_deltas(self) -> dict[str, float]:
+        """What the counters gained since the last call, flat (``hits_by_tier:redis``...):
+        what one process adds to the fleet-wide totals."""
+        with self._lock:
+            flat = self._flat()
+            taken, self._taken = self._taken, flat
+        return {k: v - taken.get(k, 0) for k, v in flat.items() if v != taken.get(k, 0)}
+
+    def untake(self, deltas: dict[str, float]) -> None:
+        """Deltas that could not be published: hand them to the next ``take_deltas``."""
+        with self._lock:
+            for name, amount in deltas.items():
+                self._taken[name] = self._taken.get(name, 0) - amount
+
+
+_GROUPS = ("hits_by_tier", "hits_by_match", "errors_by_tier", "store_rejected")
+
+
+def fleet_view(flat: dict[str, float]) -> dict[str, Any]:
+    """Fleet-wide totals (as ``take_deltas`` flattens them) in ``Cache.stats()``'s shape."""
+    view: dict[str, Any] = {group: {} for group in _GROUPS}
+    for name, value in flat.items():
+        group, _, member = name.partition(":")
+        if member and group in view:
+            view[group][member] = int(value)
+        elif not member:
+            view[name] = value if name == "cost_saved_usd" else int(value)
+    for name in ("hits", "misses", "stores", "skipped", "decode_errors"):
+        view.setdefault(name, 0)
+    view.setdefault("cost_saved_usd", 0.0)
+    view["input_tokens_saved"] = int(view.get("input_tokens_saved", 0))
+    view["output_tokens_saved"] = int(view.get("output_tokens_saved", 0))
+    view["tokens_saved"] = view["input_tokens_saved"] + view["output_tokens_saved"]
+    lookups = view["hits"] + view["misses"]
+    view["hit_rate"] = view["hits"] / lookups if lookups else 0.0
+    return view

@@ -140,3 +140,24 @@ def demo(
         click.echo(json.dumps(as_dict(result), indent=2))
     else:
         show(result, console)
+
+
+@cli.command()
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    required=True,
+    help="A tier URL of the cache (repeatable); its Redis tier holds the fleet's counters.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the counters as JSON.")
+def stats(urls: tuple[str, ...], as_json: bool) -> None:
+    """Fleet-wide hits, misses and savings of every process sharing a Redis tier."""
+    from llmcache.cli.stats import read_fleet_stats, show_fleet_stats
+
+    with _one_line_errors():
+        view = read_fleet_stats(urls)
+    if as_json:
+        click.echo(json.dumps(view, indent=2, sort_keys=True))
+    else:
+        show_fleet_stats(view, Console())

@@ -185,6 +185,33 @@ class RedisTier:
         tag_keys = self._tag_keys(key, entry.tags) if entry.tags else ()
         return _Store(name, value, ms, tag_keys)
 
+    # ------------------------------------------------------------------ fleet-wide counters
+    # One hash outside the entry key space (``clear`` never matches it): every process adds
+    # its deltas, ``llmcache stats --url`` reads the totals.
+    def _stats_key(self) -> str:
+        return f"{self.prefix}:stats"
+
+    def publish_stats(self, deltas: dict[str, float]) -> None:
+        with self._errors():
+            pipe = self._sync().pipeline(transaction=False)
+            for field_name, amount in deltas.items():
+                if isinstance(amount, float) and not amount.is_integer():
+                    pipe.hincrbyfloat(self._stats_key(), field_name, amount)
+                else:
+                    pipe.hincrby(self._stats_key(), field_name, int(amount))
+            pipe.execute()
+
+    def read_stats(self) -> dict[str, float]:
+        with self._errors():
+            raw = self._sync().hgetall(self._stats_key())
+        totals: dict[str, float] = {}
+        for name, value in raw.items():
+            try:
+                totals[name.decode()] = float(value)
+            except (UnicodeDecodeError, ValueError):  # not ours to interpret: skip it
+                continue
+        return totals
+
     # ------------------------------------------------------------------ fleet single-flight
     # A lock per key, shared by every process on this Redis: SET NX PX with a random token,
     # released only by its owner (Lua compare-and-delete), expiring by itself if the owner dies.

@@ -151,7 +151,7 @@ def test_tier_default_ttl_becomes_px(redis_url: str, raw: redis.Redis, prefix: s
     tier = RedisTier.from_url(with_query(redis_url, prefix=prefix, ttl="60"))
     with Cache([tier]) as cache:
         cache.set(req("q"), "v", ttl=None)
-        (name,) = raw.scan_iter(match=f"{prefix}:*")
+        (name,) = raw.scan_iter(match=f"{prefix}:{{*}}:*")
         assert 59_000 < raw.pttl(name) <= 60_000
 
 
@@ -165,7 +165,7 @@ def test_an_already_expired_entry_is_not_stored(
     assert entry is not None
     stale = dataclasses.replace(entry.entry, expires_at=cache.clock() - 1)
     tier.set(request_key(request), stale, b"ignored", cache.clock())
-    assert list(raw.scan_iter(match=f"{prefix}:*")) == []  # the old value is gone too
+    assert list(raw.scan_iter(match=f"{prefix}:{{*}}:*")) == []  # the old value is gone too
     assert cache.get(request) is None
 
 
@@ -195,7 +195,7 @@ def test_a_value_without_our_header_is_a_miss_and_deleted(
 ) -> None:
     request = req("q")
     cache.set(request, "v")
-    (name,) = raw.scan_iter(match=f"{prefix}:*")
+    (name,) = raw.scan_iter(match=f"{prefix}:{{*}}:*")
     raw.set(name, b"not an llmcache value")
     assert cache.get(request) is None
     assert raw.exists(name) == 0
@@ -247,7 +247,7 @@ def test_clear_in_batches_counts_every_entry(cache: Cache, raw: redis.Redis, pre
         pipe.set(cache_name, b"x")
     pipe.execute()
     assert cache.clear() == 1200
-    assert list(raw.scan_iter(match=f"{prefix}:*")) == []
+    assert list(raw.scan_iter(match=f"{prefix}:{{*}}:*")) == []
 
 
 async def test_aclear_of_one_scope(cache: Cache, raw: redis.Redis, prefix: str) -> None:
@@ -278,7 +278,7 @@ async def test_a_passed_in_client_is_used_and_not_closed(
     assert (await cache.aget(req("sync"))) is not None
     await cache.aclose()
     assert client.ping() is True  # still the user's, still open
-    assert len(list(raw.scan_iter(match=f"{prefix}:*"))) == 2
+    assert len(list(raw.scan_iter(match=f"{prefix}:{{*}}:*"))) == 2
     assert len(tier._aclients) == 0  # the derived one was ours: closed and dropped
     with Cache([tier], clock=fake_clock) as again:  # the borrowed client still serves
         assert again.get(req("sync")) is not None
@@ -335,7 +335,7 @@ def _primaries_holding(cache: Cache, prefix: str) -> set[str]:
     holders = set()
     for node in client.get_primaries():
         conn = redis.Redis(host=node.host, port=node.port)
-        if any(True for _ in conn.scan_iter(match=f"{prefix}:*")):
+        if any(True for _ in conn.scan_iter(match=f"{prefix}:{{*}}:*")):
             holders.add(node.name)
         conn.close()
     return holders
@@ -369,7 +369,7 @@ def test_an_entry_and_its_tag_sets_share_a_slot(cluster_cache: Cache, prefix: st
 def _keys_on(node: Any, prefix: str) -> list[bytes]:
     conn = redis.Redis(host=node.host, port=node.port)
     try:
-        return list(conn.scan_iter(match=f"{prefix}:*"))
+        return list(conn.scan_iter(match=f"{prefix}:{{*}}:*"))
     finally:
         conn.close()
 
@@ -479,7 +479,7 @@ async def test_unix_socket_url_and_a_passed_in_unix_client(
     assert hit is not None and hit.entry.value == "over a socket"
     assert tier._async().connection_pool.connection_class.__name__ == "UnixDomainSocketConnection"
     await cache.aclose()
-    assert client.dbsize() == 1
+    assert len(list(client.scan_iter(match="u:{*}:*"))) == 1  # the entry (and our stats hash)
     client.close()
 
 

@@ -1,0 +1,43 @@
+"""``llmcache stats``: fleet-wide hit rate and savings from the counters a Redis tier keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from llmcache.cache import Cache
+from llmcache.errors import LLMCacheError
+
+
+def read_fleet_stats(urls: Sequence[str]) -> dict[str, Any]:
+    """The fleet-wide counters kept by the first tier in ``urls`` that keeps them."""
+    # Only reading: no single-flight, and this process publishes nothing of its own.
+    cache = Cache.from_urls(urls, single_flight_timeout=None, fleet_stats=False)
+    try:
+        view = cache.fleet_stats()
+    finally:
+        cache.close()
+    if view is None:
+        raise LLMCacheError(
+            "fleet-wide stats are kept by a Redis tier; pass its URL, e.g. --url redis://host:6379/0"
+        )
+    return view
+
+
+def show_fleet_stats(view: dict[str, Any], console: Console) -> None:
+    table = Table(title="llmcache: fleet-wide", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    lookups = view["hits"] + view["misses"]
+    table.add_row("lookups", f"{lookups:,}")
+    table.add_row("hit rate", f"{view['hit_rate']:.1%}")
+    table.add_row("tokens saved", f"{view['tokens_saved']:,}")
+    table.add_row("dollars saved", f"${view['cost_saved_usd']:.4f}")
+    for tier, hits in sorted(view["hits_by_tier"].items()):
+        table.add_row(f"hits from {tier}", f"{hits:,}")
+    for tier, errors in sorted(view["errors_by_tier"].items()):
+        table.add_row(f"errors in {tier}", f"{errors:,}")
+    console.print(table)

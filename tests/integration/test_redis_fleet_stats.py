@@ -1,0 +1,99 @@
+"""Fleet-wide counters in Redis: every process's hits and misses add up, off the hot path."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+from click.testing import CliRunner
+from conftest import with_query
+
+from llmcache import Cache, CacheRequest, Usage
+from llmcache.cli.app import cli
+from llmcache.tiers.memory import MemoryTier
+from llmcache.tiers.redis import RedisTier
+
+
+@pytest.fixture
+def url(redis_url: str, table_prefix: str) -> Iterator[str]:
+    yield with_query(redis_url, prefix=table_prefix)
+    client = redis.Redis.from_url(redis_url)
+    for name in client.scan_iter(match=f"{table_prefix}:*"):
+        client.unlink(name)
+    client.close()
+
+
+def process_view(url: str) -> Cache:
+    return Cache([MemoryTier(), RedisTier.from_url(url)])
+
+
+def test_counters_of_several_processes_add_up(url: str) -> None:
+    a, b = process_view(url), process_view(url)
+    question = CacheRequest(model="m", prompt="q")
+    assert a.get(question) is None  # a: 1 miss
+    a.set(question, "answer", usage=Usage(30, 12))
+    for _ in range(3):
+        assert b.get(question) is not None  # b: 3 hits from Redis, then memory
+    b.close()  # publishes what is left
+    fleet = a.fleet_stats()  # a's own counters are published first
+    assert fleet is not None
+    assert (fleet["hits"], fleet["misses"]) == (3, 1)
+    assert fleet["tokens_saved"] == 3 * 42
+    assert fleet["hits_by_tier"] == {"redis": 1, "memory": 2}
+    assert fleet["hit_rate"] == 0.75
+    a.close()
+
+
+def test_clear_leaves_the_fleet_counters_alone(url: str) -> None:
+    cache = process_view(url)
+    cache.get(CacheRequest(model="m", prompt="q"))
+    cache.clear()
+    fleet = cache.fleet_stats()
+    assert fleet is not None
+    assert fleet["misses"] == 1
+    cache.close()
+
+
+def test_the_publisher_thread_stops_on_close(url: str) -> None:
+    cache = process_view(url)
+    assert cache._publisher is not None
+    thread = cache._publisher._thread
+    assert thread.is_alive()
+    assert thread in threading.enumerate()
+    cache.close()
+    assert not thread.is_alive()
+
+
+def test_a_dead_redis_keeps_counts_for_later_and_never_raises() -> None:
+    cache = Cache([MemoryTier(), RedisTier.from_url("redis://127.0.0.1:1/0")])
+    cache.get(CacheRequest(model="m", prompt="q"))
+    assert cache._publisher is not None
+    assert cache._publisher.flush() is False
+    assert cache._stats.take_deltas()["misses"] == 1  # kept for the next batch
+    cache.close()
+
+
+def test_llmcache_stats_prints_the_fleet_counters(url: str) -> None:
+    cache = process_view(url)
+    question = CacheRequest(model="m", prompt="q")
+    cache.get(question)
+    cache.set(question, "answer", usage=Usage(5, 5))
+    cache.get(question)
+    cache.close()
+    result = CliRunner().invoke(cli, ["stats", "--url", url, "--json"])
+    assert result.exit_code == 0, result.output
+    view = json.loads(result.output)
+    assert (view["hits"], view["misses"], view["tokens_saved"]) == (1, 1, 10)
+    table = CliRunner().invoke(cli, ["stats", "--url", url])
+    assert table.exit_code == 0
+    assert "50.0%" in table.output
+
+
+def test_llmcache_stats_without_redis_is_one_clear_line() -> None:
+    result = CliRunner().invoke(cli, ["stats", "--url", "memory://"])
+    assert result.exit_code == 1
+    assert "Redis tier" in result.output
+    assert "Traceback" not in result.output

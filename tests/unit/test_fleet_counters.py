@@ -1,0 +1,60 @@
+"""What a process adds to the fleet-wide counters: deltas since the last publish."""
+
+from __future__ import annotations
+
+from llmcache.entry import Usage
+from llmcache.stats import Stats, fleet_view
+
+
+def test_deltas_are_what_was_added_since_the_last_take() -> None:
+    stats = Stats()
+    stats.hit("memory", "exact", Usage(10, 5))
+    stats.miss()
+    first = stats.take_deltas()
+    assert first == {
+        "hits": 1,
+        "misses": 1,
+        "input_tokens_saved": 10,
+        "output_tokens_saved": 5,
+        "hits_by_tier:memory": 1,
+        "hits_by_match:exact": 1,
+    }
+    assert stats.take_deltas() == {}
+    stats.hit("redis", "exact", Usage(1, 1), cost_usd=0.25)
+    assert stats.take_deltas() == {
+        "hits": 1,
+        "input_tokens_saved": 1,
+        "output_tokens_saved": 1,
+        "cost_saved_usd": 0.25,
+        "hits_by_tier:redis": 1,
+        "hits_by_match:exact": 1,
+    }
+
+
+def test_deltas_that_were_not_published_come_back_next_time() -> None:
+    stats = Stats()
+    stats.miss()
+    lost = stats.take_deltas()
+    stats.untake(lost)  # the tier was down
+    stats.miss()
+    assert stats.take_deltas() == {"misses": 2}
+
+
+def test_reset_never_produces_negative_deltas() -> None:
+    stats = Stats()
+    stats.miss()
+    stats.take_deltas()
+    stats.reset()
+    stats.miss()
+    assert stats.take_deltas() == {"misses": 1}
+
+
+def test_fleet_view_has_the_shape_of_stats() -> None:
+    view = fleet_view(
+        {"hits": 3.0, "misses": 1.0, "hits_by_tier:redis": 3.0, "cost_saved_usd": 0.5}
+    )
+    assert view["hit_rate"] == 0.75
+    assert view["hits_by_tier"] == {"redis": 3}
+    assert view["tokens_saved"] == 0
+    assert view["cost_saved_usd"] == 0.5
+    assert fleet_view({})["hit_rate"] == 0.0
