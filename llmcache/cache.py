@@ -25,7 +25,7 @@ from llmcache.breaker import BreakerState, CircuitBreaker
 from llmcache.clock import Clock, monotonic_clock, wall_clock
 from llmcache.entry import NO_USAGE, CacheEntry, Usage, decode, encode
 from llmcache.errors import CodecError, ConfigError
-from llmcache.fleet import StatsPublisher, StatsSink, stop_publisher
+from llmcache.fleet import StatsPublisher, StatsSink
 from llmcache.keys import CacheKey, request_key, scope_digest
 from llmcache.policy import CachePolicy
 from llmcache.redact import describe_error
@@ -149,7 +149,7 @@ class Cache:
         self._publisher: StatsPublisher | None = None
         if fleet_stats and self._stats_sink is not None:
             self._publisher = StatsPublisher(self._stats, self._stats_sink)
-            weakref.finalize(self, stop_publisher, self._publisher)
+            weakref.finalize(self, self._publisher.stop)
 
     def _name_tiers(self) -> None:
         seen: dict[str, int] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Protocol
+from typing import Protocol
 
 from llmcache.redact import describe_error
 from llmcache.stats import Stats
@@ -59,13 +59,12 @@ class StatsPublisher:
                 return False
             return True
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Stop the thread without a last flush (for ``weakref.finalize`` of a dropped cache)."""
         self._stop.set()
+
+    def close(self) -> None:
+        self.stop()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self.flush()
-
-
-def stop_publisher(publisher: Any) -> None:
-    """For ``weakref.finalize``: stop a publisher whose cache was dropped without close()."""
-    publisher._stop.set()
