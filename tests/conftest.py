@@ -129,16 +129,27 @@ def tier_url(request: pytest.FixtureRequest, tmp_path: object, table_prefix: str
 
 
 def delete_redis_keys(url: str, prefix: str) -> None:
-    """Remove every key under ``prefix`` (random per test: only this test's keys)."""
+    """Remove every key under ``prefix`` (random per test: only this test's keys): entries,
+    tag sets and flight locks, and also what ``clear()`` rightly leaves alone (the fleet
+    stats hash) or a test wrote itself."""
     from llmcache.tiers.redis import RedisTier
 
     tier = RedisTier.from_url(with_query(url, prefix=prefix))
     try:
-        tier.clear(None)
+        client = tier._sync()
+        for name in client.scan_iter(match=f"{prefix}:*"):  # every primary on a Cluster
+            client.unlink(name)
     except Exception:
         pass
     finally:
         tier.close()
+
+
+@pytest.fixture
+def redis_prefix_url(redis_url: str, table_prefix: str) -> Iterator[str]:
+    """Standalone Redis under a private key prefix; every key under it is deleted after."""
+    yield with_query(redis_url, prefix=table_prefix)
+    delete_redis_keys(redis_url, table_prefix)
 
 
 def drop_tables(url: str, prefix: str) -> None:

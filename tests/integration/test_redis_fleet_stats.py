@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 
-import pytest
-import redis
 from click.testing import CliRunner
-from conftest import with_query
 
 from llmcache import Cache, CacheRequest, Usage
 from llmcache.cli.app import cli
@@ -17,21 +13,12 @@ from llmcache.tiers.memory import MemoryTier
 from llmcache.tiers.redis import RedisTier
 
 
-@pytest.fixture
-def url(redis_url: str, table_prefix: str) -> Iterator[str]:
-    yield with_query(redis_url, prefix=table_prefix)
-    client = redis.Redis.from_url(redis_url)
-    for name in client.scan_iter(match=f"{table_prefix}:*"):
-        client.unlink(name)
-    client.close()
-
-
 def process_view(url: str) -> Cache:
     return Cache([MemoryTier(), RedisTier.from_url(url)])
 
 
-def test_counters_of_several_processes_add_up(url: str) -> None:
-    a, b = process_view(url), process_view(url)
+def test_counters_of_several_processes_add_up(redis_prefix_url: str) -> None:
+    a, b = process_view(redis_prefix_url), process_view(redis_prefix_url)
     question = CacheRequest(model="m", prompt="q")
     assert a.get(question) is None  # a: 1 miss
     a.set(question, "answer", usage=Usage(30, 12))
@@ -47,8 +34,8 @@ def test_counters_of_several_processes_add_up(url: str) -> None:
     a.close()
 
 
-def test_clear_leaves_the_fleet_counters_alone(url: str) -> None:
-    cache = process_view(url)
+def test_clear_leaves_the_fleet_counters_alone(redis_prefix_url: str) -> None:
+    cache = process_view(redis_prefix_url)
     cache.get(CacheRequest(model="m", prompt="q"))
     cache.clear()
     fleet = cache.fleet_stats()
@@ -57,8 +44,8 @@ def test_clear_leaves_the_fleet_counters_alone(url: str) -> None:
     cache.close()
 
 
-def test_the_publisher_thread_stops_on_close(url: str) -> None:
-    cache = process_view(url)
+def test_the_publisher_thread_stops_on_close(redis_prefix_url: str) -> None:
+    cache = process_view(redis_prefix_url)
     assert cache._publisher is not None
     thread = cache._publisher._thread
     assert thread.is_alive()
@@ -76,18 +63,18 @@ def test_a_dead_redis_keeps_counts_for_later_and_never_raises() -> None:
     cache.close()
 
 
-def test_llmcache_stats_prints_the_fleet_counters(url: str) -> None:
-    cache = process_view(url)
+def test_llmcache_stats_prints_the_fleet_counters(redis_prefix_url: str) -> None:
+    cache = process_view(redis_prefix_url)
     question = CacheRequest(model="m", prompt="q")
     cache.get(question)
     cache.set(question, "answer", usage=Usage(5, 5))
     cache.get(question)
     cache.close()
-    result = CliRunner().invoke(cli, ["stats", "--url", url, "--json"])
+    result = CliRunner().invoke(cli, ["stats", "--url", redis_prefix_url, "--json"])
     assert result.exit_code == 0, result.output
     view = json.loads(result.output)
     assert (view["hits"], view["misses"], view["tokens_saved"]) == (1, 1, 10)
-    table = CliRunner().invoke(cli, ["stats", "--url", url])
+    table = CliRunner().invoke(cli, ["stats", "--url", redis_prefix_url])
     assert table.exit_code == 0
     assert "50.0%" in table.output
 

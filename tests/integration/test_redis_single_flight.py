@@ -10,11 +10,9 @@ import asyncio
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
-from conftest import with_query
 
 from llmcache import Cache, CacheRequest, request_key
 from llmcache.tiers.memory import MemoryTier
@@ -27,17 +25,8 @@ def fleet_cache(url: str, timeout: float = 5.0) -> Cache:
     return Cache([MemoryTier(), RedisTier.from_url(url)], single_flight_timeout=timeout)
 
 
-@pytest.fixture
-def url(redis_url: str, table_prefix: str) -> Iterator[str]:
-    yield with_query(redis_url, prefix=table_prefix)
-    client = redis.Redis.from_url(redis_url)
-    for name in client.scan_iter(match=f"{table_prefix}:*"):
-        client.unlink(name)
-    client.close()
-
-
-def test_two_processes_views_make_one_model_call(url: str) -> None:
-    a, b = fleet_cache(url), fleet_cache(url)
+def test_two_processes_views_make_one_model_call(redis_prefix_url: str) -> None:
+    a, b = fleet_cache(redis_prefix_url), fleet_cache(redis_prefix_url)
     calls: list[str] = []
     leading = threading.Event()
 
@@ -62,8 +51,8 @@ def test_two_processes_views_make_one_model_call(url: str) -> None:
     b.close()
 
 
-async def test_async_followers_in_another_process_view_are_served(url: str) -> None:
-    a, b = fleet_cache(url), fleet_cache(url)
+async def test_async_followers_in_another_process_view_are_served(redis_prefix_url: str) -> None:
+    a, b = fleet_cache(redis_prefix_url), fleet_cache(redis_prefix_url)
     assert await a.aget(REQ) is None  # leads the fleet
 
     async def store_later() -> None:
@@ -78,8 +67,10 @@ async def test_async_followers_in_another_process_view_are_served(url: str) -> N
     await b.aclose()
 
 
-def test_a_leader_that_never_stores_holds_others_only_until_the_bound(url: str) -> None:
-    a, b = fleet_cache(url, timeout=0.5), fleet_cache(url, timeout=0.5)
+def test_a_leader_that_never_stores_holds_others_only_until_the_bound(
+    redis_prefix_url: str,
+) -> None:
+    a, b = fleet_cache(redis_prefix_url, timeout=0.5), fleet_cache(redis_prefix_url, timeout=0.5)
     assert a.get(REQ) is None  # leads, then its model call fails: it never stores
     assert b.get(REQ) is None  # waits at most the bound, then calls the model itself
     time.sleep(0.6)  # the lock expires with its PX, the bound
@@ -88,8 +79,8 @@ def test_a_leader_that_never_stores_holds_others_only_until_the_bound(url: str) 
     assert tier.flight_open(request_key(REQ)) is False
 
 
-def test_only_the_owner_releases_the_lock(url: str) -> None:
-    a = fleet_cache(url)
+def test_only_the_owner_releases_the_lock(redis_prefix_url: str) -> None:
+    a = fleet_cache(redis_prefix_url)
     key = request_key(REQ)
     tier = a.tiers[1]
     assert isinstance(tier, RedisTier)
@@ -102,8 +93,8 @@ def test_only_the_owner_releases_the_lock(url: str) -> None:
 
 
 @pytest.mark.timeout(30)  # waiting for itself would take the 60 s bound
-def test_a_retrying_leader_keeps_its_lock_and_does_not_wait(url: str) -> None:
-    a = fleet_cache(url, timeout=60)
+def test_a_retrying_leader_keeps_its_lock_and_does_not_wait(redis_prefix_url: str) -> None:
+    a = fleet_cache(redis_prefix_url, timeout=60)
     assert a.get(REQ) is None
     assert a.get(REQ) is None  # same thread: no wait on its own lock
     a.close()
@@ -130,12 +121,14 @@ def _worker(url: str, barrier: multiprocessing.synchronize.Barrier, counter: str
     return "Paris"
 
 
-def test_real_processes_make_one_model_call(url: str, redis_url: str, table_prefix: str) -> None:
+def test_real_processes_make_one_model_call(
+    redis_prefix_url: str, redis_url: str, table_prefix: str
+) -> None:
     ctx = multiprocessing.get_context("spawn")
     counter = f"{table_prefix}:model-calls"
     with ctx.Manager() as manager:
         barrier = manager.Barrier(4)
         with ctx.Pool(4) as pool:
-            answers = pool.starmap(_worker, [(url, barrier, counter)] * 4, chunksize=1)
+            answers = pool.starmap(_worker, [(redis_prefix_url, barrier, counter)] * 4, chunksize=1)
     assert answers == ["Paris"] * 4
     assert int(redis.Redis.from_url(redis_url).get(counter) or 0) == 1

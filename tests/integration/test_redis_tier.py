@@ -19,17 +19,13 @@ from typing import Any
 
 import pytest
 import redis
+from conftest import delete_redis_keys, with_query
 
 from llmcache import Cache, CacheRequest, ConfigError, FakeClock, Scope
 from llmcache.errors import MissingExtraError, TierError
 from llmcache.keys import label_digest, request_key, scope_digest
 from llmcache.tiers import tier_from_url
 from llmcache.tiers.redis import RedisTier
-
-
-def with_query(url: str, **options: str) -> str:
-    sep = "&" if "?" in url else "?"
-    return url + sep + "&".join(f"{k}={v}" for k, v in options.items())
 
 
 @pytest.fixture
@@ -51,6 +47,7 @@ def raw(redis_url: str, prefix: str) -> Iterator[redis.Redis]:
 def cache(redis_url: str, prefix: str, fake_clock: FakeClock) -> Iterator[Cache]:
     with Cache.from_urls([with_query(redis_url, prefix=prefix)], clock=fake_clock) as c:
         yield c
+    delete_redis_keys(redis_url, prefix)
 
 
 def req(prompt: str, tags: tuple[str, ...] = (), **scope: str) -> CacheRequest:
@@ -541,9 +538,12 @@ async def test_rediss_url_speaks_tls(tls_server: tuple[int, str], fake_clock: Fa
         assert cache.stats()["errors_by_tier"] == {"redis": 1}
 
 
-def test_each_event_loop_gets_its_own_async_client(redis_url: str, prefix: str) -> None:
+def test_each_event_loop_gets_its_own_async_client(
+    redis_url: str, prefix: str, raw: redis.Redis
+) -> None:
     """Threads each running their own loop share one tier without closing each other's
-    connections (redis.asyncio connections belong to the loop that opened them)."""
+    connections (redis.asyncio connections belong to the loop that opened them).
+    (``raw`` removes what the test stored.)"""
     import asyncio
     import threading
 

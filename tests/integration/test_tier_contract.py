@@ -11,18 +11,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from conftest import with_query
 
 from llmcache import Cache, CacheRequest, FakeClock, Scope, Usage
 from llmcache.tiers import tier_from_url
 from llmcache.tiers.memory import MemoryTier
-
-
-def with_query(url: str, **options: str) -> str:
-    """``url`` with query options added (as tests/conftest.py does; importing ``conftest`` by
-    name is ambiguous once several test folders have one)."""
-    sep = "&" if "?" in url else "?"
-    return url + sep + "&".join(f"{k}={v}" for k, v in options.items())
-
 
 REQ = CacheRequest(model="gpt-x", prompt="What is 2+2?", model_name="gpt-x")
 
