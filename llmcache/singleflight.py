@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from llmcache.clock import Clock, monotonic_clock
 
@@ -32,30 +32,49 @@ def caller_identity() -> tuple[int, int]:
     return threading.get_ident(), id(task) if task is not None else 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Flight:
-    """One leader's call in progress for one key."""
+    """One leader's call in progress for one key.
+
+    Most flights end without a follower, so what followers wait on (an Event for threads,
+    wakers for asyncio tasks) is only made when one asks to wait.
+    """
 
     leader: tuple[int, int]
     started: float
-    done: threading.Event = field(default_factory=threading.Event)
     #: The fleet lock's token, when this process's leader also leads across processes.
     token: str | None = None
-    _wakers: list[Callable[[], None]] = field(default_factory=list)
+    _done: bool = False
+    _event: threading.Event | None = None
+    _wakers: list[Callable[[], None]] | None = None
+
+    def wait(self, timeout: float) -> bool:
+        """Block this thread until the flight is done; True if it was done in time."""
+        with _WAKERS_LOCK:
+            if self._done:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
 
     def wake_on_done(self, waker: Callable[[], None]) -> None:
         """Call ``waker`` (from whichever thread completes the flight) once it is done."""
         with _WAKERS_LOCK:
-            if not self.done.is_set():
+            if not self._done:
+                if self._wakers is None:
+                    self._wakers = []
                 self._wakers.append(waker)
                 return
         waker()
 
     def complete(self) -> None:
         with _WAKERS_LOCK:
-            self.done.set()
-            wakers, self._wakers = self._wakers, []
-        for waker in wakers:
+            self._done = True
+            event, wakers, self._wakers = self._event, self._wakers, None
+        if event is not None:
+            event.set()
+        for waker in wakers or ():
             waker()
 
 
