@@ -86,6 +86,16 @@ class _Release(NamedTuple):
     token: str
 
 
+class _Stored(NamedTuple):
+    """How a store ended: whether a tier took it, and its key if one was built."""
+
+    stored: bool
+    key: CacheKey | None
+
+
+_NOT_STORED = _Stored(False, None)
+
+
 class _Miss(NamedTuple):
     """No tier had the key (counted by ``get``, after any single-flight wait)."""
 
@@ -223,7 +233,7 @@ class Cache:
         if flight is None:  # this caller leads here; across processes it may have to wait
             if self._fleet_lock is not None and (hit := self._run(self._fleet_plan(found.key))):
                 return hit
-        elif flight.done.wait(self._flight_timeout):
+        elif flight.wait(self._flight_timeout):
             again = self._lookup(request)
             if type(again) is CacheHit:
                 return again
@@ -263,15 +273,17 @@ class Cache:
         """After a miss: the flight to wait for, or None when this caller leads it."""
         return None if self._flights is None else self._flights.join(miss.key.digest)
 
-    def _complete_flight(self, request: CacheRequest) -> _Release | None:
+    def _complete_flight(self, request: CacheRequest, key: CacheKey | None) -> _Release | None:
         """A store ended (stored or refused): followers of its key may look again. Returns the
-        fleet lock to release when this process led the key across processes."""
+        fleet lock to release when this process led the key across processes. ``key`` is the
+        store's own, or None when it stopped before building one."""
         if self._flights is None or not len(self._flights):
             return None
-        try:
-            key = request_key(request)
-        except CodecError:  # an unkeyable request has no flight
-            return None
+        if key is None:
+            try:
+                key = request_key(request)
+            except CodecError:  # an unkeyable request has no flight
+                return None
         flight = self._flights.complete(key.digest)
         if flight is None or flight.token is None:
             return None
@@ -286,10 +298,12 @@ class Cache:
         ttl: float | Unset | None = UNSET,
     ) -> bool:
         """Store ``value`` (JSON-like) in every tier; True if at least one tier took it."""
+        outcome = _NOT_STORED
         try:
-            return self._run(self._set_plan(request, value, usage, ttl))
+            outcome = self._run(self._set_plan(request, value, usage, ttl))
+            return outcome.stored
         finally:
-            if release := self._complete_flight(request):
+            if release := self._complete_flight(request, outcome.key):
                 self._run(self._release_plan(release))
 
     async def aset(
@@ -300,10 +314,12 @@ class Cache:
         usage: Usage = NO_USAGE,
         ttl: float | Unset | None = UNSET,
     ) -> bool:
+        outcome = _NOT_STORED
         try:
-            return await self._arun(self._set_plan(request, value, usage, ttl))
+            outcome = await self._arun(self._set_plan(request, value, usage, ttl))
+            return outcome.stored
         finally:
-            if release := self._complete_flight(request):
+            if release := self._complete_flight(request, outcome.key):
                 await self._arun(self._release_plan(release))
 
     def delete(self, request: CacheRequest) -> None:
@@ -468,12 +484,12 @@ class Cache:
 
     def _set_plan(
         self, request: CacheRequest, value: Any, usage: Usage, ttl: float | Unset | None
-    ) -> Plan[bool]:
+    ) -> Plan[_Stored]:
         if not self.policy.decide(request).write:
-            return False
+            return _NOT_STORED
         resolved = self.policy.resolve_ttl(ttl)
         if resolved == 0:  # "do not store", in every tier
-            return False
+            return _NOT_STORED
         now = self.clock()
         entry = CacheEntry(
             value=value,
@@ -488,7 +504,7 @@ class Cache:
         except CodecError as exc:
             self._stats.rejected("unencodable")
             logger.warning("llmcache: not storing an answer: %s", exc)
-            return False
+            return _NOT_STORED
         if len(payload) > self.policy.max_entry_bytes:
             self._stats.rejected("too_large")
             logger.warning(
@@ -496,7 +512,7 @@ class Cache:
                 len(payload),
                 self.policy.max_entry_bytes,
             )
-            return False
+            return _NOT_STORED
         key = request_key(request)
         stored = False
         for tier in self._tiers:
@@ -504,7 +520,7 @@ class Cache:
             stored = stored or result is not UNAVAILABLE
         if stored:
             self._stats.stored()
-        return stored
+        return _Stored(stored, key)
 
     def _delete_plan(self, key: CacheKey) -> Plan[None]:
         for tier in self._tiers:
