@@ -81,6 +81,11 @@ class CacheRequest:
     can change the answer belongs in one of them. ``model_name`` and ``tags`` only describe
     the entry (for stats, pricing and invalidation) and are not part of the key.
     ``prompt`` and ``params`` must be JSON-like (dicts, lists, str, numbers, bool, None).
+
+    ``semantic_text`` and ``semantic_context`` are for the semantic tier only (not part of the
+    exact key): the text of the last user turn, which is embedded, and everything else about
+    the call that must match exactly for a semantic hit (system prompt, earlier turns, tools),
+    JSON-like. ``semantic_text=None`` means the request is not eligible for a semantic match.
     """
 
     model: str
@@ -90,3 +95,5 @@ class CacheRequest:
     namespace: str = ""
     model_name: str = ""
     tags: tuple[str, ...] = ()
+    semantic_text: str | None = None
+    semantic_context: Any = None

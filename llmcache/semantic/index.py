@@ -1,0 +1,73 @@
+"""The vector index protocol: what the semantic tier needs from FAISS or redisvl.
+
+An index stores, per cached entry, its unit-norm embedding and the text that was embedded,
+inside a *partition*: a digest of everything about the request that must match exactly for a
+semantic hit (scope, model and parameters, namespace, system prompt, earlier turns, tools).
+The search runs inside one partition (a filter in the query, never a filter after a top-k),
+so a closer entry from another user or model can neither be returned nor hide a valid match.
+
+Entries themselves live in the exact tiers; a candidate carries the entry's ``CacheKey`` so
+the cache fetches it from there (and an index can be rebuilt from the exact tiers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+
+from llmcache.keys import CacheKey
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Vector = npt.NDArray[np.float32]
+else:
+    Vector = Any
+
+
+class IndexedEntry(NamedTuple):
+    """One vector to add: the entry it points at and where it may be found."""
+
+    key: CacheKey
+    partition: bytes  # 16 bytes
+    vector: Vector  # float32, shape (dim,), unit norm
+    text: str  # what was embedded (the verifier compares it with the query)
+    expires_at: float | None  # wall-clock seconds; None = no expiry
+    tags: tuple[str, ...] = ()
+
+
+class Candidate(NamedTuple):
+    """A search result, best first: the entry's key, cosine similarity and embedded text."""
+
+    key: CacheKey
+    similarity: float
+    text: str
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """A partitioned vector index. Methods may raise on I/O failure; the cache fails open."""
+
+    name: str
+    dim: int
+
+    def add(self, entry: IndexedEntry) -> None: ...
+    def search(self, partition: bytes, vector: Vector, k: int, now: float) -> list[Candidate]:
+        """Up to ``k`` unexpired candidates of ``partition``, most similar first."""
+        ...
+
+    def delete(self, digests: Sequence[bytes]) -> int: ...
+    def clear(self, scope: bytes | None) -> int:
+        """Remove every vector (only ``scope``'s when given); returns how many."""
+        ...
+
+    def close(self) -> None: ...
+
+    async def aadd(self, entry: IndexedEntry) -> None: ...
+    async def asearch(
+        self, partition: bytes, vector: Vector, k: int, now: float
+    ) -> list[Candidate]: ...
+    async def adelete(self, digests: Sequence[bytes]) -> int: ...
+    async def aclear(self, scope: bytes | None) -> int: ...
+    async def aclose(self) -> None: ...
