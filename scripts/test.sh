@@ -16,6 +16,12 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "installing torch (the CPU build on disk) before anything that depends on it"
+# Without torch installed first, sentence-transformers would pull the newest torch with several
+# GB of CUDA packages; 2.13.0 is the CPU build this machine holds locally.
+"$PYTHON" -c 'import torch' >/dev/null 2>&1 ||
+    PIP_BREAK_SYSTEM_PACKAGES=1 "$PYTHON" -m pip install --disable-pip-version-check -q torch==2.13.0
+
 step "installing llmcache with the dev extra into $("$PYTHON" -c 'import sys; print(sys.prefix)')"
 # A distribution's own Python (PEP 668) refuses pip installs unless told; a venv ignores this.
 PIP_BREAK_SYSTEM_PACKAGES=1 "$PYTHON" -m pip install --disable-pip-version-check -q -e ".[dev]"

@@ -36,3 +36,11 @@ class AcceptAll:
         self, query: str, candidate: str, similarity: float, runner_up: float | None = None
     ) -> Verdict:
         return Verdict(True, similarity)
+
+
+def default_verifier() -> Verifier:
+    """The verifier a semantic tier uses unless told otherwise.
+
+    Placeholder until the trained pair verifier lands: accepts everything above the threshold.
+    """
+    return AcceptAll()
