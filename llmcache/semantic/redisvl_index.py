@@ -1,0 +1,604 @@
+"""``redisvl://``: the vector index on Redis with the search module (Redis Stack), via redisvl.
+
+URL::
+
+    redisvl://host:port[/db]?prefix=llmcache&index=semantic&algorithm=hnsw
+    redisvls://...                     the same over TLS
+
+``prefix`` (default ``llmcache``) and ``index`` (default ``semantic``) name every key and the
+index; ``algorithm`` is ``hnsw`` (default) or ``flat`` (exact, brute force);
+``socket_timeout``/``socket_connect_timeout`` go to redis-py. The semantic tier's own options
+(``threshold``, ``k``, ``embedder``, ``verify``) are ignored here; anything else is an error.
+
+Layout (HASH documents; the redisvl ``SearchIndex`` schema covers them)::
+
+    <prefix>:vec:<index>                 the FT index (its own name under our prefix)
+    <prefix>:vec:<index>:<digest hex>    one vector: partition, scope, model, namespace (tags,
+                                         hex), digest, text, vector (float32), expires_at
+
+The partition filter is inside the KNN query
+(``(@partition:{hex} @expires_at:[(now +inf])=>[KNN k @vector $vec ...]``), never applied to a
+top-k afterwards, so a closer vector of another partition can neither be returned nor push a
+valid one out. Expiry is native (PEXPIRE from the injected clock) and also checked in the
+query against the caller's ``now``, so a fake clock or a skewed host never serves an expired
+vector. ``delete`` and ``clear`` UNLINK only keys under ``<prefix>:vec:<index>:`` (found by
+the index query or by SCAN): never FLUSHDB, never a foreign key.
+
+Query policy: RediSearch picks brute force over the filtered documents (ADHOC_BF) or HNSW in
+batches. Its estimate picks brute force even when a partition is the whole index, which costs
+several times an HNSW search at 10k vectors (benchmarks/results/semantic_lookup.md). We count
+each partition now and then (one count per partition per ``SIZE_REFRESH`` seconds, in the same
+round trip as a search) and ask for BATCHES when a partition holds more than ``ADHOC_MAX``.
+
+redisvl's ``SearchIndex``/``AsyncSearchIndex`` create and check the index; the lookup itself
+sends one prebuilt FT.SEARCH on the same client and reads the reply directly (redisvl's query
+objects and result parsing would be most of the lookup's client-side time).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from llmcache._optional import require
+from llmcache.clock import Clock, wall_clock
+from llmcache.errors import ConfigError, TierError
+from llmcache.keys import CacheKey
+from llmcache.redact import redact_url
+from llmcache.semantic.index import Candidate, IndexedEntry, Vector
+from llmcache.tiers.redis import RedisTier
+from llmcache.tiers.redis_url import DEFAULT_PREFIX, check_prefix, parse_redis_url
+
+DEFAULT_INDEX = "semantic"
+ALGORITHMS = ("hnsw", "flat")
+#: Options of the semantic tier, parsed from the same URL by llmcache.semantic.url.
+TIER_OPTIONS = frozenset({"threshold", "k", "embedder", "verify"})
+INDEX_OPTIONS = frozenset({"prefix", "index", "algorithm"})
+REDIS_OPTIONS = frozenset({"socket_timeout", "socket_connect_timeout"})
+#: A partition up to this size is searched by brute force over its own vectors; above it,
+#: HNSW in batches. Brute force costs about 0.35 us per vector here; HNSW about 0.4 ms at 10k.
+ADHOC_MAX = 1024
+#: How long a partition's counted size is trusted (seconds, monotonic).
+SIZE_REFRESH = 30.0
+MAX_SIZES = 4096
+CLEAR_BATCH = 500
+HNSW = {"m": 16, "ef_construction": 200, "ef_runtime": 32}
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_RETURN = ("dist", "scope", "model", "namespace", "text")
+
+
+class RedisVLIndex:
+    """A partitioned vector index in Redis (search module), for fleets sharing one Redis.
+
+    Build it with ``RedisVLIndex.from_url('redisvl://host:port', dim=384)`` or pass a redis-py
+    client: ``RedisVLIndex(dim=384, client=redis.Redis(...))`` (and ``async_client=`` for a
+    redis.asyncio one, else one is derived). Only clients this index created or derived are
+    closed by ``close``/``aclose``. ``clock`` turns an entry's ``expires_at`` into a native TTL:
+    pass the cache's clock when it is not the wall clock.
+    """
+
+    name = "redisvl"
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        url: str | None = None,
+        client: Any = None,
+        async_client: Any = None,
+        prefix: str = DEFAULT_PREFIX,
+        index: str = DEFAULT_INDEX,
+        algorithm: str = "hnsw",
+        clock: Clock | None = None,
+    ) -> None:
+        require("redisvl", extra="redisvl", feature="the redisvl index")
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ConfigError(f"redisvl index: dim must be a positive integer, got {dim!r}")
+        if algorithm not in ALGORITHMS:
+            raise ConfigError(
+                f"redisvl index: algorithm must be one of {list(ALGORITHMS)}, got {algorithm!r}"
+            )
+        if (url is None) == (client is None):
+            raise ConfigError(
+                "redisvl index needs a URL or a client (not both): "
+                "RedisVLIndex.from_url('redisvl://127.0.0.1:6380', dim=384) or "
+                "RedisVLIndex(dim=384, client=redis.Redis(...))"
+            )
+        self.dim = dim
+        self.prefix = check_prefix(prefix)
+        if not isinstance(index, str) or not _NAME_RE.fullmatch(index):
+            raise ConfigError(
+                f"redisvl index: index name {index!r} is not allowed; use 1 to 32 letters, "
+                "digits, '_' or '-'"
+            )
+        self.index_name = f"{self.prefix}:vec:{index}"
+        self.key_prefix = f"{self.index_name}:"
+        self.algorithm = algorithm
+        self.clock: Clock = clock if clock is not None else wall_clock
+        if client is not None:
+            _reject_cluster(client)
+            # The Redis tier's connection handling: ownership, per-event-loop async clients
+            # (derived from a borrowed sync client when none is given), closing, error text.
+            self._conn = RedisTier(client=client, async_client=async_client, prefix=self.prefix)
+        else:
+            assert url is not None
+            self._conn = RedisTier(parse_redis_url(url))
+        self.where = self._conn.target.where
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        self._sizes: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
+        self._sizes_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, *, dim: int, clock: Clock | None = None) -> RedisVLIndex:
+        redis_url, options = parse_redisvl_url(url)
+        return cls(
+            dim=dim,
+            url=redis_url,
+            prefix=options.get("prefix", DEFAULT_PREFIX),
+            index=options.get("index", DEFAULT_INDEX),
+            algorithm=options.get("algorithm", "hnsw").lower(),
+            clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"RedisVLIndex({self.where}, index={self.index_name!r}, dim={self.dim})"
+
+    # ------------------------------------------------------------------ schema (redisvl)
+    def schema(self) -> Any:
+        """The redisvl ``IndexSchema`` of this index."""
+        from redisvl.schema import IndexSchema  # type: ignore[import-untyped]
+
+        attrs: dict[str, Any] = {
+            "dims": self.dim,
+            "algorithm": self.algorithm,
+            "distance_metric": "cosine",
+            "datatype": "float32",
+        }
+        if self.algorithm == "hnsw":
+            attrs.update(HNSW)
+        tags = [{"name": n, "type": "tag"} for n in ("partition", "scope", "model", "namespace")]
+        return IndexSchema.from_dict(
+            {
+                "index": {
+                    "name": self.index_name,
+                    "prefix": self.key_prefix,
+                    "storage_type": "hash",
+                },
+                "fields": [
+                    *tags,
+                    {"name": "expires_at", "type": "numeric"},
+                    {"name": "vector", "type": "vector", "attrs": attrs},
+                ],
+            }
+        )
+
+    def _ensure(self) -> None:
+        """Create the index on first use, or check that the existing one fits (its dim)."""
+        if self._ready:
+            return
+        from redisvl.index import SearchIndex  # type: ignore[import-untyped]
+
+        with self._ready_lock:
+            if self._ready:
+                return
+            index = SearchIndex(self.schema(), redis_client=self._conn._sync())
+            with self._module_errors():
+                if not index.exists():
+                    try:
+                        index.create(overwrite=False)
+                    except Exception:
+                        if not index.exists():  # not another process creating it first
+                            raise
+                self._check_existing(index.info())
+            self._ready = True
+
+    async def _aensure(self) -> None:
+        if self._ready:
+            return
+        from redisvl.index import AsyncSearchIndex
+
+        index = AsyncSearchIndex(self.schema(), redis_client=self._conn._async())
+        with self._module_errors():
+            if not await index.exists():
+                try:
+                    await index.create(overwrite=False)
+                except Exception:
+                    if not await index.exists():
+                        raise
+            self._check_existing(await index.info())
+        self._ready = True
+
+    def _check_existing(self, info: dict[str, Any]) -> None:
+        for attribute in info.get("attributes", ()):
+            fields = _pairs(attribute)
+            if _text(fields.get("identifier")) != "vector":
+                continue
+            dim = fields.get("dim")
+            if dim is not None and int(dim) != self.dim:
+                raise ConfigError(
+                    f"redisvl index {self.index_name!r} on {self.where} holds {int(dim)}-d "
+                    f"vectors, but this embedder makes {self.dim}-d ones; use another "
+                    "index=... in the URL (or drop that index)"
+                )
+            return
+        raise ConfigError(
+            f"redisvl index: {self.index_name!r} on {self.where} exists but has no 'vector' "
+            "field: it is not an llmcache index; use another index=... in the URL"
+        )
+
+    def _module_errors(self) -> _ModuleErrors:
+        return _ModuleErrors(self.where)
+
+    # ------------------------------------------------------------------ keys and commands
+    def key_of(self, digest: bytes) -> str:
+        return f"{self.key_prefix}{digest.hex()}"
+
+    def _document(self, entry: IndexedEntry) -> tuple[str, dict[str, Any], int | None]:
+        """(key, fields, PEXPIRE ms or None for no expiry; ms <= 0: already expired)."""
+        np = require("numpy", extra="redisvl", feature="the redisvl index")
+        vector = np.ascontiguousarray(entry.vector, dtype=np.float32)
+        if vector.shape != (self.dim,):
+            raise ConfigError(
+                f"redisvl index: vector of shape {vector.shape}, expected ({self.dim},)"
+            )
+        if not np.isfinite(vector).all():
+            raise ConfigError("redisvl index: vector holds NaN or infinity")
+        if len(entry.partition) != 16:
+            raise ConfigError(
+                f"redisvl index: partition must be 16 bytes, got {len(entry.partition)}"
+            )
+        key = entry.key
+        fields = {
+            "partition": entry.partition.hex(),
+            "scope": key.scope.hex(),
+            "model": key.model.hex(),
+            "namespace": key.namespace.hex(),
+            "digest": key.digest.hex(),
+            "text": entry.text,
+            "vector": vector.tobytes(),
+            "expires_at": "inf" if entry.expires_at is None else repr(float(entry.expires_at)),
+        }
+        ms = None
+        if entry.expires_at is not None:
+            ms = math.ceil((entry.expires_at - self.clock()) * 1000)
+        return self.key_of(key.digest), fields, ms
+
+    def _search_command(
+        self, partition: bytes, vector: Vector, k: int, now: float, size: int | None
+    ) -> tuple[Any, ...]:
+        np = require("numpy", extra="redisvl", feature="the redisvl index")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"redisvl index: k must be a positive integer, got {k!r}")
+        blob = np.ascontiguousarray(vector, dtype=np.float32)
+        if blob.shape != (self.dim,):
+            raise ConfigError(f"redisvl index: query of shape {blob.shape}, expected ({self.dim},)")
+        policy = ""
+        if self.algorithm == "hnsw" and size is not None and size > ADHOC_MAX:
+            policy = " HYBRID_POLICY BATCHES"
+        query = (
+            f"(@partition:{{{partition.hex()}}} @expires_at:[({float(now)!r} +inf])"
+            f"=>[KNN {k} @vector $vec{policy} AS dist]"
+        )
+        return ("FT.SEARCH", self.index_name, query, "PARAMS", 2, "vec", blob.tobytes(),
+                "SORTBY", "dist", "RETURN", len(_RETURN), *_RETURN,
+                "LIMIT", 0, k, "DIALECT", 2)  # fmt: skip
+
+    def _count_command(self, partition: bytes, now: float) -> tuple[Any, ...]:
+        query = f"@partition:{{{partition.hex()}}} @expires_at:[({float(now)!r} +inf]"
+        return ("FT.SEARCH", self.index_name, query, "LIMIT", 0, 0, "DIALECT", 2)
+
+    def _scope_command(self, scope: bytes) -> tuple[Any, ...]:
+        query = f"@scope:{{{scope.hex()}}}"
+        return ("FT.SEARCH", self.index_name, query, "NOCONTENT",
+                "LIMIT", 0, CLEAR_BATCH, "DIALECT", 2)  # fmt: skip
+
+    def _candidates(self, reply: Any) -> list[Candidate]:
+        out: list[Candidate] = []
+        for key, fields in _documents(reply):
+            digest = bytes.fromhex(key[len(self.key_prefix) :])
+            cache_key = CacheKey(
+                digest,
+                bytes.fromhex(_text(fields[b"scope"])),
+                bytes.fromhex(_text(fields[b"model"])),
+                bytes.fromhex(_text(fields[b"namespace"])),
+            )
+            similarity = 1.0 - float(fields[b"dist"])  # COSINE distance = 1 - cosine
+            out.append(Candidate(cache_key, similarity, _text(fields[b"text"])))
+        return out
+
+    # ------------------------------------------------------------------ partition sizes
+    def _known_size(self, partition: bytes) -> int | None:
+        with self._sizes_lock:
+            known = self._sizes.get(partition)
+        if known is None or time.monotonic() - known[1] > SIZE_REFRESH:
+            return None
+        return known[0]
+
+    def _remember_size(self, partition: bytes, size: int) -> None:
+        with self._sizes_lock:
+            self._sizes[partition] = (size, time.monotonic())
+            self._sizes.move_to_end(partition)
+            while len(self._sizes) > MAX_SIZES:
+                self._sizes.popitem(last=False)
+
+    # ------------------------------------------------------------------ sync
+    def add(self, entry: IndexedEntry) -> None:
+        key, fields, ms = self._document(entry)
+        self._ensure()
+        with self._conn._errors():
+            client = self._conn._sync()
+            if ms is not None and ms <= 0:  # expired already: an older version must go too
+                client.unlink(key)
+                return
+            pipe = client.pipeline(transaction=True)  # the TTL lands with the fields
+            pipe.hset(key, mapping=fields)
+            if ms is None:  # a re-add without expiry drops an older TTL
+                pipe.persist(key)
+            else:
+                pipe.pexpire(key, ms)
+            pipe.execute()
+
+    def search(self, partition: bytes, vector: Vector, k: int, now: float) -> list[Candidate]:
+        self._ensure()
+        size = self._known_size(partition)
+        command = self._search_command(partition, vector, k, now, size)
+        with self._conn._errors():
+            client = self._conn._sync()
+            if size is not None:
+                return self._candidates(client.execute_command(*command))
+            pipe = client.pipeline(transaction=False)
+            pipe.execute_command(*self._count_command(partition, now))
+            pipe.execute_command(*command)
+            counted, reply = pipe.execute()
+        self._remember_size(partition, _total(counted))
+        return self._candidates(reply)
+
+    def delete(self, digests: Sequence[bytes]) -> int:
+        keys = [self.key_of(d) for d in digests]
+        removed = 0
+        with self._conn._errors():
+            client = self._conn._sync()
+            for start in range(0, len(keys), CLEAR_BATCH):
+                removed += int(client.unlink(*keys[start : start + CLEAR_BATCH]))
+        return removed
+
+    def clear(self, scope: bytes | None) -> int:
+        removed = 0
+        with self._conn._errors():
+            client = self._conn._sync()
+            if scope is None:  # SCAN our key prefix: works even where the index is gone
+                batch: list[bytes] = []
+                for name in client.scan_iter(match=f"{self.key_prefix}*", count=CLEAR_BATCH):
+                    batch.append(name)
+                    if len(batch) >= CLEAR_BATCH:
+                        removed += int(client.unlink(*batch))
+                        batch = []
+                if batch:
+                    removed += int(client.unlink(*batch))
+            else:
+                self._ensure()
+                while True:  # the index drops a document as its key goes: query again
+                    keys = self._own_keys(client.execute_command(*self._scope_command(scope)))
+                    gone = int(client.unlink(*keys)) if keys else 0
+                    removed += gone
+                    if gone == 0:
+                        break
+        with self._sizes_lock:
+            self._sizes.clear()
+        return removed
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # ------------------------------------------------------------------ async
+    async def aadd(self, entry: IndexedEntry) -> None:
+        key, fields, ms = self._document(entry)
+        await self._aensure()
+        with self._conn._errors():
+            client = self._conn._async()
+            if ms is not None and ms <= 0:
+                await client.unlink(key)
+                return
+            pipe = client.pipeline(transaction=True)
+            pipe.hset(key, mapping=fields)
+            if ms is None:  # a re-add without expiry drops an older TTL
+                pipe.persist(key)
+            else:
+                pipe.pexpire(key, ms)
+            await pipe.execute()
+
+    async def asearch(
+        self, partition: bytes, vector: Vector, k: int, now: float
+    ) -> list[Candidate]:
+        await self._aensure()
+        size = self._known_size(partition)
+        command = self._search_command(partition, vector, k, now, size)
+        with self._conn._errors():
+            client = self._conn._async()
+            if size is not None:
+                return self._candidates(await client.execute_command(*command))
+            pipe = client.pipeline(transaction=False)
+            pipe.execute_command(*self._count_command(partition, now))
+            pipe.execute_command(*command)
+            counted, reply = await pipe.execute()
+        self._remember_size(partition, _total(counted))
+        return self._candidates(reply)
+
+    async def adelete(self, digests: Sequence[bytes]) -> int:
+        keys = [self.key_of(d) for d in digests]
+        removed = 0
+        with self._conn._errors():
+            client = self._conn._async()
+            for start in range(0, len(keys), CLEAR_BATCH):
+                removed += int(await client.unlink(*keys[start : start + CLEAR_BATCH]))
+        return removed
+
+    async def aclear(self, scope: bytes | None) -> int:
+        removed = 0
+        with self._conn._errors():
+            client = self._conn._async()
+            if scope is None:
+                batch: list[bytes] = []
+                async for name in client.scan_iter(match=f"{self.key_prefix}*", count=CLEAR_BATCH):
+                    batch.append(name)
+                    if len(batch) >= CLEAR_BATCH:
+                        removed += int(await client.unlink(*batch))
+                        batch = []
+                if batch:
+                    removed += int(await client.unlink(*batch))
+            else:
+                await self._aensure()
+                while True:
+                    reply = await client.execute_command(*self._scope_command(scope))
+                    keys = self._own_keys(reply)
+                    gone = int(await client.unlink(*keys)) if keys else 0
+                    removed += gone
+                    if gone == 0:
+                        break
+        with self._sizes_lock:
+            self._sizes.clear()
+        return removed
+
+    async def aclose(self) -> None:
+        await self._conn.aclose()
+
+    # ------------------------------------------------------------------ helpers
+    def _own_keys(self, reply: Any) -> list[str]:
+        # The index only covers our key prefix; checked anyway, since we are about to UNLINK.
+        return [key for key, _ in _documents(reply) if key.startswith(self.key_prefix)]
+
+
+def parse_redisvl_url(url: str) -> tuple[str, dict[str, str]]:
+    """(the redis:// URL for redis-py, this index's options) from a ``redisvl://`` URL."""
+    shown = redact_url(url)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("redisvl", "redisvls"):
+        raise ConfigError(
+            f"redisvl index: unsupported scheme {scheme!r} in {shown!r}; use redisvl:// "
+            "(or redisvls:// for TLS)"
+        )
+    if not parts.hostname:
+        raise ConfigError(f"redisvl index: {shown!r} names no host; e.g. redisvl://127.0.0.1:6380")
+    options: dict[str, str] = {}
+    passed: list[tuple[str, str]] = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in TIER_OPTIONS:
+            continue
+        if name not in INDEX_OPTIONS | REDIS_OPTIONS:
+            raise ConfigError(
+                f"redisvl index: unknown option {name!r} in {shown!r}; it takes "
+                f"{sorted(INDEX_OPTIONS | REDIS_OPTIONS)} (and the semantic tier's "
+                f"{sorted(TIER_OPTIONS)})"
+            )
+        if name in options or any(name == n for n, _ in passed):
+            raise ConfigError(f"redisvl index: option {name!r} is given twice in {shown!r}")
+        if name in INDEX_OPTIONS:
+            options[name] = value
+        else:
+            passed.append((name, value))
+    path = parts.path.strip("/")
+    if path and not path.isdigit():
+        raise ConfigError(f"redisvl index: {shown!r}: the path must be a database number, e.g. /0")
+    query = "&".join(f"{n}={v}" for n, v in passed)
+    redis_scheme = "rediss" if scheme == "redisvls" else "redis"
+    redis_url = f"{redis_scheme}://{parts.netloc}/{path or 0}" + (f"?{query}" if query else "")
+    return redis_url, options
+
+
+class _ModuleErrors:
+    """A server without the search module is a configuration error (it will never work),
+    named with the fix; other failures stay TierErrors (the cache skips the tier)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or isinstance(exc, ConfigError) or not isinstance(exc, Exception):
+            return
+        text = str(exc)
+        if "unknown command" in text.lower() and "FT." in text.upper():
+            raise ConfigError(
+                f"redisvl index: {self.where} has no search module ({text.strip()}); use "
+                "Redis Stack or Redis 8 with the Query Engine (scripts/services.sh starts "
+                "Redis Stack on 127.0.0.1:6380)"
+            ) from exc
+        if isinstance(exc, TierError):
+            return
+        raise TierError(f"redisvl index on {self.where}: {type(exc).__name__}: {text}") from exc
+
+
+def _reject_cluster(client: Any) -> None:
+    from redis.asyncio import Redis as AsyncRedis
+    from redis.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster):
+        raise ConfigError(
+            "redisvl index: a Redis Cluster client is not supported (the search module's "
+            "queries run on one node); pass a standalone or Sentinel client"
+        )
+    if isinstance(client, AsyncRedis):
+        raise ConfigError(
+            "redisvl index: client= takes a sync redis-py client; pass a redis.asyncio "
+            "client as async_client= next to it"
+        )
+
+
+# ---------------------------------------------------------------------- FT.SEARCH replies
+# redis-py 8 speaks RESP3 by default (a map per reply); a client built with protocol=2 gets
+# the flat RESP2 list. Both shapes are read here, without redis-py's Result objects.
+def _documents(reply: Any) -> list[tuple[str, dict[bytes, Any]]]:
+    if isinstance(reply, dict):
+        docs = []
+        for row in _get(reply, "results") or ():
+            key = _text(_get(row, "id"))
+            extra = _get(row, "extra_attributes") or {}
+            docs.append((key, {_bytes(k): v for k, v in extra.items()}))
+        return docs
+    rows = list(reply[1:])
+    docs = []
+    step = 2 if len(rows) > 1 and isinstance(rows[1], list) else 1
+    for i in range(0, len(rows), step):
+        fields = _pairs(rows[i + 1]) if step == 2 else {}
+        docs.append((_text(rows[i]), {_bytes(k): v for k, v in fields.items()}))
+    return docs
+
+
+def _total(reply: Any) -> int:
+    if isinstance(reply, dict):
+        return int(_get(reply, "total_results") or 0)
+    return int(reply[0])
+
+
+def _get(mapping: dict[Any, Any], name: str) -> Any:
+    """A RESP3 map's field (bytes keys; str keys when the client decodes responses)."""
+    value = mapping.get(name.encode())
+    return mapping.get(name) if value is None else value
+
+
+def _pairs(flat: Any) -> dict[Any, Any]:
+    if isinstance(flat, dict):
+        return {_text(k): v for k, v in flat.items()}
+    items = list(flat)
+    return {_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+__all__ = ["RedisVLIndex", "parse_redisvl_url"]

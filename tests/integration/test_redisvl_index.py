@@ -1,0 +1,392 @@
+"""RedisVLIndex on a real Redis Stack (127.0.0.1:6380, started by scripts/services.sh): search
+inside a partition, native and clock expiry, delete, scoped clear that touches only our keys,
+sync == async, persistence across instances, and clear errors where it cannot work."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+from conftest import REDIS_URL, require_server
+
+from llmcache.clock import FakeClock
+from llmcache.errors import ConfigError, TierError
+from llmcache.keys import CacheKey
+from llmcache.semantic import redisvl_index as module
+from llmcache.semantic.index import Candidate, IndexedEntry, VectorIndex
+from llmcache.semantic.redisvl_index import RedisVLIndex, parse_redisvl_url
+
+DIM = 8
+SCOPE_A = b"A" * 16
+SCOPE_B = b"B" * 16
+MODEL = b"m" * 16
+NAMESPACE = b"n" * 16
+PART_1 = b"1" * 16
+PART_2 = b"2" * 16
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.zeros(DIM, dtype=np.float32)
+    v[: len(values)] = values
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def entry(
+    n: int,
+    vector: np.ndarray,
+    *,
+    partition: bytes = PART_1,
+    scope: bytes = SCOPE_A,
+    text: str | None = None,
+    expires_at: float | None = None,
+) -> IndexedEntry:
+    key = CacheKey(n.to_bytes(32, "big"), scope, MODEL, NAMESPACE)
+    return IndexedEntry(key, partition, vector, text or f"question {n}", expires_at)
+
+
+def stack_url_of(redis_stack_url: str, prefix: str, **options: str) -> str:
+    base = redis_stack_url.replace("redis://", "redisvl://", 1)
+    query = "&".join([f"prefix={prefix}", *(f"{k}={v}" for k, v in options.items())])
+    return f"{base}?{query}"
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def raw(redis_stack_url: str, prefix: str) -> Iterator[redis.Redis]:
+    """A plain client on Redis Stack; afterwards every index and key under ``prefix`` goes."""
+    client = redis.Redis.from_url(redis_stack_url)
+    yield client
+    for name in client.execute_command("FT._LIST"):
+        text = name.decode() if isinstance(name, bytes) else str(name)
+        if text.startswith(f"{prefix}:"):
+            client.execute_command("FT.DROPINDEX", text)
+    for name in client.scan_iter(match=f"{prefix}:*"):
+        client.unlink(name)
+    client.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def index(redis_stack_url: str, prefix: str, raw: redis.Redis, clock: FakeClock) -> Iterator[Any]:
+    idx = RedisVLIndex.from_url(stack_url_of(redis_stack_url, prefix), dim=DIM, clock=clock)
+    yield idx
+    idx.close()
+
+
+@pytest.fixture
+async def aindex(
+    redis_stack_url: str, prefix: str, raw: redis.Redis, clock: FakeClock
+) -> AsyncIterator[Any]:
+    idx = RedisVLIndex.from_url(stack_url_of(redis_stack_url, prefix), dim=DIM, clock=clock)
+    yield idx
+    await idx.aclose()
+
+
+def texts(found: list[Candidate]) -> list[str]:
+    return [c.text for c in found]
+
+
+# ---------------------------------------------------------------------------- search
+def test_search_returns_the_closest_entries_best_first_with_their_keys(
+    index: Any, clock: FakeClock
+) -> None:
+    assert isinstance(index, VectorIndex)
+    close, far = entry(1, unit(1, 0.2), text="close"), entry(2, unit(1, 1), text="far")
+    index.add(far)
+    index.add(close)
+    found = index.search(PART_1, unit(1, 0.1), 5, clock())
+    assert texts(found) == ["close", "far"]
+    assert found[0].key == close.key  # digest, scope, model, namespace all round-trip
+    expected = float(unit(1, 0.1) @ unit(1, 0.2))
+    assert found[0].similarity == pytest.approx(expected, abs=1e-5)
+    assert found[0].similarity > found[1].similarity
+    assert len(index.search(PART_1, unit(1, 0.1), 1, clock())) == 1
+
+
+def test_a_closer_vector_in_another_partition_is_neither_returned_nor_hides_ours(
+    index: Any, clock: FakeClock
+) -> None:
+    query = unit(1, 0, 0, 0.05)
+    for n in range(10):  # exact copies of the query, in the other partition
+        index.add(entry(100 + n, query, partition=PART_2, text=f"other {n}"))
+    ours = entry(1, unit(1, 0.6), text="ours")
+    index.add(ours)
+    found = index.search(PART_1, query, 1, clock())
+    assert texts(found) == ["ours"]
+    assert found[0].similarity < 0.9
+    assert len(index.search(PART_2, query, 3, clock())) == 3
+    assert index.search(b"3" * 16, query, 3, clock()) == []
+
+
+def test_a_large_partition_is_searched_in_hnsw_batches_with_the_same_answer(
+    index: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((40, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for n, v in enumerate(vectors):
+        index.add(entry(n, v, text=f"q{n}"))
+    index.add(entry(999, unit(1), partition=PART_2, text="foreign"))
+    query = vectors[3] + 0.01 * rng.standard_normal(DIM).astype(np.float32)
+    query /= np.linalg.norm(query)
+    first = index.search(PART_1, query, 3, clock())  # counts the partition (40)
+    monkeypatch.setattr(module, "ADHOC_MAX", 10)  # 40 > 10: the next query asks for BATCHES
+    command = index._search_command(PART_1, query, 3, clock(), 40)
+    assert "HYBRID_POLICY BATCHES" in command[2]
+    second = index.search(PART_1, query, 3, clock())
+    assert texts(first)[0] == texts(second)[0] == "q3"
+    assert "foreign" not in texts(second)
+
+
+def test_an_entry_added_again_replaces_the_first(index: Any, clock: FakeClock) -> None:
+    index.add(entry(1, unit(1), text="old"))
+    index.add(entry(1, unit(0, 1), text="new"))
+    found = index.search(PART_1, unit(0, 1), 5, clock())
+    assert texts(found) == ["new"]
+    assert found[0].similarity == pytest.approx(1.0, abs=1e-5)
+
+
+def test_bad_vectors_and_k_are_clear_errors(index: Any, clock: FakeClock) -> None:
+    with pytest.raises(ConfigError, match=r"shape \(3,\), expected \(8,\)"):
+        index.add(entry(1, np.ones(3, dtype=np.float32)))
+    with pytest.raises(ConfigError, match="NaN"):
+        index.add(entry(1, np.full(DIM, np.nan, dtype=np.float32)))
+    with pytest.raises(ConfigError, match="k must be a positive integer"):
+        index.search(PART_1, unit(1), 0, clock())
+
+
+# ---------------------------------------------------------------------------- expiry
+def test_expiry_is_native_and_checked_against_the_callers_clock(
+    index: Any, raw: redis.Redis, clock: FakeClock
+) -> None:
+    added = entry(1, unit(1), expires_at=clock() + 10)
+    index.add(added)
+    index.add(entry(2, unit(1, 0.1), text="forever"))
+    key = index.key_of(added.key.digest)
+    assert 0 < raw.pttl(key) <= 10_000  # Redis drops it by itself
+    assert raw.pttl(index.key_of(entry(2, unit(1)).key.digest)) == -1
+    assert texts(index.search(PART_1, unit(1), 5, clock() + 9)) == ["question 1", "forever"]
+    # Expired by the caller's clock while Redis still holds it: not served, and the
+    # expired entry does not take one of the k places either.
+    assert texts(index.search(PART_1, unit(1), 1, clock() + 10)) == ["forever"]
+
+
+def test_an_entry_already_expired_is_not_stored_and_removes_an_older_one(
+    index: Any, raw: redis.Redis, clock: FakeClock
+) -> None:
+    index.add(entry(1, unit(1), text="old"))
+    index.add(entry(1, unit(1), text="new", expires_at=clock() - 1))
+    assert not raw.exists(index.key_of(entry(1, unit(1)).key.digest))
+    assert index.search(PART_1, unit(1), 5, clock()) == []
+
+
+def test_adding_again_without_expiry_drops_the_old_ttl(
+    index: Any, raw: redis.Redis, clock: FakeClock
+) -> None:
+    index.add(entry(1, unit(1), expires_at=clock() + 10))
+    index.add(entry(1, unit(1)))
+    assert raw.pttl(index.key_of(entry(1, unit(1)).key.digest)) == -1
+    assert texts(index.search(PART_1, unit(1), 5, clock() + 100)) == ["question 1"]
+
+
+# ---------------------------------------------------------------------------- delete / clear
+def test_delete_removes_those_vectors_only(index: Any, clock: FakeClock) -> None:
+    for n in range(3):
+        index.add(entry(n, unit(1, n / 10)))
+    gone = [entry(0, unit(1)).key.digest, entry(2, unit(1)).key.digest, b"\x07" * 32]
+    assert index.delete(gone) == 2
+    assert texts(index.search(PART_1, unit(1), 5, clock())) == ["question 1"]
+    assert index.delete([]) == 0
+
+
+def test_clear_scope_leaves_other_scopes_other_indexes_and_foreign_keys(
+    redis_stack_url: str, prefix: str, index: Any, raw: redis.Redis, clock: FakeClock
+) -> None:
+    raw.set("other:thing", "keep")
+    try:
+        neighbour = RedisVLIndex.from_url(
+            stack_url_of(redis_stack_url, prefix, index="neighbour"), dim=DIM, clock=clock
+        )
+        neighbour.add(entry(1, unit(1), scope=SCOPE_A, text="neighbour's"))
+        for n in range(3):
+            index.add(entry(n, unit(1, n / 10), scope=SCOPE_A, text=f"a{n}"))
+        index.add(entry(10, unit(1), scope=SCOPE_B, partition=PART_2, text="b"))
+        assert index.clear(SCOPE_A) == 3
+        assert index.search(PART_1, unit(1), 5, clock()) == []
+        assert texts(index.search(PART_2, unit(1), 5, clock())) == ["b"]
+        assert texts(neighbour.search(PART_1, unit(1), 5, clock())) == ["neighbour's"]
+        assert index.clear(None) == 1
+        assert index.search(PART_2, unit(1), 5, clock()) == []
+        assert texts(neighbour.search(PART_1, unit(1), 5, clock())) == ["neighbour's"]
+        assert raw.get("other:thing") == b"keep"
+        neighbour.close()
+    finally:
+        raw.delete("other:thing")
+
+
+def test_clear_scope_removes_more_than_one_batch(
+    index: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(module, "CLEAR_BATCH", 4)
+    for n in range(11):
+        index.add(entry(n, unit(1, n / 10)))
+    assert index.clear(SCOPE_A) == 11
+    assert index.search(PART_1, unit(1), 20, clock()) == []
+
+
+# ---------------------------------------------------------------------------- async
+async def test_async_path_gives_the_sync_answers(index: Any, aindex: Any, clock: FakeClock) -> None:
+    for n in range(4):
+        await aindex.aadd(entry(n, unit(1, n / 5), text=f"x{n}"))
+    await aindex.aadd(entry(50, unit(1), partition=PART_2, scope=SCOPE_B, text="other"))
+    query = unit(1, 0.3)
+    for k in (1, 3, 10):
+        sync_found = index.search(PART_1, query, k, clock())
+        async_found = await aindex.asearch(PART_1, query, k, clock())
+        assert [(c.key, c.text) for c in async_found] == [(c.key, c.text) for c in sync_found]
+        assert [c.similarity for c in async_found] == pytest.approx(
+            [c.similarity for c in sync_found]
+        )
+    assert await aindex.adelete([entry(0, query).key.digest]) == 1
+    assert texts(await aindex.asearch(PART_1, unit(1), 10, clock())) == ["x1", "x2", "x3"]
+    assert await aindex.aclear(SCOPE_A) == 3
+    assert texts(index.search(PART_2, unit(1), 10, clock())) == ["other"]
+    assert await aindex.aclear(None) == 1
+    assert index.search(PART_2, unit(1), 10, clock()) == []
+
+
+# ---------------------------------------------------------------------------- lifecycle
+def test_vectors_persist_across_new_instances(
+    redis_stack_url: str, prefix: str, index: Any, clock: FakeClock
+) -> None:
+    index.add(entry(1, unit(1), text="kept"))
+    index.close()
+    again = RedisVLIndex.from_url(stack_url_of(redis_stack_url, prefix), dim=DIM, clock=clock)
+    try:
+        assert texts(again.search(PART_1, unit(1), 5, clock())) == ["kept"]
+    finally:
+        again.close()
+
+
+def test_an_existing_index_of_another_dim_is_a_clear_error(
+    redis_stack_url: str, prefix: str, index: Any, clock: FakeClock
+) -> None:
+    index.add(entry(1, unit(1)))
+    other = RedisVLIndex.from_url(stack_url_of(redis_stack_url, prefix), dim=DIM * 2)
+    try:
+        with pytest.raises(ConfigError, match=r"holds 8-d vectors, but this embedder makes 16-d"):
+            other.search(PART_1, np.ones(DIM * 2, dtype=np.float32), 1, clock())
+    finally:
+        other.close()
+
+
+def test_a_passed_client_is_used_and_left_open(
+    redis_stack_url: str, prefix: str, raw: redis.Redis, clock: FakeClock
+) -> None:
+    client = redis.Redis.from_url(redis_stack_url, protocol=2)  # RESP2 replies read too
+    idx = RedisVLIndex(dim=DIM, client=client, prefix=prefix, clock=clock)
+    idx.add(entry(1, unit(1), text="via client"))
+    assert texts(idx.search(PART_1, unit(1), 5, clock())) == ["via client"]
+    assert idx.clear(SCOPE_A) == 1
+    idx.close()
+    assert client.ping()  # still the caller's, still open
+    client.close()
+
+
+async def test_an_async_client_derived_from_a_passed_one_is_ours_to_close(
+    redis_stack_url: str, prefix: str, raw: redis.Redis, clock: FakeClock
+) -> None:
+    client = redis.Redis.from_url(redis_stack_url)
+    idx = RedisVLIndex(dim=DIM, client=client, prefix=prefix, clock=clock)
+    await idx.aadd(entry(1, unit(1), text="async via client"))
+    assert texts(await idx.asearch(PART_1, unit(1), 5, clock())) == ["async via client"]
+    derived = idx._conn._async()
+    assert derived is not client
+    await idx.aclose()
+    assert client.ping()
+    assert idx._conn._aclients == {}  # the derived one was closed and forgotten
+    client.close()
+
+
+# ---------------------------------------------------------------------------- failures
+def test_plain_redis_without_the_search_module_is_a_clear_error(clock: FakeClock) -> None:
+    url = require_server("Redis", REDIS_URL).replace("redis://", "redisvl://", 1)
+    idx = RedisVLIndex.from_url(url + "?prefix=tnosearch", dim=DIM)
+    try:
+        with pytest.raises(ConfigError, match="has no search module") as info:
+            idx.search(PART_1, unit(1), 1, clock())
+        assert "Redis Stack" in str(info.value)
+        with pytest.raises(ConfigError, match="has no search module"):
+            idx.add(entry(1, unit(1)))
+    finally:
+        idx.close()
+
+
+async def test_an_unreachable_server_raises_tier_errors_naming_it(clock: FakeClock) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    idx = RedisVLIndex.from_url(f"redisvl://127.0.0.1:{port}", dim=DIM)
+    try:
+        with pytest.raises(TierError, match=f"127.0.0.1:{port}"):
+            idx.search(PART_1, unit(1), 1, clock())
+        with pytest.raises(TierError, match=f"127.0.0.1:{port}"):
+            await idx.asearch(PART_1, unit(1), 1, clock())
+        with pytest.raises(TierError, match=f"127.0.0.1:{port}"):
+            idx.delete([b"\x01" * 32])
+    finally:
+        await idx.aclose()
+
+
+# ---------------------------------------------------------------------------- URLs
+def test_url_options_and_the_tiers_own_options() -> None:
+    url, options = parse_redisvl_url(
+        "redisvl://127.0.0.1:6380/2?threshold=0.9&k=4&embedder=minilm&verify=off"
+        "&prefix=p&index=i&algorithm=flat&socket_timeout=2"
+    )
+    assert url == "redis://127.0.0.1:6380/2?socket_timeout=2"
+    assert options == {"prefix": "p", "index": "i", "algorithm": "flat"}
+    assert parse_redisvl_url("redisvls://h:1")[0] == "rediss://h:1/0"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redisvl://127.0.0.1:6380?thresholds=0.9", "unknown option 'thresholds'"),
+        ("redisvl://127.0.0.1:6380?verify_mode=x", "unknown option 'verify_mode'"),
+        ("redisvl://127.0.0.1:6380?prefix=a&prefix=b", "given twice"),
+        ("redis://127.0.0.1:6380", "unsupported scheme 'redis'"),
+        ("redisvl:///nohost", "names no host"),
+        ("redisvl://127.0.0.1:6380/x", "database number"),
+        ("redisvl://127.0.0.1:6380?prefix=a*b", "prefix 'a\\*b' is not allowed"),
+        ("redisvl://127.0.0.1:6380?index=a:b", "index name 'a:b' is not allowed"),
+        ("redisvl://127.0.0.1:6380?algorithm=ivf", "algorithm must be one of"),
+    ],
+)
+def test_bad_urls_are_clear_errors(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RedisVLIndex.from_url(url, dim=DIM)
+
+
+def test_a_cluster_client_is_refused(redis_cluster_url: str) -> None:
+    from redis.cluster import RedisCluster
+
+    client = RedisCluster.from_url(redis_cluster_url.replace("redis+cluster://", "redis://"))
+    try:
+        with pytest.raises(ConfigError, match="Cluster client is not supported"):
+            RedisVLIndex(dim=DIM, client=client)
+    finally:
+        client.close()
