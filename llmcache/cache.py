@@ -18,7 +18,7 @@ import time
 import weakref
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from llmcache._sentinel import UNSET, Unset
 from llmcache.breaker import BreakerState, CircuitBreaker
@@ -30,9 +30,15 @@ from llmcache.keys import CacheKey, request_key, scope_digest
 from llmcache.policy import CachePolicy
 from llmcache.redact import describe_error
 from llmcache.request import CacheRequest, Scope
+from llmcache.semantic.index import IndexedEntry
+from llmcache.semantic.partition import partition_digest
 from llmcache.singleflight import Flight, Flights, wait_async
 from llmcache.stats import Stats, fleet_view
 from llmcache.tiers import Tier, tier_from_url
+
+if TYPE_CHECKING:
+    from llmcache.semantic.tier import SemanticTier
+    from llmcache.semantic.verifier import Verifier
 
 logger = logging.getLogger("llmcache")
 
@@ -61,8 +67,8 @@ class CacheHit:
 class _Op(NamedTuple):
     """One tier primitive call a plan asks its driver to make."""
 
-    tier: Tier
-    method: str  # a Tier primitive: get, set, delete, clear
+    tier: Tier | SemanticTier
+    method: str  # a Tier primitive (get, set, delete, clear) or a SemanticTier one
     args: tuple[Any, ...]
 
 
@@ -125,6 +131,7 @@ class Cache:
         monotonic: Clock = monotonic_clock,
         single_flight_timeout: float | None = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
         fleet_stats: bool = True,
+        semantic: SemanticTier | None = None,
     ) -> None:
         if not tiers:
             raise ConfigError(
@@ -138,6 +145,10 @@ class Cache:
         self.policy = policy or CachePolicy()
         self.clock = clock
         self._breakers = {t.name: CircuitBreaker(clock=monotonic) for t in self._tiers}
+        # The semantic tier (embedder + vector index) fails open like a tier: own breaker.
+        self._semantic = semantic
+        if semantic is not None:
+            self._breakers[semantic.name] = CircuitBreaker(clock=monotonic)
         self._stats = Stats()
         if single_flight_timeout is not None and not single_flight_timeout >= 0:
             raise ConfigError(
@@ -175,22 +186,37 @@ class Cache:
         cls,
         urls: Iterable[str],
         *,
-        semantic: str | None = None,
+        semantic: str | SemanticTier | None = None,
+        embedder: object = None,
+        verifier: Verifier | None = None,
         policy: CachePolicy | None = None,
         clock: Clock = wall_clock,
         monotonic: Clock = monotonic_clock,
         single_flight_timeout: float | None = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
         fleet_stats: bool = True,
     ) -> Cache:
-        """Build the chain from tier URLs, top tier first (see the README for the schemes)."""
+        """Build the chain from tier URLs, top tier first (see the README for the schemes).
+
+        ``semantic``: a semantic tier URL (``faiss://./llmcache.faiss?threshold=0.9``,
+        ``redisvl://host:port``; options in ``llmcache.semantic.url``) or a ``SemanticTier``.
+        ``embedder`` (a LangChain ``Embeddings`` object, an llmcache ``Embedder`` or
+        ``"litellm:<model>"``) and ``verifier`` override the URL's.
+        """
         if isinstance(urls, str):
             raise ConfigError("from_urls takes a list of URLs; wrap a single URL in a list")
-        if semantic is not None:
-            raise ConfigError("the semantic tier is not available in this version of llmcache")
         tiers: list[Tier] = []
+        semantic_tier: SemanticTier | None = None
         try:
             for url in urls:
                 tiers.append(tier_from_url(url.strip()))
+            if isinstance(semantic, str):
+                from llmcache.semantic.url import semantic_from_url
+
+                semantic_tier = semantic_from_url(
+                    semantic.strip(), embedder=embedder, verifier=verifier
+                )
+            elif semantic is not None:
+                semantic_tier = semantic
         except BaseException:
             for tier in tiers:
                 tier.close()
@@ -202,6 +228,7 @@ class Cache:
             monotonic=monotonic,
             single_flight_timeout=single_flight_timeout,
             fleet_stats=fleet_stats,
+            semantic=semantic_tier,
         )
 
     @classmethod
@@ -219,6 +246,11 @@ class Cache:
     def tiers(self) -> tuple[Tier, ...]:
         return self._tiers
 
+    @property
+    def semantic(self) -> SemanticTier | None:
+        """The semantic tier, or None (adapters fill semantic fields only when there is one)."""
+        return self._semantic
+
     # ------------------------------------------------------------------ public API
     def get(self, request: CacheRequest) -> CacheHit | None:
         """The cached answer to ``request`` from the first tier that has it, or None.
@@ -229,6 +261,12 @@ class Cache:
         found = self._lookup(request)
         if type(found) is not _Miss:
             return found  # type: ignore[return-value]
+        if (
+            self._semantic is not None
+            and request.semantic_text is not None
+            and (close := self._run(self._semantic_plan(request, found.key)))
+        ):
+            return close
         flight = self._join_flight(found)
         if flight is None:  # this caller leads here; across processes it may have to wait
             if self._fleet_lock is not None and (hit := self._run(self._fleet_plan(found.key))):
@@ -244,6 +282,12 @@ class Cache:
         found = await self._alookup(request)
         if type(found) is not _Miss:
             return found  # type: ignore[return-value]
+        if (
+            self._semantic is not None
+            and request.semantic_text is not None
+            and (close := await self._arun(self._semantic_plan(request, found.key)))
+        ):
+            return close
         flight = self._join_flight(found)
         if flight is None:
             if self._fleet_lock is not None and (
@@ -339,6 +383,8 @@ class Cache:
         """Counters since start (or ``reset_stats``); keys are documented in the README."""
         snap = self._stats.snapshot()
         snap["breakers"] = {name: b.state.value for name, b in self._breakers.items()}
+        if self._semantic is not None:  # why close candidates were not served
+            snap["semantic_rejected"] = self._semantic.rejected()
         return snap
 
     def record_cost_saved(self, cost_usd: float) -> None:
@@ -349,6 +395,11 @@ class Cache:
         """
         if cost_usd > 0:
             self._stats.saved(cost_usd)
+
+    def record_refused(self, hit: CacheHit) -> None:
+        """Count a served hit as a miss: the adapter refused it (e.g. LiteLLM's ``s-maxage``
+        found the entry older than the caller accepts), so the caller called the model."""
+        self._stats.refused(hit.tier, hit.match, hit.entry.usage)
 
     def fleet_stats(self) -> dict[str, Any] | None:
         """Totals of every process sharing this cache's Redis tier (this one's published
@@ -361,11 +412,16 @@ class Cache:
 
     def reset_stats(self) -> None:
         self._stats.reset()
+        if self._semantic is not None:
+            self._semantic.reset_stats()
 
     def close(self) -> None:
         if self._publisher is not None:
             self._publisher.close()
-        for tier in self._tiers:
+        parts: tuple[Tier | SemanticTier, ...] = self._tiers
+        if self._semantic is not None:
+            parts += (self._semantic,)
+        for tier in parts:
             try:
                 tier.close()
             except Exception as exc:  # closing must not mask the caller's own error
@@ -374,7 +430,10 @@ class Cache:
     async def aclose(self) -> None:
         if self._publisher is not None:
             await asyncio.to_thread(self._publisher.close)
-        for tier in self._tiers:
+        parts: tuple[Tier | SemanticTier, ...] = self._tiers
+        if self._semantic is not None:
+            parts += (self._semantic,)
+        for tier in parts:
             try:
                 await tier.aclose()
             except Exception as exc:
@@ -424,10 +483,24 @@ class Cache:
 
     def _get_plan(self, key: CacheKey, now: float) -> Plan[CacheHit | _Miss]:
         """Walk the tiers below the probed one; backfill every tier above a hit."""
-        for index in range(self._local, len(self._tiers)):
+        found = yield from self._find_plan(key, now, self._local)
+        if type(found) is tuple:
+            return self._hit(found[0], found[1], key)
+        return _Miss(key)
+
+    def _find_plan(
+        self, key: CacheKey, now: float, start: int
+    ) -> Plan[tuple[CacheEntry, str] | _Unavailable | None]:
+        """The entry and the name of the first tier from ``start`` down that has it, with
+        every tier above it backfilled; None if none has it, UNAVAILABLE if none answered."""
+        answered = False
+        for index in range(start, len(self._tiers)):
             tier = self._tiers[index]
             found = yield _Op(tier, "get", (key, now))
-            if found is None or found is UNAVAILABLE:
+            if found is UNAVAILABLE:
+                continue
+            answered = True
+            if found is None:
                 continue
             payload: bytes | None = None
             if isinstance(found, (bytes, bytearray, memoryview)):
@@ -449,8 +522,61 @@ class Cache:
                 payload = payload if payload is not None else encode(entry)
                 for upper in self._tiers[:index]:  # backfill the faster tiers
                     yield _Op(upper, "set", (key, entry, payload, now))
-            return self._hit(entry, tier.name, key)
-        return _Miss(key)
+            return entry, tier.name
+        return None if answered else UNAVAILABLE
+
+    def _semantic_plan(self, request: CacheRequest, key: CacheKey) -> Plan[CacheHit | None]:
+        """After an exact miss: embed the last user turn, search its partition, and serve the
+        first candidate that passes the threshold and the verifier and that the exact tiers
+        still hold. A vector whose entry is gone (expired, evicted) is deleted."""
+        semantic, text = self._semantic, request.semantic_text
+        assert semantic is not None
+        assert text is not None
+        try:
+            partition = partition_digest(request, key)
+        except CodecError:  # a context that cannot be keyed has no partition
+            return None
+        threshold = request.semantic_threshold
+        if threshold is None:
+            threshold = semantic.threshold
+        vector = yield _Op(semantic, "embed", (text,))
+        if vector is UNAVAILABLE:
+            return None
+        semantic.remember(key.digest, vector)  # the store after this miss reuses it
+        now = self.clock()
+        candidates = yield _Op(semantic, "search", (partition, vector, semantic.k, now))
+        if candidates is UNAVAILABLE:
+            return None
+        for candidate in semantic.judge(text, candidates, threshold):
+            found = yield from self._find_plan(candidate.key, now, 0)
+            if found is UNAVAILABLE:
+                return None  # the exact tiers are down: nothing to serve, nothing to delete
+            if found is None:
+                semantic.reject("dangling", text, candidate)
+                yield _Op(semantic, "delete", ([candidate.key.digest],))
+                continue
+            entry, tier = cast(tuple[CacheEntry, str], found)
+            semantic.recall(key.digest)  # served: no store will follow
+            self._stats.hit(tier, "semantic", entry.usage)
+            return CacheHit(entry, tier, "semantic", candidate.key, candidate.similarity)
+        return None
+
+    def _index_plan(self, request: CacheRequest, key: CacheKey, entry: CacheEntry) -> Plan[None]:
+        """After a store: add the request's vector (the one its lookup computed, if kept)."""
+        semantic, text = self._semantic, request.semantic_text
+        assert semantic is not None
+        assert text is not None
+        try:
+            partition = partition_digest(request, key)
+        except CodecError:
+            return
+        vector = semantic.recall(key.digest)
+        if vector is None:
+            vector = yield _Op(semantic, "embed", (text,))
+            if vector is UNAVAILABLE:
+                return
+        indexed = IndexedEntry(key, partition, vector, text, entry.expires_at, request.tags)
+        yield _Op(semantic, "add", (indexed,))
 
     def _fleet_plan(self, key: CacheKey) -> Plan[CacheHit | None]:
         """After leading a key in this process: lead it across processes too (take its lock
@@ -520,6 +646,8 @@ class Cache:
             stored = stored or result is not UNAVAILABLE
         if stored:
             self._stats.stored()
+            if self._semantic is not None and request.semantic_text is not None:
+                yield from self._index_plan(request, key, entry)
         return _Stored(stored, key)
 
     def _delete_plan(self, key: CacheKey) -> Plan[None]:
@@ -533,6 +661,8 @@ class Cache:
             count = yield _Op(tier, "clear", (digest,))
             if isinstance(count, int):
                 removed += count
+        if self._semantic is not None:  # vectors point at entries: they go too (not counted)
+            yield _Op(self._semantic, "clear", (digest,))
         return removed
 
     # ------------------------------------------------------------------ drivers (I/O)
@@ -584,7 +714,9 @@ class Cache:
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
-    def _tier_failed(self, tier: Tier, breaker: CircuitBreaker, exc: Exception) -> None:
+    def _tier_failed(
+        self, tier: Tier | SemanticTier, breaker: CircuitBreaker, exc: Exception
+    ) -> None:
         self._stats.error(tier.name)
         if breaker.failed():  # log once per outage, not once per call
             logger.warning(
@@ -593,6 +725,6 @@ class Cache:
                 describe_error(exc),
             )
 
-    def _tier_succeeded(self, tier: Tier, breaker: CircuitBreaker) -> None:
+    def _tier_succeeded(self, tier: Tier | SemanticTier, breaker: CircuitBreaker) -> None:
         if breaker.succeeded():
             logger.warning("llmcache: tier %s recovered", tier.name)

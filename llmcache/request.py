@@ -86,6 +86,7 @@ class CacheRequest:
     exact key): the text of the last user turn, which is embedded, and everything else about
     the call that must match exactly for a semantic hit (system prompt, earlier turns, tools),
     JSON-like. ``semantic_text=None`` means the request is not eligible for a semantic match.
+    ``semantic_threshold`` overrides the semantic tier's threshold for this call only.
     """
 
     model: str
@@ -97,3 +98,5 @@ class CacheRequest:
     tags: tuple[str, ...] = ()
     semantic_text: str | None = None
     semantic_context: Any = None
+    #: The lowest cosine this call accepts for a semantic hit; None = the semantic tier's.
+    semantic_threshold: float | None = None

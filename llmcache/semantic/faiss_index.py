@@ -1,0 +1,390 @@
+"""FaissIndex: per-partition FAISS search over vectors kept durable in an SQLite file.
+
+The file (``faiss://path``) is the source of truth, shared by every process that opens it:
+one row per entry (digest, scope, model, namespace, partition, float32 vector bytes, text,
+expiry), written in WAL mode. Each process keeps in memory, per partition it has searched, a
+FAISS index loaded from those rows: inner product on unit vectors (= cosine), exact
+(``IndexFlatIP``) while the partition is small and HNSW above ``hnsw_above`` entries (the
+size measured by ``benchmarks/bench_semantic_faiss.py`` where HNSW gets faster than exact).
+
+Seeing other processes' writes: at most every ``refresh`` seconds (default 1 s) a search reads
+the rows added since the last rowid it saw, and a generation counter that every delete and
+clear bumps; a changed generation drops the loaded partitions, which reload on their next
+search. So a process sees another's store or delete at the latest ``refresh`` seconds later.
+
+Removals are tombstones in memory (FAISS HNSW cannot remove); a partition is rebuilt when a
+quarter of it is dead. Expired vectors are skipped on load and removed when a search meets
+them. Thread-safe (one lock); the async methods run the same code in a thread
+(``asyncio.to_thread``: the event loop never waits on SQLite or FAISS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from llmcache._optional import require
+from llmcache.errors import ConfigError
+from llmcache.keys import CacheKey
+from llmcache.semantic.index import Candidate, IndexedEntry, Vector
+
+#: Above this many live vectors a partition switches from exact search to HNSW. Measured by
+#: benchmarks/bench_semantic_faiss.py (384-d MiniLM vectors, one core): exact search costs
+#: about the same as HNSW near 20k vectors and grows linearly beyond.
+DEFAULT_HNSW_ABOVE = 20_000
+DEFAULT_REFRESH_SECONDS = 1.0
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 64
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS llmcache_vectors (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        digest BLOB NOT NULL UNIQUE,
+        scope BLOB NOT NULL,
+        model BLOB NOT NULL,
+        namespace BLOB NOT NULL,
+        partition BLOB NOT NULL,
+        vector BLOB NOT NULL,
+        text TEXT NOT NULL,
+        expires_at REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS llmcache_vectors_partition ON llmcache_vectors (partition)",
+    "CREATE INDEX IF NOT EXISTS llmcache_vectors_scope ON llmcache_vectors (scope)",
+    "CREATE TABLE IF NOT EXISTS llmcache_vector_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO llmcache_vector_meta (k, v) VALUES ('generation', 0)",
+)
+_COLUMNS = "id, digest, scope, model, namespace, partition, vector, text, expires_at"
+_NEW_ROWS = f"SELECT {_COLUMNS} FROM llmcache_vectors WHERE id > ? AND id <= ? ORDER BY id"  # noqa: S608 (constant)
+_PARTITION_ROWS = (
+    f"SELECT {_COLUMNS} FROM llmcache_vectors WHERE partition = ?"  # noqa: S608 (constant)
+    " AND (expires_at IS NULL OR expires_at > ?) ORDER BY id"
+)
+
+
+class _Row(NamedTuple):
+    id: int
+    key: CacheKey
+    text: str
+    expires_at: float | None
+
+
+@dataclass(slots=True)
+class _Partition:
+    index: Any  # a faiss index over the rows' vectors, positions = list positions
+    rows: list[_Row | None] = field(default_factory=list)  # None = removed (tombstone)
+    where: dict[bytes, int] = field(default_factory=dict)  # digest -> position
+    dead: int = 0
+
+    @property
+    def alive(self) -> int:
+        return len(self.rows) - self.dead
+
+
+class FaissIndex:
+    """A ``VectorIndex`` in process. ``path=':memory:'`` keeps nothing on disk."""
+
+    name = "faiss"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        dim: int,
+        hnsw_above: int = DEFAULT_HNSW_ABOVE,
+        refresh: float = DEFAULT_REFRESH_SECONDS,
+    ) -> None:
+        if dim < 1 or hnsw_above < 1 or not refresh >= 0:
+            raise ConfigError(
+                f"faiss index: dim and hnsw_above must be >= 1 and refresh >= 0 seconds, "
+                f"got dim={dim}, hnsw_above={hnsw_above}, refresh={refresh}"
+            )
+        self._faiss = require("faiss", extra="semantic", feature="the FAISS semantic index")
+        self._np = require("numpy", extra="semantic", feature="the FAISS semantic index")
+        self.dim = dim
+        self.path = path
+        self._hnsw_above = hnsw_above
+        self._refresh_every = refresh
+        self._lock = threading.RLock()
+        if path != ":memory:":
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise ConfigError(f"faiss index: folder {folder!r} does not exist")
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout = 10000")
+        self._setup()
+        self._parts: dict[bytes, _Partition] = {}
+        self._where: dict[bytes, bytes] = {}  # digest -> partition, for loaded partitions
+        self._generation, self._last_id = self._position()
+        self._refreshed = time.monotonic()
+
+    # ------------------------------------------------------------------ storage
+    def _setup(self) -> None:
+        for attempt in range(50):  # another opener of a fresh file may hold its lock
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.05)
+        with self._write():
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+            self._db.execute(
+                "INSERT OR IGNORE INTO llmcache_vector_meta (k, v) VALUES ('dim', ?)", (self.dim,)
+            )
+            (stored,) = self._db.execute(
+                "SELECT v FROM llmcache_vector_meta WHERE k = 'dim'"
+            ).fetchone()
+        if stored != self.dim:
+            raise ConfigError(
+                f"faiss index {self.path!r} holds {stored}-d vectors but the embedder makes "
+                f"{self.dim}-d ones; use another path (or the embedder it was built with)"
+            )
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def _position(self) -> tuple[int, int]:
+        (generation,) = self._db.execute(
+            "SELECT v FROM llmcache_vector_meta WHERE k = 'generation'"
+        ).fetchone()
+        (last,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM llmcache_vectors").fetchone()
+        return int(generation), int(last)
+
+    def _bump(self) -> None:
+        """Tell other processes that rows went away; keep our own view if it was current."""
+        (new,) = self._db.execute(
+            "UPDATE llmcache_vector_meta SET v = v + 1 WHERE k = 'generation' RETURNING v"
+        ).fetchone()
+        if new == self._generation + 1:
+            self._generation = new
+
+    def _row(self, r: tuple[Any, ...]) -> tuple[bytes, _Row, Vector]:
+        key = CacheKey(bytes(r[1]), bytes(r[2]), bytes(r[3]), bytes(r[4]))
+        vector = self._np.frombuffer(r[6], dtype=self._np.float32)
+        return bytes(r[5]), _Row(int(r[0]), key, str(r[7]), r[8]), vector
+
+    # ------------------------------------------------------------------ VectorIndex
+    def add(self, entry: IndexedEntry) -> None:
+        vector = self._np.ascontiguousarray(entry.vector, dtype=self._np.float32).reshape(-1)
+        if vector.shape != (self.dim,):
+            raise ValueError(f"faiss index: vector has {vector.size} floats, expected {self.dim}")
+        key = entry.key
+        with self._lock:
+            with self._write():
+                gone = self._db.execute(
+                    "DELETE FROM llmcache_vectors WHERE digest = ?", (key.digest,)
+                ).rowcount
+                if gone:
+                    self._bump()
+                cursor = self._db.execute(
+                    "INSERT INTO llmcache_vectors (digest, scope, model, namespace, partition,"
+                    " vector, text, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key.digest,
+                        key.scope,
+                        key.model,
+                        key.namespace,
+                        entry.partition,
+                        vector.tobytes(),
+                        entry.text,
+                        entry.expires_at,
+                    ),
+                )
+            self._forget(key.digest)
+            part = self._parts.get(entry.partition)
+            if part is not None:
+                row = _Row(int(cursor.lastrowid or 0), key, entry.text, entry.expires_at)
+                self._append(entry.partition, part, [row], vector.reshape(1, -1))
+
+    def search(self, partition: bytes, vector: Vector, k: int, now: float) -> list[Candidate]:
+        query = self._np.ascontiguousarray(vector, dtype=self._np.float32).reshape(1, -1)
+        if query.shape[1] != self.dim:
+            raise ValueError(f"faiss index: query has {query.shape[1]} floats, expected {self.dim}")
+        with self._lock:
+            self._refresh()
+            part = self._parts.get(partition)
+            if part is None:
+                part = self._parts[partition] = self._load(partition, now)
+            if not part.alive or k < 1:
+                return []
+            wanted = min(len(part.rows), 2 * k + part.dead)
+            if hasattr(part.index, "hnsw"):
+                part.index.hnsw.efSearch = max(HNSW_EF_SEARCH, wanted)
+            scores, positions = part.index.search(query, wanted)
+            found: list[Candidate] = []
+            expired: list[bytes] = []
+            for score, pos in zip(scores[0], positions[0], strict=True):
+                row = part.rows[pos] if pos >= 0 else None
+                if row is None:
+                    continue
+                if row.expires_at is not None and row.expires_at <= now:
+                    expired.append(row.key.digest)
+                    continue
+                found.append(Candidate(row.key, float(score), row.text))
+                if len(found) == k:
+                    break
+            if expired:
+                self.delete(expired)
+            return found
+
+    def delete(self, digests: Sequence[bytes]) -> int:
+        if not digests:
+            return 0
+        with self._lock:
+            with self._write():
+                removed = sum(
+                    self._db.execute(
+                        "DELETE FROM llmcache_vectors WHERE digest = ?", (bytes(d),)
+                    ).rowcount
+                    for d in digests
+                )
+                if removed:
+                    self._bump()
+            for digest in digests:
+                self._forget(bytes(digest))
+            return removed
+
+    def clear(self, scope: bytes | None) -> int:
+        with self._lock:
+            with self._write():
+                if scope is None:
+                    removed = self._db.execute("DELETE FROM llmcache_vectors").rowcount
+                else:
+                    removed = self._db.execute(
+                        "DELETE FROM llmcache_vectors WHERE scope = ?", (scope,)
+                    ).rowcount
+                self._bump()
+            self._parts.clear()  # reload lazily: cheaper than finding the scope's partitions
+            self._where.clear()
+            return removed
+
+    def close(self) -> None:
+        with self._lock:
+            self._parts.clear()
+            self._where.clear()
+            self._db.close()
+
+    async def aadd(self, entry: IndexedEntry) -> None:
+        await asyncio.to_thread(self.add, entry)
+
+    async def asearch(
+        self, partition: bytes, vector: Vector, k: int, now: float
+    ) -> list[Candidate]:
+        return await asyncio.to_thread(self.search, partition, vector, k, now)
+
+    async def adelete(self, digests: Sequence[bytes]) -> int:
+        return await asyncio.to_thread(self.delete, digests)
+
+    async def aclear(self, scope: bytes | None) -> int:
+        return await asyncio.to_thread(self.clear, scope)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    def __len__(self) -> int:
+        with self._lock:
+            (count,) = self._db.execute("SELECT COUNT(*) FROM llmcache_vectors").fetchone()
+            return int(count)
+
+    # ------------------------------------------------------------------ memory
+    def _refresh(self) -> None:
+        """Pick up other processes' writes, at most every ``refresh`` seconds."""
+        if time.monotonic() - self._refreshed < self._refresh_every:
+            return
+        self._refreshed = time.monotonic()
+        generation, last = self._position()
+        if generation != self._generation:  # something was removed elsewhere: reload
+            self._parts.clear()
+            self._where.clear()
+            self._generation, self._last_id = generation, last
+            return
+        if last <= self._last_id:
+            return
+        rows = self._db.execute(_NEW_ROWS, (self._last_id, last)).fetchall()
+        self._last_id = last
+        for raw in rows:
+            partition, row, vector = self._row(raw)
+            part = self._parts.get(partition)
+            if part is not None and row.key.digest not in part.where:
+                self._append(partition, part, [row], vector.reshape(1, -1))
+
+    def _load(self, partition: bytes, now: float) -> _Partition:
+        raw = self._db.execute(_PARTITION_ROWS, (partition, now)).fetchall()
+        rows: list[_Row | None] = []
+        vectors = self._np.empty((len(raw), self.dim), dtype=self._np.float32)
+        for i, r in enumerate(raw):
+            _, row, vector = self._row(r)
+            rows.append(row)
+            vectors[i] = vector
+        part = _Partition(self._new_index(len(rows)))
+        self._fill(partition, part, rows, vectors)
+        return part
+
+    def _new_index(self, size: int) -> Any:
+        if size > self._hnsw_above:
+            index = self._faiss.IndexHNSWFlat(self.dim, HNSW_M, self._faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            return index
+        return self._faiss.IndexFlatIP(self.dim)
+
+    def _fill(
+        self, partition: bytes, part: _Partition, rows: list[_Row | None], vectors: Any
+    ) -> None:
+        start = len(part.rows)
+        part.index.add(vectors)
+        part.rows.extend(rows)
+        for offset, row in enumerate(rows):
+            if row is not None:
+                part.where[row.key.digest] = start + offset
+                self._where[row.key.digest] = partition
+
+    def _append(self, partition: bytes, part: _Partition, rows: list[_Row], vectors: Any) -> None:
+        crossing = part.alive + len(rows) > self._hnsw_above and not hasattr(part.index, "hnsw")
+        if crossing:
+            self._rebuild(partition, part, extra=len(rows))
+        self._fill(partition, part, list(rows), vectors)
+
+    def _forget(self, digest: bytes) -> None:
+        partition = self._where.pop(digest, None)
+        part = None if partition is None else self._parts.get(partition)
+        if part is None or partition is None:
+            return
+        pos = part.where.pop(digest, None)
+        if pos is None:
+            return
+        part.rows[pos] = None
+        part.dead += 1
+        if part.dead > max(32, part.alive // 4):
+            self._rebuild(partition, part)
+
+    def _rebuild(self, partition: bytes, part: _Partition, extra: int = 0) -> None:
+        """Compact a partition (drop tombstones) and pick exact or HNSW for its size."""
+        keep = [i for i, row in enumerate(part.rows) if row is not None]
+        vectors = part.index.reconstruct_n(0, len(part.rows))[keep] if part.rows else None
+        rows = [part.rows[i] for i in keep]
+        part.index = self._new_index(len(rows) + extra)
+        part.rows, part.where, part.dead = [], {}, 0
+        if rows:
+            self._fill(partition, part, rows, vectors)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error) on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        self._db.execute("ROLLBACK" if kind is not None else "COMMIT")

@@ -1,0 +1,175 @@
+"""SemanticTier: the embedder, the vector index and the verifier, as the cache drives them.
+
+The cache's plans call its I/O primitives (``embed``, ``search``, ``add``, ``delete``,
+``clear`` and their async twins) through the same driver and circuit breaker as the exact
+tiers, so a failing embedder or index is skipped and never fails the user's call. The
+decision (which candidates may be served) is ``judge``: pure, no I/O.
+
+A request is embedded once: the lookup keeps its vector under the request's key digest
+(``remember``), and the store after the miss takes it back (``recall``), bounded so that
+lookups that never get a store cannot grow it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
+
+from llmcache.errors import ConfigError
+from llmcache.semantic.embedders import Embedder
+from llmcache.semantic.index import Candidate, IndexedEntry, Vector, VectorIndex
+from llmcache.semantic.verifier import Verifier, default_verifier
+
+logger = logging.getLogger("llmcache.semantic")
+
+DEFAULT_THRESHOLD = 0.9
+DEFAULT_K = 4
+#: Lookup vectors waiting for their store (one per miss in flight).
+MAX_PENDING_VECTORS = 4096
+
+
+def check_threshold(value: float, what: str = "threshold") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1 <= value <= 1:
+        raise ConfigError(f"semantic {what} must be a number in [-1, 1] (a cosine), got {value!r}")
+    return float(value)
+
+
+class SemanticTier:
+    """What ``Cache(semantic=...)`` takes. ``threshold``: the lowest cosine a candidate may
+    have; ``k``: candidates fetched per lookup (the verifier may reject the first ones)."""
+
+    def __init__(
+        self,
+        index: VectorIndex,
+        embedder: Embedder,
+        *,
+        verifier: Verifier | None = None,
+        threshold: float = DEFAULT_THRESHOLD,
+        k: int = DEFAULT_K,
+    ) -> None:
+        if index.dim != embedder.dim:
+            raise ConfigError(
+                f"semantic tier: the index holds {index.dim}-d vectors but the embedder "
+                f"{embedder.name} makes {embedder.dim}-d ones"
+            )
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"semantic k must be a positive integer, got {k!r}")
+        self.index = index
+        self.embedder = embedder
+        self.verifier = verifier if verifier is not None else default_verifier()
+        self.threshold = check_threshold(threshold)
+        self.k = k
+        self.name = f"semantic:{index.name}"
+        self._pending: OrderedDict[bytes, Vector] = OrderedDict()
+        self._lock = threading.Lock()
+        self._rejected: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ pure decisions
+    def judge(
+        self, query: str, candidates: Sequence[Candidate], threshold: float
+    ) -> list[Candidate]:
+        """The candidates that may be served, best first: at or above ``threshold`` and
+        accepted by the verifier. Rejections are counted and logged at debug."""
+        accepted: list[Candidate] = []
+        for i, candidate in enumerate(candidates):
+            if candidate.similarity < threshold:
+                self.reject("below_threshold", query, candidate)
+                break  # best first: the rest are lower still
+            others = [c.similarity for j, c in enumerate(candidates) if j != i]
+            runner_up = max(others) if others else None
+            try:
+                verdict = self.verifier.verify(
+                    query, candidate.text, candidate.similarity, runner_up
+                )
+            except Exception as exc:  # a verifier fault must not fail the call: no hit
+                logger.warning("llmcache: the semantic verifier failed: %r", exc)
+                self.reject("verifier_error", query, candidate)
+                continue
+            if verdict.accepted:
+                accepted.append(candidate)
+            else:
+                self.reject(verdict.reason or "verifier", query, candidate)
+        return accepted
+
+    def reject(self, reason: str, query: str, candidate: Candidate) -> None:
+        with self._lock:
+            self._rejected[reason] += 1
+        logger.debug(
+            "llmcache: semantic candidate rejected (%s): similarity %.4f, %r vs %r",
+            reason,
+            candidate.similarity,
+            query[:80],
+            candidate.text[:80],
+        )
+
+    def rejected(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._rejected)
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._rejected.clear()
+
+    # ------------------------------------------------------------------ lookup -> store
+    def remember(self, digest: bytes, vector: Vector) -> None:
+        with self._lock:
+            self._pending[digest] = vector
+            self._pending.move_to_end(digest)
+            while len(self._pending) > MAX_PENDING_VECTORS:
+                self._pending.popitem(last=False)
+
+    def recall(self, digest: bytes) -> Vector | None:
+        with self._lock:
+            return self._pending.pop(digest, None)
+
+    # ------------------------------------------------------------------ I/O primitives
+    def embed(self, text: str) -> Vector:
+        row: Vector = self.embedder.embed([text])[0]
+        return row
+
+    async def aembed(self, text: str) -> Vector:
+        row: Vector = (await self.embedder.aembed([text]))[0]
+        return row
+
+    def search(self, partition: bytes, vector: Vector, k: int, now: float) -> list[Candidate]:
+        return self.index.search(partition, vector, k, now)
+
+    async def asearch(
+        self, partition: bytes, vector: Vector, k: int, now: float
+    ) -> list[Candidate]:
+        return await self.index.asearch(partition, vector, k, now)
+
+    def add(self, entry: IndexedEntry) -> None:
+        self.index.add(entry)
+
+    async def aadd(self, entry: IndexedEntry) -> None:
+        await self.index.aadd(entry)
+
+    def delete(self, digests: Sequence[bytes]) -> int:
+        return self.index.delete(digests)
+
+    async def adelete(self, digests: Sequence[bytes]) -> int:
+        return await self.index.adelete(digests)
+
+    def clear(self, scope: bytes | None) -> int:
+        return self.index.clear(scope)
+
+    async def aclear(self, scope: bytes | None) -> int:
+        return await self.index.aclear(scope)
+
+    def close(self) -> None:
+        self.index.close()
+
+    async def aclose(self) -> None:
+        await self.index.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"SemanticTier({self.name}, embedder={self.embedder.name}, "
+            f"threshold={self.threshold}, k={self.k})"
+        )
+
+
+__all__ = ["DEFAULT_K", "DEFAULT_THRESHOLD", "SemanticTier", "check_threshold"]

@@ -1,0 +1,95 @@
+"""Semantic tier URLs.
+
+``faiss://PATH?threshold=0.9&k=4&embedder=minilm&verify=on&refresh=1&hnsw_above=20000``
+    PATH is the SQLite file that holds the vectors (``faiss://./llmcache.faiss``,
+    ``faiss:///abs/path.faiss``; ``faiss://:memory:`` keeps nothing).
+``redisvl://host:port[/db]?threshold=...&k=...&embedder=...&verify=...``
+    the index lives in Redis Stack (``llmcache.semantic.redisvl_index``); its own options
+    are that module's.
+
+Options of the tier itself, on either scheme: ``threshold`` (lowest cosine served, default 0.9),
+``k`` (candidates per lookup, default 4), ``embedder`` (``minilm``, the default, or
+``litellm:<model>``; a LangChain ``Embeddings`` object is passed to ``from_urls(embedder=)``),
+``verify`` (``on``, the default, or ``off`` for plain cosine).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from llmcache._optional import require
+from llmcache.errors import ConfigError
+from llmcache.semantic.embedders import as_embedder
+from llmcache.semantic.index import VectorIndex
+from llmcache.semantic.tier import DEFAULT_K, DEFAULT_THRESHOLD, SemanticTier, check_threshold
+from llmcache.semantic.verifier import AcceptAll, Verifier
+
+TIER_OPTIONS = frozenset({"threshold", "k", "embedder", "verify"})
+FAISS_OPTIONS = frozenset({"refresh", "hnsw_above"})
+
+
+def semantic_from_url(
+    url: str, *, embedder: object = None, verifier: Verifier | None = None
+) -> SemanticTier:
+    """Build the semantic tier a URL names. ``embedder``/``verifier`` override the URL's."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(
+            f"semantic URL must look like 'faiss://./llmcache.faiss?threshold=0.9' or "
+            f"'redisvl://host:port', got {url!r}"
+        )
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    scheme = parts.scheme.lower()
+    if scheme not in ("faiss", "redisvl"):
+        raise ConfigError(
+            f"unknown semantic scheme {scheme!r} in {url!r}; use faiss:// or redisvl://"
+        )
+    if scheme == "faiss":
+        unknown = set(options) - TIER_OPTIONS - FAISS_OPTIONS
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) {sorted(unknown)} in semantic URL; faiss:// takes "
+                f"{sorted(TIER_OPTIONS | FAISS_OPTIONS)}"
+            )
+    chosen = as_embedder(embedder if embedder is not None else options.get("embedder"))
+    threshold = check_threshold(_number(options, "threshold", DEFAULT_THRESHOLD))
+    k = _number(options, "k", DEFAULT_K)
+    if k != int(k) or k < 1:
+        raise ConfigError(f"semantic URL option k must be a positive integer, got {k}")
+    verify = options.get("verify", "on").lower()
+    if verify not in ("on", "off", "true", "false", "1", "0"):
+        raise ConfigError(f"semantic URL option verify must be 'on' or 'off', got {verify!r}")
+    if verifier is None and verify in ("off", "false", "0"):
+        verifier = AcceptAll()
+    index = _faiss(parts.netloc + parts.path, options, chosen.dim) if scheme == "faiss" else None
+    if index is None:
+        module = require(
+            "llmcache.semantic.redisvl_index", extra="redisvl", feature="the redisvl index"
+        )
+        index = module.RedisVLIndex.from_url(url, dim=chosen.dim)
+    return SemanticTier(index, chosen, verifier=verifier, threshold=threshold, k=int(k))
+
+
+def _faiss(path: str, options: dict[str, str], dim: int) -> VectorIndex:
+    from llmcache.semantic.faiss_index import (
+        DEFAULT_HNSW_ABOVE,
+        DEFAULT_REFRESH_SECONDS,
+        FaissIndex,
+    )
+
+    if not path:
+        raise ConfigError("faiss:// needs a path, e.g. faiss://./llmcache.faiss (or :memory:)")
+    refresh = _number(options, "refresh", DEFAULT_REFRESH_SECONDS)
+    hnsw_above = _number(options, "hnsw_above", DEFAULT_HNSW_ABOVE)
+    return FaissIndex(path, dim=dim, refresh=refresh, hnsw_above=int(hnsw_above))
+
+
+def _number(options: dict[str, str], name: str, default: float) -> Any:
+    raw = options.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"semantic URL option {name} must be a number, got {raw!r}") from None
