@@ -8,5 +8,6 @@ from llmcache._optional import require
 require("langchain_core", extra="langchain", feature="langchain_llmcache (the LangChain adapter)")
 
 from langchain_llmcache.cache import LangChainCache  # noqa: E402  (after the extra check)
+from langchain_llmcache.streaming import CachedChatModel, cached  # noqa: E402
 
-__all__ = ["LangChainCache"]
+__all__ = ["CachedChatModel", "LangChainCache", "cached"]

@@ -24,6 +24,7 @@ from langchain_core.outputs import Generation
 from langchain_llmcache.convert import PayloadError, from_payload, to_payload, usage_of
 from langchain_llmcache.hits import fresh_hit, mark_in_place
 from langchain_llmcache.llm_string import parse_llm_string
+from langchain_llmcache.prompt_key import key_prompt
 from llmcache._sentinel import UNSET, Unset
 from llmcache.cache import Cache, CacheHit
 from llmcache.context import current_scope
@@ -87,7 +88,7 @@ class LangChainCache(BaseCache):
         parsed = parse_llm_string(llm_string)
         return CacheRequest(
             model=llm_string,
-            prompt=prompt,
+            prompt=key_prompt(prompt),
             params=parsed.params,
             scope=current_scope(),
             namespace=self.namespace,

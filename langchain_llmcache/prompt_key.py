@@ -1,0 +1,48 @@
+"""The prompt as the cache keys it: what the provider sees, not LangChain's bookkeeping.
+
+LangChain's cache key is ``dumps(messages)``, which includes each earlier AI message's
+``response_metadata`` and ``usage_metadata``. Those never reach the provider, but they differ
+between a reply that was computed and the same reply served from a cache (our hit marker,
+langchain-core's ``total_cost: 0`` usage rewrite, a provider's request id), so every turn after
+a cached one would miss: an agent whose first turn hit would pay for all the others. The key
+drops those fields from every message; content, tool calls, names and tool-call ids stay.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+#: Fields of a serialized message that LangChain keeps for the caller, never sends to a model.
+_BOOKKEEPING = ("response_metadata", "usage_metadata", "id")
+# Cheap pre-check: a prompt without either field (any first turn) is keyed as it is.
+_MARKERS = ('"response_metadata"', '"usage_metadata"')
+
+
+def key_prompt(prompt: str) -> str:
+    """``prompt`` without the bookkeeping fields of its messages (unchanged if it has none)."""
+    if not any(marker in prompt for marker in _MARKERS):
+        return prompt
+    try:
+        messages = orjson.loads(prompt)
+    except orjson.JSONDecodeError:
+        return prompt  # a plain-text prompt that mentions the words: keyed as it is
+    if type(messages) is not list or not any(map(_strip, messages)):
+        return prompt
+    return orjson.dumps(messages).decode()
+
+
+def _strip(message: Any) -> bool:
+    """Remove the bookkeeping fields of one serialized message; True if any was there."""
+    if type(message) is not dict or message.get("type") != "constructor":
+        return False
+    fields = message.get("kwargs")
+    if type(fields) is not dict:
+        return False
+    found = False
+    for name in _BOOKKEEPING:
+        if name in fields:
+            del fields[name]
+            found = True
+    return found
