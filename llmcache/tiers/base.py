@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from llmcache.entry import CacheEntry
 from llmcache.keys import CacheKey
+from llmcache.tiers.selector import Selector
 
 Found = CacheEntry | bytes | None
 
@@ -32,12 +33,14 @@ class Tier(Protocol):
     def set(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None: ...
     def delete(self, key: CacheKey) -> None: ...
     def clear(self, scope: bytes | None) -> int: ...
+    def invalidate(self, selector: Selector, now: float) -> int: ...
     def close(self) -> None: ...
 
     async def aget(self, key: CacheKey, now: float) -> Found: ...
     async def aset(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None: ...
     async def adelete(self, key: CacheKey) -> None: ...
     async def aclear(self, scope: bytes | None) -> int: ...
+    async def ainvalidate(self, selector: Selector, now: float) -> int: ...
     async def aclose(self) -> None: ...
 
 
@@ -68,6 +71,9 @@ class InProcessAsync:
     def clear(self, scope: bytes | None) -> int:
         raise NotImplementedError
 
+    def invalidate(self, selector: Selector, now: float) -> int:
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -82,6 +88,9 @@ class InProcessAsync:
 
     async def aclear(self, scope: bytes | None) -> int:
         return self.clear(scope)
+
+    async def ainvalidate(self, selector: Selector, now: float) -> int:
+        return self.invalidate(selector, now)
 
     async def aclose(self) -> None:
         self.close()
@@ -104,6 +113,9 @@ class ThreadedAsync(InProcessAsync):
 
     async def aclear(self, scope: bytes | None) -> int:
         return await asyncio.to_thread(self.clear, scope)
+
+    async def ainvalidate(self, selector: Selector, now: float) -> int:
+        return await asyncio.to_thread(self.invalidate, selector, now)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)

@@ -17,6 +17,7 @@ from llmcache.errors import ConfigError
 from llmcache.keys import CacheKey
 from llmcache.policy import check_ttl
 from llmcache.tiers.base import Found, InProcessAsync, effective_expiry
+from llmcache.tiers.selector import Selector, selects
 
 DEFAULT_MAXSIZE = 10_000
 
@@ -25,7 +26,7 @@ class _Slot(NamedTuple):
     entry: CacheEntry
     expires_at: float | None
     size: int
-    scope: bytes
+    key: CacheKey  # its scope, model and namespace digests: what clear/invalidate select by
 
 
 class MemoryTier(InProcessAsync):
@@ -90,7 +91,7 @@ class MemoryTier(InProcessAsync):
             return  # could never fit; storing it would only flush everything else
         with self._lock:
             self._remove(key.digest)
-            self._data[key.digest] = _Slot(entry, expires, size, key.scope)
+            self._data[key.digest] = _Slot(entry, expires, size, key)
             self._bytes += size
             while len(self._data) > self.maxsize or (
                 self.max_bytes is not None and self._bytes > self.max_bytes
@@ -114,7 +115,20 @@ class MemoryTier(InProcessAsync):
                 self._data.clear()
                 self._bytes = 0
                 return count
-            doomed = [d for d, slot in self._data.items() if slot.scope == scope]
+            doomed = [d for d, slot in self._data.items() if slot.key.scope == scope]
+            for digest in doomed:
+                self._remove(digest)
+            return len(doomed)
+
+    def invalidate(self, selector: Selector, now: float) -> int:
+        """Remove the entries ``selector`` matches (expired ones too, like ``clear``)."""
+        cutoff = selector.cutoff(now)
+        with self._lock:
+            doomed = [
+                digest
+                for digest, slot in self._data.items()
+                if selects(selector, slot.key, slot.entry, cutoff)
+            ]
             for digest in doomed:
                 self._remove(digest)
             return len(doomed)

@@ -7,13 +7,17 @@ Keys (``{...}`` is a Cluster hash tag: an entry and its scope's tag sets share a
 
     <prefix>:{<scope hex>}:e:<digest hex>      the entry: a header + the encoded CacheEntry
     <prefix>:{<scope hex>}:t:<tag digest hex>  a set of the entry keys carrying that tag
+    <prefix>:{<scope hex>}:p:<model hex>:<namespace hex>  a set of the entry keys of that
+                                               model and namespace (its "partition")
 
 TTL is native: ``SET ... PX`` from the tier's effective expiry, so Redis drops expired entries
 itself. The value starts with a 9-byte header holding that expiry as wall-clock seconds, so a
 ``get`` also honours the cache's injected clock (a test's fake clock, or a host whose clock is
-ahead of Redis's). An untagged store is one SET; a tagged one is one small Lua script (atomic,
-one round trip) that also adds the entry to its tag sets, whose TTL it extends, never
-shortens, so a set never expires before an entry it lists. ``clear`` SCANs (never
+ahead of Redis's). A store is one small Lua script (atomic, one round trip) that SETs the
+entry and adds it to its partition and tag sets (index sets), whose
+TTL it extends, never shortens, so a set never expires before an entry it lists. Every store
+is indexed (its partition), so ``invalidate`` (``redis_invalidate.py``) finds entries by
+model, namespace, tag and age without reading every value. ``clear`` SCANs (never
 KEYS/FLUSHDB) every primary for this prefix's keys, or one scope's, and UNLINKs them in
 pipelined batches; it returns the number of entries removed. Digests are hex and the prefix
 is validated, so no key pattern can match another prefix's keys.
@@ -37,6 +41,7 @@ from llmcache.errors import ConfigError, LLMCacheError, TierError
 from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
 from llmcache.tiers.base import Found, effective_expiry
+from llmcache.tiers.redis_invalidate import invalidate_plan, run_async, run_sync
 from llmcache.tiers.redis_url import (
     Kind,
     RedisTarget,
@@ -44,6 +49,7 @@ from llmcache.tiers.redis_url import (
     check_tier_ttl,
     parse_redis_url,
 )
+from llmcache.tiers.selector import Selector
 
 logger = logging.getLogger("llmcache")
 
@@ -52,8 +58,8 @@ _HEADER = struct.Struct(">cd")  # version byte, expiry (wall-clock seconds; +inf
 _VERSION = b"\x01"
 _NEVER = math.inf
 
-# A tagged store, atomic and in one round trip: SET the entry (KEYS[1]) to ARGV[1] with PX
-# ARGV[2] ("" for no TTL), and add its key to each tag set (KEYS[2..]), making every set live
+# A store, atomic and in one round trip: SET the entry (KEYS[1]) to ARGV[1] with PX
+# ARGV[2] ("" for no TTL), and add its key to each index set (KEYS[2..]), making every set live
 # at least as long as the entry: a set that existed without a TTL keeps none, a shorter TTL is
 # extended, a longer one kept. All keys share the scope's hash tag: one Cluster slot.
 _TAGGED_SET_SCRIPT = """
@@ -95,7 +101,7 @@ class _Store(NamedTuple):
     name: str  # the entry key
     value: bytes | None  # header + payload; None: already expired, remove the key instead
     ms: int | None  # PX milliseconds; None: no TTL
-    tag_keys: tuple[str, ...]
+    tag_keys: tuple[str, ...]  # its index sets: the partition's, then its tags'
 
     def script_args(self) -> tuple[Any, ...]:
         ms = "" if self.ms is None else str(self.ms)
@@ -182,8 +188,9 @@ class RedisTier:
             if ms <= 0:  # already expired: nothing may be served, not even an older value
                 return _Store(name, None, None, ())
             value = _HEADER.pack(_VERSION, expires) + payload
+        partition = f"{self._scope_tag(key.scope)}:p:{key.model.hex()}:{key.namespace.hex()}"
         tag_keys = self._tag_keys(key, entry.tags) if entry.tags else ()
-        return _Store(name, value, ms, tag_keys)
+        return _Store(name, value, ms, (partition, *tag_keys))
 
     # ------------------------------------------------------------------ fleet-wide counters
     # One hash outside the entry key space (``clear`` never matches it): every process adds
@@ -254,10 +261,8 @@ class RedisTier:
             client = self._sync()
             if store.value is None:
                 client.unlink(store.name)
-            elif store.tag_keys:
+            else:  # SET and index it, atomically (every entry has a partition)
                 client.eval(*store.script_args())
-            else:
-                client.set(store.name, store.value, px=store.ms)
 
     def delete(self, key: CacheKey) -> None:
         with self._errors():
@@ -276,6 +281,13 @@ class RedisTier:
             if batch:
                 removed += _unlink_batch(client, batch)
             return removed
+
+    def invalidate(self, selector: Selector, now: float) -> int:
+        if selector.scope_only:
+            return self.clear(selector.scope)
+        with self._errors():
+            plan = invalidate_plan(self.prefix, selector, now, _payload)
+            return run_sync(self._sync(), plan)
 
     def close(self) -> None:
         with self._lock:
@@ -304,10 +316,8 @@ class RedisTier:
             client = self._async()
             if store.value is None:
                 await client.unlink(store.name)
-            elif store.tag_keys:
+            else:  # SET and index it, atomically (every entry has a partition)
                 await client.eval(*store.script_args())
-            else:
-                await client.set(store.name, store.value, px=store.ms)
 
     async def adelete(self, key: CacheKey) -> None:
         with self._errors():
@@ -326,6 +336,13 @@ class RedisTier:
             if batch:
                 removed += await _aunlink_batch(client, batch)
             return removed
+
+    async def ainvalidate(self, selector: Selector, now: float) -> int:
+        if selector.scope_only:
+            return await self.aclear(selector.scope)
+        with self._errors():
+            plan = invalidate_plan(self.prefix, selector, now, _payload)
+            return await run_async(self._async(), plan)
 
     async def aclose(self) -> None:
         running = asyncio.get_running_loop()
@@ -427,6 +444,13 @@ def _unwrap(raw: bytes | None, now: float) -> Found:
         return raw
     _, expires = _HEADER.unpack_from(raw)
     if now >= expires:
+        return None
+    return raw[_HEADER.size :]
+
+
+def _payload(raw: bytes) -> bytes | None:
+    """The encoded entry in a stored value whatever its expiry; None if it lacks our header."""
+    if len(raw) < _HEADER.size or raw[:1] != _VERSION:
         return None
     return raw[_HEADER.size :]
 

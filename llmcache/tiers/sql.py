@@ -43,6 +43,7 @@ from llmcache.errors import SchemaVersionError, TierError
 from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
 from llmcache.tiers.base import Found, ThreadedAsync, effective_expiry
+from llmcache.tiers.selector import Selector
 from llmcache.tiers.sql_engine import (
     AsyncExecutor,
     Plan,
@@ -52,6 +53,7 @@ from llmcache.tiers.sql_engine import (
     create_native_async_engine,
     create_sync_engine,
 )
+from llmcache.tiers.sql_invalidate import invalidate_batch
 from llmcache.tiers.sql_schema import (
     MIGRATIONS,
     Migration,
@@ -216,10 +218,22 @@ class SqlTier(ThreadedAsync):
     def clear(self, scope: bytes | None) -> int:
         return self._run(lambda: self._clear_plan(scope), write=True)
 
+    def invalidate(self, selector: Selector, now: float) -> int:
+        """Delete the rows ``selector`` matches, in batches of ``purge_batch`` (one
+        transaction each); returns how many entries were removed."""
+        cutoff, size, removed = selector.cutoff(now), self._purge_batch, 0
+        while True:
+            plan = lambda: invalidate_batch(self.tables, selector, cutoff, size)  # noqa: E731
+            batch = self._run(plan, write=True)
+            removed += batch.removed
+            if batch.found < size or not batch.removed:
+                return removed
+
     def close(self) -> None:
         executor, self._aexecutor = self._aexecutor, None
         if executor is not None:  # async connections close on their own loop (aclose); drop
             executor.engine.sync_engine.dispose(close=False)
+        self._executor.release()  # connections it keeps between plans go back to the pool
         self.engine.dispose()
 
     # ------------------------------------------------------------------ async primitives
@@ -249,6 +263,17 @@ class SqlTier(ThreadedAsync):
             return await super().aclear(scope)
         return await self._arun(lambda: self._clear_plan(scope), write=True)
 
+    async def ainvalidate(self, selector: Selector, now: float) -> int:
+        if self.target.async_url is None:
+            return await super().ainvalidate(selector, now)
+        cutoff, size, removed = selector.cutoff(now), self._purge_batch, 0
+        while True:
+            plan = lambda: invalidate_batch(self.tables, selector, cutoff, size)  # noqa: E731
+            batch = await self._arun(plan, write=True)
+            removed += batch.removed
+            if batch.found < size or not batch.removed:
+                return removed
+
     async def aclose(self) -> None:
         executor, self._aexecutor = self._aexecutor, None
         if executor is not None:
@@ -256,6 +281,7 @@ class SqlTier(ThreadedAsync):
                 await executor.engine.dispose()
             else:
                 executor.engine.sync_engine.dispose(close=False)
+        self._executor.release()
         await asyncio.to_thread(self.engine.dispose)
 
     # ------------------------------------------------------------------ running plans

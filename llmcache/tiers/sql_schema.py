@@ -5,7 +5,8 @@ Three tables per ``table_prefix`` (so several caches, or a foreign app, can shar
 * ``{prefix}_entries``: one row per cached answer. ``key`` is the 32-byte digest (binary: MariaDB's
   default collation would compare text keys case- and trailing-space-insensitively); ``scope``,
   ``model`` and ``namespace`` are 16-byte digests, indexed for scoped clears and invalidation;
-  ``expires_at`` is indexed so expired rows are found without a full scan.
+  ``expires_at`` is indexed so expired rows are found without a full scan, and ``created_at``
+  (schema 2) so invalidating by age is too.
 * ``{prefix}_tags``: (tag digest, key) pairs, written with the entry, so invalidating by tag
   needs no migration later.
 * ``{prefix}_meta``: (name, value) rows; ``schema_version`` is the version of the tables.
@@ -56,8 +57,9 @@ class Tables:
     meta: sa.Table
 
 
-def build_tables(prefix: str) -> Tables:
-    """The table objects for ``prefix`` (validated by the caller)."""
+def build_tables(prefix: str, *, version: int | None = None) -> Tables:
+    """The table objects for ``prefix`` (validated by the caller), as of schema ``version``
+    (default: the newest; a migration step builds the layout it creates, no more)."""
     md = sa.MetaData()
     entries = sa.Table(
         f"{prefix}_entries",
@@ -75,6 +77,8 @@ def build_tables(prefix: str) -> Tables:
         sa.Index(f"{prefix}_entries_namespace", "namespace"),
         sa.Index(f"{prefix}_entries_expires", "expires_at"),
     )
+    if version is None or version >= 2:
+        sa.Index(created_index_name(prefix), entries.c.created_at)  # attaches to the table
     tags = sa.Table(
         f"{prefix}_tags",
         md,
@@ -178,10 +182,27 @@ class Migration:
 
 
 def _create_v1(conn: sa.Connection, tables: Tables) -> None:
-    tables.metadata.create_all(conn, checkfirst=True)
+    build_tables(tables.prefix, version=1).metadata.create_all(conn, checkfirst=True)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "entries, tags and meta tables", _create_v1),)
+def created_index_name(prefix: str) -> str:
+    return f"{prefix}_entries_created"
+
+
+def _index_created_at(conn: sa.Connection, tables: Tables) -> None:
+    """Schema 2: an index on created_at, for ``invalidate(older_than=...)`` (idempotent: MySQL
+    commits DDL at once, so a step interrupted there may have created the index already)."""
+    name = created_index_name(tables.prefix)
+    existing = {ix["name"] for ix in sa.inspect(conn).get_indexes(tables.entries.name)}
+    if name not in existing:
+        index = next(ix for ix in tables.entries.indexes if ix.name == name)
+        index.create(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "entries, tags and meta tables", _create_v1),
+    Migration(2, "index entries by created_at", _index_created_at),
+)
 
 
 def newer_schema_error(where: str, found: int, supported: int) -> SchemaVersionError:

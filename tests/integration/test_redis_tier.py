@@ -148,7 +148,7 @@ def test_tier_default_ttl_becomes_px(redis_url: str, raw: redis.Redis, prefix: s
     tier = RedisTier.from_url(with_query(redis_url, prefix=prefix, ttl="60"))
     with Cache([tier]) as cache:
         cache.set(req("q"), "v", ttl=None)
-        (name,) = raw.scan_iter(match=f"{prefix}:{{*}}:*")
+        (name,) = raw.scan_iter(match=f"{prefix}:{{*}}:e:*")
         assert 59_000 < raw.pttl(name) <= 60_000
 
 
@@ -162,7 +162,7 @@ def test_an_already_expired_entry_is_not_stored(
     assert entry is not None
     stale = dataclasses.replace(entry.entry, expires_at=cache.clock() - 1)
     tier.set(request_key(request), stale, b"ignored", cache.clock())
-    assert list(raw.scan_iter(match=f"{prefix}:{{*}}:*")) == []  # the old value is gone too
+    assert list(raw.scan_iter(match=f"{prefix}:{{*}}:e:*")) == []  # the old value is gone too
     assert cache.get(request) is None
 
 
@@ -192,7 +192,7 @@ def test_a_value_without_our_header_is_a_miss_and_deleted(
 ) -> None:
     request = req("q")
     cache.set(request, "v")
-    (name,) = raw.scan_iter(match=f"{prefix}:{{*}}:*")
+    (name,) = raw.scan_iter(match=f"{prefix}:{{*}}:e:*")
     raw.set(name, b"not an llmcache value")
     assert cache.get(request) is None
     assert raw.exists(name) == 0
@@ -275,7 +275,7 @@ async def test_a_passed_in_client_is_used_and_not_closed(
     assert (await cache.aget(req("sync"))) is not None
     await cache.aclose()
     assert client.ping() is True  # still the user's, still open
-    assert len(list(raw.scan_iter(match=f"{prefix}:{{*}}:*"))) == 2
+    assert len(list(raw.scan_iter(match=f"{prefix}:{{*}}:e:*"))) == 2
     assert len(tier._aclients) == 0  # the derived one was ours: closed and dropped
     with Cache([tier], clock=fake_clock) as again:  # the borrowed client still serves
         assert again.get(req("sync")) is not None
@@ -359,7 +359,7 @@ def test_an_entry_and_its_tag_sets_share_a_slot(cluster_cache: Cache, prefix: st
     cluster_cache.set(req("q", tags=("a", "b", "c"), user="alice"), "v")
     client = cluster_cache.tiers[0]._sync()
     names = [n for node in client.get_primaries() for n in _keys_on(node, prefix)]
-    assert len(names) == 4  # the entry and three tag sets
+    assert len(names) == 5  # the entry, its partition set and three tag sets
     assert len({client.keyslot(n) for n in names}) == 1
 
 
@@ -476,7 +476,7 @@ async def test_unix_socket_url_and_a_passed_in_unix_client(
     assert hit is not None and hit.entry.value == "over a socket"
     assert tier._async().connection_pool.connection_class.__name__ == "UnixDomainSocketConnection"
     await cache.aclose()
-    assert len(list(client.scan_iter(match="u:{*}:*"))) == 1  # the entry (and our stats hash)
+    assert len(list(client.scan_iter(match="u:{*}:e:*"))) == 1  # the entry
     client.close()
 
 

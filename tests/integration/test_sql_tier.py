@@ -28,6 +28,9 @@ from llmcache.tiers import tier_from_url
 from llmcache.tiers.sql import SqlTier
 from llmcache.tiers.sql_engine import create_sync_engine
 from llmcache.tiers.sql_schema import MIGRATIONS, Migration, Tables, build_tables, ensure_schema
+
+#: The schema version this llmcache writes; the probe migrations below come after it.
+LATEST = MIGRATIONS[-1].version
 from llmcache.tiers.sql_url import parse_sql_url
 
 REQ = CacheRequest(model="gpt-x", prompt="What is 2+2?", model_name="gpt-x")
@@ -160,10 +163,11 @@ def test_schema_tables_types_indexes_and_version(sql_url: str) -> None:
             }
             indexed = {tuple(i["column_names"]) for i in inspector.get_indexes(f"{prefix}_entries")}
             assert {("expires_at",), ("scope",), ("model",), ("namespace",)} <= indexed
+            assert ("created_at",) in indexed
             version = conn.execute(
                 sa.text(f"SELECT value FROM {prefix}_meta WHERE name = 'schema_version'")
             ).scalar_one()
-            assert version == "1"
+            assert version == str(LATEST)
     finally:
         tier.close()
 
@@ -196,7 +200,7 @@ def _add_v2(conn: sa.Connection, tables: Tables) -> None:
     _v2_probe(tables.prefix).create(conn, checkfirst=True)
 
 
-V2 = (*MIGRATIONS, Migration(2, "test-only: a probe table", _add_v2))
+V2 = (*MIGRATIONS, Migration(LATEST + 1, "test-only: a probe table", _add_v2))
 
 
 def test_an_older_store_is_migrated_and_keeps_its_entries(sql_url: str) -> None:
@@ -212,7 +216,7 @@ def test_an_older_store_is_migrated_and_keeps_its_entries(sql_url: str) -> None:
             version = conn.execute(
                 sa.text(f"SELECT value FROM {prefix}_meta WHERE name = 'schema_version'")
             ).scalar_one()
-        assert version == "2"
+        assert version == str(LATEST + 1)
     # Opening a migrated store again is a no-op (and the probe step is not re-run).
     sql_tier(sql_url, migrations=V2).close()
 
@@ -222,7 +226,7 @@ def test_a_newer_store_is_refused_naming_both_versions_and_the_fix(sql_url: str)
     with pytest.raises(SchemaVersionError) as info:
         Cache.from_urls([sql_url])
     message = str(info.value)
-    assert "version 2" in message and "version 1" in message
+    assert f"version {LATEST + 1}" in message and f"version {LATEST}" in message
     assert "upgrade llmcache" in message and "table_prefix" in message
 
 
@@ -236,7 +240,7 @@ def test_a_failing_migration_is_rolled_back(sql_url: str) -> None:
         raise RuntimeError("migration bug")
 
     with pytest.raises(RuntimeError, match="migration bug"):
-        sql_tier(sql_url, migrations=(*MIGRATIONS, Migration(2, "broken", broken)))
+        sql_tier(sql_url, migrations=(*MIGRATIONS, Migration(LATEST + 1, "broken", broken)))
     tier = sql_tier(sql_url)  # still a version-1 store: v1 code opens it fine
     prefix = tier.target.table_prefix
     with tier.engine.connect() as conn:
@@ -582,7 +586,7 @@ def test_many_openers_of_a_fresh_store_at_once(sql_url: str) -> None:
 
     try:
         with ThreadPoolExecutor(openers) as pool:
-            assert list(pool.map(open_store, engines)) == [1] * openers
+            assert list(pool.map(open_store, engines)) == [LATEST] * openers
     finally:
         for engine in engines:
             engine.dispose()
