@@ -1,0 +1,119 @@
+"""Encryption at rest (opt-in): stored entries sealed with AES-256-GCM.
+
+With a ``Sealer`` configured, every payload a tier stores is an envelope, never plain JSON::
+
+    b"LCE1" | key-id length (1 byte) | key id (ASCII) | nonce (12 bytes) | ciphertext + tag
+
+The entry's key digest is the associated data, so a sealed value only opens under the key it
+was stored for: a row copied onto another key (or another scope's key) does not decrypt.
+
+Keys come from ``LLMCACHE_ENCRYPTION_KEYS``: comma-separated ``id:base64key`` pairs of 32-byte
+keys, the first one sealing new entries and all of them opening old ones, so a key is rotated
+by putting the new one first and dropping the old one once its entries have expired::
+
+    LLMCACHE_ENCRYPTION_KEYS="k2:<base64 32 bytes>,k1:<base64 32 bytes>"
+    python -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())"
+
+An entry sealed under a key that is no longer configured is a miss (left in place: another
+process may still hold that key); one that fails authentication (tampered, truncated, or a
+plain entry where sealed ones are expected) is a miss and is deleted, like any undecodable value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from llmcache._optional import require
+from llmcache.errors import CodecError, ConfigError
+
+MAGIC = b"LCE1"
+NONCE_BYTES = 12
+KEY_BYTES = 32
+ENV_VAR = "LLMCACHE_ENCRYPTION_KEYS"
+_KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+class UnknownKeyError(CodecError):
+    """A sealed value whose key id is not configured here: a miss, but not corrupt."""
+
+
+class Sealer:
+    """Seals and opens stored payloads with AES-256-GCM under a ring of keys."""
+
+    def __init__(self, keys: Mapping[str, bytes], *, current: str | None = None) -> None:
+        aead = require(
+            "cryptography.hazmat.primitives.ciphers.aead",
+            extra="crypto",
+            feature="encryption at rest",
+        )
+        if not keys:
+            raise ConfigError("encryption at rest needs at least one key")
+        self._ciphers: dict[str, Any] = {}
+        for key_id, key in keys.items():
+            if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
+                raise ConfigError(f"encryption key id {key_id!r} must be 1-64 of A-Z a-z 0-9 _ . -")
+            if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+                raise ConfigError(f"encryption key {key_id!r} must be {KEY_BYTES} bytes")
+            self._ciphers[key_id] = aead.AESGCM(key)
+        self.current = current if current is not None else next(iter(keys))
+        if self.current not in self._ciphers:
+            raise ConfigError(f"the current encryption key {self.current!r} is not in the ring")
+        self._header = MAGIC + bytes([len(self.current)]) + self.current.encode("ascii")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Sealer | None:
+        """The sealer ``LLMCACHE_ENCRYPTION_KEYS`` describes, or None when it is not set."""
+        raw = (os.environ if environ is None else environ).get(ENV_VAR, "").strip()
+        if not raw:
+            return None
+        keys: dict[str, bytes] = {}
+        for part in raw.split(","):
+            key_id, sep, encoded = part.strip().partition(":")
+            if not sep:
+                raise ConfigError(f"{ENV_VAR}: each entry must be id:base64key")
+            if key_id in keys:
+                raise ConfigError(f"{ENV_VAR}: key id {key_id!r} appears twice")
+            try:
+                keys[key_id] = base64.b64decode(encoded, validate=True)
+            except binascii.Error:
+                # Never echo the value: it is a secret.
+                raise ConfigError(f"{ENV_VAR}: key {key_id!r} is not valid base64") from None
+        return cls(keys)
+
+    def seal(self, payload: bytes, bound_to: bytes) -> bytes:
+        """The envelope of ``payload``, opened only with ``bound_to`` (the entry's key)."""
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._ciphers[self.current].encrypt(nonce, payload, bound_to)
+        return b"".join((self._header, nonce, sealed))
+
+    def open(self, envelope: bytes, bound_to: bytes) -> bytes:
+        """The payload inside ``envelope``; raises CodecError (UnknownKeyError for a key id
+        that is not configured) when it is not a valid envelope for ``bound_to``."""
+        view = bytes(envelope)
+        if not view.startswith(MAGIC) or len(view) < len(MAGIC) + 1:
+            raise CodecError("stored entry is not sealed, but encryption at rest is on")
+        id_len = view[len(MAGIC)]
+        start = len(MAGIC) + 1
+        key_id = view[start : start + id_len].decode("ascii", "replace")
+        body = view[start + id_len :]
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise UnknownKeyError(f"stored entry is sealed with key {key_id!r}, not configured")
+        if len(body) < NONCE_BYTES + 16:
+            raise CodecError("sealed entry is truncated")
+        invalid_tag = require(
+            "cryptography.exceptions", extra="crypto", feature="encryption at rest"
+        ).InvalidTag
+        try:
+            plain: bytes = cipher.decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], bound_to)
+        except invalid_tag:
+            raise CodecError("sealed entry failed authentication (tampered or moved)") from None
+        return plain
+
+    def __repr__(self) -> str:  # never the keys themselves
+        return f"Sealer(current={self.current!r}, keys={sorted(self._ciphers)})"
