@@ -16,14 +16,19 @@ from conftest import drop_tables, with_query
 
 from llmcache import Cache, CacheRequest
 from llmcache.tiers.sql import SqlTier
-from llmcache.tiers.sql_engine import PING_IDLE_AFTER
+from llmcache.tiers.sql_engine import PING_IDLE_AFTER, Plan, Step
 
 REQ = CacheRequest(model="m", prompt="Who wrote Dune?", model_name="m")
 
 KILL = {
-    "mysql": ("SELECT CONNECTION_ID()", "KILL {}"),
-    "postgresql": ("SELECT pg_backend_pid()", "SELECT pg_terminate_backend({})"),
+    "mysql": (sa.select(sa.func.connection_id()), "KILL {}"),
+    "postgresql": (sa.select(sa.func.pg_backend_pid()), "SELECT pg_terminate_backend({})"),
 }
+
+
+def _ask_plan(ask: sa.Select[Any]) -> Plan[Any]:
+    row = yield Step(ask, {}, "first")
+    return row[0]
 
 
 @pytest.fixture(params=["mysql", "postgres"])
@@ -38,12 +43,8 @@ def server(
 
     def kill_pooled_connection() -> None:
         ask, kill = KILL[tier.engine.dialect.name]
-        raw: Any = tier.engine.raw_connection()  # the pool's one connection, checked in after
-        cursor = raw.cursor()
-        cursor.execute(ask)
-        pid = cursor.fetchone()[0]
-        cursor.close()
-        raw.close()
+        # Asked through the tier: the connection its next plan runs on (kept between plans).
+        pid = tier._run(lambda: _ask_plan(ask), write=False)
         with killer.connect() as conn:
             conn.exec_driver_sql(kill.format(int(pid)))
 
