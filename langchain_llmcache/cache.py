@@ -27,7 +27,7 @@ from langchain_llmcache.llm_string import parse_llm_string
 from langchain_llmcache.prompt_key import key_prompt
 from llmcache._sentinel import UNSET, Unset
 from llmcache.cache import Cache, CacheHit
-from llmcache.context import current_scope
+from llmcache.context import current_scope, current_tags
 from llmcache.entry import Usage
 from llmcache.errors import ConfigError
 from llmcache.policy import check_ttl
@@ -93,6 +93,7 @@ class LangChainCache(BaseCache):
             scope=current_scope(),
             namespace=self.namespace,
             model_name=parsed.model_name,
+            tags=current_tags(),  # llmcache.tags(...) blocks: for invalidate(tags=...)
         )
 
     # ------------------------------------------------------------------ lookup

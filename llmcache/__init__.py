@@ -7,7 +7,7 @@ cache = Cache.from_urls(["memory://?maxsize=10000", "sqlite:///./llmcache.db"])
 from llmcache._sentinel import UNSET
 from llmcache.cache import DEFAULT_URLS, Cache, CacheHit
 from llmcache.clock import FakeClock
-from llmcache.context import current_scope, scope
+from llmcache.context import current_scope, current_tags, scope, tags
 from llmcache.entry import CacheEntry, Usage
 from llmcache.errors import (
     CodecError,
@@ -43,6 +43,8 @@ __all__ = [
     "Usage",
     "__version__",
     "current_scope",
+    "current_tags",
     "request_key",
     "scope",
+    "tags",
 ]

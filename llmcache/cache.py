@@ -24,7 +24,7 @@ from llmcache._sentinel import UNSET, Unset
 from llmcache.breaker import BreakerState, CircuitBreaker
 from llmcache.clock import Clock, monotonic_clock, wall_clock
 from llmcache.entry import NO_USAGE, CacheEntry, Usage, decode, encode
-from llmcache.errors import CodecError, ConfigError
+from llmcache.errors import CodecError, ConfigError, TierError
 from llmcache.fleet import StatsPublisher, StatsSink
 from llmcache.keys import CacheKey, request_key, scope_digest
 from llmcache.policy import CachePolicy
@@ -35,6 +35,7 @@ from llmcache.semantic.partition import partition_digest
 from llmcache.singleflight import Flight, Flights, wait_async
 from llmcache.stats import Stats, fleet_view
 from llmcache.tiers import Tier, tier_from_url
+from llmcache.tiers.selector import Selector, build_selector
 
 if TYPE_CHECKING:
     from llmcache.semantic.tier import SemanticTier
@@ -379,6 +380,67 @@ class Cache:
     async def aclear(self, *, scope: Scope | None = None) -> int:
         return await self._arun(self._clear_plan(scope))
 
+    def invalidate(
+        self,
+        *,
+        tags: Iterable[str] | None = None,
+        scope: Scope | None = None,
+        model: str | None = None,
+        namespace: str | None = None,
+        older_than: float | None = None,
+    ) -> int:
+        """Remove llmcache's entries that match every criterion given, from every tier.
+
+        ``tags``: entries carrying any of these tags (``CacheRequest.tags``, or the ambient
+        ``llmcache.tags(...)`` block of the call that stored them); ``scope``: entries of
+        exactly this ``Scope``; ``model``: of this ``CacheRequest.model_name``; ``namespace``:
+        of this namespace (e.g. a prompt-template version); ``older_than``: created at least
+        this many seconds ago by the cache's clock. At least one is required (``clear()``
+        removes everything). Only llmcache's own rows and keys are touched.
+
+        Returns the entries removed, counted once per tier that held them, as ``clear`` does
+        (an entry in memory and in SQLite counts 2). Vectors of a semantic index are not
+        removed: they point at entries, and a vector whose entry is gone is skipped.
+        Raises ConfigError for bad criteria, and TierError naming the tiers that failed
+        (the other tiers are invalidated; call it again once they are back).
+        """
+        selector = build_selector(
+            tags=tags, scope=scope, model=model, namespace=namespace, older_than=older_than
+        )
+        return self._run(self._invalidate_plan(selector))
+
+    async def ainvalidate(
+        self,
+        *,
+        tags: Iterable[str] | None = None,
+        scope: Scope | None = None,
+        model: str | None = None,
+        namespace: str | None = None,
+        older_than: float | None = None,
+    ) -> int:
+        """``invalidate`` on the tiers' async primitives."""
+        selector = build_selector(
+            tags=tags, scope=scope, model=model, namespace=namespace, older_than=older_than
+        )
+        return await self._arun(self._invalidate_plan(selector))
+
+    def _invalidate_plan(self, selector: Selector) -> Plan[int]:
+        now = self.clock()
+        removed, failed = 0, []
+        for tier in self._tiers:
+            count = yield _Op(tier, "invalidate", (selector, now))
+            if isinstance(count, int):
+                removed += count
+            else:  # an invalidation that silently missed a tier would serve stale answers
+                failed.append(tier.name)
+        if failed:
+            raise TierError(
+                f"invalidate removed {removed} entries but could not reach tier(s) "
+                f"{', '.join(failed)} (see the logged error); their entries may still be "
+                "served: run it again once they are back"
+            )
+        return removed
+
     def stats(self) -> dict[str, Any]:
         """Counters since start (or ``reset_stats``); keys are documented in the README."""
         snap = self._stats.snapshot()
@@ -613,7 +675,7 @@ class Cache:
     ) -> Plan[_Stored]:
         if not self.policy.decide(request).write:
             return _NOT_STORED
-        resolved = self.policy.resolve_ttl(ttl)
+        resolved = self.policy.resolve_ttl(ttl, request)
         if resolved == 0:  # "do not store", in every tier
             return _NOT_STORED
         now = self.clock()

@@ -1,4 +1,5 @@
-"""``scope(...)``: the ambient user/tenant/ACL of the current call, held in a contextvar.
+"""``scope(...)`` and ``tags(...)``: the ambient user/tenant/ACL and entry tags of the current
+call, each held in a contextvar.
 
 A contextvar follows asyncio tasks (each task copies the context it was created in) and
 LangChain's executor threads (``run_in_executor`` copies the context). Code of ours that moves
@@ -12,8 +13,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from llmcache.request import ANONYMOUS, Scope
+from llmcache.tiers.selector import check_tags
 
 _current_scope: ContextVar[Scope] = ContextVar("llmcache_scope", default=ANONYMOUS)
+_current_tags: ContextVar[tuple[str, ...]] = ContextVar("llmcache_tags", default=())
 
 _KEEP = object()
 
@@ -46,3 +49,23 @@ def scope(
         yield new
     finally:
         _current_scope.reset(token)
+
+
+def current_tags() -> tuple[str, ...]:
+    """The tags of the running call's ``tags(...)`` blocks, outermost first (empty outside)."""
+    return _current_tags.get()
+
+
+@contextmanager
+def tags(*names: str) -> Iterator[tuple[str, ...]]:
+    """Tag every entry stored in the block with ``names``, e.g. ``with tags("faq", "kb-7"):``.
+
+    Tags add up across nested blocks. They describe an entry (they are not part of its key),
+    so ``cache.invalidate(tags=["kb-7"])`` can later remove every answer built on ``kb-7``.
+    """
+    new = check_tags((*_current_tags.get(), *names))
+    token = _current_tags.set(new)
+    try:
+        yield new
+    finally:
+        _current_tags.reset(token)

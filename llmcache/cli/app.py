@@ -17,6 +17,7 @@ from rich.console import Console
 
 import llmcache
 from llmcache.cli.demo import PROVIDERS, DemoConfig, no_progress, run_demo
+from llmcache.cli.invalidate import invalidate
 from llmcache.cli.render import as_dict, progress_bar, show
 from llmcache.cli.workload import USERS
 from llmcache.errors import ConfigError, LLMCacheError
@@ -161,3 +162,6 @@ def stats(urls: tuple[str, ...], as_json: bool) -> None:
         click.echo(json.dumps(view, indent=2, sort_keys=True))
     else:
         show_fleet_stats(view, Console())
+
+
+cli.add_command(invalidate)

@@ -1,0 +1,88 @@
+"""``llmcache invalidate``: remove entries by tag, scope, model, namespace or age, from the shell.
+
+The same call as ``Cache.invalidate``, on the tiers given with ``--url`` (every tier the apps
+use, so none keeps a stale answer). Only llmcache's own rows and keys are touched.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from llmcache.cache import Cache
+from llmcache.request import Scope
+
+
+@click.command()
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    required=True,
+    help="A tier URL of the cache (repeatable): give every tier the apps use.",
+)
+@click.option("--tag", "tags", multiple=True, help="Entries carrying this tag (repeatable: any).")
+@click.option("--user", help="Entries of exactly this scope: its user ...")
+@click.option("--tenant", help="... its tenant ...")
+@click.option("--acl", "acl", multiple=True, help="... and its ACL groups (repeatable).")
+@click.option("--model", help="Entries of this model name (e.g. gpt-4o-mini).")
+@click.option("--namespace", help="Entries of this namespace (e.g. a prompt-template version).")
+@click.option(
+    "--older-than",
+    "older_than",
+    type=click.FloatRange(min=0),
+    help="Entries created at least this many seconds ago.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def invalidate(
+    urls: tuple[str, ...],
+    tags: tuple[str, ...],
+    user: str | None,
+    tenant: str | None,
+    acl: tuple[str, ...],
+    model: str | None,
+    namespace: str | None,
+    older_than: float | None,
+    as_json: bool,
+) -> None:
+    """Remove the entries that match every criterion given; prints how many.
+
+    The count is per tier, as in Cache.clear(): an entry held by two tiers counts twice.
+    --user/--tenant/--acl select one exact scope (--user alice alone is alice with no tenant
+    and no ACL).
+    """
+    from llmcache.cli.app import _one_line_errors  # app imports this module: import late
+
+    scoped = user is not None or tenant is not None or bool(acl)
+    if not (tags or scoped or model is not None or namespace is not None) and older_than is None:
+        raise click.UsageError(
+            "give at least one of --tag, --user/--tenant/--acl, --model, --namespace, "
+            "--older-than (removing everything is Cache.clear())"
+        )
+    with _one_line_errors():
+        scope = Scope.of(user=user, tenant=tenant, acl=acl) if scoped else None
+        # Only invalidating: no single-flight, and this process publishes no counters.
+        cache = Cache.from_urls(urls, single_flight_timeout=None, fleet_stats=False)
+        try:
+            removed = cache.invalidate(
+                tags=tags or None,
+                scope=scope,
+                model=model,
+                namespace=namespace,
+                older_than=older_than,
+            )
+        finally:
+            cache.close()
+    if as_json:
+        criteria: dict[str, Any] = {
+            "tags": list(tags) or None,
+            "scope": None if scope is None else scope.describe(),
+            "model": model,
+            "namespace": namespace,
+            "older_than": older_than,
+        }
+        click.echo(json.dumps({"removed": removed, "criteria": criteria}, sort_keys=True))
+    else:
+        click.echo(f"removed {removed} entr{'y' if removed == 1 else 'ies'}")
