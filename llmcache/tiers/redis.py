@@ -32,6 +32,7 @@ import logging
 import math
 import struct
 import threading
+import time
 import weakref
 from collections.abc import Iterable
 from typing import Any, NamedTuple
@@ -41,6 +42,15 @@ from llmcache.errors import ConfigError, LLMCacheError, TierError
 from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
 from llmcache.tiers.base import Found, effective_expiry
+from llmcache.tiers.redis_direct import (
+    AClientCommands,
+    ACommands,
+    ClientCommands,
+    Command,
+    Commands,
+    acommands_for,
+    commands_for,
+)
 from llmcache.tiers.redis_invalidate import invalidate_plan, run_async, run_sync
 from llmcache.tiers.redis_url import (
     Kind,
@@ -54,6 +64,9 @@ from llmcache.tiers.selector import Selector
 logger = logging.getLogger("llmcache")
 
 CLEAR_BATCH = 500
+# Fleet locks held at once before expired ones are forgotten (a lock whose leader never
+# stored: its model call failed).
+_MAX_HELD = 1024
 _HEADER = struct.Struct(">cd")  # version byte, expiry (wall-clock seconds; +inf: never)
 _VERSION = b"\x01"
 _NEVER = math.inf
@@ -108,6 +121,15 @@ class _Store(NamedTuple):
         return (_TAGGED_SET_SCRIPT, 1 + len(self.tag_keys), self.name, *self.tag_keys,
                 self.value, ms)  # fmt: skip
 
+    def commands(self) -> list[Command]:
+        if self.value is None:
+            return [("UNLINK", self.name)]
+        if self.tag_keys:
+            return [("EVAL", *self.script_args())]
+        if self.ms is None:
+            return [("SET", self.name, self.value)]
+        return [("SET", self.name, self.value, "PX", self.ms)]
+
 
 class RedisTier:
     """A tier on Redis (standalone, Cluster or Sentinel). Build it with ``from_url`` or pass
@@ -144,6 +166,16 @@ class RedisTier:
             weakref.WeakKeyDictionary()
         )
         self._guard = _ErrorContext(target.where)
+        # The commands of the sync client (see redis_direct), and of each loop's async one.
+        self._pair: tuple[Any, Commands | ClientCommands] | None = None
+        self._acmds: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, ACommands | AClientCommands
+        ] = weakref.WeakKeyDictionary()
+        self._alast: tuple[asyncio.AbstractEventLoop, ACommands | AClientCommands] | None = None
+        # Fleet locks this process took and has not released: flight key -> (token, the
+        # lock's expiry on the monotonic clock). A store of that key releases its lock in
+        # the same round trip (see _with_release).
+        self._held: dict[str, tuple[str, float]] = {}
         if client is not None and async_client is None and _is_sentinel_managed(client):
             raise ConfigError(
                 "RedisTier(client=<a Sentinel master client>) cannot derive an async client "
@@ -226,47 +258,96 @@ class RedisTier:
         return f"{self._scope_tag(key.scope)}:f:{key.digest.hex()}"
 
     def acquire_flight(self, key: CacheKey, token: str, ttl_ms: int) -> bool:
+        name = self._flight_key(key)
         with self._errors():
-            return bool(self._sync().set(self._flight_key(key), token, nx=True, px=ttl_ms))
+            (reply,) = self._cmd().run((("SET", name, token, "NX", "PX", ttl_ms),))
+        return self._took(name, token, ttl_ms, reply)
 
     def flight_open(self, key: CacheKey) -> bool:
         with self._errors():
-            return bool(self._sync().exists(self._flight_key(key)))
+            (reply,) = self._cmd().run((("EXISTS", self._flight_key(key)),))
+        return bool(reply)
 
     def release_flight(self, key: CacheKey, token: str) -> None:
+        name = self._flight_key(key)
+        if not self._still_held(name, token):
+            return  # released with its store, or expired by itself
         with self._errors():
-            self._sync().eval(_RELEASE_FLIGHT, 1, self._flight_key(key), token)
+            self._cmd().run((("EVAL", _RELEASE_FLIGHT, 1, name, token),))
 
     async def aacquire_flight(self, key: CacheKey, token: str, ttl_ms: int) -> bool:
+        name = self._flight_key(key)
         with self._errors():
-            return bool(await self._async().set(self._flight_key(key), token, nx=True, px=ttl_ms))
+            (reply,) = await self._acmd().run((("SET", name, token, "NX", "PX", ttl_ms),))
+        return self._took(name, token, ttl_ms, reply)
 
     async def aflight_open(self, key: CacheKey) -> bool:
         with self._errors():
-            return bool(await self._async().exists(self._flight_key(key)))
+            (reply,) = await self._acmd().run((("EXISTS", self._flight_key(key)),))
+        return bool(reply)
 
     async def arelease_flight(self, key: CacheKey, token: str) -> None:
+        name = self._flight_key(key)
+        if not self._still_held(name, token):
+            return
         with self._errors():
-            await self._async().eval(_RELEASE_FLIGHT, 1, self._flight_key(key), token)
+            await self._acmd().run((("EVAL", _RELEASE_FLIGHT, 1, name, token),))
+
+    def _took(self, name: str, token: str, ttl_ms: int, reply: Any) -> bool:
+        """Record a lock SET NX just took (its reply: OK/True, or None when another holds it)."""
+        if not reply:
+            return False
+        now = time.monotonic()
+        held = self._held
+        if len(held) >= _MAX_HELD:  # leaders whose model call failed never store: forget
+            for other, (_, expires) in list(held.items()):  # locks Redis has expired itself
+                if expires <= now:
+                    held.pop(other, None)
+        held[name] = (token, now + ttl_ms / 1000)
+        return True
+
+    def _still_held(self, name: str, token: str) -> bool:
+        """Whether the lock ``name`` is still ours to release (and forget it: it is released
+        next). False once a store released it, or if another flight of ours took it since."""
+        held = self._held.get(name)
+        if held is None or held[0] != token:
+            return False
+        self._held.pop(name, None)
+        return True
+
+    def _with_release(self, key: CacheKey, commands: list[Command]) -> tuple[list[Command], Any]:
+        """``commands`` of a store, plus the release of the key's fleet lock if this process
+        holds it: stored and released in one round trip. Returns what to give back to
+        ``_held`` if the store fails (the cache then releases the lock on its own)."""
+        name = self._flight_key(key)
+        held = self._held.pop(name, None)
+        if held is None:
+            return commands, None
+        return [*commands, ("EVAL", _RELEASE_FLIGHT, 1, name, held[0])], (name, held)
+
+    def _unrelease(self, undo: Any) -> None:
+        if undo is not None:
+            name, held = undo
+            self._held.setdefault(name, held)
 
     # ------------------------------------------------------------------ sync primitives
     def get(self, key: CacheKey, now: float) -> Found:
         with self._errors():
-            raw = self._sync().get(self.entry_key(key))
+            (raw,) = self._cmd().run((("GET", self.entry_key(key)),))
         return _unwrap(raw, now)
 
     def set(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
-        store = self._store(key, entry, payload, now)
-        with self._errors():
-            client = self._sync()
-            if store.value is None:
-                client.unlink(store.name)
-            else:  # SET and index it, atomically (every entry has a partition)
-                client.eval(*store.script_args())
+        commands, undo = self._with_release(key, self._store(key, entry, payload, now).commands())
+        try:
+            with self._errors():
+                self._cmd().run(commands)
+        except BaseException:
+            self._unrelease(undo)
+            raise
 
     def delete(self, key: CacheKey) -> None:
         with self._errors():
-            self._sync().unlink(self.entry_key(key))
+            self._cmd().run((("UNLINK", self.entry_key(key)),))
 
     def clear(self, scope: bytes | None) -> int:
         with self._errors():
@@ -296,6 +377,7 @@ class RedisTier:
                 self._client = None
             aclients = list(self._aclients.values())
             self._aclients.clear()
+            self._forget_commands()
         if self._owns_client and client is not None:
             for owned in (client, *_sentinels_of(client)):
                 owned.close()
@@ -307,21 +389,21 @@ class RedisTier:
     # ------------------------------------------------------------------ async primitives
     async def aget(self, key: CacheKey, now: float) -> Found:
         with self._errors():
-            raw = await self._async().get(self.entry_key(key))
+            (raw,) = await self._acmd().run((("GET", self.entry_key(key)),))
         return _unwrap(raw, now)
 
     async def aset(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
-        store = self._store(key, entry, payload, now)
-        with self._errors():
-            client = self._async()
-            if store.value is None:
-                await client.unlink(store.name)
-            else:  # SET and index it, atomically (every entry has a partition)
-                await client.eval(*store.script_args())
+        commands, undo = self._with_release(key, self._store(key, entry, payload, now).commands())
+        try:
+            with self._errors():
+                await self._acmd().run(commands)
+        except BaseException:
+            self._unrelease(undo)
+            raise
 
     async def adelete(self, key: CacheKey) -> None:
         with self._errors():
-            await self._async().unlink(self.entry_key(key))
+            await self._acmd().run((("UNLINK", self.entry_key(key)),))
 
     async def aclear(self, scope: bytes | None) -> int:
         with self._errors():
@@ -349,6 +431,7 @@ class RedisTier:
         with self._lock:
             aclients = list(self._aclients.items())
             self._aclients.clear()
+            self._forget_commands()
         for loop, aclient in aclients:
             if loop is running:
                 for owned in (aclient, *_sentinels_of(aclient)):
@@ -389,6 +472,38 @@ class RedisTier:
                             _drop_async_pool(old)
                     client = self._aclients[loop] = self._build(self._make_async)
         return client
+
+    def _cmd(self) -> Commands | ClientCommands:
+        """The commands of the sync client (rebuilt with it, e.g. after ``close``)."""
+        pair = self._pair
+        client = self._client
+        if pair is None or client is None or pair[0] is not client:
+            client = self._sync()
+            pair = self._pair = (client, commands_for(client))
+        return pair[1]
+
+    def _acmd(self) -> ACommands | AClientCommands:
+        """The commands of the running loop's async client."""
+        loop = asyncio.get_running_loop()
+        last = self._alast
+        if last is not None and last[0] is loop:
+            return last[1]
+        client = self._async()
+        cmds = self._acmds.get(loop)
+        if cmds is None or cmds.client is not client:
+            cmds = self._acmds[loop] = acommands_for(client)
+        self._alast = (loop, cmds)
+        return cmds
+
+    def _forget_commands(self) -> None:
+        """Called with ``_lock`` held by close/aclose: the clients behind them are closed."""
+        for cmds in self._acmds.values():
+            cmds.close()
+        self._acmds.clear()
+        self._alast = None
+        if self._pair is not None:
+            self._pair[1].close()
+            self._pair = None
 
     def _make_async(self) -> Any:
         if self._owns_client:
