@@ -68,6 +68,9 @@ ADHOC_MAX = 1024
 SIZE_REFRESH = 30.0
 MAX_SIZES = 4096
 CLEAR_BATCH = 500
+#: Keys per UNLINK: removing a vector repairs the HNSW graph (about a millisecond each), so
+#: a batch must finish well inside the client's socket timeout.
+UNLINK_BATCH = 50
 HNSW = {"m": 16, "ef_construction": 200, "ef_runtime": 32}
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _RETURN = ("dist", "scope", "model", "namespace", "text")
@@ -362,12 +365,8 @@ class RedisVLIndex:
 
     def delete(self, digests: Sequence[bytes]) -> int:
         keys = [self.key_of(d) for d in digests]
-        removed = 0
         with self._conn._errors():
-            client = self._conn._sync()
-            for start in range(0, len(keys), CLEAR_BATCH):
-                removed += int(client.unlink(*keys[start : start + CLEAR_BATCH]))
-        return removed
+            return _unlink(self._conn._sync(), keys)
 
     def clear(self, scope: bytes | None) -> int:
         removed = 0
@@ -378,15 +377,15 @@ class RedisVLIndex:
                 for name in client.scan_iter(match=f"{self.key_prefix}*", count=CLEAR_BATCH):
                     batch.append(name)
                     if len(batch) >= CLEAR_BATCH:
-                        removed += int(client.unlink(*batch))
+                        removed += _unlink(client, batch)
                         batch = []
                 if batch:
-                    removed += int(client.unlink(*batch))
+                    removed += _unlink(client, batch)
             else:
                 self._ensure()
                 while True:  # the index drops a document as its key goes: query again
                     keys = self._own_keys(client.execute_command(*self._scope_command(scope)))
-                    gone = int(client.unlink(*keys)) if keys else 0
+                    gone = _unlink(client, keys)
                     removed += gone
                     if gone == 0:
                         break
@@ -433,12 +432,8 @@ class RedisVLIndex:
 
     async def adelete(self, digests: Sequence[bytes]) -> int:
         keys = [self.key_of(d) for d in digests]
-        removed = 0
         with self._conn._errors():
-            client = self._conn._async()
-            for start in range(0, len(keys), CLEAR_BATCH):
-                removed += int(await client.unlink(*keys[start : start + CLEAR_BATCH]))
-        return removed
+            return await _aunlink(self._conn._async(), keys)
 
     async def aclear(self, scope: bytes | None) -> int:
         removed = 0
@@ -449,16 +444,16 @@ class RedisVLIndex:
                 async for name in client.scan_iter(match=f"{self.key_prefix}*", count=CLEAR_BATCH):
                     batch.append(name)
                     if len(batch) >= CLEAR_BATCH:
-                        removed += int(await client.unlink(*batch))
+                        removed += await _aunlink(client, batch)
                         batch = []
                 if batch:
-                    removed += int(await client.unlink(*batch))
+                    removed += await _aunlink(client, batch)
             else:
                 await self._aensure()
                 while True:
                     reply = await client.execute_command(*self._scope_command(scope))
                     keys = self._own_keys(reply)
-                    gone = int(await client.unlink(*keys)) if keys else 0
+                    gone = await _aunlink(client, keys)
                     removed += gone
                     if gone == 0:
                         break
@@ -536,6 +531,20 @@ class _ModuleErrors:
         if isinstance(exc, TierError):
             return
         raise TierError(f"redisvl index on {self.where}: {type(exc).__name__}: {text}") from exc
+
+
+def _unlink(client: Any, keys: Sequence[Any]) -> int:
+    removed = 0
+    for start in range(0, len(keys), UNLINK_BATCH):
+        removed += int(client.unlink(*keys[start : start + UNLINK_BATCH]))
+    return removed
+
+
+async def _aunlink(client: Any, keys: Sequence[Any]) -> int:
+    removed = 0
+    for start in range(0, len(keys), UNLINK_BATCH):
+        removed += int(await client.unlink(*keys[start : start + UNLINK_BATCH]))
+    return removed
 
 
 def _reject_cluster(client: Any) -> None:
