@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+
 import pytest
 from click.testing import CliRunner, Result
 
