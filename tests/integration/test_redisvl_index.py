@@ -241,9 +241,14 @@ def test_clear_scope_removes_more_than_one_batch(
     index: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(module, "CLEAR_BATCH", 4)
+    monkeypatch.setattr(module, "UNLINK_BATCH", 3)
     for n in range(11):
         index.add(entry(n, unit(1, n / 10)))
     assert index.clear(SCOPE_A) == 11
+    assert index.search(PART_1, unit(1), 20, clock()) == []
+    for n in range(7):
+        index.add(entry(n, unit(1, n / 10)))
+    assert index.delete([entry(n, unit(1)).key.digest for n in range(7)]) == 7
     assert index.search(PART_1, unit(1), 20, clock()) == []
 
 
@@ -390,3 +395,16 @@ def test_a_cluster_client_is_refused(redis_cluster_url: str) -> None:
             RedisVLIndex(dim=DIM, client=client)
     finally:
         client.close()
+
+
+def test_an_index_dropped_under_us_fails_one_call_then_is_created_again(
+    index: Any, raw: redis.Redis, clock: FakeClock
+) -> None:
+    index.add(entry(1, unit(1), text="before"))
+    raw.execute_command("FT.DROPINDEX", index.index_name)  # keys stay; the index goes
+    with pytest.raises(TierError):
+        index.search(PART_1, unit(1), 5, clock())
+    found = index.search(PART_1, unit(1), 5, clock())  # recreated (it rescans our keys)
+    assert texts(found) in ([], ["before"])
+    index.add(entry(2, unit(0, 1), text="after"))
+    assert "after" in texts(index.search(PART_1, unit(0, 1), 5, clock()))
