@@ -203,5 +203,7 @@ def from_payload(payload: Any) -> tuple[Generation, ...]:
         raise PayloadError("stored payload has no list of generations")
     try:
         return tuple(_generation(item) for item in items)
-    except (ValidationError, TypeError) as exc:
+    # langchain-core's own validators raise more than ValidationError on hostile shapes
+    # (AttributeError from a tool call that is a string: found by tests/unit/test_fuzz_decoders).
+    except (ValidationError, TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
         raise PayloadError(f"stored generations do not validate: {exc}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from llmcache.errors import ConfigError
+from llmcache.redact import redact_url
 from llmcache.tiers.base import Tier
 from llmcache.tiers.memory import MemoryTier
 
@@ -19,7 +20,18 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", 
 
 
 def tier_from_url(url: str) -> Tier:
-    """Build a tier from one of the URLs in the README (``memory://``, ``sqlite:///...``...)."""
+    """Build a tier from one of the URLs in the README (``memory://``, ``sqlite:///...``...).
+
+    Raises ConfigError for any URL that does not describe a tier."""
+    try:
+        return _tier_from_url(url)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # urllib's own parse errors ("Invalid IPv6 URL", bad ports...)
+        raise ConfigError(f"not a valid tier URL {redact_url(url)!r}: {exc}") from None
+
+
+def _tier_from_url(url: str) -> Tier:
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError(
             f"not a tier URL: {url!r} (expected e.g. 'memory://' or 'sqlite:///x.db')"
