@@ -201,15 +201,19 @@ def lc_tier_cache(tier_url: str, fake_clock: FakeClock) -> Iterator[object]:
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "memory+redis"])
 def ll_cache(
     request: pytest.FixtureRequest, tmp_path: object, fake_clock: FakeClock
 ) -> Iterator[object]:
-    """An llmcache Cache on memory only, or on SQLite only (so SQLite really serves)."""
+    """An llmcache Cache on memory only, on SQLite only (so SQLite really serves), or on
+    memory over standalone Redis (a private key prefix, its keys deleted after)."""
     from llmcache import Cache
 
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/llm.db"
-    cache = Cache.from_urls([url], clock=fake_clock)
+    if request.param == "memory+redis":
+        urls = ["memory://", request.getfixturevalue("redis_prefix_url")]
+    else:
+        urls = ["memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/llm.db"]
+    cache = Cache.from_urls(urls, clock=fake_clock)
     yield cache
     cache.close()
 
@@ -264,3 +268,45 @@ def redis_stack_url() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return url
+
+
+# ------------------------------------------------------------------ semantic tier (FAISS)
+# One real MiniLM per test session (loading it takes seconds); each test gets its own
+# FAISS file. Tests pass a verifier explicitly (AcceptAll unless they test verification), so
+# they assert the tier's plumbing, not the trained verifier's decisions.
+@pytest.fixture(scope="session")
+def minilm() -> object:
+    """The default embedder (all-MiniLM-L6-v2, offline), shared by the session."""
+    from llmcache.semantic.embedders import MiniLMEmbedder
+
+    embedder = MiniLMEmbedder()
+    embedder.embed(["warm up"])  # load the model once, here
+    return embedder
+
+
+@pytest.fixture
+def semantic_cache(tmp_path: object, minilm: object, fake_clock: FakeClock) -> Iterator[object]:
+    """``semantic_cache(**opts)``: a Cache (memory + SQLite) with a FAISS semantic tier in
+    ``tmp_path``, MiniLM, plain cosine at 0.8 unless ``semantic=``/``verifier=`` say otherwise;
+    on the fake clock. Every cache it built is closed after the test."""
+    from llmcache import Cache
+    from llmcache.semantic.verifier import AcceptAll
+
+    built: list[Cache] = []
+
+    def _build(**opts: object) -> Cache:
+        options: dict[str, object] = {
+            "semantic": f"faiss://{tmp_path}/vectors.faiss?threshold=0.8&refresh=0",
+            "embedder": minilm,
+            "verifier": AcceptAll(),
+            "clock": fake_clock,
+        }
+        options.update(opts)
+        urls = options.pop("urls", ["memory://", f"sqlite:///{tmp_path}/entries.db"])
+        cache = Cache.from_urls(urls, **options)  # type: ignore[arg-type]
+        built.append(cache)
+        return cache
+
+    yield _build
+    for cache in built:
+        cache.close()

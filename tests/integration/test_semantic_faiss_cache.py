@@ -1,0 +1,243 @@
+"""Cache + FAISS semantic tier + real MiniLM: what a user sees.
+
+Plain cosine (AcceptAll) at 0.8 unless a test says otherwise: these tests are about the tier's
+plumbing (partitions, expiry, clear, persistence, processes, async, fail-open), not about the
+trained verifier's decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmcache import Cache
+from llmcache.clock import FakeClock
+from llmcache.keys import request_key
+from llmcache.request import CacheRequest, Scope
+from llmcache.semantic.embedders import CachingEmbedder
+from llmcache.semantic.verifier import Verdict
+
+Build = Callable[..., Cache]
+
+ASKED = "How do I reset my password?"
+PARAPHRASE = "How can I reset my password?"
+UNRELATED = "What is the capital of France?"
+ALICE, BOB = Scope.of(user="alice", tenant="acme"), Scope.of(user="bob", tenant="acme")
+
+
+def req(text: str, **fields: Any) -> CacheRequest:
+    """As an adapter builds it: the prompt holds the whole conversation, the context the rest."""
+    prompt = [fields.get("semantic_context"), text]
+    return CacheRequest(**{"model": "gpt-x", "prompt": prompt, "semantic_text": text, **fields})
+
+
+def test_a_paraphrase_is_a_semantic_hit(semantic_cache: Build) -> None:
+    cache = semantic_cache()
+    assert cache.get(req(ASKED)) is None
+    assert cache.set(req(ASKED), "use the reset link")
+    hit = cache.get(req(PARAPHRASE))
+    assert hit is not None
+    assert (hit.match, hit.entry.value) == ("semantic", "use the reset link")
+    assert hit.similarity is not None and 0.8 <= hit.similarity < 1.0
+    assert hit.key == request_key(req(ASKED))  # the entry it found, not the asked key
+    assert cache.get(req(UNRELATED)) is None
+    stats = cache.stats()
+    assert stats["hits_by_match"] == {"semantic": 1}
+    assert stats["semantic_rejected"] == {"below_threshold": 1}
+
+
+def test_requests_without_semantic_text_never_match_semantically(semantic_cache: Build) -> None:
+    cache = semantic_cache()
+    cache.set(req(ASKED), "answer")
+    assert cache.get(CacheRequest(model="gpt-x", prompt=[None, PARAPHRASE])) is None
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"scope": BOB},
+        {"model": "gpt-y"},
+        {"params": {"temperature": 0.7}},
+        {"namespace": "other-app"},
+        {"semantic_context": {"system": "You are a pirate."}},
+        {"semantic_context": {"before": ["Hi, I am locked out of the billing site."]}},
+    ],
+)
+def test_a_closer_entry_elsewhere_is_never_served_nor_hides_ours(
+    semantic_cache: Build, other: dict[str, Any]
+) -> None:
+    cache = semantic_cache()
+    mine: dict[str, Any] = {"scope": ALICE, "semantic_context": None}
+    # Elsewhere: the exact question asked (similarity 1.0), in many copies.
+    for i in range(6):
+        cache.set(req(PARAPHRASE, **{**mine, **other, "tags": (f"t{i}",)}), f"theirs {i}")
+        cache.set(req(f"{PARAPHRASE} {'?' * (i + 1)}", **{**mine, **other}), "theirs")
+    assert cache.get(req(PARAPHRASE, **mine)) is None  # nothing of ours yet
+    cache.set(req(ASKED, **mine), "ours")  # a paraphrase, less close than theirs
+    hit = cache.get(req(PARAPHRASE, **mine))
+    assert hit is not None and hit.entry.value == "ours" and hit.match == "semantic"
+
+
+def test_user_a_is_never_served_user_bs_answer(semantic_cache: Build) -> None:
+    cache = semantic_cache(semantic="faiss://:memory:?threshold=0.0&refresh=0")
+    cache.set(req(ASKED, scope=BOB), "bob's secret")
+    for text in (ASKED, PARAPHRASE, UNRELATED):
+        assert cache.get(req(text, scope=ALICE)) is None
+    assert cache.get(req(PARAPHRASE, scope=BOB)) is not None
+
+
+def test_per_call_threshold(semantic_cache: Build) -> None:
+    cache = semantic_cache()
+    cache.set(req(ASKED), "answer")
+    assert cache.get(req(PARAPHRASE, semantic_threshold=0.999)) is None
+    assert cache.get(req(PARAPHRASE, semantic_threshold=0.85)) is not None
+
+
+def test_expired_entries_are_not_served(semantic_cache: Build, fake_clock: FakeClock) -> None:
+    cache = semantic_cache()
+    cache.set(req(ASKED), "answer", ttl=10)
+    assert cache.get(req(PARAPHRASE)) is not None
+    fake_clock.advance(11)
+    assert cache.get(req(PARAPHRASE)) is None
+    assert len(cache.semantic.index) == 0  # type: ignore[union-attr,arg-type]
+
+
+def test_a_vector_whose_entry_is_gone_is_skipped_and_deleted(semantic_cache: Build) -> None:
+    cache = semantic_cache()
+    cache.set(req(ASKED), "answer")
+    cache.delete(req(ASKED))  # the entry goes from the exact tiers; its vector stays
+    assert cache.get(req(PARAPHRASE)) is None
+    assert cache.stats()["semantic_rejected"] == {"dangling": 1}
+    assert len(cache.semantic.index) == 0  # type: ignore[union-attr,arg-type]
+
+
+def test_clear_removes_vectors_too(semantic_cache: Build) -> None:
+    cache = semantic_cache()
+    cache.set(req(ASKED, scope=ALICE), "a")
+    cache.set(req(ASKED, scope=BOB), "b")
+    cache.clear(scope=ALICE)
+    assert len(cache.semantic.index) == 1  # type: ignore[union-attr,arg-type]
+    assert cache.get(req(PARAPHRASE, scope=BOB)) is not None
+    cache.clear()
+    assert len(cache.semantic.index) == 0  # type: ignore[union-attr,arg-type]
+    assert cache.get(req(PARAPHRASE, scope=BOB)) is None
+
+
+def test_entries_persist_for_a_new_cache_on_the_same_files(semantic_cache: Build) -> None:
+    first = semantic_cache()
+    first.set(req(ASKED), "answer")
+    first.close()
+    hit = semantic_cache().get(req(PARAPHRASE))
+    assert hit is not None and hit.entry.value == "answer" and hit.tier == "sqlite"
+
+
+def test_another_process_sees_the_entries(semantic_cache: Build, tmp_path: Path) -> None:
+    cache = semantic_cache()
+    assert cache.get(req(PARAPHRASE)) is None  # this process has loaded the partition
+    script = textwrap.dedent(
+        f"""
+        from llmcache import Cache
+        from llmcache.request import CacheRequest
+        cache = Cache.from_urls(
+            ["sqlite:///{tmp_path}/entries.db"],
+            semantic="faiss://{tmp_path}/vectors.faiss?verify=off",
+        )
+        text = {ASKED!r}
+        request = CacheRequest(model="gpt-x", prompt=[None, text], semantic_text=text)
+        assert cache.set(request, "theirs")
+        cache.close()
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=600)
+    hit = cache.get(req(PARAPHRASE))
+    assert hit is not None and hit.entry.value == "theirs" and hit.match == "semantic"
+
+
+def test_async_path_gives_the_same_answers(semantic_cache: Build) -> None:
+    cache = semantic_cache()
+
+    async def run() -> tuple[Any, Any, Any]:
+        miss = await cache.aget(req(ASKED))
+        await cache.aset(req(ASKED), "answer")
+        hit = await cache.aget(req(PARAPHRASE))
+        none = await cache.aget(req(UNRELATED))
+        return miss, hit, none
+
+    miss, hit, none = asyncio.run(run())
+    assert miss is None and none is None
+    assert hit is not None and hit.match == "semantic"
+    sync = cache.get(req(PARAPHRASE))
+    assert sync is not None and sync.similarity == pytest.approx(hit.similarity)
+    asyncio.run(cache.aclear())
+    assert len(cache.semantic.index) == 0  # type: ignore[union-attr,arg-type]
+
+
+class Counting(CachingEmbedder):
+    """MiniLM behind a counter, without an LRU: shows how often a text is embedded."""
+
+    name = "counting"
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner.dim, lru_size=0)
+        self.inner = inner
+        self.texts: list[str] = []
+
+    def _compute(self, texts: list[str]) -> Any:
+        self.texts.extend(texts)
+        return self.inner.embed(texts)
+
+
+def test_a_request_is_embedded_once(semantic_cache: Build, minilm: Any) -> None:
+    counting = Counting(minilm)
+    cache = semantic_cache(embedder=counting)
+    assert cache.get(req(ASKED)) is None
+    cache.set(req(ASKED), "answer")  # reuses the lookup's vector
+    assert counting.texts == [ASKED]
+
+
+class Exploding(CachingEmbedder):
+    name = "exploding"
+
+    def _compute(self, texts: list[str]) -> Any:
+        raise ConnectionError("embedding service unreachable")
+
+
+def test_a_failing_embedder_fails_open(semantic_cache: Build, caplog: Any) -> None:
+    cache = semantic_cache(embedder=Exploding(384))
+    assert cache.get(req(ASKED)) is None
+    assert cache.set(req(ASKED), "answer")  # the exact tiers still take it
+    hit = cache.get(req(ASKED))
+    assert hit is not None and hit.match == "exact"
+    assert cache.stats()["errors_by_tier"]["semantic:faiss"] >= 1
+    assert "semantic:faiss failed" in caplog.text
+
+
+def test_a_failing_index_fails_open(semantic_cache: Build) -> None:
+    cache = semantic_cache()
+    cache.set(req(ASKED), "answer")
+    cache.semantic.index._db.close()  # type: ignore[union-attr]  # the file is gone
+    assert cache.get(req(PARAPHRASE)) is None
+    assert cache.set(req(UNRELATED), "x")
+    assert cache.get(req(ASKED)) is not None  # exact hits go on
+    assert cache.stats()["breakers"]["semantic:faiss"] == "open"
+
+
+class RejectAll:
+    def verify(
+        self, query: str, candidate: str, similarity: float, runner_up: float | None = None
+    ) -> Verdict:
+        return Verdict(False, 0.0, "looks_different")
+
+
+def test_verifier_rejections_are_counted(semantic_cache: Build) -> None:
+    cache = semantic_cache(verifier=RejectAll())
+    cache.set(req(ASKED), "answer")
+    assert cache.get(req(PARAPHRASE)) is None
+    assert cache.stats()["semantic_rejected"] == {"looks_different": 1}

@@ -1,0 +1,209 @@
+"""FaissIndex on real FAISS and a real SQLite file: partitions, HNSW, removal, sharing."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from llmcache.errors import ConfigError
+from llmcache.keys import CacheKey
+from llmcache.semantic.faiss_index import FaissIndex
+from llmcache.semantic.index import IndexedEntry
+
+DIM = 32
+NOW = 1_700_000_000.0
+P1, P2 = b"\x01" * 16, b"\x02" * 16
+SCOPE_A, SCOPE_B = b"A" * 16, b"B" * 16
+
+
+def unit(seed: int) -> npt.NDArray[np.float32]:
+    vector = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return vector / np.linalg.norm(vector)  # type: ignore[no-any-return,unused-ignore]
+
+
+def near(vector: npt.NDArray[np.float32], seed: int, noise: float) -> npt.NDArray[np.float32]:
+    moved = vector + noise * unit(seed)
+    return (moved / np.linalg.norm(moved)).astype(np.float32)  # type: ignore[no-any-return]
+
+
+def entry(
+    n: int,
+    vector: npt.NDArray[np.float32],
+    partition: bytes = P1,
+    *,
+    scope: bytes = SCOPE_A,
+    expires_at: float | None = None,
+) -> IndexedEntry:
+    key = CacheKey(n.to_bytes(32, "big"), scope, b"m" * 16, b"n" * 16)
+    return IndexedEntry(key, partition, vector, f"text {n}", expires_at)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    return str(tmp_path / "vectors.faiss")
+
+
+def test_search_stays_inside_the_partition(path: str) -> None:
+    index = FaissIndex(path, dim=DIM)
+    query = unit(1)
+    index.add(entry(1, query, P2))  # identical vector, other partition
+    index.add(entry(2, near(query, 2, 0.3), P1))
+    index.add(entry(3, near(query, 3, 0.6), P1))
+    found = index.search(P1, query, 5, NOW)
+    assert [int.from_bytes(c.key.digest, "big") for c in found] == [2, 3]
+    assert found[0].similarity > found[1].similarity
+    assert found[0].text == "text 2"
+    assert index.search(b"\x03" * 16, query, 5, NOW) == []
+    index.close()
+
+
+def test_hnsw_above_the_size_finds_the_nearest(path: str) -> None:
+    index = FaissIndex(path, dim=DIM, hnsw_above=50)
+    vectors = [unit(100 + i) for i in range(200)]
+    for i, vector in enumerate(vectors):
+        index.add(entry(i, vector))
+    index.search(P1, vectors[0], 1, NOW)  # loads the partition
+    assert hasattr(index._parts[P1].index, "hnsw")
+    for i in (0, 77, 199):
+        best = index.search(P1, vectors[i], 1, NOW)[0]
+        assert int.from_bytes(best.key.digest, "big") == i
+        assert best.similarity == pytest.approx(1.0, abs=1e-5)
+    index.close()
+
+
+def test_small_partitions_are_exact(path: str) -> None:
+    index = FaissIndex(path, dim=DIM, hnsw_above=50)
+    for i in range(10):
+        index.add(entry(i, unit(i)))
+    index.search(P1, unit(0), 1, NOW)
+    assert not hasattr(index._parts[P1].index, "hnsw")
+    index.close()
+
+
+def test_delete_and_replace_remove_old_vectors(path: str) -> None:
+    index = FaissIndex(path, dim=DIM)
+    index.add(entry(1, unit(1)))
+    index.add(entry(2, unit(2)))
+    assert len(index.search(P1, unit(1), 5, NOW)) == 2
+    assert index.delete([(1).to_bytes(32, "big")]) == 1
+    assert [c.text for c in index.search(P1, unit(1), 5, NOW)] == ["text 2"]
+    index.add(entry(2, unit(3)))  # the same entry stored again: one vector, the new one
+    found = index.search(P1, unit(3), 5, NOW)
+    assert len(found) == 1 and found[0].similarity == pytest.approx(1.0, abs=1e-5)
+    assert len(index) == 1
+    index.close()
+
+
+def test_many_deletes_compact_the_partition(path: str) -> None:
+    index = FaissIndex(path, dim=DIM)
+    for i in range(100):
+        index.add(entry(i, unit(i)))
+    index.search(P1, unit(0), 1, NOW)
+    index.delete([i.to_bytes(32, "big") for i in range(60)])
+    part = index._parts[P1]
+    assert part.dead < 60  # rebuilt along the way
+    found = index.search(P1, unit(70), 100, NOW)
+    assert sorted(int.from_bytes(c.key.digest, "big") for c in found) == list(range(60, 100))
+    index.close()
+
+
+def test_expired_vectors_are_skipped_and_removed(path: str) -> None:
+    index = FaissIndex(path, dim=DIM)
+    index.add(entry(1, unit(1), expires_at=NOW + 10))
+    index.add(entry(2, near(unit(1), 5, 0.5)))
+    assert len(index.search(P1, unit(1), 5, NOW)) == 2
+    found = index.search(P1, unit(1), 5, NOW + 10)
+    assert [c.text for c in found] == ["text 2"]
+    assert len(index) == 1  # the expired one is gone from the file too
+    index.close()
+
+
+def test_clear_all_or_one_scope(path: str) -> None:
+    index = FaissIndex(path, dim=DIM)
+    index.add(entry(1, unit(1), scope=SCOPE_A))
+    index.add(entry(2, unit(2), scope=SCOPE_B))
+    assert index.clear(SCOPE_A) == 1
+    assert [c.text for c in index.search(P1, unit(1), 5, NOW)] == ["text 2"]
+    assert index.clear(None) == 1
+    assert index.search(P1, unit(1), 5, NOW) == []
+    index.close()
+
+
+def test_vectors_persist_across_reopen(path: str) -> None:
+    index = FaissIndex(path, dim=DIM)
+    index.add(entry(1, unit(1)))
+    index.close()
+    again = FaissIndex(path, dim=DIM)
+    assert [c.text for c in again.search(P1, unit(1), 1, NOW)] == ["text 1"]
+    again.close()
+    with pytest.raises(ConfigError, match="holds 32-d vectors"):
+        FaissIndex(path, dim=DIM + 1)
+
+
+def test_two_openers_see_each_others_writes_and_deletes(path: str) -> None:
+    # Two instances on one file behave like two processes: separate connections and memory.
+    writer = FaissIndex(path, dim=DIM, refresh=0)
+    reader = FaissIndex(path, dim=DIM, refresh=0)
+    assert reader.search(P1, unit(1), 5, NOW) == []  # partition loaded (empty)
+    writer.add(entry(1, unit(1)))
+    assert [c.text for c in reader.search(P1, unit(1), 5, NOW)] == ["text 1"]
+    writer.delete([(1).to_bytes(32, "big")])
+    assert reader.search(P1, unit(1), 5, NOW) == []
+    writer.close()
+    reader.close()
+
+
+def test_a_reader_refreshes_only_after_its_interval(path: str) -> None:
+    writer = FaissIndex(path, dim=DIM)
+    reader = FaissIndex(path, dim=DIM, refresh=3600)
+    reader.search(P1, unit(1), 5, NOW)
+    writer.add(entry(1, unit(1)))
+    assert reader.search(P1, unit(1), 5, NOW) == []  # within its refresh interval
+    reader._refreshed -= 3600  # as if the interval had passed
+    assert len(reader.search(P1, unit(1), 5, NOW)) == 1
+    writer.close()
+    reader.close()
+
+
+def test_threads_add_and_search_at_once(path: str) -> None:
+    index = FaissIndex(path, dim=DIM, hnsw_above=100)
+    errors: list[BaseException] = []
+
+    def work(base: int) -> None:
+        try:
+            for i in range(base, base + 60):
+                index.add(entry(i, unit(i)))
+                index.search(P1, unit(i), 3, NOW)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n * 1000,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(index) == 240
+    best = index.search(P1, unit(2010), 1, NOW)[0]
+    assert int.from_bytes(best.key.digest, "big") == 2010
+    index.close()
+
+
+def test_async_methods_match_sync(path: str) -> None:
+    import asyncio
+
+    index = FaissIndex(path, dim=DIM)
+
+    async def run() -> None:
+        await index.aadd(entry(1, unit(1)))
+        found = await index.asearch(P1, unit(1), 2, NOW)
+        assert found == index.search(P1, unit(1), 2, NOW)
+        assert await index.adelete([(1).to_bytes(32, "big")]) == 1
+        assert await index.aclear(None) == 0
+        await index.aclose()
+
+    asyncio.run(run())
