@@ -28,7 +28,9 @@ Query policy: RediSearch picks brute force over the filtered documents (ADHOC_BF
 batches. Its estimate picks brute force even when a partition is the whole index, which costs
 several times an HNSW search at 10k vectors (benchmarks/results/semantic_lookup.md). We count
 each partition now and then (one count per partition per ``SIZE_REFRESH`` seconds, in the same
-round trip as a search) and ask for BATCHES when a partition holds more than ``ADHOC_MAX``.
+round trip as a search) and ask for BATCHES when a partition holds more than ``ADHOC_MAX``
+vectors and at least ``1 / BATCH_SHARE`` of the index (a small share would make HNSW walk
+through many batches of other partitions' vectors; RediSearch's own choice is right there).
 
 redisvl's ``SearchIndex``/``AsyncSearchIndex`` create and check the index; the lookup itself
 sends one prebuilt FT.SEARCH on the same client and reads the reply directly: the same query
@@ -65,6 +67,7 @@ REDIS_OPTIONS = frozenset({"socket_timeout", "socket_connect_timeout"})
 #: A partition up to this size is searched by brute force over its own vectors; above it,
 #: HNSW in batches. Brute force costs about 0.35 us per vector here; HNSW about 0.4 ms at 10k.
 ADHOC_MAX = 1024
+BATCH_SHARE = 10
 #: How long a partition's counted size is trusted (seconds, monotonic).
 SIZE_REFRESH = 30.0
 MAX_SIZES = 4096
@@ -137,6 +140,7 @@ class RedisVLIndex:
         self._ready = False
         self._ready_lock = threading.Lock()
         self._sizes: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
+        self._total: tuple[int, float] | None = None  # (documents in the index, counted at)
         self._sizes_lock = threading.Lock()
         self._watch = _IndexWatch(self)
 
@@ -276,7 +280,7 @@ class RedisVLIndex:
         return self.key_of(key.digest), fields, ms
 
     def _search_command(
-        self, partition: bytes, vector: Vector, k: int, now: float, size: int | None
+        self, partition: bytes, vector: Vector, k: int, now: float, batches: bool
     ) -> tuple[Any, ...]:
         np = require("numpy", extra="redisvl", feature="the redisvl index")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -285,7 +289,7 @@ class RedisVLIndex:
         if blob.shape != (self.dim,):
             raise ConfigError(f"redisvl index: query of shape {blob.shape}, expected ({self.dim},)")
         policy = ""
-        if self.algorithm == "hnsw" and size is not None and size > ADHOC_MAX:
+        if batches and self.algorithm == "hnsw":
             policy = " HYBRID_POLICY BATCHES"
         query = (
             f"(@partition:{{{partition.hex()}}} @expires_at:[({float(now)!r} +inf])"
@@ -295,8 +299,8 @@ class RedisVLIndex:
                 "SORTBY", "dist", "RETURN", len(_RETURN), *_RETURN,
                 "LIMIT", 0, k, "DIALECT", 2)  # fmt: skip
 
-    def _count_command(self, partition: bytes, now: float) -> tuple[Any, ...]:
-        query = f"@partition:{{{partition.hex()}}} @expires_at:[({float(now)!r} +inf]"
+    def _count_command(self, partition: bytes | None) -> tuple[Any, ...]:
+        query = "*" if partition is None else f"@partition:{{{partition.hex()}}}"
         return ("FT.SEARCH", self.index_name, query, "LIMIT", 0, 0, "DIALECT", 2)
 
     def _scope_command(self, scope: bytes) -> tuple[Any, ...]:
@@ -319,19 +323,37 @@ class RedisVLIndex:
         return out
 
     # ------------------------------------------------------------------ partition sizes
-    def _known_size(self, partition: bytes) -> int | None:
+    def _batches(self, partition: bytes) -> tuple[bool, list[tuple[Any, ...]]]:
+        """(ask for HNSW batches?, the counts to send first when a size is unknown or old)."""
+        now = time.monotonic()
         with self._sizes_lock:
             known = self._sizes.get(partition)
-        if known is None or time.monotonic() - known[1] > SIZE_REFRESH:
-            return None
-        return known[0]
+            total = self._total
+        counts: list[tuple[Any, ...]] = []
+        if known is None or now - known[1] > SIZE_REFRESH:
+            counts.append(self._count_command(partition))
+        if total is None or now - total[1] > SIZE_REFRESH:
+            counts.append(self._count_command(None))
+        if counts or known is None or total is None:
+            return False, counts
+        return known[0] > ADHOC_MAX and known[0] * BATCH_SHARE >= total[0], counts
 
-    def _remember_size(self, partition: bytes, size: int) -> None:
+    def _remember(self, partition: bytes, counts: list[tuple[Any, ...]], replies: Any) -> None:
+        now = time.monotonic()
         with self._sizes_lock:
-            self._sizes[partition] = (size, time.monotonic())
-            self._sizes.move_to_end(partition)
-            while len(self._sizes) > MAX_SIZES:
-                self._sizes.popitem(last=False)
+            for command, reply in zip(counts, replies, strict=True):
+                if command[2] == "*":
+                    self._total = (_total(reply), now)
+                    continue
+                self._sizes[partition] = (_total(reply), now)
+                self._sizes.move_to_end(partition)
+                while len(self._sizes) > MAX_SIZES:
+                    self._sizes.popitem(last=False)
+
+    def _forget_sizes(self) -> None:
+        with self._sizes_lock:
+            self._sizes.clear()
+            self._total = None
 
     # ------------------------------------------------------------------ sync
     def add(self, entry: IndexedEntry) -> None:
@@ -352,17 +374,18 @@ class RedisVLIndex:
 
     def search(self, partition: bytes, vector: Vector, k: int, now: float) -> list[Candidate]:
         self._ensure()
-        size = self._known_size(partition)
-        command = self._search_command(partition, vector, k, now, size)
+        batches, counts = self._batches(partition)
+        command = self._search_command(partition, vector, k, now, batches)
         with self._conn._errors(), self._watch:
             client = self._conn._sync()
-            if size is not None:
+            if not counts:
                 return self._candidates(client.execute_command(*command))
-            pipe = client.pipeline(transaction=False)
-            pipe.execute_command(*self._count_command(partition, now))
+            pipe = client.pipeline(transaction=False)  # the counts ride along: no round trip
+            for count in counts:
+                pipe.execute_command(*count)
             pipe.execute_command(*command)
-            counted, reply = pipe.execute()
-        self._remember_size(partition, _total(counted))
+            *counted, reply = pipe.execute()
+        self._remember(partition, counts, counted)
         return self._candidates(reply)
 
     def delete(self, digests: Sequence[bytes]) -> int:
@@ -391,8 +414,7 @@ class RedisVLIndex:
                     removed += gone
                     if gone == 0:
                         break
-        with self._sizes_lock:
-            self._sizes.clear()
+        self._forget_sizes()
         return removed
 
     def close(self) -> None:
@@ -419,17 +441,18 @@ class RedisVLIndex:
         self, partition: bytes, vector: Vector, k: int, now: float
     ) -> list[Candidate]:
         await self._aensure()
-        size = self._known_size(partition)
-        command = self._search_command(partition, vector, k, now, size)
+        batches, counts = self._batches(partition)
+        command = self._search_command(partition, vector, k, now, batches)
         with self._conn._errors(), self._watch:
             client = self._conn._async()
-            if size is not None:
+            if not counts:
                 return self._candidates(await client.execute_command(*command))
             pipe = client.pipeline(transaction=False)
-            pipe.execute_command(*self._count_command(partition, now))
+            for count in counts:
+                pipe.execute_command(*count)
             pipe.execute_command(*command)
-            counted, reply = await pipe.execute()
-        self._remember_size(partition, _total(counted))
+            *counted, reply = await pipe.execute()
+        self._remember(partition, counts, counted)
         return self._candidates(reply)
 
     async def adelete(self, digests: Sequence[bytes]) -> int:
@@ -459,8 +482,7 @@ class RedisVLIndex:
                     removed += gone
                     if gone == 0:
                         break
-        with self._sizes_lock:
-            self._sizes.clear()
+        self._forget_sizes()
         return removed
 
     async def aclose(self) -> None:

@@ -142,12 +142,15 @@ def test_a_large_partition_is_searched_in_hnsw_batches_with_the_same_answer(
     index.add(entry(999, unit(1), partition=PART_2, text="foreign"))
     query = vectors[3] + 0.01 * rng.standard_normal(DIM).astype(np.float32)
     query /= np.linalg.norm(query)
-    first = index.search(PART_1, query, 3, clock())  # counts the partition (40)
-    monkeypatch.setattr(module, "ADHOC_MAX", 10)  # 40 > 10: the next query asks for BATCHES
-    command = index._search_command(PART_1, query, 3, clock(), 40)
-    assert "HYBRID_POLICY BATCHES" in command[2]
+    first = index.search(PART_1, query, 3, clock())  # counts the partition (40) and all (41)
+    assert index._batches(PART_1) == (False, [])  # 40 <= ADHOC_MAX: RediSearch decides
+    monkeypatch.setattr(module, "ADHOC_MAX", 10)
+    assert index._batches(PART_1) == (True, [])  # > 10 and at least a tenth of the index
+    assert "HYBRID_POLICY BATCHES" in index._search_command(PART_1, query, 3, clock(), True)[2]
     second = index.search(PART_1, query, 3, clock())
     assert texts(first)[0] == texts(second)[0] == "q3"
+    index.search(PART_2, query, 3, clock())
+    assert index._batches(PART_2) == (False, [])  # 1 vector: brute force is cheaper
     assert "foreign" not in texts(second)
 
 
