@@ -8,6 +8,10 @@ turns that into a skipped tier, never into an error for the caller.
 ``bytes`` (tiers that keep the encoded form; the cache decodes them and deletes undecodable
 ones), or None. ``now`` is wall-clock seconds from the cache's injected clock; tiers never read
 the clock themselves.
+
+``clear`` and ``invalidate`` return how many entries they removed: expired entries the tier
+still held count, index records (tag rows, Redis index sets) never do. ``invalidate`` removes
+the entries a ``Selector`` matches (``selector.py``).
 """
 
 from __future__ import annotations
