@@ -23,6 +23,10 @@ its entry is never served and never counted.
 
 Selecting only a scope is ``clear(scope)``, which needs no index (the tier calls it).
 
+Bounds: removal runs in batches of ``BATCH`` entries, and index sets are read for
+``SCOPES_PER_ROUND`` scopes at a time; one set is read whole (SMEMBERS), so a single partition
+or tag set of millions of entries is held in this process's memory while it is processed.
+
 The logic is one generator plan, written once; ``run_sync`` and ``run_async`` only do I/O.
 """
 
