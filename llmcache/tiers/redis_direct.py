@@ -181,10 +181,11 @@ class ACommands:
 
 
 class ClientCommands:
-    """The same interface on redis-py's public API (a Cluster, or a client with options the
-    direct path does not honour): one command through ``execute_command``, several through a
-    non-transactional pipeline (on a Cluster, the keys of one call share a hash tag: one
-    node)."""
+    """The same interface on redis-py's public API (a Cluster, or a client subclass), one
+    ``execute_command`` per command. Not a pipeline: a Cluster pipeline asks its default
+    node for the keys of every EVAL (``COMMAND GETKEYS``), so a store would fail whenever
+    that one node is down, whichever node owns the key; ``execute_command`` reads an EVAL's
+    keys itself. Every command runs even if one gets an error reply; the first is raised."""
 
     __slots__ = ("client",)
 
@@ -192,12 +193,15 @@ class ClientCommands:
         self.client = client
 
     def run(self, commands: Sequence[Command]) -> list[Any]:
-        if len(commands) == 1:
-            return [self.client.execute_command(*commands[0])]
-        pipe = self.client.pipeline(transaction=False)
+        from redis.exceptions import ResponseError
+
+        replies: list[Any] = []
         for command in commands:
-            pipe.execute_command(*command)
-        return _raise_first(pipe.execute(raise_on_error=False))
+            try:
+                replies.append(self.client.execute_command(*command))
+            except ResponseError as exc:
+                replies.append(exc)
+        return _raise_first(replies)
 
     def close(self) -> None:
         return None
@@ -212,12 +216,15 @@ class AClientCommands:
         self.client = client
 
     async def run(self, commands: Sequence[Command]) -> list[Any]:
-        if len(commands) == 1:
-            return [await self.client.execute_command(*commands[0])]
-        pipe = self.client.pipeline(transaction=False)
+        from redis.exceptions import ResponseError
+
+        replies: list[Any] = []
         for command in commands:
-            pipe.execute_command(*command)
-        return _raise_first(await pipe.execute(raise_on_error=False))
+            try:
+                replies.append(await self.client.execute_command(*command))
+            except ResponseError as exc:
+                replies.append(exc)
+        return _raise_first(replies)
 
     def close(self) -> None:
         return None
