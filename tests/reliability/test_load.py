@@ -1,0 +1,56 @@
+"""Load, short version (the long runs: ``python scripts/reliability.py load``).
+
+8 processes x 8 threads on one SQLite file, and 64 asyncio tasks against MariaDB, PostgreSQL
+and Redis: zero errors reach callers, and every acknowledged entry reads back identical.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from conftest import delete_redis_keys, drop_tables, with_query
+from load_workloads import processes_load, tasks_load, verify
+
+SECONDS = 3.0
+
+
+def _check(result: object) -> None:
+    summary = result.summary()  # type: ignore[attr-defined]
+    print(summary)  # the figures, in the test log
+    assert summary["caller_errors"] == 0, result.caller_errors[:5]  # type: ignore[attr-defined]
+    assert summary["stores_acknowledged"] > 100
+    assert summary["lost"] == 0 and summary["altered"] == 0
+
+
+def test_8_processes_of_8_threads_on_one_sqlite_file(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/load.db"
+    result = processes_load([url], processes=8, threads=8, seconds=SECONDS)
+    assert result.workers == 64
+    _check(verify([url], result))
+
+
+def test_memory_over_sqlite_under_the_same_load(tmp_path: object) -> None:
+    urls = ["memory://?maxsize=500", f"sqlite:///{tmp_path}/load.db"]
+    result = processes_load(urls, processes=4, threads=8, seconds=SECONDS)
+    _check(verify([urls[1]], result))  # what reached the shared file, read from it alone
+
+
+@pytest.fixture(params=["mysql", "postgres", "redis"])
+def server_url(request: pytest.FixtureRequest, table_prefix: str) -> Iterator[str]:
+    kind = request.param
+    base = request.getfixturevalue("redis_url" if kind == "redis" else f"{kind}_url")
+    option = "prefix" if kind == "redis" else "table_prefix"
+    url = with_query(base, **{option: table_prefix})
+    yield url
+    if kind == "redis":
+        delete_redis_keys(base, table_prefix)
+    else:
+        drop_tables(base, table_prefix)
+
+
+def test_64_asyncio_tasks_against_a_server(server_url: str) -> None:
+    result = asyncio.run(tasks_load([server_url], tasks=64, seconds=SECONDS))
+    assert result.workers == 64
+    _check(verify([server_url], result))
