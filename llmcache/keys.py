@@ -48,6 +48,11 @@ def _digest(data: bytes, size: int, person: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=size, person=person).digest()
 
 
+#: Every entry key hashes through a copy of this (copying a keyed hasher is cheaper than
+#: building one with ``person=``, and the digest is the same).
+_KEY_HASHER = hashlib.blake2b(digest_size=32, person=b"llmcache-key")
+
+
 @lru_cache(maxsize=4096)
 def scope_digest(scope: Scope) -> bytes:
     """16-byte digest of a scope; equal scopes (any ACL order) give equal digests."""
@@ -104,4 +109,6 @@ def request_key(request: CacheRequest) -> CacheKey:
         ]
     )
     model, namespace = _label_parts(request.model_name, request.namespace)
-    return CacheKey(_digest(canonical, 32, b"llmcache-key"), scope, model, namespace)
+    hasher = _KEY_HASHER.copy()
+    hasher.update(canonical)
+    return CacheKey(hasher.digest(), scope, model, namespace)
