@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from litellm.caching import caching_handler as _handler
 from litellm.caching.caching import Cache as _LiteLLMCache
 from litellm.caching.caching import CacheMode, LiteLLMCacheType
 
@@ -36,7 +37,14 @@ from litellm_llmcache.convert import (
     saved_by,
     to_payload,
 )
+from litellm_llmcache.embeddings import (
+    assemble,
+    nested_call_kwargs,
+    one_input,
+    sync_embedding_inputs,
+)
 from litellm_llmcache.request import NAMESPACE, PROMPT_FIELDS, build_request
+from litellm_llmcache.stream import replayed_stream
 from llmcache._sentinel import UNSET, Unset
 from llmcache.cache import Cache, CacheHit
 from llmcache.errors import ConfigError
@@ -52,20 +60,46 @@ _REMEMBERED_KEYS = 4096
 WRITE_WAIT = 5.0
 
 
+#: LiteLLM's set of its pending async cache-write tasks (a private name; absent -> no wait).
+_PENDING_WRITES: set[asyncio.Task[None]] | None = getattr(_handler, "_PENDING_CACHE_WRITES", None)
+
+
 def _pending_litellm_writes() -> list[asyncio.Task[None]]:
     """LiteLLM's cache-write tasks still running on this loop.
 
     LiteLLM stores an async answer in a background task, so a second identical call awaited
     right after the first would look up before the first answer is stored; waiting for
-    these tasks first makes it a hit. (A private set of LiteLLM's; absent -> no wait.)
+    these tasks first makes it a hit.
     """
-    try:
-        from litellm.caching.caching_handler import _PENDING_CACHE_WRITES
-    except ImportError:
-        return []
+    if not _PENDING_WRITES:
+        return []  # the common case: nothing to wait for, and no turn of the loop given away
     loop = asyncio.get_running_loop()
     me = asyncio.current_task()
-    return [t for t in list(_PENDING_CACHE_WRITES) if t is not me and t.get_loop() is loop]
+    return [t for t in list(_PENDING_WRITES) if t is not me and t.get_loop() is loop]
+
+
+async def _await_litellm_writes(kwargs: Mapping[str, Any]) -> None:
+    """Let LiteLLM's pending cache writes on this loop finish before a lookup.
+
+    Only a stream needs a turn of the loop first: LiteLLM hands a finished async stream to
+    its cache in a task of its own, which creates the write task on its first turn. Any
+    other call does not yield when nothing is pending: yielding would run unrelated tasks
+    (LiteLLM's success logging of earlier calls) inside this lookup.
+    """
+    if kwargs.get("stream") is True:
+        await asyncio.sleep(0)
+    pending = _pending_litellm_writes()
+    if pending:
+        await asyncio.wait(pending, timeout=WRITE_WAIT)
+
+
+class _ModelCallError(Exception):
+    """The nested call of a partial embedding hit failed: the user's call fails with it
+    (not a cache fault to swallow, which would call the model a second time)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _LookedUp(NamedTuple):
@@ -121,6 +155,8 @@ class LiteLLMCache(_LiteLLMCache):
         # LiteLLM's own default (4) would silently skip long conversations.
         self.max_messages = max_messages
         self.llmcache = cache if cache is not None else Cache.from_env()
+        # Semantic fields are built only for a cache that can use them (decided once).
+        self._semantic = getattr(self.llmcache, "semantic", None) is not None
         self._owns_cache = cache is None
         self.llmcache_namespace = namespace
         self.default_ttl = ttl if ttl is UNSET else check_ttl(ttl)
@@ -148,7 +184,7 @@ class LiteLLMCache(_LiteLLMCache):
         nothing else, with a key ``get_cache_key`` just built from the whole call.
         """
         if any(f in kwargs for f in PROMPT_FIELDS):
-            return build_request(kwargs, self.llmcache_namespace)
+            return build_request(kwargs, self.llmcache_namespace, semantic=self._semantic)
         token = kwargs.get("cache_key")
         if isinstance(token, str) and len(kwargs) == 1:
             with self._keys_lock:
@@ -167,18 +203,51 @@ class LiteLLMCache(_LiteLLMCache):
         """The stored response for this call, or None (LiteLLM then calls the model)."""
         try:
             controls = controls_of(kwargs)
-            request = self._request(kwargs) if self._readable(kwargs, controls) else None
-            if request is None:
+            if not self._readable(kwargs, controls):
                 return None
-            looked_up = self._looked_up(self.llmcache.get(request), controls)
-            if looked_up.delete:
-                self.llmcache.delete(request)
-            if looked_up.release:
-                self.llmcache.set(request, None, ttl=0)  # see Controls.stores_nothing
-            return looked_up.served
+            inputs = sync_embedding_inputs(kwargs)
+            if inputs is not None:
+                return self._sync_embeddings(kwargs, inputs, controls)
+            request = self._request(kwargs)
+            served = None if request is None else self._lookup(request, controls)
+            return None if served is None else replayed_stream(served, kwargs)
+        except _ModelCallError as failed:
+            raise failed.error from None
         except Exception as exc:  # a cache fault never fails the user's call
             logger.warning("llmcache: LiteLLM lookup failed: %s", exc)
             return None
+
+    def _lookup(self, request: CacheRequest, controls: Controls) -> dict[str, Any] | None:
+        looked_up = self._looked_up(self.llmcache.get(request), controls)
+        if looked_up.delete:
+            self.llmcache.delete(request)
+        if looked_up.release:
+            self.llmcache.set(request, None, ttl=0)  # see Controls.stores_nothing
+        return looked_up.served
+
+    def _sync_embeddings(
+        self, kwargs: Mapping[str, Any], inputs: list[Any], controls: Controls
+    ) -> dict[str, Any] | None:
+        """A sync embedding call, input by input (see ``embeddings``)."""
+        requests = [self._request(one_input(kwargs, item)) for item in inputs]
+        cached = [None if r is None else self._lookup(r, controls) for r in requests]
+        if all(c is None for c in cached):
+            return None  # LiteLLM embeds them all; add_cache stores them one by one
+        missing = [i for i, entry in enumerate(cached) if entry is None]
+        fresh = None
+        if missing:
+            import litellm
+
+            items = [inputs[i] for i in missing]
+            try:
+                fresh = litellm.embedding(**nested_call_kwargs(kwargs, items))
+            except Exception as exc:
+                for i in missing:  # release identical calls waiting for these inputs
+                    if (request := requests[i]) is not None:
+                        self.llmcache.set(request, None, ttl=0)
+                raise _ModelCallError(exc) from exc
+            self._store_embeddings(fresh, kwargs, items)
+        return assemble(cached, fresh, str(kwargs.get("model") or ""))
 
     async def async_get_cache(self, dynamic_cache_object: Any = None, **kwargs: Any) -> Any:
         try:
@@ -186,18 +255,14 @@ class LiteLLMCache(_LiteLLMCache):
             request = self._request(kwargs) if self._readable(kwargs, controls) else None
             if request is None:
                 return None
-            # LiteLLM hands a finished async stream to its cache in a task of its own, which
-            # then creates the write task: one turn of the loop lets it, so it is waited for.
-            await asyncio.sleep(0)
-            pending = _pending_litellm_writes()
-            if pending:
-                await asyncio.wait(pending, timeout=WRITE_WAIT)
+            await _await_litellm_writes(kwargs)
             looked_up = self._looked_up(await self.llmcache.aget(request), controls)
             if looked_up.delete:
                 await self.llmcache.adelete(request)
             if looked_up.release:
                 await self.llmcache.aset(request, None, ttl=0)
-            return looked_up.served
+            served = looked_up.served
+            return None if served is None else replayed_stream(served, kwargs)
         except Exception as exc:
             logger.warning("llmcache: LiteLLM lookup failed: %s", exc)
             return None
@@ -219,7 +284,10 @@ class LiteLLMCache(_LiteLLMCache):
         if controls.max_age is not None and self.llmcache.clock() - entry.created_at > (
             controls.max_age
         ):
-            return None  # older than the caller accepts: LiteLLM calls the model
+            # Older than the caller accepts: LiteLLM calls the model, and for the caller it
+            # was a miss, so the stats must not count it as a hit.
+            self.llmcache.record_refused(hit)
+            return None
         payload: dict[str, Any] = entry.value
         saved = saved_by(payload)
         cost = dollars_saved(entry.model, saved)
@@ -245,6 +313,13 @@ class LiteLLMCache(_LiteLLMCache):
 
     def add_cache(self, result: Any, **kwargs: Any) -> None:
         """Store LiteLLM's answer in every tier (before the call returns)."""
+        inputs = sync_embedding_inputs(kwargs)
+        if inputs is not None:
+            self._store_embeddings(result, kwargs, inputs)
+        else:
+            self._store(result, kwargs)
+
+    def _store(self, result: Any, kwargs: Mapping[str, Any]) -> None:
         try:
             args = self._store_args(result, kwargs)
             if args is not None:
@@ -276,22 +351,45 @@ class LiteLLMCache(_LiteLLMCache):
         try:
             inputs = kwargs.get("input")
             items = inputs if isinstance(inputs, list) else [inputs]
-            data = getattr(result, "data", None) or []
-            if len(data) != len(items):
-                return  # LiteLLM's rule: a response that does not match its inputs is not kept
-            stores = []
-            for index, item in enumerate(items):
-                one = {**kwargs, "input": item}
-                embedding = self._convert_to_cached_embedding(
-                    data[index],
-                    getattr(result, "model", None),
-                    prompt_tokens=self._get_per_item_prompt_tokens(result, index),
-                    prompt_tokens_details=self._get_per_item_prompt_tokens_details(result, index),
-                )
-                stores.append(self.async_add_cache(dict(embedding), **one))
+            stores = [
+                self.async_add_cache(entry, **one)
+                for one, entry in self._per_input(result, kwargs, items)
+            ]
             await asyncio.gather(*stores)
         except Exception as exc:
             logger.warning("llmcache: storing LiteLLM embeddings failed: %s", exc)
+
+    def _store_embeddings(self, result: Any, kwargs: Mapping[str, Any], inputs: list[Any]) -> None:
+        try:
+            for one, entry in self._per_input(result, kwargs, inputs):
+                self._store(entry, one)
+        except Exception as exc:
+            logger.warning("llmcache: storing LiteLLM embeddings failed: %s", exc)
+
+    def _per_input(
+        self, result: Any, kwargs: Mapping[str, Any], inputs: list[Any]
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(kwargs of one input, its entry) for each input of an embedding response."""
+        data = getattr(result, "data", None) or []
+        if len(data) != len(inputs):
+            return []  # LiteLLM's rule: a response that does not match its inputs is not kept
+        model = getattr(result, "model", None)
+        return [
+            (
+                one_input(kwargs, item),
+                dict(
+                    self._convert_to_cached_embedding(
+                        data[index],
+                        model,
+                        prompt_tokens=self._get_per_item_prompt_tokens(result, index),
+                        prompt_tokens_details=self._get_per_item_prompt_tokens_details(
+                            result, index
+                        ),
+                    )
+                ),
+            )
+            for index, item in enumerate(inputs)
+        ]
 
     async def batch_cache_write(self, result: Any, **kwargs: Any) -> None:
         await self.async_add_cache(result, **kwargs)

@@ -8,6 +8,7 @@ own caches. Stored values are parsed by orjson only (never ``eval``/``literal_ev
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -18,6 +19,9 @@ from llmcache.cache import CacheHit
 from llmcache.entry import Usage
 
 logger = logging.getLogger("llmcache.litellm")
+
+#: Distinct (model, usage) prices kept; hits of one entry ask for the same one again.
+PRICES_REMEMBERED = 4096
 
 #: Where a hit is marked in ``_hidden_params`` (next to LiteLLM's own ``cache_hit``).
 MARKER = "llmcache"
@@ -85,13 +89,32 @@ def dollars_saved(model: str, saved: Saved) -> tuple[float, float]:
         return 0.0, 0.0
     import litellm  # the adapter's own dependency; imported here to keep this module light
 
+    return _price(
+        id(litellm.model_cost),
+        model,
+        saved.usage.input_tokens,
+        saved.usage.output_tokens,
+        saved.provider_cached_tokens,
+        saved.cache_creation_tokens,
+    )
+
+
+@functools.lru_cache(maxsize=PRICES_REMEMBERED)
+def _price(
+    table: int, model: str, prompt: int, completion: int, cache_read: int, cache_creation: int
+) -> tuple[float, float]:
+    """LiteLLM's price of one usage, remembered: pricing takes LiteLLM hundreds of µs, and
+    hits of one entry repeat the same usage. ``table`` (the identity of
+    ``litellm.model_cost``) makes a replaced price table price anew."""
+    import litellm
+
     try:
         input_usd, output_usd = litellm.cost_per_token(
             model=model,
-            prompt_tokens=saved.usage.input_tokens,
-            completion_tokens=saved.usage.output_tokens,
-            cache_read_input_tokens=saved.provider_cached_tokens,
-            cache_creation_input_tokens=saved.cache_creation_tokens,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cache_read_input_tokens=cache_read,
+            cache_creation_input_tokens=cache_creation,
         )
     except Exception as exc:  # an unpriced model (custom, mock): no dollars, not an error
         logger.debug("llmcache: LiteLLM has no price for %r (%s)", model, exc)

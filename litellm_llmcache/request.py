@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from litellm_llmcache.scope import scope_of
+from litellm_llmcache.semantic import semantic_fields
 from llmcache.request import CacheRequest
 
 #: Where the prompt of each call type lives.
@@ -117,8 +118,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def build_request(kwargs: Mapping[str, Any], base_namespace: str) -> CacheRequest:
-    """The ``CacheRequest`` of one LiteLLM call (scope from the call and ``llmcache.scope``)."""
+def build_request(
+    kwargs: Mapping[str, Any], base_namespace: str, *, semantic: bool = False
+) -> CacheRequest:
+    """The ``CacheRequest`` of one LiteLLM call (scope from the call and ``llmcache.scope``).
+
+    ``semantic``: fill the semantic fields (chat calls only); False when the cache has no
+    semantic component, so plain exact caching pays nothing for them.
+    """
     prompt = {f: _jsonable(kwargs[f]) for f in PROMPT_FIELDS if f in kwargs}
     params = {k: _jsonable(v) for k, v in kwargs.items() if k in ANSWER_PARAMS and v is not None}
     if params.get("stream") is False:  # the Router passes it, a plain call does not
@@ -127,7 +134,7 @@ def build_request(kwargs: Mapping[str, Any], base_namespace: str) -> CacheReques
     namespace = base_namespace
     if isinstance(controls, Mapping) and controls.get("namespace"):
         namespace = f"{base_namespace}/{controls['namespace']}"
-    return CacheRequest(
+    request = CacheRequest(
         model=model_identity(kwargs),
         prompt=prompt,
         params=params,
@@ -135,3 +142,6 @@ def build_request(kwargs: Mapping[str, Any], base_namespace: str) -> CacheReques
         namespace=namespace,
         model_name=str(kwargs.get("model") or ""),
     )
+    if semantic and "messages" in prompt:
+        request.semantic_text, request.semantic_context = semantic_fields(prompt["messages"])
+    return request

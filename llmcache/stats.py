@@ -41,6 +41,20 @@ class Stats:
             self.output_tokens_saved += usage.output_tokens
             self.cost_saved_usd += cost_usd
 
+    def refused(self, tier: str, match: str, usage: Usage) -> None:
+        """A counted hit that the caller refused (an adapter's freshness rule, e.g. LiteLLM's
+        ``s-maxage``): for the caller it was a miss, so it is counted as one instead."""
+        with self._lock:
+            self.hits -= 1
+            self.hits_by_tier[tier] -= 1
+            self.hits_by_match[match] -= 1
+            for counter, name in ((self.hits_by_tier, tier), (self.hits_by_match, match)):
+                if counter[name] <= 0:
+                    del counter[name]
+            self.input_tokens_saved -= usage.input_tokens
+            self.output_tokens_saved -= usage.output_tokens
+            self.misses += 1
+
     def saved(self, cost_usd: float) -> None:
         """Dollars a hit saved, priced by an adapter after the hit (it knows the price table)."""
         with self._lock:

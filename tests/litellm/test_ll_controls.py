@@ -126,3 +126,21 @@ def test_max_messages_when_asked_for(
         response = litellm.completion(model=MODEL, messages=turns, mock_response=text)
         assert response.choices[0].message.content == text
     assert ll_cache.stats()["stores"] == 0
+
+
+def test_an_entry_refused_by_s_maxage_counts_as_a_miss(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, fake_clock: FakeClock, answer: Callable[..., str]
+) -> None:
+    """Too old for the caller: the model answers, so the stats must not claim a hit."""
+    assert answer(mock_response="old") == "old"
+    fake_clock.advance(30)
+    assert answer(mock_response="fresh", cache={"s-maxage": 10}) == "fresh"
+    stats = ll_cache.stats()
+    assert stats["hits"] == 0
+    assert stats["misses"] == 2
+    assert stats["hits_by_tier"] == {}
+    assert stats["hits_by_match"] == {}
+    assert stats["tokens_saved"] == 0
+    assert stats["cost_saved_usd"] == 0
+    assert answer(mock_response="x", cache={"s-maxage": 10}) == "fresh"  # the new entry serves
+    assert ll_cache.stats()["hits"] == 1

@@ -82,10 +82,15 @@ def test_unpriced_model_saves_tokens_but_no_dollars(
     assert ll_cache.stats()["tokens_saved"] > 0
 
 
-def test_a_hit_from_sqlite_is_backfilled_and_marked(
-    tmp_path: object, ll_install: object, fake_clock: object
+@pytest.mark.parametrize("lower", ["sqlite", "redis"])
+def test_a_hit_from_a_lower_tier_is_backfilled_and_marked(
+    lower: str, tmp_path: object, ll_install: object, request: pytest.FixtureRequest
 ) -> None:
-    cache = Cache.from_urls(["memory://", f"sqlite:///{tmp_path}/two.db"])
+    if lower == "redis":
+        url = request.getfixturevalue("redis_prefix_url")
+    else:
+        url = f"sqlite:///{tmp_path}/two.db"
+    cache = Cache.from_urls(["memory://", url])
     try:
         ll_install(cache)  # type: ignore[operator]
         litellm.completion(model=MODEL, messages=ask("t"), mock_response="stored")

@@ -18,6 +18,18 @@ def _text(chunks: list[object]) -> str:
     return "".join(c.choices[0].delta.content or "" for c in chunks)  # type: ignore[attr-defined]
 
 
+def _assert_marked(stream: object, chunks: list[Any], cache: Cache) -> None:
+    """The replay and every chunk carry the hit marker, as a non-stream hit does."""
+    assert stream._hidden_params["cache_hit"] is True  # type: ignore[attr-defined]
+    assert stream._hidden_params["llmcache"]["tier"] == cache.tiers[0].name  # type: ignore[attr-defined]
+    assert chunks
+    for chunk in chunks:
+        marker = chunk._hidden_params["llmcache"]
+        assert marker["tier"] == cache.tiers[0].name
+        assert marker["match"] == "exact"
+        assert marker["output_tokens_saved"] > 0
+
+
 def test_cached_stream_replays_as_a_stream(ll_adapter: LiteLLMCache, ll_cache: Cache) -> None:
     first = list(
         litellm.completion(model=MODEL, messages=ask("s"), mock_response="streamed", stream=True)
@@ -27,8 +39,18 @@ def test_cached_stream_replays_as_a_stream(ll_adapter: LiteLLMCache, ll_cache: C
     assert plain.choices[0].message.content == "plain"  # stream=True is keyed
     again = litellm.completion(model=MODEL, messages=ask("s"), mock_response="x", stream=True)
     assert isinstance(again, litellm.CustomStreamWrapper)
-    assert _text(list(again)) == "streamed"
+    chunks = list(again)
+    assert _text(chunks) == "streamed"
+    _assert_marked(again, chunks, ll_cache)
     assert ll_cache.stats()["hits"] == 1
+
+
+def test_a_fresh_stream_is_not_marked(ll_adapter: LiteLLMCache) -> None:
+    chunks = list(
+        litellm.completion(model=MODEL, messages=ask("f"), mock_response="new", stream=True)
+    )
+    assert chunks
+    assert all("llmcache" not in c._hidden_params for c in chunks)
 
 
 async def test_cached_async_stream_replays_as_a_stream(
@@ -41,19 +63,18 @@ async def test_cached_async_stream_replays_as_a_stream(
     again = await litellm.acompletion(
         model=MODEL, messages=ask("as"), mock_response="x", stream=True
     )
-    assert _text([c async for c in again]) == "streamed"
+    chunks = [c async for c in again]
+    assert _text(chunks) == "streamed"
+    _assert_marked(again, chunks, ll_cache)
     assert ll_cache.stats()["hits"] == 1
 
 
 def test_embedding_second_call_is_a_hit(ll_adapter: LiteLLMCache, ll_cache: Cache) -> None:
-    first = litellm.embedding(
-        model="text-embedding-3-small", input=["a", "b"], mock_response=[0.1, 0.2]
-    )
-    again = litellm.embedding(
-        model="text-embedding-3-small", input=["a", "b"], mock_response=[0.9, 0.9]
-    )
+    first = litellm.embedding(model="text-embedding-3-small", input="a", mock_response=[0.1, 0.2])
+    again = litellm.embedding(model="text-embedding-3-small", input="a", mock_response=[0.9, 0.9])
     assert again._hidden_params["cache_hit"] is True
     assert [d["embedding"] for d in again.data] == [d["embedding"] for d in first.data]
+    assert ll_cache.stats()["hits"] == 1
 
 
 class CountingEmbedder(CustomLLM):
@@ -133,3 +154,81 @@ async def test_per_input_embeddings_are_scoped(
     await litellm.aembedding(model="counting/e", input=["a"], metadata={"llmcache_user": "bob"})
     await litellm.aembedding(model="counting/e", input=["a"], metadata={"llmcache_user": "alice"})
     assert embedder.asked == [["a"], ["a"]]  # bob's own call; alice's second served
+
+
+def test_embedding_partial_hit_embeds_only_missing_inputs(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, embedder: CountingEmbedder
+) -> None:
+    """Sync ``embedding`` is cached per input too (LiteLLM itself only does it for async)."""
+    first = litellm.embedding(model="counting/e", input=["a", "bb"])
+    assert first._hidden_params.get("cache_hit") is not True
+    mixed = litellm.embedding(model="counting/e", input=["a", "ccc"])
+    assert [d["embedding"] for d in mixed.data] == [[1.0], [3.0]]
+    assert [d["index"] for d in mixed.data] == [0, 1]
+    assert embedder.asked == [["a", "bb"], ["ccc"]]  # "a" was served, only "ccc" embedded
+    full = litellm.embedding(model="counting/e", input=["ccc", "bb", "a"])
+    assert [d["embedding"] for d in full.data] == [[3.0], [2.0], [1.0]]
+    assert full._hidden_params["cache_hit"] is True
+    assert full.usage is not None
+    assert full.usage.prompt_tokens == 3  # what the three inputs cost when first embedded
+    assert embedder.asked == [["a", "bb"], ["ccc"]]
+    one = litellm.embedding(model="counting/e", input="bb")
+    assert [d["embedding"] for d in one.data] == [[2.0]]
+    assert embedder.asked == [["a", "bb"], ["ccc"]]
+
+
+async def test_sync_and_async_embeddings_share_entries(
+    ll_adapter: LiteLLMCache, embedder: CountingEmbedder
+) -> None:
+    litellm.embedding(model="counting/e", input=["a", "bb"])
+    served = await litellm.aembedding(model="counting/e", input=["bb", "a"])
+    assert [d["embedding"] for d in served.data] == [[2.0], [1.0]]
+    await litellm.aembedding(model="counting/e", input=["dddd"])
+    # LiteLLM stores an async answer in a background task; the next async call waits for it
+    # (a sync call, which cannot, would miss while the task is pending).
+    again = await litellm.aembedding(model="counting/e", input=["dddd"])
+    assert again._hidden_params["cache_hit"] is True
+    mixed = litellm.embedding(model="counting/e", input=["dddd", "eeeee"])
+    assert [d["embedding"] for d in mixed.data] == [[4.0], [5.0]]
+    assert embedder.asked == [["a", "bb"], ["dddd"], ["eeeee"]]
+
+
+def test_sync_per_input_embeddings_are_scoped(
+    ll_adapter: LiteLLMCache, embedder: CountingEmbedder
+) -> None:
+    alice, bob = {"llmcache_user": "alice"}, {"llmcache_user": "bob"}
+    litellm.embedding(model="counting/e", input=["a", "b"], metadata=alice)
+    litellm.embedding(model="counting/e", input=["a", "c"], metadata=bob)
+    litellm.embedding(model="counting/e", input=["b", "c"], metadata=alice)
+    assert embedder.asked == [["a", "b"], ["a", "c"], ["c"]]
+
+
+class FailingEmbedder(CountingEmbedder):
+    """Embeds like CountingEmbedder, but fails on any text starting with "fail"."""
+
+    def _embed(self, input: list[str], model_response: EmbeddingResponse) -> EmbeddingResponse:
+        self.asked.append(list(input))
+        if any(t.startswith("fail") for t in input):
+            raise litellm.BadRequestError(message="refused", model="e", llm_provider="failing")
+        return super()._embed(input, model_response)
+
+
+def test_a_failed_embedding_of_the_missing_inputs_fails_the_call_once(
+    ll_adapter: LiteLLMCache, ll_cache: Cache
+) -> None:
+    handler = FailingEmbedder()
+    before = litellm.custom_provider_map
+    litellm.custom_provider_map = [{"provider": "failing", "custom_handler": handler}]
+    litellm.utils.custom_llm_setup()
+    try:
+        litellm.embedding(model="failing/e", input=["ok"])
+        handler.asked.clear()
+        with pytest.raises(Exception, match="refused"):
+            litellm.embedding(model="failing/e", input=["ok", "fail-me"])
+        assert handler.asked == [["fail-me"]]  # the model was asked once, for the missing input
+        # and nothing was stored for the failed input: a later call embeds it again
+        with pytest.raises(Exception, match="refused"):
+            litellm.embedding(model="failing/e", input=["fail-me"])
+    finally:
+        litellm.custom_provider_map = before
+        litellm.utils.custom_llm_setup()
