@@ -25,6 +25,7 @@ from langchain_llmcache.convert import PayloadError, from_payload, to_payload, u
 from langchain_llmcache.hits import fresh_hit, mark_in_place
 from langchain_llmcache.llm_string import parse_llm_string
 from langchain_llmcache.prompt_key import key_prompt
+from langchain_llmcache.semantic_text import semantic_fields
 from llmcache._sentinel import UNSET, Unset
 from llmcache.cache import Cache, CacheHit
 from llmcache.context import current_scope, current_tags
@@ -86,7 +87,7 @@ class LangChainCache(BaseCache):
 
     def _request(self, prompt: str, llm_string: str) -> CacheRequest:
         parsed = parse_llm_string(llm_string)
-        return CacheRequest(
+        request = CacheRequest(
             model=llm_string,
             prompt=key_prompt(prompt),
             params=parsed.params,
@@ -95,6 +96,11 @@ class LangChainCache(BaseCache):
             model_name=parsed.model_name,
             tags=current_tags(),  # llmcache.tags(...) blocks: for invalidate(tags=...)
         )
+        if self.cache.semantic is not None:  # off the hot path: parse only for the tier
+            fields = semantic_fields(prompt)
+            request.semantic_text = fields.text
+            request.semantic_context = fields.context
+        return request
 
     # ------------------------------------------------------------------ lookup
     def lookup(self, prompt: str, llm_string: str) -> list[Generation] | None:

@@ -86,7 +86,7 @@ def test_a_closer_entry_elsewhere_is_never_served_nor_hides_ours(
 
 
 def test_user_a_is_never_served_user_bs_answer(semantic_cache: Build) -> None:
-    cache = semantic_cache(semantic="faiss://:memory:?threshold=0.0&refresh=0")
+    cache = semantic_cache(semantic="faiss://:memory:?threshold=-1&refresh=0")
     cache.set(req(ASKED, scope=BOB), "bob's secret")
     for text in (ASKED, PARAPHRASE, UNRELATED):
         assert cache.get(req(text, scope=ALICE)) is None
