@@ -14,7 +14,9 @@ Layout (HASH documents; the redisvl ``SearchIndex`` schema covers them)::
 
     <prefix>:vec:<index>                 the FT index (its own name under our prefix)
     <prefix>:vec:<index>:<digest hex>    one vector: partition, scope, model, namespace (tags,
-                                         hex), digest, text, vector (float32), expires_at
+                                         hex), digest, text, vector (float32), expires_at, and
+                                         ref (scope+model+namespace hex, then the text: what a
+                                         lookup reads back, in one field)
 
 The partition filter is inside the KNN query
 (``(@partition:{hex} @expires_at:[(now +inf])=>[KNN k @vector $vec ...]``), never applied to a
@@ -77,7 +79,10 @@ CLEAR_BATCH = 500
 UNLINK_BATCH = 50
 HNSW = {"m": 16, "ef_construction": 200, "ef_runtime": 32}
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
-_RETURN = ("dist", "scope", "model", "namespace", "text")
+#: A lookup returns two fields per candidate: every field more is about ten more RESP
+#: elements to parse per reply, which is most of the client-side cost of a lookup.
+_RETURN = ("dist", "ref")
+_REF_HEX = 96  # scope, model, namespace: 16 bytes each, as hex
 
 
 class RedisVLIndex:
@@ -271,6 +276,8 @@ class RedisVLIndex:
             "namespace": key.namespace.hex(),
             "digest": key.digest.hex(),
             "text": entry.text,
+            # What a lookup needs back, in one field: the key's other digests, then the text.
+            "ref": key.scope.hex() + key.model.hex() + key.namespace.hex() + entry.text,
             "vector": vector.tobytes(),
             "expires_at": "inf" if entry.expires_at is None else repr(float(entry.expires_at)),
         }
@@ -311,15 +318,17 @@ class RedisVLIndex:
     def _candidates(self, reply: Any) -> list[Candidate]:
         out: list[Candidate] = []
         for key, fields in _documents(reply):
-            digest = bytes.fromhex(key[len(self.key_prefix) :])
+            ref = _text(fields.get(b"ref", b""))
+            if len(ref) < _REF_HEX:  # not written by this version: not a candidate
+                continue
             cache_key = CacheKey(
-                digest,
-                bytes.fromhex(_text(fields[b"scope"])),
-                bytes.fromhex(_text(fields[b"model"])),
-                bytes.fromhex(_text(fields[b"namespace"])),
+                bytes.fromhex(key[len(self.key_prefix) :]),
+                bytes.fromhex(ref[:32]),
+                bytes.fromhex(ref[32:64]),
+                bytes.fromhex(ref[64:_REF_HEX]),
             )
             similarity = 1.0 - float(fields[b"dist"])  # COSINE distance = 1 - cosine
-            out.append(Candidate(cache_key, similarity, _text(fields[b"text"])))
+            out.append(Candidate(cache_key, similarity, ref[_REF_HEX:]))
         return out
 
     # ------------------------------------------------------------------ partition sizes
