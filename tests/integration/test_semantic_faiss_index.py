@@ -144,17 +144,34 @@ def test_vectors_persist_across_reopen(path: str) -> None:
         FaissIndex(path, dim=DIM + 1)
 
 
-def test_two_openers_see_each_others_writes_and_deletes(path: str) -> None:
+def test_two_openers_see_each_others_stores_and_clears(path: str) -> None:
     # Two instances on one file behave like two processes: separate connections and memory.
     writer = FaissIndex(path, dim=DIM, refresh=0)
     reader = FaissIndex(path, dim=DIM, refresh=0)
     assert reader.search(P1, unit(1), 5, NOW) == []  # partition loaded (empty)
     writer.add(entry(1, unit(1)))
     assert [c.text for c in reader.search(P1, unit(1), 5, NOW)] == ["text 1"]
-    writer.delete([(1).to_bytes(32, "big")])
-    assert reader.search(P1, unit(1), 5, NOW) == []
+    writer.add(entry(1, unit(2), expires_at=NOW + 5))  # stored again: replaces, for both
+    found = reader.search(P1, unit(2), 5, NOW)
+    assert len(found) == 1 and found[0].similarity == pytest.approx(1.0, abs=1e-5)
+    assert reader.search(P1, unit(2), 5, NOW + 6) == []  # the new row's expiry counts
+    writer.add(entry(2, unit(3)))
+    writer.clear(None)
+    assert reader.search(P1, unit(3), 5, NOW) == []
     writer.close()
     reader.close()
+
+
+def test_expiring_a_vector_keeps_a_newer_row_stored_elsewhere(path: str) -> None:
+    old = FaissIndex(path, dim=DIM, refresh=3600)
+    old.add(entry(1, unit(1), expires_at=NOW + 5))
+    old.search(P1, unit(1), 5, NOW)
+    other = FaissIndex(path, dim=DIM)
+    other.add(entry(1, unit(1), expires_at=NOW + 100))  # stored again by another process
+    assert old.search(P1, unit(1), 5, NOW + 10) == []  # its own copy had expired
+    assert len(old) == 1  # but the other process's row is still there
+    old.close()
+    other.close()
 
 
 def test_a_reader_refreshes_only_after_its_interval(path: str) -> None:
