@@ -11,15 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import delete_redis_keys, drop_tables, with_query
-from load_workloads import processes_load, tasks_load, verify
+from figures import SECONDS, record
+from load_workloads import LoadResult, processes_load, tasks_load, verify
 
-SECONDS = 3.0
 
-
-def _check(result: object) -> None:
-    summary = result.summary()  # type: ignore[attr-defined]
-    print(summary)  # the figures, in the test log
-    assert summary["caller_errors"] == 0, result.caller_errors[:5]  # type: ignore[attr-defined]
+def _check(name: str, result: LoadResult) -> None:
+    summary = result.summary()
+    record(name, **summary)
+    assert summary["caller_errors"] == 0, result.caller_errors[:5]
     assert summary["stores_acknowledged"] > 100
     assert summary["lost"] == 0 and summary["altered"] == 0
 
@@ -28,13 +27,14 @@ def test_8_processes_of_8_threads_on_one_sqlite_file(tmp_path: object) -> None:
     url = f"sqlite:///{tmp_path}/load.db"
     result = processes_load([url], processes=8, threads=8, seconds=SECONDS)
     assert result.workers == 64
-    _check(verify([url], result))
+    _check("load: 8 processes x 8 threads, one SQLite file", verify([url], result))
 
 
 def test_memory_over_sqlite_under_the_same_load(tmp_path: object) -> None:
     urls = ["memory://?maxsize=500", f"sqlite:///{tmp_path}/load.db"]
     result = processes_load(urls, processes=4, threads=8, seconds=SECONDS)
-    _check(verify([urls[1]], result))  # what reached the shared file, read from it alone
+    # What reached the shared file, read from it alone.
+    _check("load: 4 processes x 8 threads, memory over SQLite", verify([urls[1]], result))
 
 
 @pytest.fixture(params=["mysql", "postgres", "redis"])
@@ -53,4 +53,5 @@ def server_url(request: pytest.FixtureRequest, table_prefix: str) -> Iterator[st
 def test_64_asyncio_tasks_against_a_server(server_url: str) -> None:
     result = asyncio.run(tasks_load([server_url], tasks=64, seconds=SECONDS))
     assert result.workers == 64
-    _check(verify([server_url], result))
+    kind = server_url.split(":")[0].split("+")[0]
+    _check(f"load: 64 asyncio tasks, {kind}", verify([server_url], result))

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from figures import record
 from private_servers import PrivateServer, private_mariadb, private_postgres
 
 from llmcache import Cache, CacheRequest
@@ -88,8 +89,13 @@ def test_a_database_crash_and_restart_mid_run(server: tuple[PrivateServer, str])
     assert before > 10
     assert recovered_after is not None, "the cache never stored again after the restart"
     recovery = recovered_after - back
-    slowest_ms = run.slowest_call * 1000
-    print(f"{db.name}: serving {recovery:.2f} s after restart, slowest call {slowest_ms:.0f} ms")
+    record(
+        f"fault: {db.name} killed and restarted mid-run",
+        recovery_seconds=round(recovery, 2),
+        slowest_call_ms=round(run.slowest_call * 1000),
+        stores_acknowledged=len(run.acknowledged),
+        caller_errors=len(run.caller_errors),
+    )
     # The port opens before the server accepts sessions (crash recovery), and the breaker
     # probes at most every 4 s: a few seconds, never a stuck tier.
     assert recovery < 10.0

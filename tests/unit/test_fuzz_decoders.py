@@ -5,6 +5,7 @@ package's own clear error (PayloadError, ConfigError), never another exception."
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import orjson
@@ -41,7 +42,9 @@ json_like = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=5),
     max_leaves=25,
 )
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The long campaign raises this (scripts/reliability.sh); CI runs the default.
+EXAMPLES = int(os.environ.get("LLMCACHE_FUZZ_EXAMPLES", "150"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _valid_payload() -> dict[str, Any]:
