@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from llmcache._sentinel import UNSET, Unset
-from llmcache.breaker import BreakerState, CircuitBreaker, TierBreakers
+from llmcache.breaker import BreakerState, CircuitBreaker
 from llmcache.clock import Clock, monotonic_clock, wall_clock
 from llmcache.entry import NO_USAGE, CacheEntry, Usage, decode, encode
 from llmcache.errors import CodecError, ConfigError, TierError
@@ -145,11 +145,11 @@ class Cache:
         self._local = 1 if getattr(self._tiers[0], "in_process", False) else 0
         self.policy = policy or CachePolicy()
         self.clock = clock
-        self._breakers = {t.name: TierBreakers(monotonic) for t in self._tiers}
+        self._breakers = {t.name: CircuitBreaker(clock=monotonic) for t in self._tiers}
         # The semantic tier (embedder + vector index) fails open like a tier: own breaker.
         self._semantic = semantic
         if semantic is not None:
-            self._breakers[semantic.name] = TierBreakers(monotonic)
+            self._breakers[semantic.name] = CircuitBreaker(clock=monotonic)
         self._stats = Stats()
         if single_flight_timeout is not None and not single_flight_timeout >= 0:
             raise ConfigError(
@@ -739,7 +739,7 @@ class Cache:
                     time.sleep(op.seconds)
                     op = plan.send(None)
                     continue
-                breaker = self._breakers[op.tier.name].for_method(op.method)
+                breaker = self._breakers[op.tier.name]
                 if not breaker.allow():
                     op = plan.send(UNAVAILABLE)
                     continue
@@ -763,7 +763,7 @@ class Cache:
                     await asyncio.sleep(op.seconds)
                     op = plan.send(None)
                     continue
-                breaker = self._breakers[op.tier.name].for_method(op.method)
+                breaker = self._breakers[op.tier.name]
                 if not breaker.allow():
                     op = plan.send(UNAVAILABLE)
                     continue
@@ -783,19 +783,13 @@ class Cache:
         self, tier: Tier | SemanticTier, breaker: CircuitBreaker, exc: Exception
     ) -> None:
         self._stats.error(tier.name)
-        # Log once per outage, not once per call: when the first of the tier's two breakers
-        # opens (a tier that is down fails reads and writes, and is still one outage).
-        if breaker.failed() and self._breakers[tier.name].sibling(breaker).state is (
-            BreakerState.CLOSED
-        ):
-            what = "reads" if breaker is self._breakers[tier.name].read else "writes"
+        if breaker.failed():  # log once per outage, not once per call
             logger.warning(
-                "llmcache: tier %s failed on %s (%s); skipping it until it recovers",
+                "llmcache: tier %s failed (%s); skipping it until it recovers",
                 tier.name,
-                what,
                 describe_error(exc),
             )
 
     def _tier_succeeded(self, tier: Tier | SemanticTier, breaker: CircuitBreaker) -> None:
-        if breaker.succeeded() and self._breakers[tier.name].state is BreakerState.CLOSED:
+        if breaker.succeeded():
             logger.warning("llmcache: tier %s recovered", tier.name)
