@@ -7,12 +7,13 @@ redis.py). An invalidation
 1. finds the index sets to read: named directly when the selector fixes every part of their
    name, else by SCAN with this prefix (never KEYS; a Cluster client scans every primary), with
    a pattern of hex digests and ``*``, which can match no other prefix's keys;
-2. reads their members (SMEMBERS, pipelined) and, per scope, keeps the entries every criterion
-   selects: the union of the tag sets' members, intersected with the partitions' members;
+2. reads the tag sets (or, without tags, the partition sets) a page at a time (SSCAN,
+   pipelined over many scopes); with tags and a model/namespace too, keeps the entries one of
+   their scope's selected partitions lists (SMISMEMBER);
 3. for ``older_than``, reads those entries (GET, pipelined) and keeps the ones created at or
    before the cutoff (a value that does not decode is left alone: its next ``get`` deletes it);
 4. per scope, one Lua script per batch UNLINKs the entries and SREMs them from the sets it
-   read, atomically (the store script can't interleave: an entry stored again meanwhile is
+   reads, atomically (the store script can't interleave: an entry stored again meanwhile is
    either removed with its index records or kept with them). It counts the entries removed;
    names in a set whose entry is already gone are removed from the set and not counted.
 
@@ -23,9 +24,10 @@ its entry is never served and never counted.
 
 Selecting only a scope is ``clear(scope)``, which needs no index (the tier calls it).
 
-Bounds: removal runs in batches of ``BATCH`` entries, and index sets are read for
-``SCOPES_PER_ROUND`` scopes at a time; one set is read whole (SMEMBERS), so a single partition
-or tag set of millions of entries is held in this process's memory while it is processed.
+Bounds: index sets are read for ``SCOPES_PER_ROUND`` scopes at a time, a page of about
+``BATCH`` names per set per round trip, and each page is removed before the next is read, so
+memory stays bounded however large a set is. (SSCAN may return a name twice, or a name it
+already removed: UNLINK then returns 0 and nothing is counted twice.)
 
 The logic is one generator plan, written once; ``run_sync`` and ``run_async`` only do I/O.
 """
@@ -81,36 +83,71 @@ class _Scope(NamedTuple):
     partitions: list[str]  # partition sets to read (empty in tag mode)
     tag_sets: list[str]
 
+    @property
+    def index_sets(self) -> list[str]:
+        return [*self.partitions, *self.tag_sets]
+
+
+Doomed = list[tuple[list[bytes], _Scope]]  # entry keys to remove, and their scope's index sets
+
 
 def invalidate_plan(prefix: str, selector: Selector, now: float, payload_of: PayloadOf) -> Plan:
     """Remove what ``selector`` matches under ``prefix``; returns the entries removed."""
     scopes = yield from _index_sets(prefix, selector)
     cutoff = selector.cutoff(now)
-    by_partition = _by_partition(selector)
+    by_tags = selector.tags is not None
+    both = by_tags and _by_partition(selector)
     removed = 0
     items = sorted(scopes.items())
     for start in range(0, len(items), SCOPES_PER_ROUND):
-        chunk = items[start : start + SCOPES_PER_ROUND]
-        read = [name for _, sets in chunk for name in (*sets.partitions, *sets.tag_sets)]
-        members = dict(zip(read, (yield Pipe([("SMEMBERS", name) for name in read])), strict=True))
-        doomed: list[tuple[list[bytes], list[str]]] = []
-        for _, sets in chunk:
-            names = _union(members, sets.tag_sets) if selector.tags is not None else None
-            if by_partition:
-                in_partitions = _union(members, sets.partitions)
-                names = in_partitions if names is None else names & in_partitions
-            if names:
-                doomed.append((sorted(names), [*sets.partitions, *sets.tag_sets]))
-        if cutoff is not None:
-            doomed = yield from _old_enough(doomed, cutoff, payload_of)
-        scripts = [
-            ("EVAL", _UNLINK_INDEXED, len(batch) + len(sets), *batch, *sets, len(batch))
-            for names, sets in doomed
-            for batch in _chunks(names)
+        # The sets being read, a page (SSCAN) at a time: (set, its scope's sets, cursor).
+        reading = [
+            (name, sets, 0)
+            for _, sets in items[start : start + SCOPES_PER_ROUND]
+            for name in (sets.tag_sets if by_tags else sets.partitions)
         ]
-        if scripts:
-            removed += sum(int(r) for r in (yield Pipe(scripts)))
+        while reading:
+            pages = yield Pipe(
+                [("SSCAN", name, cursor, "COUNT", BATCH) for name, _, cursor in reading]
+            )
+            doomed: Doomed = []
+            following = []
+            for (name, sets, _), (cursor, members) in zip(reading, pages, strict=True):
+                if int(cursor):
+                    following.append((name, sets, int(cursor)))
+                if members:
+                    doomed.append((sorted(members), sets))
+            reading = following
+            if both:  # listed by a tag set: kept if its partition is selected too
+                doomed = yield from _in_partitions(doomed)
+            if cutoff is not None:
+                doomed = yield from _old_enough(doomed, cutoff, payload_of)
+            scripts = [
+                ("EVAL", _UNLINK_INDEXED, len(batch) + len(sets.index_sets), *batch,
+                 *sets.index_sets, len(batch))
+                for names, sets in doomed
+                for batch in _chunks(names)
+            ]  # fmt: skip
+            if scripts:
+                removed += sum(int(r) for r in (yield Pipe(scripts)))
     return removed
+
+
+def _in_partitions(doomed: Doomed) -> Generator[Scan | Pipe, list[Any], Doomed]:
+    """Keep the entries that one of their scope's selected partition sets lists."""
+    checks = [(i, p) for i, (_, sets) in enumerate(doomed) for p in sets.partitions]
+    if not checks:
+        return []
+    answers = yield Pipe([("SMISMEMBER", p, *doomed[i][0]) for i, p in checks])
+    listed: list[set[bytes]] = [set() for _ in doomed]
+    for (i, _), flags in zip(checks, answers, strict=True):
+        names = doomed[i][0]
+        listed[i].update(name for name, flag in zip(names, flags, strict=True) if int(flag))
+    return [
+        (kept, sets)
+        for (names, sets), found in zip(doomed, listed, strict=True)
+        if (kept := [n for n in names if n in found])
+    ]
 
 
 def _by_partition(selector: Selector) -> bool:
@@ -152,23 +189,16 @@ def _index_sets(
 
 
 def _old_enough(
-    doomed: list[tuple[list[bytes], list[str]]], cutoff: float, payload_of: PayloadOf
-) -> Generator[Scan | Pipe, list[Any], list[tuple[list[bytes], list[str]]]]:
+    doomed: Doomed, cutoff: float, payload_of: PayloadOf
+) -> Generator[Scan | Pipe, list[Any], Doomed]:
     """Keep the entries created at or before ``cutoff``, and the names whose entry is gone
     (so the script removes them from the sets); leave younger and undecodable ones."""
-    kept: list[tuple[list[bytes], list[str]]] = []
-    for names, sets in doomed:
-        old: list[bytes] = []
-        for batch in _chunks(names):
-            values = yield Pipe([("GET", name) for name in batch])
-            old.extend(
-                name
-                for name, raw in zip(batch, values, strict=True)
-                if _older(raw, cutoff, payload_of)
-            )
-        if old:
-            kept.append((old, sets))
-    return kept
+    names = [name for batch, _ in doomed for name in batch]
+    values: list[Any] = []
+    for chunk in _chunks(names):
+        values.extend((yield Pipe([("GET", name) for name in chunk])))
+    old = {name for name, raw in zip(names, values, strict=True) if _older(raw, cutoff, payload_of)}
+    return [(kept, sets) for batch, sets in doomed if (kept := [n for n in batch if n in old])]
 
 
 def _older(raw: bytes | None, cutoff: float, payload_of: PayloadOf) -> bool:
@@ -191,13 +221,6 @@ def _names(found: list[Any]) -> list[str]:
 def _scope_of(prefix: str, name: str) -> str:
     start = len(prefix) + 2  # "<prefix>:{"
     return name[start : start + _SCOPE_HEX]
-
-
-def _union(members: dict[str, Any], names: list[str]) -> set[bytes]:
-    out: set[bytes] = set()
-    for name in names:
-        out.update(members[name])
-    return out
 
 
 def _chunks(names: list[bytes]) -> list[list[bytes]]:

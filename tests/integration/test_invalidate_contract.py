@@ -398,10 +398,15 @@ def test_redis_removes_in_bounded_batches(
             for user in ("a", "b", "c")
             for i in range(5)
         }
-        store(cache, entries)
+        # Above 128 members a set is a hash table, which SSCAN pages through by cursor.
+        big = {f"big{i}": req(f"e{i}", tags=("t",), scope=BOB) for i in range(200)}
+        store(cache, entries | big)
         fake_clock.advance(1)
-        assert cache.invalidate(tags=["t"], older_than=1) == 15
-        assert hits(cache, entries) == set()
+        assert cache.invalidate(tags=["t"], older_than=1) == 215
+        assert hits(cache, entries | big) == set()
+        store(cache, big)
+        assert cache.invalidate(tags=["t"], model="gpt-x") == 200  # SSCAN, then SMISMEMBER
+        assert hits(cache, big) == set()
 
 
 # ---------------------------------------------------------------------------- Redis indexes
