@@ -49,9 +49,14 @@ def _seconds(name: str, value: object) -> float:
 def controls_of(kwargs: Mapping[str, Any]) -> Controls:
     """The controls of one call (defaults when it passes none)."""
     metadata = kwargs.get("metadata")
-    disabled = isinstance(metadata, Mapping) and metadata.get("caching_disabled") is True
+    # type(...) is dict first: an ABC isinstance check costs about 1 µs, on every call.
+    disabled = (
+        metadata is not None
+        and (type(metadata) is dict or isinstance(metadata, Mapping))
+        and metadata.get("caching_disabled") is True
+    )
     cache = kwargs.get("cache")
-    if not isinstance(cache, Mapping) or not cache:
+    if not cache or not (type(cache) is dict or isinstance(cache, Mapping)):
         return Controls(disabled=True) if disabled else NO_CONTROLS
     ttl: float | Unset | None = UNSET
     if "ttl" in cache:

@@ -10,7 +10,7 @@ bookkeeping kwargs (call ids, logging objects), which differ on every call.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from litellm_llmcache.scope import scope_of
 from litellm_llmcache.semantic import semantic_fields
@@ -75,20 +75,23 @@ ANSWER_PARAMS = frozenset(
 NAMESPACE = "litellm"
 
 
-def _metadata_sources(kwargs: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
-    params = kwargs.get("litellm_params") or {}
-    found = (
-        kwargs.get("metadata"),
-        kwargs.get("litellm_metadata"),
-        params.get("metadata") if isinstance(params, Mapping) else None,
-    )
-    return tuple(m for m in found if isinstance(m, Mapping))
+def _is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
+    # ``isinstance(x, Mapping)`` is an ABC check (about 1 µs); kwargs hold plain dicts.
+    return type(value) is dict or (value is not None and isinstance(value, Mapping))
+
+
+def _metadata_sources(kwargs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    found = [kwargs.get("metadata"), kwargs.get("litellm_metadata")]
+    params = kwargs.get("litellm_params")
+    if _is_mapping(params):
+        found.append(params.get("metadata"))
+    return [m for m in found if _is_mapping(m)]
 
 
 def metadata_of(kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
     """The call's ``metadata`` (empty when absent or not a mapping)."""
     metadata = kwargs.get("metadata")
-    return metadata if isinstance(metadata, Mapping) else {}
+    return metadata if _is_mapping(metadata) else {}
 
 
 def model_identity(kwargs: Mapping[str, Any]) -> str:
@@ -132,7 +135,7 @@ def build_request(
         del params["stream"]
     controls = kwargs.get("cache")
     namespace = base_namespace
-    if isinstance(controls, Mapping) and controls.get("namespace"):
+    if _is_mapping(controls) and controls.get("namespace"):
         namespace = f"{base_namespace}/{controls['namespace']}"
     request = CacheRequest(
         model=model_identity(kwargs),
