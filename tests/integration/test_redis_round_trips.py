@@ -1,0 +1,223 @@
+"""The redis tier's wire: how many round trips and connections a call costs, and that the
+shortcuts (own connections, queued async calls, a store that also releases its lock) give
+every caller its own answer. Each test runs its own redis-server (no other client on it), and
+counts writes with the tier's own pool, whose connection class is swapped for a subclass that
+counts ``send_packed_command`` calls (a real connection, not a fake).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_redis_faults import RedisProcess
+
+from llmcache import Cache, CacheRequest
+from llmcache.errors import TierError
+from llmcache.keys import request_key
+from llmcache.tiers.redis import RedisTier
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisProcess]:
+    proc = RedisProcess(tmp_path)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def req(prompt: str) -> CacheRequest:
+    return CacheRequest(model="m", prompt=prompt)
+
+
+def count_writes(pool: Any) -> list[int]:
+    """Count the writes (one per round trip) on the connections ``pool`` makes from now on."""
+    count = [0]
+    base = pool.connection_class
+
+    if asyncio.iscoroutinefunction(base.send_packed_command):
+
+        class ACounting(base):  # type: ignore[misc,valid-type]
+            async def send_packed_command(self, *args: Any, **kwargs: Any) -> Any:
+                count[0] += 1
+                return await super().send_packed_command(*args, **kwargs)
+
+        pool.connection_class = ACounting
+    else:
+
+        class Counting(base):  # type: ignore[misc,valid-type]
+            def send_packed_command(self, *args: Any, **kwargs: Any) -> Any:
+                count[0] += 1
+                return super().send_packed_command(*args, **kwargs)
+
+        pool.connection_class = Counting
+    pool.reset()  # forget connections of the old class (the tier drops its own, too)
+    return count
+
+
+def clients(server: RedisProcess) -> int:
+    """Connections open on the server, the one asking excluded."""
+    with server.client() as admin:
+        return len(admin.client_list()) - 1
+
+
+def test_a_hit_is_one_round_trip_and_a_miss_that_stores_three(server: RedisProcess) -> None:
+    tier = RedisTier.from_url(server.url)
+    cache = Cache([tier], fleet_stats=False)  # single-flight across processes: on
+    cache.set(req("warm"), "v")
+    writes = count_writes(tier._sync().connection_pool)
+    assert cache.get(req("warm")) is not None  # connects: the handshake writes too
+    writes[0] = 0
+    assert cache.get(req("warm")) is not None
+    assert writes[0] == 1  # GET
+    assert cache.get(req("fresh")) is None
+    assert cache.set(req("fresh"), "w") is True
+    # GET; SET NX of the fleet lock; the store and the lock's release in one write.
+    assert writes[0] == 4
+    assert tier.flight_open(request_key(req("fresh"))) is False  # released
+    hit = cache.get(req("fresh"))
+    assert hit is not None and hit.entry.value == "w"
+    cache.close()
+
+
+async def test_async_hit_and_miss_round_trips(server: RedisProcess) -> None:
+    tier = RedisTier.from_url(server.url)
+    cache = Cache([tier], fleet_stats=False)
+    await cache.aset(req("warm"), "v")
+    writes = count_writes(tier._async().connection_pool)
+    assert await cache.aget(req("warm")) is not None
+    writes[0] = 0
+    assert await cache.aget(req("warm")) is not None
+    assert writes[0] == 1
+    assert await cache.aget(req("fresh")) is None
+    assert await cache.aset(req("fresh"), "w") is True
+    assert writes[0] == 4
+    assert await tier.aflight_open(request_key(req("fresh"))) is False
+    await cache.aclose()
+
+
+def test_a_failed_store_leaves_the_lock_to_the_cache_to_release(server: RedisProcess) -> None:
+    tier = RedisTier.from_url(server.url)
+    cache = Cache([tier], fleet_stats=False)
+    key = request_key(req("q"))
+    assert cache.get(req("q")) is None  # this process holds the fleet lock now
+    with server.client() as admin:
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", 1)  # every store is refused (OOM)
+        assert cache.set(req("q"), "v") is False  # fails open
+        admin.config_set("maxmemory", 0)
+    assert tier.flight_open(key) is False  # released all the same: waiters do not hang
+    cache.close()
+
+
+def test_sixteen_threads_use_at_most_sixteen_connections(server: RedisProcess) -> None:
+    tier = RedisTier.from_url(server.url)
+    cache = Cache([tier], fleet_stats=False)
+    for i in range(32):
+        cache.set(req(f"q{i}"), f"a{i}")
+    answers: list[list[Any]] = [[] for _ in range(16)]
+    barrier = threading.Barrier(16)
+
+    def work(n: int) -> None:
+        barrier.wait()
+        for i in range(200):
+            hit = cache.get(req(f"q{(n + i) % 32}"))
+            answers[n].append(None if hit is None else hit.entry.value)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for n in range(16):
+        assert answers[n] == [f"a{(n + i) % 32}" for i in range(200)]  # each its own answer
+    assert 1 <= clients(server) <= 16
+    cache.close()
+    assert clients(server) == 0  # closed with the tier
+
+
+async def test_concurrent_tasks_share_writes_and_each_gets_its_answer(
+    server: RedisProcess,
+) -> None:
+    tier = RedisTier.from_url(server.url)
+    cache = Cache([tier], fleet_stats=False)
+    for i in range(64):
+        await cache.aset(req(f"q{i}"), f"a{i}")
+    writes = count_writes(tier._async().connection_pool)
+
+    async def lookup(i: int) -> Any:
+        hit = await cache.aget(req(f"q{i}"))
+        return None if hit is None else hit.entry.value
+
+    answers = await asyncio.gather(*(lookup(i) for i in range(64)))
+    assert answers == [f"a{i}" for i in range(64)]
+    assert writes[0] < 64  # queued calls went out together
+    assert clients(server) <= 3  # not one connection per task
+    await cache.aclose()
+
+
+async def test_an_error_reply_in_a_shared_write_fails_only_its_own_call(
+    server: RedisProcess,
+) -> None:
+    tier = RedisTier.from_url(server.url)
+    cache = Cache([tier], fleet_stats=False)
+    for i in range(20):
+        await cache.aset(req(f"q{i}"), f"a{i}")
+    broken = request_key(req("q7"))
+    with server.client() as admin:  # the entry's key now holds a list: GET gets WRONGTYPE
+        admin.delete(tier.entry_key(broken))
+        admin.rpush(tier.entry_key(broken), "x")
+    results = await asyncio.gather(
+        *(tier.aget(request_key(req(f"q{i}")), 0.0) for i in range(20)), return_exceptions=True
+    )
+    for i, result in enumerate(results):
+        if i == 7:
+            assert isinstance(result, TierError) and "WRONGTYPE" in str(result)
+        else:
+            assert isinstance(result, bytes)  # its own entry, read fine
+    hit = await cache.aget(req("q3"))
+    assert hit is not None and hit.entry.value == "a3"  # the connection stayed in step
+    await cache.aclose()
+
+
+_forked_cache: Cache | None = None  # set before the fork: the child inherits it
+
+
+def _child_reads(prompts: list[str], out: Any) -> None:
+    cache = _forked_cache  # the parent's, with the connection it holds
+    assert cache is not None
+    out.put(read_all(cache, prompts))
+
+
+def read_all(cache: Cache, prompts: list[str]) -> list[tuple[str, Any]]:
+    answers: list[tuple[str, Any]] = []
+    for prompt in prompts:
+        hit = cache.get(req(prompt))
+        answers.append((prompt, None if hit is None else hit.entry.value))
+    return answers
+
+
+def test_a_forked_child_never_shares_the_parents_connections(server: RedisProcess) -> None:
+    global _forked_cache
+    tier = RedisTier.from_url(server.url)
+    cache = _forked_cache = Cache([tier], fleet_stats=False)
+    prompts = [f"q{i}" for i in range(100)]
+    for p in prompts:
+        cache.set(req(p), f"answer {p}")
+    assert cache.get(req("q0")) is not None  # the parent holds a connection now
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_child_reads, args=(prompts, out))
+    child.start()
+    mine = read_all(cache, prompts)
+    theirs = out.get(timeout=30)
+    child.join(timeout=30)
+    expected = [(p, f"answer {p}") for p in prompts]
+    assert mine == expected and theirs == expected  # no reply read by the wrong process
+    _forked_cache = None
+    cache.close()
