@@ -291,29 +291,43 @@ debian_archive_uris() {
     done
 }
 
-fetch_libssl11() {
-    [ -n "$(stack_libdir)" ] && return 0
-    have apt-get && have dpkg || { echo "apt-get and dpkg are needed to fetch libssl1.1" >&2; return 1; }
-    local uris tmp uri opts deb
-    # Only the main archive carries a plain "bullseye" suite (not -security, not third parties).
-    uris=$(debian_archive_uris | grep -E '/debian/?$' | sort -u)
-    [ -n "$uris" ] || uris=http://deb.debian.org/debian
+apt_download_bullseye() { # dest dir, package, archive URIs...: apt-get download from bullseye
+    local dest=$1 package=$2 tmp uri opts rc
+    shift 2
     tmp=$(mktemp -d) || return 1
     mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/parts"
-    for uri in $uris; do
+    for uri in "$@"; do
         echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri bullseye main"
     done >"$tmp/sources.list"
+    # A private source list, package lists and cache: the system's apt state is not touched.
     opts=(-o "Dir::Etc::SourceList=$tmp/sources.list" -o "Dir::Etc::SourceParts=$tmp/parts"
         -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o Debug::NoLocking=1
         -o APT::Sandbox::User=root)
     {
         apt-get "${opts[@]}" update &&
-            (cd "$tmp" && apt-get "${opts[@]}" download libssl1.1)
-    } >>"$LOG_DIR/apt.log" 2>&1 || { rm -rf "$tmp"; return 1; }
-    deb=$(find "$tmp" -maxdepth 1 -name 'libssl1.1_*.deb' | head -n 1)
-    mkdir -p "$STACK_LIBSSL_DIR" && [ -n "$deb" ] && dpkg -x "$deb" "$STACK_LIBSSL_DIR"
-    local rc=$?
+            (cd "$dest" && apt-get "${opts[@]}" download "$package")
+    } >>"$LOG_DIR/apt.log" 2>&1
+    rc=$?
     rm -rf "$tmp"
+    return "$rc"
+}
+
+fetch_libssl11() {
+    [ -n "$(stack_libdir)" ] && return 0
+    have apt-get && have dpkg || { echo "apt-get and dpkg are needed to fetch libssl1.1" >&2; return 1; }
+    local uris dest deb rc
+    # Only the main archive carries a plain "bullseye" suite (not -security, not third parties).
+    # shellcheck disable=SC2207 # URIs have no spaces
+    uris=($(debian_archive_uris | grep -E '/debian/?$' | sort -u))
+    [ "${#uris[@]}" -gt 0 ] || uris=(http://deb.debian.org/debian)
+    dest=$(mktemp -d) || return 1
+    # Once bullseye leaves the mirrors it lives on archive.debian.org: the fallback.
+    apt_download_bullseye "$dest" libssl1.1 "${uris[@]}" ||
+        apt_download_bullseye "$dest" libssl1.1 http://archive.debian.org/debian
+    deb=$(find "$dest" -maxdepth 1 -name 'libssl1.1_*.deb' | head -n 1)
+    mkdir -p "$STACK_LIBSSL_DIR" && [ -n "$deb" ] && dpkg -x "$deb" "$STACK_LIBSSL_DIR"
+    rc=$?
+    rm -rf "$dest"
     [ "$rc" = 0 ] && [ -n "$(stack_libdir)" ]
 }
 
