@@ -78,3 +78,69 @@ class CircuitBreaker:
             self._probing = False
             self._retry_at = self._clock() + self._cooldown
             return new_outage
+
+
+#: Tier primitives that only read: they get a breaker of their own (see TierBreakers).
+READ_METHODS = frozenset({"get", "search", "embed", "flight_open"})
+
+_SEVERITY = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+class TierBreakers:
+    """A tier's breakers: one for reads, one for writes.
+
+    A tier can refuse writes and still serve reads (a full disk, a read-only replica, a
+    Redis at its memory limit): with one breaker, failed stores would switch off the reads
+    that work. A failed *read* means the tier is down: it opens both, so writes are skipped
+    too without a stall of their own, and the read probe alone decides when the tier is back
+    (then writes resume, and a write that still fails opens the write breaker alone).
+    """
+
+    __slots__ = ("_writes_follow_reads", "read", "write")
+
+    def __init__(self, clock: Clock = monotonic_clock) -> None:
+        self.read = CircuitBreaker(clock=clock)
+        self.write = CircuitBreaker(clock=clock)
+        self._writes_follow_reads = False  # the write breaker is open because reads failed
+
+    @property
+    def closed(self) -> bool:
+        return self.read.state is BreakerState.CLOSED and self.write.state is BreakerState.CLOSED
+
+    def allow(self, method: str) -> bool:
+        if method in READ_METHODS:
+            return self.read.allow()
+        if self._writes_follow_reads:
+            return False  # the tier is down: the read probe finds out when it is back
+        return self.write.allow()
+
+    def failed(self, method: str) -> bool:
+        """Record a failure; True when the tier was healthy until now (a new outage)."""
+        was_closed = self.closed
+        if method in READ_METHODS:
+            self.read.failed()
+            if self.write.state is BreakerState.CLOSED:
+                self.write.failed()
+                self._writes_follow_reads = True
+        else:
+            self.write.failed()
+        return was_closed
+
+    def succeeded(self, method: str) -> bool:
+        """Record a success; True when this makes an unhealthy tier healthy (recovered)."""
+        if self.closed:
+            return False
+        if method in READ_METHODS:
+            self.read.succeeded()
+            if self._writes_follow_reads:
+                self._writes_follow_reads = False
+                self.write.succeeded()
+        else:
+            self.write.succeeded()
+        return self.closed
+
+    @property
+    def state(self) -> BreakerState:
+        """The worse of the two (what ``stats()["breakers"]`` shows)."""
+        read, write = self.read.state, self.write.state
+        return read if _SEVERITY[read] >= _SEVERITY[write] else write

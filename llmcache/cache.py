@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from llmcache._sentinel import UNSET, Unset
-from llmcache.breaker import BreakerState, CircuitBreaker
+from llmcache.breaker import TierBreakers
 from llmcache.clock import Clock, monotonic_clock, wall_clock
 from llmcache.entry import NO_USAGE, CacheEntry, Usage, decode, encode
 from llmcache.errors import CodecError, ConfigError, TierError
@@ -145,11 +145,11 @@ class Cache:
         self._local = 1 if getattr(self._tiers[0], "in_process", False) else 0
         self.policy = policy or CachePolicy()
         self.clock = clock
-        self._breakers = {t.name: CircuitBreaker(clock=monotonic) for t in self._tiers}
+        self._breakers = {t.name: TierBreakers(monotonic) for t in self._tiers}
         # The semantic tier (embedder + vector index) fails open like a tier: own breaker.
         self._semantic = semantic
         if semantic is not None:
-            self._breakers[semantic.name] = CircuitBreaker(clock=monotonic)
+            self._breakers[semantic.name] = TierBreakers(monotonic)
         self._stats = Stats()
         if single_flight_timeout is not None and not single_flight_timeout >= 0:
             raise ConfigError(
@@ -739,18 +739,18 @@ class Cache:
                     time.sleep(op.seconds)
                     op = plan.send(None)
                     continue
-                breaker = self._breakers[op.tier.name]
-                if not breaker.allow():
+                health = self._breakers[op.tier.name]
+                if not health.allow(op.method):
                     op = plan.send(UNAVAILABLE)
                     continue
                 try:
                     result = getattr(op.tier, op.method)(*op.args)
                 except Exception as exc:
-                    self._tier_failed(op.tier, breaker, exc)
+                    self._tier_failed(op.tier, health, op.method, exc)
                     result = UNAVAILABLE
                 else:
-                    if breaker.state is not BreakerState.CLOSED:
-                        self._tier_succeeded(op.tier, breaker)
+                    if not health.closed:
+                        self._tier_succeeded(op.tier, health, op.method)
                 op = plan.send(result)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
@@ -763,33 +763,33 @@ class Cache:
                     await asyncio.sleep(op.seconds)
                     op = plan.send(None)
                     continue
-                breaker = self._breakers[op.tier.name]
-                if not breaker.allow():
+                health = self._breakers[op.tier.name]
+                if not health.allow(op.method):
                     op = plan.send(UNAVAILABLE)
                     continue
                 try:
                     result = await getattr(op.tier, "a" + op.method)(*op.args)
                 except Exception as exc:
-                    self._tier_failed(op.tier, breaker, exc)
+                    self._tier_failed(op.tier, health, op.method, exc)
                     result = UNAVAILABLE
                 else:
-                    if breaker.state is not BreakerState.CLOSED:
-                        self._tier_succeeded(op.tier, breaker)
+                    if not health.closed:
+                        self._tier_succeeded(op.tier, health, op.method)
                 op = plan.send(result)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
     def _tier_failed(
-        self, tier: Tier | SemanticTier, breaker: CircuitBreaker, exc: Exception
+        self, tier: Tier | SemanticTier, health: TierBreakers, method: str, exc: Exception
     ) -> None:
         self._stats.error(tier.name)
-        if breaker.failed():  # log once per outage, not once per call
+        if health.failed(method):  # log once per outage, not once per call
             logger.warning(
                 "llmcache: tier %s failed (%s); skipping it until it recovers",
                 tier.name,
                 describe_error(exc),
             )
 
-    def _tier_succeeded(self, tier: Tier | SemanticTier, breaker: CircuitBreaker) -> None:
-        if breaker.succeeded():
+    def _tier_succeeded(self, tier: Tier | SemanticTier, health: TierBreakers, method: str) -> None:
+        if health.succeeded(method):
             logger.warning("llmcache: tier %s recovered", tier.name)

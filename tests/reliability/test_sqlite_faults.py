@@ -102,14 +102,9 @@ def test_a_full_disk_never_reaches_the_caller(tiny_disk: Path) -> None:
             stored.append(i)
     assert 0 < len(stored) < 400
     assert cache.stats()["errors_by_tier"]  # counted, not raised
-    # What was stored before the disk filled up is still served (once the breaker that the
-    # failed writes opened has probed the tier again: within 5 s).
-    early = stored[: len(stored) // 2]
-    deadline = time.monotonic() + 6
-    while cache.get(_request(early[0])) is None:
-        assert time.monotonic() < deadline, "reads did not come back while the disk was full"
-        time.sleep(0.2)
-    assert all(cache.get(_request(i)) is not None for i in early)
+    # What was stored before the disk filled up is still served: failed writes open the
+    # tier's write breaker only, reads go on.
+    assert all(cache.get(_request(i)) is not None for i in stored)
 
     # Space comes back: stores work again (after the breaker's probe, within 5 s).
     filler.unlink()
