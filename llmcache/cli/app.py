@@ -97,6 +97,15 @@ def _fail(message: str, code: int) -> None:
 @click.option(
     "--warm", is_flag=True, help="Keep the demo's entries from earlier runs (with --db or --url)."
 )
+@click.option(
+    "--semantic",
+    metavar="URL",
+    is_flag=False,
+    flag_value="faiss://:memory:?threshold=0.9",
+    default=None,
+    help="Add the semantic tier (MiniLM + FAISS); alone: an in-memory FAISS index, or give its "
+    "URL, e.g. faiss://./llmcache.faiss?threshold=0.9.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def demo(
     calls: int,
@@ -109,6 +118,7 @@ def demo(
     model: str,
     seed: int,
     warm: bool,
+    semantic: str | None,
     as_json: bool,
 ) -> None:
     """Run a LangChain workload without, then with, llmcache and compare.
@@ -129,6 +139,7 @@ def demo(
         provider=provider,
         model=model,
         warm=warm,
+        semantic=semantic,
     )
     console = Console()
     with _one_line_errors():

@@ -45,6 +45,7 @@ class DemoConfig:
     provider: str = "fake"
     model: str = "gpt-4o-mini"  # for a real provider
     warm: bool = False  # keep the demo's entries from earlier runs
+    semantic: str | None = None  # a semantic tier URL (faiss://..., redisvl://...), or none
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,7 @@ def run_demo(config: DemoConfig, track: Track = no_progress) -> DemoResult:
     model, provider, model_name = make_model(config)
     workload = build_workload(config.calls, config.users, config.seed)
     with _tier_urls(config) as urls:
-        cache = Cache.from_urls(urls)
+        cache = Cache.from_urls(urls, semantic=config.semantic)
         try:
             check_tiers(cache, urls)
             if not config.warm:  # only the demo's own tenant: never another app's entries
