@@ -21,10 +21,12 @@ Layout (HASH documents; the redisvl ``SearchIndex`` schema covers them)::
 The partition filter is inside the KNN query
 (``(@partition:{hex} @expires_at:[(now +inf])=>[KNN k @vector $vec ...]``), never applied to a
 top-k afterwards, so a closer vector of another partition can neither be returned nor push a
-valid one out. Expiry is native (PEXPIRE from the injected clock) and also checked in the
-query against the caller's ``now``, so a fake clock or a skewed host never serves an expired
-vector. ``delete`` and ``clear`` UNLINK only keys under ``<prefix>:vec:<index>:`` (found by
-the index query or by SCAN): never FLUSHDB, never a foreign key.
+valid one out. Expiry is native (PEXPIRE, relative to the caller's clock: the ``clock``
+given, else the one learned from the ``now`` of its searches) and also checked in the query
+against the caller's ``now``, so a fake clock or a skewed host never serves an expired vector
+nor loses a live one. ``delete`` and ``clear`` UNLINK only keys under
+``<prefix>:vec:<index>:`` (found by the index query or by SCAN): never FLUSHDB, never a
+foreign key.
 
 Query policy: RediSearch picks brute force over the filtered documents (ADHOC_BF) or HNSW in
 batches. Its estimate picks brute force even when a partition is the whole index, which costs
@@ -91,8 +93,9 @@ class RedisVLIndex:
     Build it with ``RedisVLIndex.from_url('redisvl://host:port', dim=384)`` or pass a redis-py
     client: ``RedisVLIndex(dim=384, client=redis.Redis(...))`` (and ``async_client=`` for a
     redis.asyncio one, else one is derived). Only clients this index created or derived are
-    closed by ``close``/``aclose``. ``clock`` turns an entry's ``expires_at`` into a native TTL:
-    pass the cache's clock when it is not the wall clock.
+    closed by ``close``/``aclose``. ``clock`` (the cache's) turns an entry's ``expires_at`` into
+    a native TTL; without one, the offset of the ``now`` passed to the last search from the wall
+    clock is used (the cache looks up before it stores), so a fake clock still works.
     """
 
     name = "redisvl"
@@ -132,7 +135,10 @@ class RedisVLIndex:
         self.index_name = f"{self.prefix}:vec:{index}"
         self.key_prefix = f"{self.index_name}:"
         self.algorithm = algorithm
-        self.clock: Clock = clock if clock is not None else wall_clock
+        self.clock: Clock | None = clock
+        # Without a clock, the caller's clock is learned from the ``now`` of its lookups (the
+        # cache always looks up before it stores): caller's now - wall time, seconds.
+        self._offset = 0.0
         if client is not None:
             _reject_cluster(client)
             # The Redis tier's connection handling: ownership, per-event-loop async clients
@@ -283,7 +289,8 @@ class RedisVLIndex:
         }
         ms = None
         if entry.expires_at is not None:
-            ms = math.ceil((entry.expires_at - self.clock()) * 1000)
+            now = self.clock() if self.clock is not None else wall_clock() + self._offset
+            ms = math.ceil((entry.expires_at - now) * 1000)
         return self.key_of(key.digest), fields, ms
 
     def _search_command(
@@ -383,6 +390,8 @@ class RedisVLIndex:
 
     def search(self, partition: bytes, vector: Vector, k: int, now: float) -> list[Candidate]:
         self._ensure()
+        if self.clock is None:
+            self._offset = now - wall_clock()
         batches, counts = self._batches(partition)
         command = self._search_command(partition, vector, k, now, batches)
         with self._conn._errors(), self._watch:
@@ -450,6 +459,8 @@ class RedisVLIndex:
         self, partition: bytes, vector: Vector, k: int, now: float
     ) -> list[Candidate]:
         await self._aensure()
+        if self.clock is None:
+            self._offset = now - wall_clock()
         batches, counts = self._batches(partition)
         command = self._search_command(partition, vector, k, now, batches)
         with self._conn._errors(), self._watch:

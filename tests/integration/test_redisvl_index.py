@@ -187,6 +187,20 @@ def test_expiry_is_native_and_checked_against_the_callers_clock(
     assert texts(index.search(PART_1, unit(1), 1, clock() + 10)) == ["forever"]
 
 
+def test_without_a_clock_the_ttl_follows_the_now_of_the_searches(
+    redis_stack_url: str, prefix: str, raw: redis.Redis
+) -> None:
+    fake = FakeClock()  # years behind Redis's clock
+    idx = RedisVLIndex.from_url(stack_url_of(redis_stack_url, prefix), dim=DIM)
+    try:
+        assert idx.search(PART_1, unit(1), 1, fake()) == []  # the cache looks up first
+        idx.add(entry(1, unit(1), expires_at=fake() + 10))
+        assert 0 < raw.pttl(idx.key_of(entry(1, unit(1)).key.digest)) <= 10_000
+        assert texts(idx.search(PART_1, unit(1), 1, fake() + 9)) == ["question 1"]
+    finally:
+        idx.close()
+
+
 def test_an_entry_already_expired_is_not_stored_and_removes_an_older_one(
     index: Any, raw: redis.Redis, clock: FakeClock
 ) -> None:
@@ -411,3 +425,67 @@ def test_an_index_dropped_under_us_fails_one_call_then_is_created_again(
     assert texts(found) in ([], ["before"])
     index.add(entry(2, unit(0, 1), text="after"))
     assert "after" in texts(index.search(PART_1, unit(0, 1), 5, clock()))
+
+
+# ---------------------------------------------------------------------------- through the Cache
+# The semantic tier on redisvl, as a user builds it: Cache.from_urls(..., semantic="redisvl://").
+ASKED = "How do I reset my password?"
+PARAPHRASE = "How can I reset my password?"
+
+
+def ask(text: str, **fields: Any) -> Any:
+    from llmcache.request import CacheRequest
+
+    return CacheRequest(
+        **{"model": "gpt-x", "prompt": [None, text], "semantic_text": text, **fields}
+    )
+
+
+@pytest.fixture
+def redisvl_cache(
+    redis_stack_url: str, prefix: str, raw: redis.Redis, minilm: object, fake_clock: FakeClock
+) -> Iterator[Any]:
+    """A Cache (memory) with the redisvl semantic tier under ``prefix``, plain cosine at 0.8,
+    MiniLM, on the fake clock."""
+    from llmcache import Cache
+    from llmcache.semantic.verifier import AcceptAll
+
+    cache = Cache.from_urls(
+        ["memory://"],
+        semantic=stack_url_of(redis_stack_url, prefix, threshold="0.8"),
+        embedder=minilm,
+        verifier=AcceptAll(),
+        clock=fake_clock,
+    )
+    yield cache
+    cache.close()
+
+
+def test_through_the_cache_a_paraphrase_is_a_semantic_hit_in_its_scope_only(
+    redisvl_cache: Any,
+) -> None:
+    from llmcache.request import Scope
+
+    alice, bob = Scope.of(user="alice"), Scope.of(user="bob")
+    assert redisvl_cache.get(ask(ASKED, scope=alice)) is None
+    assert redisvl_cache.set(ask(ASKED, scope=alice), "use the reset link")
+    hit = redisvl_cache.get(ask(PARAPHRASE, scope=alice))
+    assert hit is not None
+    assert (hit.match, hit.entry.value) == ("semantic", "use the reset link")
+    assert hit.similarity is not None and 0.8 <= hit.similarity < 1.0
+    assert redisvl_cache.get(ask(PARAPHRASE, scope=bob)) is None
+
+
+def test_through_the_cache_an_entry_with_a_ttl_is_stored_and_expires_on_the_fake_clock(
+    redisvl_cache: Any, raw: redis.Redis, prefix: str, fake_clock: FakeClock
+) -> None:
+    # The fake clock is years behind Redis's: the native TTL must follow the cache's clock
+    # (learned from the lookups' ``now``), or the vector would expire the moment it is stored.
+    assert redisvl_cache.get(ask(ASKED)) is None
+    assert redisvl_cache.set(ask(ASKED), "answer", ttl=60)
+    keys = list(raw.scan_iter(match=f"{prefix}:vec:*"))
+    assert len(keys) == 1
+    assert 0 < raw.pttl(keys[0]) <= 60_000
+    assert redisvl_cache.get(ask(PARAPHRASE)) is not None
+    fake_clock.advance(61)
+    assert redisvl_cache.get(ask(PARAPHRASE)) is None
