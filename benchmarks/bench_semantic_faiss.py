@@ -8,11 +8,12 @@ Two parts, one process, 384-d unit vectors (MiniLM's width):
    requests at once; one thread each is the honest cost), plus HNSW's recall@1. The size
    above which HNSW is faster is what ``faiss_index.DEFAULT_HNSW_ABOVE`` should be.
 2. ``lookup``: ``--entries`` (default 100,000) vectors in ONE partition of a ``FaissIndex``
-   (SQLite file in a temp folder, bulk loaded), then the time the semantic tier spends beyond
-   the embedding: ``index.search`` (k=4) plus ``SemanticTier.judge`` (threshold 0.9, the
-   default verifier on every candidate above it). Queries are stored vectors plus noise
-   (cosine about 0.95: every query has candidates for the verifier). Texts are QQP dev
-   questions, so the verifier sees real question pairs.
+   (SQLite file in a temp folder, bulk loaded); the first search loads it and searches
+   exactly while HNSW builds in the background (both timed); then the time the semantic tier
+   spends beyond the embedding, on HNSW: ``index.search`` (k=4) plus ``SemanticTier.judge``
+   (threshold 0.9, the default verifier on every candidate above it). Queries are stored
+   vectors plus noise (cosine about 0.95: every query has candidates for the verifier).
+   Texts are QQP dev questions, so the verifier sees real question pairs.
 
     python benchmarks/bench_semantic_faiss.py
     python benchmarks/bench_semantic_faiss.py --sizes 1000,5000,20000 --entries 20000
@@ -133,8 +134,12 @@ def lookup(entries: int, queries: int) -> None:
         index.add_many(rows)
         stored = time.perf_counter() - start
         start = time.perf_counter()
-        index.search(partition, data[0], 4, 0.0)
+        index.search(partition, data[0], 4, 0.0)  # loads it (exact), starts the HNSW build
         loaded = time.perf_counter() - start
+        exact_ms = median_us(_Searcher(index, partition), data[:20]) / 1000
+        start = time.perf_counter()
+        index.wait_for_builds()
+        built = time.perf_counter() - start
         kind = "HNSW" if hasattr(index._parts[partition].index, "hnsw") else "exact"
         tier = SemanticTier(index, _Width(), verifier=verifier, threshold=0.9, k=4)
         picks = np.random.default_rng(4).choice(entries, size=queries, replace=False)
@@ -155,13 +160,26 @@ def lookup(entries: int, queries: int) -> None:
         index.close()
     ms = 1000.0
     print(f"\n{entries:,} entries in one partition ({kind}); verifier: {label}")
-    print(f"bulk store {stored:.1f} s; first search (load + build) {loaded:.1f} s")
+    print(
+        f"bulk store {stored:.1f} s; first search (load) {loaded:.1f} s; searches while HNSW "
+        f"builds (exact) {exact_ms:.1f} ms median; build finished {built:.1f} s later"
+    )
     print("| part | median ms | p90 ms |")
     print("|---|---:|---:|")
     for name, values in (("search", search_times), ("judge", judge_times), ("total", total)):
         p90 = sorted(values)[int(0.9 * len(values))]
         print(f"| {name} | {statistics.median(values) * ms:.3f} | {p90 * ms:.3f} |")
     print(f"queries accepted by the verifier: {hits}/{queries}; rejections: {tier.rejected()}")
+
+
+class _Searcher:
+    """``median_us`` takes an object with FAISS's ``search(matrix, k)``."""
+
+    def __init__(self, index: FaissIndex, partition: bytes) -> None:
+        self.index, self.partition = index, partition
+
+    def search(self, matrix: Any, k: int) -> Any:
+        return self.index.search(self.partition, matrix[0], k // 2, 0.0)
 
 
 class _Width:

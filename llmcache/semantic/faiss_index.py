@@ -17,8 +17,9 @@ finds its entry gone from the exact tiers, skips it and deletes it ("dangling").
 
 Removals are tombstones in memory (FAISS HNSW cannot remove); a partition is rebuilt when a
 quarter of it is dead. Expired vectors are skipped on load and removed when a search meets
-them. The first search of a partition in a process loads it from the file (and builds HNSW
-for a large one: seconds at 10k+ vectors, see the benchmark). Thread-safe (one lock); the
+them. The first search of a partition in a process loads it from the file; a large one is
+searched exactly at first while its HNSW index is built in a background thread (seconds to
+minutes at 10k+ vectors, see the benchmark), then swapped in. Thread-safe (one lock); the
 async methods run the same code in a thread (``asyncio.to_thread``: the event loop never
 waits on SQLite or FAISS).
 """
@@ -26,6 +27,7 @@ waits on SQLite or FAISS).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import threading
@@ -67,6 +69,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS llmcache_vector_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO llmcache_vector_meta (k, v) VALUES ('generation', 0)",
 )
+logger = logging.getLogger("llmcache.semantic")
+
 _COLUMNS = "id, digest, scope, model, namespace, partition, vector, text, expires_at"
 _NEW_ROWS = f"SELECT {_COLUMNS} FROM llmcache_vectors WHERE id > ? AND id <= ? ORDER BY id"  # noqa: S608 (constant)
 _PARTITION_ROWS = (
@@ -88,6 +92,8 @@ class _Partition:
     rows: list[_Row | None] = field(default_factory=list)  # None = removed (tombstone)
     where: dict[bytes, int] = field(default_factory=dict)  # digest -> position
     dead: int = 0
+    version: int = 0  # bumped when positions change (compaction): a pending build is stale
+    upgrading: bool = False  # an HNSW build of this partition is running in the background
 
     @property
     def alive(self) -> int:
@@ -128,6 +134,7 @@ class FaissIndex:
         self._setup()
         self._parts: dict[bytes, _Partition] = {}
         self._where: dict[bytes, bytes] = {}  # digest -> partition, for loaded partitions
+        self._builds: list[threading.Thread] = []
         self._generation, self._last_id = self._position()
         self._refreshed = time.monotonic()
 
@@ -372,16 +379,51 @@ class FaissIndex:
             _, row, vector = self._row(r)
             rows.append(row)
             vectors[i] = vector
-        part = _Partition(self._new_index(len(rows)))
+        part = _Partition(self._faiss.IndexFlatIP(self.dim))
         self._fill(partition, part, rows, vectors)
+        self._upgrade_later(partition, part)
         return part
 
-    def _new_index(self, size: int) -> Any:
-        if size > self._hnsw_above:
-            index = self._faiss.IndexHNSWFlat(self.dim, HNSW_M, self._faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            return index
-        return self._faiss.IndexFlatIP(self.dim)
+    def _upgrade_later(self, partition: bytes, part: _Partition) -> None:
+        """Past ``hnsw_above`` live vectors, build HNSW in a background thread and swap it
+        in when done. Searches meanwhile stay exact (correct, slower): an HNSW build of a
+        large partition takes seconds to minutes, and must not hold every lookup."""
+        if part.upgrading or part.alive <= self._hnsw_above or hasattr(part.index, "hnsw"):
+            return
+        part.upgrading = True
+        size, version = len(part.rows), part.version
+        vectors = part.index.reconstruct_n(0, size)  # a copy: the build runs off the lock
+
+        def build() -> None:
+            try:
+                index = self._faiss.IndexHNSWFlat(
+                    self.dim, HNSW_M, self._faiss.METRIC_INNER_PRODUCT
+                )
+                index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+                index.add(vectors)
+            except Exception as exc:  # stay exact; a later append or load tries again
+                logger.warning("llmcache: building an HNSW index failed: %r", exc)
+                part.upgrading = False
+                return
+            with self._lock:
+                part.upgrading = False
+                if self._parts.get(partition) is not part:
+                    return  # dropped meanwhile (clear, reload)
+                if part.version != version:  # compacted meanwhile: positions differ
+                    self._upgrade_later(partition, part)
+                    return
+                if len(part.rows) > size:  # vectors appended during the build
+                    index.add(part.index.reconstruct_n(size, len(part.rows) - size))
+                part.index = index
+
+        thread = threading.Thread(target=build, name="llmcache-faiss-hnsw", daemon=True)
+        self._builds.append(thread)
+        thread.start()
+
+    def wait_for_builds(self, timeout: float | None = None) -> None:
+        """Wait for background HNSW builds (tests and benchmarks)."""
+        while self._builds:
+            self._builds.pop().join(timeout)
 
     def _fill(
         self, partition: bytes, part: _Partition, rows: list[_Row | None], vectors: Any
@@ -395,10 +437,8 @@ class FaissIndex:
                 self._where[row.key.digest] = partition
 
     def _append(self, partition: bytes, part: _Partition, rows: list[_Row], vectors: Any) -> None:
-        crossing = part.alive + len(rows) > self._hnsw_above and not hasattr(part.index, "hnsw")
-        if crossing:
-            self._rebuild(partition, part, extra=len(rows))
         self._fill(partition, part, list(rows), vectors)
+        self._upgrade_later(partition, part)
 
     def _forget(self, digest: bytes) -> None:
         partition = self._where.pop(digest, None)
@@ -413,15 +453,17 @@ class FaissIndex:
         if part.dead > max(32, part.alive // 4):
             self._rebuild(partition, part)
 
-    def _rebuild(self, partition: bytes, part: _Partition, extra: int = 0) -> None:
-        """Compact a partition (drop tombstones) and pick exact or HNSW for its size."""
+    def _rebuild(self, partition: bytes, part: _Partition) -> None:
+        """Compact a partition (drop tombstones): exact at once, HNSW later if large."""
         keep = [i for i, row in enumerate(part.rows) if row is not None]
         vectors = part.index.reconstruct_n(0, len(part.rows))[keep] if part.rows else None
         rows = [part.rows[i] for i in keep]
-        part.index = self._new_index(len(rows) + extra)
+        part.index = self._faiss.IndexFlatIP(self.dim)
         part.rows, part.where, part.dead = [], {}, 0
+        part.version += 1
         if rows:
             self._fill(partition, part, rows, vectors)
+        self._upgrade_later(partition, part)
 
 
 class _Transaction:

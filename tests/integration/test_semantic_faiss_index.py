@@ -66,7 +66,8 @@ def test_hnsw_above_the_size_finds_the_nearest(path: str) -> None:
     vectors = [unit(100 + i) for i in range(200)]
     for i, vector in enumerate(vectors):
         index.add(entry(i, vector))
-    index.search(P1, vectors[0], 1, NOW)  # loads the partition
+    assert int.from_bytes(index.search(P1, vectors[5], 1, NOW)[0].key.digest, "big") == 5
+    index.wait_for_builds()  # the first search loaded it exact; HNSW was built meanwhile
     assert hasattr(index._parts[P1].index, "hnsw")
     for i in (0, 77, 199):
         best = index.search(P1, vectors[i], 1, NOW)[0]
@@ -186,6 +187,18 @@ def test_a_reader_refreshes_only_after_its_interval(path: str) -> None:
     reader.close()
 
 
+def test_vectors_added_during_a_build_are_kept(path: str) -> None:
+    index = FaissIndex(path, dim=DIM, hnsw_above=50)
+    index.add_many([entry(i, unit(i)) for i in range(60)])
+    index.search(P1, unit(0), 1, NOW)  # loads; the HNSW build starts
+    for i in range(60, 90):
+        index.add(entry(i, unit(i)))
+    index.wait_for_builds()
+    for i in (3, 59, 60, 89):
+        assert int.from_bytes(index.search(P1, unit(i), 1, NOW)[0].key.digest, "big") == i
+    index.close()
+
+
 def test_threads_add_and_search_at_once(path: str) -> None:
     index = FaissIndex(path, dim=DIM, hnsw_above=100)
     errors: list[BaseException] = []
@@ -204,6 +217,7 @@ def test_threads_add_and_search_at_once(path: str) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
+    index.wait_for_builds()
     assert len(index) == 240
     best = index.search(P1, unit(2010), 1, NOW)[0]
     assert int.from_bytes(best.key.digest, "big") == 2010
