@@ -489,3 +489,18 @@ def test_through_the_cache_an_entry_with_a_ttl_is_stored_and_expires_on_the_fake
     assert redisvl_cache.get(ask(PARAPHRASE)) is not None
     fake_clock.advance(61)
     assert redisvl_cache.get(ask(PARAPHRASE)) is None
+
+
+async def test_through_the_cache_async_gives_the_sync_answers_and_clear_removes_vectors(
+    redisvl_cache: Any, raw: redis.Redis, prefix: str
+) -> None:
+    assert await redisvl_cache.aget(ask(ASKED)) is None
+    await redisvl_cache.aset(ask(ASKED), "answer")
+    hit = await redisvl_cache.aget(ask(PARAPHRASE))
+    assert hit is not None and hit.match == "semantic"
+    assert await redisvl_cache.aget(ask("What is the capital of France?")) is None
+    sync = redisvl_cache.get(ask(PARAPHRASE))
+    assert sync is not None and sync.similarity == pytest.approx(hit.similarity)
+    await redisvl_cache.aclear()
+    assert list(raw.scan_iter(match=f"{prefix}:vec:*")) == []
+    await redisvl_cache.aclose()
