@@ -145,6 +145,22 @@ def lookup(entries: int, queries: int) -> None:
         picks = np.random.default_rng(4).choice(entries, size=queries, replace=False)
         asked = near(data[picks], 5)
         query_texts = [texts[(i + 1) % entries] for i in picks]  # another question's text
+        truth = np.argmax(asked @ data.T, axis=1)  # the exact nearest, for recall
+        if kind == "HNSW":
+            print("\n| efSearch | search median ms | p90 ms | recall@1 |")
+            print("|---:|---:|---:|---:|")
+            for ef in (16, 32, 48, 64, 96):
+                index.ef_search = ef
+                times, right = [], 0
+                for q, best in zip(asked, truth, strict=True):
+                    t0 = time.perf_counter()
+                    found = index.search(partition, q, 4, 0.0)
+                    times.append(time.perf_counter() - t0)
+                    right += bool(found) and int.from_bytes(found[0].key.digest, "big") == best
+                p90 = sorted(times)[int(0.9 * len(times))] * 1000
+                med = statistics.median(times) * 1000
+                print(f"| {ef} | {med:.3f} | {p90:.3f} | {right / len(truth):.3f} |")
+            index.ef_search = HNSW_EF_SEARCH
         search_times, judge_times = [], []
         hits = 0
         for q, text in zip(asked, query_texts, strict=True):

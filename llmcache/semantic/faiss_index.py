@@ -135,6 +135,7 @@ class FaissIndex:
         self._parts: dict[bytes, _Partition] = {}
         self._where: dict[bytes, bytes] = {}  # digest -> partition, for loaded partitions
         self._builds: list[threading.Thread] = []
+        self.ef_search = HNSW_EF_SEARCH  # HNSW's breadth per query: recall against time
         self._generation, self._last_id = self._position()
         self._refreshed = time.monotonic()
 
@@ -268,7 +269,7 @@ class FaissIndex:
                 return []
             wanted = min(len(part.rows), 2 * k + part.dead)
             if hasattr(part.index, "hnsw"):
-                part.index.hnsw.efSearch = max(HNSW_EF_SEARCH, wanted)
+                part.index.hnsw.efSearch = max(self.ef_search, wanted)
             scores, positions = part.index.search(query, wanted)
             found: list[Candidate] = []
             expired: list[bytes] = []
