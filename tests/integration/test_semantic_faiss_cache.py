@@ -241,3 +241,31 @@ def test_verifier_rejections_are_counted(semantic_cache: Build) -> None:
     cache.set(req(ASKED), "answer")
     assert cache.get(req(PARAPHRASE)) is None
     assert cache.stats()["semantic_rejected"] == {"looks_different": 1}
+
+
+def test_a_redisvl_url_gives_the_same_tier_on_redis_stack(
+    semantic_cache: Build, redis_stack_url: str
+) -> None:
+    import uuid
+
+    import redis
+
+    name = f"llmcache-test-{uuid.uuid4().hex[:8]}"
+    netloc = redis_stack_url.split("://", 1)[1].split("/", 1)[0]
+    url = f"redisvl://{netloc}/0?threshold=0.8&prefix={name}&index={name}"
+    cache = semantic_cache(semantic=url)
+    try:
+        assert cache.semantic is not None and cache.semantic.name == "semantic:redisvl"
+        cache.set(req(ASKED, scope=BOB), "bob's")
+        assert cache.get(req(PARAPHRASE, scope=ALICE)) is None
+        hit = cache.get(req(PARAPHRASE, scope=BOB))
+        assert hit is not None and hit.match == "semantic" and hit.entry.value == "bob's"
+        cache.clear()
+    finally:
+        client = redis.Redis.from_url(redis_stack_url)
+        try:
+            client.execute_command("FT.DROPINDEX", name, "DD")
+        except redis.ResponseError:
+            pass
+        finally:
+            client.close()
