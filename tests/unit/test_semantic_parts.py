@@ -195,3 +195,23 @@ def test_lookup_vector_is_kept_for_the_store_once() -> None:
     tier.remember(b"k" * 32, vector)
     assert tier.recall(b"k" * 32) is vector
     assert tier.recall(b"k" * 32) is None
+
+
+def test_from_env_reads_the_semantic_url(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmcache import Cache
+
+    monkeypatch.setenv("LLMCACHE_URLS", "memory://")
+    monkeypatch.setenv("LLMCACHE_SEMANTIC", f"faiss://{tmp_path}/v.faiss?threshold=0.93&verify=off")
+    cache = Cache.from_env()  # MiniLM loads on first use, not here
+    try:
+        assert cache.semantic is not None
+        assert (cache.semantic.threshold, cache.semantic.embedder.name) == (0.93, "minilm")
+    finally:
+        cache.close()
+
+
+def test_a_bad_semantic_url_closes_the_tiers_built_before(tmp_path: Any) -> None:
+    from llmcache import Cache
+
+    with pytest.raises(ConfigError, match="unknown semantic scheme"):
+        Cache.from_urls([f"sqlite:///{tmp_path}/e.db"], semantic="annoy://x")
