@@ -269,3 +269,17 @@ def test_a_redisvl_url_gives_the_same_tier_on_redis_stack(
             pass
         finally:
             client.close()
+
+
+def test_the_default_verifier_guards_the_tier(semantic_cache: Build) -> None:
+    from llmcache.semantic.verifier import AcceptAll, default_verifier
+
+    if isinstance(default_verifier(), AcceptAll):
+        pytest.skip("the trained verifier has not landed in this checkout")
+    cache = semantic_cache(verifier=None)  # what Cache.from_urls uses unless told otherwise
+    cache.set(req("How many calories are in 2 eggs?"), "about 140")
+    cache.set(req(ASKED), "use the reset link")
+    assert cache.get(req("How many calories are in 3 eggs?")) is None
+    assert cache.stats()["semantic_rejected"].get("numbers_differ") == 1
+    hit = cache.get(req(PARAPHRASE))
+    assert hit is not None and hit.entry.value == "use the reset link"
