@@ -10,6 +10,7 @@ event loop (it works inside Jupyter's running loop).
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import math
 import os
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 from llmcache._sentinel import UNSET, Unset
 from llmcache.breaker import TierBreakers
 from llmcache.clock import Clock, monotonic_clock, wall_clock
+from llmcache.crypto import MAGIC as SEALED_MAGIC
+from llmcache.crypto import Sealer, UnknownKeyError
 from llmcache.entry import NO_USAGE, CacheEntry, Usage, decode, encode
 from llmcache.errors import CodecError, ConfigError, TierError
 from llmcache.fleet import StatsPublisher, StatsSink
@@ -30,7 +33,7 @@ from llmcache.keys import CacheKey, request_key, scope_digest
 from llmcache.policy import CachePolicy
 from llmcache.redact import describe_error
 from llmcache.request import CacheRequest, Scope
-from llmcache.semantic.index import IndexedEntry
+from llmcache.semantic.index import Candidate, IndexedEntry
 from llmcache.semantic.partition import partition_digest
 from llmcache.singleflight import Flight, Flights, wait_async
 from llmcache.stats import Stats, fleet_view
@@ -49,6 +52,9 @@ T = TypeVar("T")
 DEFAULT_SINGLE_FLIGHT_TIMEOUT = 30.0
 #: How often a process waiting for another process's answer looks for it (seconds).
 FLEET_POLL_SECONDS = 0.05
+
+#: Prefix of a sealed text in a semantic index (encryption at rest).
+SEALED_TEXT = "llmcache-sealed:"
 
 #: The embedded default: an in-process LRU in front of an SQLite file.
 DEFAULT_URLS = ("memory://?maxsize=10000", "sqlite:///./llmcache.db")
@@ -133,6 +139,7 @@ class Cache:
         single_flight_timeout: float | None = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
         fleet_stats: bool = True,
         semantic: SemanticTier | None = None,
+        encryption: Sealer | None = None,
     ) -> None:
         if not tiers:
             raise ConfigError(
@@ -148,6 +155,8 @@ class Cache:
         self._breakers = {t.name: TierBreakers(monotonic) for t in self._tiers}
         # The semantic tier (embedder + vector index) fails open like a tier: own breaker.
         self._semantic = semantic
+        # Encryption at rest: every payload a tier stores is sealed (llmcache.crypto).
+        self._sealer = encryption
         if semantic is not None:
             self._breakers[semantic.name] = TierBreakers(monotonic)
         self._stats = Stats()
@@ -195,8 +204,12 @@ class Cache:
         monotonic: Clock = monotonic_clock,
         single_flight_timeout: float | None = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
         fleet_stats: bool = True,
+        encryption: Sealer | bool | None = None,
     ) -> Cache:
         """Build the chain from tier URLs, top tier first (see the README for the schemes).
+
+        ``encryption``: None (default) seals stored entries when ``LLMCACHE_ENCRYPTION_KEYS``
+        is set; True requires it; False never seals; or a ``llmcache.crypto.Sealer``.
 
         ``semantic``: a semantic tier URL (``faiss://./llmcache.faiss?threshold=0.9``,
         ``redisvl://host:port``; options in ``llmcache.semantic.url``) or a ``SemanticTier``.
@@ -230,6 +243,7 @@ class Cache:
             single_flight_timeout=single_flight_timeout,
             fleet_stats=fleet_stats,
             semantic=semantic_tier,
+            encryption=_sealer(encryption),
         )
 
     @classmethod
@@ -568,7 +582,9 @@ class Cache:
             if isinstance(found, (bytes, bytearray, memoryview)):
                 payload = bytes(found)
                 try:
-                    entry = decode(payload)
+                    entry = decode(self._unseal(payload, key))
+                except UnknownKeyError:
+                    continue  # sealed under a key this process lacks: a miss, kept for others
                 except CodecError as exc:
                     self._stats.decode_error()
                     logger.warning(
@@ -581,11 +597,45 @@ class Cache:
             if entry.is_expired(now):
                 continue
             if index:
-                payload = payload if payload is not None else encode(entry)
+                payload = payload if payload is not None else self._seal(encode(entry), key)
                 for upper in self._tiers[:index]:  # backfill the faster tiers
                     yield _Op(upper, "set", (key, entry, payload, now))
             return entry, tier.name
         return None if answered else UNAVAILABLE
+
+    def _seal(self, payload: bytes, key: CacheKey) -> bytes:
+        # Bound to the entry's digest: a sealed value copied onto another key does not open.
+        return payload if self._sealer is None else self._sealer.seal(payload, key.digest)
+
+    def _unseal(self, payload: bytes, key: CacheKey) -> bytes:
+        if self._sealer is not None:
+            return self._sealer.open(payload, key.digest)
+        if payload.startswith(SEALED_MAGIC):
+            # Another process's sealed entry (this one has no keys): a miss, never deleted.
+            raise UnknownKeyError("stored entry is sealed, and encryption is off here")
+        return payload
+
+    # The semantic index keeps the embedded text (the last user turn) for the verifier: with
+    # encryption on it is sealed too, bound to its entry's key (base64 in a text field).
+    def _seal_text(self, text: str, key: CacheKey) -> str:
+        assert self._sealer is not None
+        sealed = self._sealer.seal(text.encode("utf-8"), key.digest + b"/text")
+        return SEALED_TEXT + base64.b64encode(sealed).decode("ascii")
+
+    def _open_texts(self, candidates: list[Candidate]) -> list[Candidate]:
+        """Candidates with their texts opened; one that does not open is not a candidate."""
+        assert self._sealer is not None
+        opened = []
+        for candidate in candidates:
+            if not candidate.text.startswith(SEALED_TEXT):
+                continue  # stored in plain text by an unencrypted cache: not trusted here
+            try:
+                raw = base64.b64decode(candidate.text[len(SEALED_TEXT) :], validate=True)
+                plain = self._sealer.open(raw, candidate.key.digest + b"/text")
+            except (CodecError, ValueError):
+                continue
+            opened.append(candidate._replace(text=plain.decode("utf-8", "replace")))
+        return opened
 
     def _semantic_plan(self, request: CacheRequest, key: CacheKey) -> Plan[CacheHit | None]:
         """After an exact miss: embed the last user turn, search its partition, and serve the
@@ -609,6 +659,10 @@ class Cache:
         candidates = yield _Op(semantic, "search", (partition, vector, semantic.k, now))
         if candidates is UNAVAILABLE:
             return None
+        if self._sealer is not None:
+            candidates = self._open_texts(candidates)
+        else:  # sealed by a process with keys: not ours to judge, nor to delete as dangling
+            candidates = [c for c in candidates if not c.text.startswith(SEALED_TEXT)]
         for candidate in semantic.judge(text, candidates, threshold):
             found = yield from self._find_plan(candidate.key, now, 0)
             if found is UNAVAILABLE:
@@ -637,7 +691,8 @@ class Cache:
             vector = yield _Op(semantic, "embed", (text,))
             if vector is UNAVAILABLE:
                 return
-        indexed = IndexedEntry(key, partition, vector, text, entry.expires_at, request.tags)
+        stored_text = text if self._sealer is None else self._seal_text(text, key)
+        indexed = IndexedEntry(key, partition, vector, stored_text, entry.expires_at, request.tags)
         yield _Op(semantic, "add", (indexed,))
 
     def _fleet_plan(self, key: CacheKey) -> Plan[CacheHit | None]:
@@ -705,6 +760,7 @@ class Cache:
             )
             return _NOT_STORED
         key = request_key(request)
+        payload = self._seal(payload, key)
         stored = False
         for tier in self._tiers:
             result = yield _Op(tier, "set", (key, entry, payload, now))
@@ -793,3 +849,17 @@ class Cache:
     def _tier_succeeded(self, tier: Tier | SemanticTier, health: TierBreakers, method: str) -> None:
         if health.succeeded(method):
             logger.warning("llmcache: tier %s recovered", tier.name)
+
+
+def _sealer(encryption: Sealer | bool | None) -> Sealer | None:
+    """The sealer ``from_urls(encryption=...)`` asks for (see there)."""
+    if isinstance(encryption, Sealer):
+        return encryption
+    if encryption is False:
+        return None
+    sealer = Sealer.from_env()
+    if sealer is None and encryption is True:
+        raise ConfigError(
+            "encryption=True needs keys in LLMCACHE_ENCRYPTION_KEYS (id:base64key[,...])"
+        )
+    return sealer
