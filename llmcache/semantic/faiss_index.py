@@ -374,12 +374,14 @@ class FaissIndex:
 
     def _load(self, partition: bytes, now: float) -> _Partition:
         raw = self._db.execute(_PARTITION_ROWS, (partition, now)).fetchall()
-        rows: list[_Row | None] = []
-        vectors = self._np.empty((len(raw), self.dim), dtype=self._np.float32)
-        for i, r in enumerate(raw):
-            _, row, vector = self._row(r)
-            rows.append(row)
-            vectors[i] = vector
+        rows: list[_Row | None] = [
+            _Row(
+                int(r[0]), CacheKey(bytes(r[1]), bytes(r[2]), bytes(r[3]), bytes(r[4])), r[7], r[8]
+            )
+            for r in raw
+        ]
+        blob = b"".join(r[6] for r in raw)  # one copy into one matrix, not a row at a time
+        vectors = self._np.frombuffer(blob, dtype=self._np.float32).reshape(len(raw), self.dim)
         part = _Partition(self._faiss.IndexFlatIP(self.dim))
         self._fill(partition, part, rows, vectors)
         self._upgrade_later(partition, part)
