@@ -29,6 +29,7 @@ from llmcache.crypto import Sealer, UnknownKeyError
 from llmcache.entry import NO_USAGE, CacheEntry, Usage, decode, encode
 from llmcache.errors import CodecError, ConfigError, TierError
 from llmcache.fleet import StatsPublisher, StatsSink
+from llmcache.health import HealthCallback, HealthEvent, HitRateFloor, emit
 from llmcache.keys import CacheKey, request_key, scope_digest
 from llmcache.policy import CachePolicy
 from llmcache.redact import describe_error
@@ -77,6 +78,7 @@ class _Op(NamedTuple):
     tier: Tier | SemanticTier
     method: str  # a Tier primitive (get, set, delete, clear) or a SemanticTier one
     args: tuple[Any, ...]
+    probe: bool = False  # a health probe: made even while the tier's breaker is open
 
 
 class _Pending(NamedTuple):
@@ -140,6 +142,9 @@ class Cache:
         fleet_stats: bool = True,
         semantic: SemanticTier | None = None,
         encryption: Sealer | None = None,
+        on_health: HealthCallback | None = None,
+        hit_rate_floor: float | None = None,
+        hit_rate_window: int = 500,
     ) -> None:
         if not tiers:
             raise ConfigError(
@@ -157,6 +162,13 @@ class Cache:
         self._semantic = semantic
         # Encryption at rest: every payload a tier stores is sealed (llmcache.crypto).
         self._sealer = encryption
+        # Health events (tier down/recovered, hit rate below a floor): llmcache.health.
+        self._on_health = on_health
+        self._hit_floor = (
+            None
+            if hit_rate_floor is None
+            else HitRateFloor(hit_rate_floor, hit_rate_window, on_health)
+        )
         if semantic is not None:
             self._breakers[semantic.name] = TierBreakers(monotonic)
         self._stats = Stats()
@@ -205,6 +217,9 @@ class Cache:
         single_flight_timeout: float | None = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
         fleet_stats: bool = True,
         encryption: Sealer | bool | None = None,
+        on_health: HealthCallback | None = None,
+        hit_rate_floor: float | None = None,
+        hit_rate_window: int = 500,
     ) -> Cache:
         """Build the chain from tier URLs, top tier first (see the README for the schemes).
 
@@ -244,6 +259,9 @@ class Cache:
             fleet_stats=fleet_stats,
             semantic=semantic_tier,
             encryption=_sealer(encryption),
+            on_health=on_health,
+            hit_rate_floor=hit_rate_floor,
+            hit_rate_window=hit_rate_window,
         )
 
     @classmethod
@@ -291,6 +309,8 @@ class Cache:
             if type(again) is CacheHit:
                 return again
         self._stats.miss()
+        if self._hit_floor is not None:
+            self._check_hit_rate()
         return None
 
     async def aget(self, request: CacheRequest) -> CacheHit | None:
@@ -314,6 +334,8 @@ class Cache:
             if type(again) is CacheHit:
                 return again
         self._stats.miss()
+        if self._hit_floor is not None:
+            self._check_hit_rate()
         return None
 
     def _lookup(self, request: CacheRequest) -> CacheHit | _Miss | None:
@@ -454,6 +476,51 @@ class Cache:
                 "served: run it again once they are back"
             )
         return removed
+
+    def _check_hit_rate(self) -> None:
+        assert self._hit_floor is not None
+        snap = self._stats.snapshot()
+        self._hit_floor.check(snap["hits"], snap["misses"])
+
+    def health(self, *, probe: bool = False) -> dict[str, Any]:
+        """Each tier's state (its read and write breakers), errors, and the hit rate.
+
+        ``probe=True`` also reads a random key from every tier now (no breaker skips it) and
+        reports whether it answered and how long it took, in milliseconds.
+        """
+        probed = self._run(self._probe_plan()) if probe else {}
+        snap = self._stats.snapshot()
+        tiers: dict[str, dict[str, Any]] = {}
+        for name, breakers in self._breakers.items():
+            tiers[name] = {
+                "state": breakers.state.value,
+                "reads": breakers.read.state.value,
+                "writes": breakers.write.state.value,
+                "errors": snap["errors_by_tier"].get(name, 0),
+            }
+        for name, (answered, millis) in probed.items():
+            tiers[name].update(reachable=answered, latency_ms=round(millis, 3))
+        report: dict[str, Any] = {
+            "healthy": all(t["state"] == "closed" for t in tiers.values())
+            and all(t.get("reachable", True) for t in tiers.values()),
+            "tiers": tiers,
+            "hit_rate": snap["hit_rate"],
+        }
+        if self._hit_floor is not None:
+            report["hit_rate_floor"] = self._hit_floor.floor
+            report["hit_rate_last_window"] = self._hit_floor.last_rate
+            report["hit_rate_low"] = self._hit_floor.low
+            report["healthy"] = report["healthy"] and not self._hit_floor.low
+        return report
+
+    def _probe_plan(self) -> Plan[dict[str, tuple[bool, float]]]:
+        key = CacheKey(secrets.token_bytes(32), bytes(16), bytes(16), bytes(16))
+        results: dict[str, tuple[bool, float]] = {}
+        for tier in self._tiers:
+            started = self._monotonic()
+            found = yield _Op(tier, "get", (key, self.clock()), probe=True)
+            results[tier.name] = (found is not UNAVAILABLE, (self._monotonic() - started) * 1e3)
+        return results
 
     def stats(self) -> dict[str, Any]:
         """Counters since start (or ``reset_stats``); keys are documented in the README."""
@@ -796,7 +863,7 @@ class Cache:
                     op = plan.send(None)
                     continue
                 health = self._breakers[op.tier.name]
-                if not health.allow(op.method):
+                if not (health.allow(op.method) or op.probe):
                     op = plan.send(UNAVAILABLE)
                     continue
                 try:
@@ -820,7 +887,7 @@ class Cache:
                     op = plan.send(None)
                     continue
                 health = self._breakers[op.tier.name]
-                if not health.allow(op.method):
+                if not (health.allow(op.method) or op.probe):
                     op = plan.send(UNAVAILABLE)
                     continue
                 try:
@@ -840,15 +907,16 @@ class Cache:
     ) -> None:
         self._stats.error(tier.name)
         if health.failed(method):  # log once per outage, not once per call
+            cause = describe_error(exc)
             logger.warning(
-                "llmcache: tier %s failed (%s); skipping it until it recovers",
-                tier.name,
-                describe_error(exc),
+                "llmcache: tier %s failed (%s); skipping it until it recovers", tier.name, cause
             )
+            emit(self._on_health, HealthEvent("tier_down", tier.name, cause))
 
     def _tier_succeeded(self, tier: Tier | SemanticTier, health: TierBreakers, method: str) -> None:
         if health.succeeded(method):
             logger.warning("llmcache: tier %s recovered", tier.name)
+            emit(self._on_health, HealthEvent("tier_recovered", tier.name, "serving again"))
 
 
 def _sealer(encryption: Sealer | bool | None) -> Sealer | None:
