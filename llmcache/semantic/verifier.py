@@ -7,12 +7,18 @@ argument order). Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple, Protocol, runtime_checkable
+
+from llmcache.semantic.verifier_direction import direction_reason
+from llmcache.semantic.verifier_features import FEATURE_NAMES, pair_features, parse
+from llmcache.semantic.verifier_model import PairModel, load_model
 
 
 class Verdict(NamedTuple):
     """A decision, its score (higher = more likely the same question) and, when rejected,
-    a short machine-readable reason (for stats and the debug log)."""
+    a short machine-readable reason (for stats and the debug log), such as
+    ``numbers_differ`` or ``direction_swapped:than``."""
 
     accepted: bool
     score: float
@@ -38,9 +44,91 @@ class AcceptAll:
         return Verdict(True, similarity)
 
 
-def default_verifier() -> Verifier:
-    """The verifier a semantic tier uses unless told otherwise.
+class PairVerifier:
+    """The default verifier: order-sensitive direction checks, then a small learned model.
 
-    Placeholder until the trained pair verifier lands: accepts everything above the threshold.
+    ``threshold`` is the operating point on the model's probability that the pair asks the
+    same question (higher = fewer wrong hits and fewer correct ones); the default was chosen
+    on the QQP dev split to hold wrong hits on non-duplicates to 3%. Candidates below the
+    model's ``min_similarity`` are rejected: the model never saw such pairs. Rejections carry
+    a reason naming the evidence (direction, numbers, names, negation, or the score).
     """
-    return AcceptAll()
+
+    def __init__(self, model: PairModel | None = None, *, threshold: float | None = None) -> None:
+        self.model = model if model is not None else _shipped_model()
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ValueError(
+                f"verifier threshold must be a probability in [0, 1], got {threshold!r}"
+            )
+        self.threshold = self.model.threshold if threshold is None else threshold
+
+    def verify(
+        self, query: str, candidate: str, similarity: float, runner_up: float | None = None
+    ) -> Verdict:
+        rule = self.rule_reason(query, candidate, similarity)
+        if rule is not None:
+            return Verdict(False, 0.0, rule)
+        if same_words(query, candidate):
+            return Verdict(True, 1.0)
+        features = pair_features(query, candidate, similarity, runner_up)
+        score = self.model.probability(features)
+        if score >= self.threshold:
+            return Verdict(True, score)
+        return Verdict(False, score, explain(features))
+
+    def score(
+        self, query: str, candidate: str, similarity: float, runner_up: float | None = None
+    ) -> float:
+        """The model's probability, 0.0 when a rule rejects the pair: sweeping a threshold on
+        this traces the verifier's curve of operating points (benchmarks)."""
+        if self.rule_reason(query, candidate, similarity) is not None:
+            return 0.0
+        if same_words(query, candidate):
+            return 1.0
+        return self.model.probability(pair_features(query, candidate, similarity, runner_up))
+
+    def rule_reason(self, query: str, candidate: str, similarity: float) -> str | None:
+        """Deterministic rejections, whatever the operating point: below the similarity the
+        model was trained from, or an asymmetric relation stated the other way round."""
+        if similarity < self.model.min_similarity:
+            return "below_verifier_floor"
+        return direction_reason(query, candidate)
+
+
+def same_words(query: str, candidate: str) -> bool:
+    """The same words in the same order, up to case and punctuation: the same question,
+    whatever the model says (it learnt from QQP, where near-identical pairs are often traps)."""
+    return parse(query).lower == parse(candidate).lower
+
+
+def explain(features: list[float]) -> str:
+    """The most telling difference behind a low score: a short stable identifier, so that
+    stats count rejections by cause (the score itself is in the verdict)."""
+    f = dict(zip(FEATURE_NAMES, features, strict=True))
+    if f["numbers_only_query"] or f["numbers_only_candidate"]:
+        return "numbers_differ"
+    if f["negation_differs"]:
+        return "negation_differs"
+    if f["entities_only_query"] or f["entities_only_candidate"]:
+        return "names_differ"
+    if f["prefix_antonym"]:
+        return "antonym"
+    if f["same_words_reordered"]:
+        return "word_order_differs"
+    if f["single_substitutions"]:
+        return "content_word_replaced"
+    if f["question_word_differs"]:
+        return "question_word_differs"
+    return "low_score"
+
+
+@lru_cache(maxsize=1)
+def _shipped_model() -> PairModel:
+    # Read once per process: the file is data shipped with the package.
+    return load_model(FEATURE_NAMES)
+
+
+def default_verifier() -> Verifier:
+    """The verifier a semantic tier uses unless told otherwise: the trained ``PairVerifier``
+    at its default operating point."""
+    return PairVerifier()

@@ -1,0 +1,118 @@
+"""The cache protocol of issue 6, on vectors: fill with one side, ask the other, score hits.
+
+The cache holds every cached question (deduplicated: one entry per distinct text); every
+asked question searches all of them (exact inner product on normalized vectors) and gets its
+top-1 and the runner-up's similarity. A duplicate is served correctly when the top-1 is its
+own cached question; a non-duplicate that is served anything is a wrong hit; a duplicate
+served another entry counts in the wrong-entry rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llmcache.semantic.training.data import PairSet, embed
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Top-1 of each asked question: the entry's text, its similarity, the runner-up's."""
+
+    pairs: PairSet
+    top_text: list[str]
+    top_sim: Any  # numpy float array
+    second_sim: Any
+    own: Any  # numpy bool array: top-1 is the pair's own cached question
+
+
+def retrieve(pairs: PairSet, chunk: int = 2048) -> Retrieval:
+    import numpy as np
+
+    entries = sorted(set(pairs.cached))
+    vec_entries = embed(entries)
+    vec_asked = embed(pairs.asked)
+    top_idx = np.empty(len(pairs.asked), dtype=np.int64)
+    top_sim = np.empty(len(pairs.asked), dtype=np.float32)
+    second = np.full(len(pairs.asked), -1.0, dtype=np.float32)
+    for start in range(0, len(pairs.asked), chunk):
+        sims = vec_asked[start : start + chunk] @ vec_entries.T
+        k = min(2, sims.shape[1])
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        vals = np.take_along_axis(sims, part, axis=1)
+        order = np.argsort(-vals, axis=1)
+        part = np.take_along_axis(part, order, axis=1)
+        vals = np.take_along_axis(vals, order, axis=1)
+        top_idx[start : start + chunk] = part[:, 0]
+        top_sim[start : start + chunk] = vals[:, 0]
+        if k > 1:
+            second[start : start + chunk] = vals[:, 1]
+    top_text = [entries[i] for i in top_idx]
+    own = np.array([t == c for t, c in zip(top_text, pairs.cached, strict=True)])
+    return Retrieval(pairs, top_text, top_sim, second, own)
+
+
+@dataclass(frozen=True)
+class Rates:
+    correct: float  # duplicates served their own entry
+    wrong: float  # non-duplicates served anything
+    wrong_entry: float  # duplicates served another entry
+    n_dup: int
+    n_nondup: int
+
+
+def rates(r: Retrieval, served: Any) -> Rates:
+    import numpy as np
+
+    dup = np.asarray(r.pairs.duplicate, dtype=bool)
+    served = np.asarray(served, dtype=bool)
+    n_dup, n_non = int(dup.sum()), int((~dup).sum())
+    return Rates(
+        correct=float((served & dup & r.own).sum() / max(n_dup, 1)),
+        wrong=float((served & ~dup).sum() / max(n_non, 1)),
+        wrong_entry=float((served & dup & ~r.own).sum() / max(n_dup, 1)),
+        n_dup=n_dup,
+        n_nondup=n_non,
+    )
+
+
+def verifier_scores(r: Retrieval, score: Callable[[str, str, float, float | None], float]) -> Any:
+    import numpy as np
+
+    return np.array(
+        [
+            score(q, t, float(s1), float(s2) if s2 >= -0.5 else None)
+            for q, t, s1, s2 in zip(r.pairs.asked, r.top_text, r.top_sim, r.second_sim, strict=True)
+        ]
+    )
+
+
+def correct_at_wrong(
+    r: Retrieval, scores: Any, pre: float, max_wrong: float
+) -> tuple[float, float, Rates]:
+    """Best correct-hit rate with wrong hits at most ``max_wrong``, over every threshold on
+    ``scores`` (among candidates with similarity >= ``pre``): (threshold, correct, rates)."""
+    import numpy as np
+
+    dup = np.asarray(r.pairs.duplicate, dtype=bool)
+    gate = np.flatnonzero(r.top_sim >= pre)
+    order = gate[np.argsort(-scores[gate], kind="stable")]
+    good = np.cumsum(dup[order] & r.own[order])
+    bad = np.cumsum(~dup[order])
+    # Only cut where the score changes: tied rows are served together or not at all.
+    s = scores[order]
+    last_of_tie = np.r_[s[1:] != s[:-1], True] if len(s) else np.zeros(0, dtype=bool)
+    n_non = max(int((~dup).sum()), 1)
+    ok = np.flatnonzero(last_of_tie & (bad / n_non <= max_wrong))
+    if len(ok) == 0:
+        return float("inf"), 0.0, rates(r, np.zeros(len(scores), dtype=bool))
+    best = ok[np.argmax(good[ok])]
+    thr = float(s[best])
+    rt = rates(r, (r.top_sim >= pre) & (scores >= thr))
+    return thr, rt.correct, rt
+
+
+def sweep(r: Retrieval, scores: Any, pre: float, thresholds: Sequence[float]) -> list[Rates]:
+    gate = r.top_sim >= pre
+    return [rates(r, gate & (scores >= t)) for t in thresholds]

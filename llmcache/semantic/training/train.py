@@ -1,0 +1,223 @@
+"""Train the pair model on the QQP dev split (+ synthetic variants of dev questions) and export it.
+
+Rows are what the verifier sees in service: each asked question's top-1 cached question (and
+the runner-up similarity), over the dev split searched both ways (cache question1, ask
+question2; then the reverse). A row is positive when the pair is a duplicate and the top-1 is
+its own question. Synthetic rows come from the training half of the dev questions only
+(``traps.half_of``): traps are negatives, surface paraphrases positives. Held-out sets are
+never read here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmcache.semantic.training import data, protocol, traps
+from llmcache.semantic.verifier_direction import direction_reason
+from llmcache.semantic.verifier_features import FEATURE_NAMES, pair_features
+from llmcache.semantic.verifier_model import FORMAT, FORMAT_VERSION
+
+# Candidates below this cosine are not worth verifying: the semantic tier's threshold in front
+# of the verifier is never lower, so the model need not learn that region.
+MIN_SIMILARITY = 0.70
+TARGET_WRONG = 0.03
+
+
+@dataclass
+class Params:
+    max_iter: int = 150
+    learning_rate: float = 0.08
+    max_leaf_nodes: int = 8
+    min_samples_leaf: int = 40
+    l2_regularization: float = 1.0
+    synthetic_weight: float = 0.5
+    paraphrase_weight: float = 1.0  # synthetic paraphrases: the traps' counterweight
+    synthetic_per_kind: int = 800
+    seed: int = 0
+    monotonic: dict[str, int] = field(
+        default_factory=lambda: {"cosine": 1, "margin": 1, "char3_jaccard": 1, "content_jaccard": 1}
+    )
+
+
+@dataclass
+class Rows:
+    x: Any
+    y: Any
+    w: Any
+    group: Any  # rows sharing an asked text share a fold
+    source: list[str]
+
+
+def _group(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+def retrieval_rows(pairs: data.PairSet) -> tuple[Rows, protocol.Retrieval]:
+    import numpy as np
+
+    r = protocol.retrieve(pairs)
+    keep = np.flatnonzero(r.top_sim >= MIN_SIMILARITY)
+    dup = np.asarray(pairs.duplicate, dtype=bool)
+    x = [
+        pair_features(pairs.asked[i], r.top_text[i], float(r.top_sim[i]), float(r.second_sim[i]))
+        for i in keep
+    ]
+    y = (dup & r.own)[keep]
+    return (
+        Rows(
+            np.array(x, dtype=np.float64),
+            y.astype(np.int64),
+            np.ones(len(keep)),
+            np.array([_group(pairs.asked[i]) for i in keep]),
+            [pairs.name] * len(keep),
+        ),
+        r,
+    )
+
+
+def synthetic_rows(dev: data.PairSet, params: Params, half: traps.Half = "train") -> Rows:
+    """Traps and paraphrases of dev questions of one half, as the verifier would see them: the
+    cache holds the original, the variant is asked; the runner-up is the closest other dev
+    question."""
+    import random
+
+    import numpy as np
+
+    questions = sorted(set(dev.cached) | set(dev.asked))
+    rng = random.Random(params.seed)
+    by_kind: dict[str, list[traps.Variant]] = {}
+    for v in traps.variants(questions, half, seed=params.seed):
+        by_kind.setdefault(v.kind, []).append(v)
+    chosen: list[traps.Variant] = []
+    for kind, vs in sorted(by_kind.items()):
+        n = params.synthetic_per_kind * (2 if kind == "paraphrase" else 1)
+        chosen.extend(rng.sample(vs, min(n, len(vs))))
+    pool = sorted(set(dev.cached))
+    pool_vecs = data.embed(pool)
+    pool_index = {t: i for i, t in enumerate(pool)}
+    orig_vecs = data.embed([v.original for v in chosen])
+    var_vecs = data.embed([v.text for v in chosen])
+    cos = (orig_vecs * var_vecs).sum(axis=1)
+    sims = var_vecs @ pool_vecs.T
+    for row, v in enumerate(chosen):
+        at = pool_index.get(v.original)
+        if at is not None:
+            sims[row, at] = -1.0  # the original is the top-1 here, not a competitor
+    runner = sims.max(axis=1)
+    x, y, src = [], [], []
+    for i, v in enumerate(chosen):
+        if cos[i] < MIN_SIMILARITY:
+            continue
+        x.append(pair_features(v.text, v.original, float(cos[i]), float(runner[i])))
+        y.append(int(v.same))
+        src.append(f"synthetic:{v.kind}")
+    return Rows(
+        np.array(x, dtype=np.float64),
+        np.array(y, dtype=np.int64),
+        np.array([params.paraphrase_weight if label else params.synthetic_weight for label in y]),
+        np.array(
+            [_group(v.original) for v, c in zip(chosen, cos, strict=True) if c >= MIN_SIMILARITY]
+        ),
+        src,
+    )
+
+
+def gptcache_rows() -> Rows:
+    """GPTCache's paraphrase pairs (all duplicates) of the training half, searched both ways;
+    the evaluation half is left to the trap set's real paraphrases."""
+    gpt = data.load("gptcache")
+    keep = [i for i, o in enumerate(gpt.cached) if traps.half_of(o) == "train"]
+    cached = [gpt.cached[i] for i in keep]
+    asked = [gpt.asked[i] for i in keep]
+    fwd = data.PairSet("gptcache_train", cached, asked, [True] * len(keep))
+    rev = data.PairSet("gptcache_train_reverse", asked, cached, [True] * len(keep))
+    return concat(retrieval_rows(fwd)[0], retrieval_rows(rev)[0])
+
+
+def concat(*parts: Rows) -> Rows:
+    import numpy as np
+
+    return Rows(
+        np.vstack([p.x for p in parts]),
+        np.concatenate([p.y for p in parts]),
+        np.concatenate([p.w for p in parts]),
+        np.concatenate([p.group for p in parts]),
+        [s for p in parts for s in p.source],
+    )
+
+
+def fit(rows: Rows, params: Params) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier  # type: ignore[import-untyped]
+
+    mono = [params.monotonic.get(name, 0) for name in FEATURE_NAMES]
+    model = HistGradientBoostingClassifier(
+        max_iter=params.max_iter,
+        learning_rate=params.learning_rate,
+        max_leaf_nodes=params.max_leaf_nodes,
+        min_samples_leaf=params.min_samples_leaf,
+        l2_regularization=params.l2_regularization,
+        monotonic_cst=mono,
+        early_stopping=False,
+        random_state=params.seed,
+    )
+    model.fit(rows.x, rows.y, sample_weight=rows.w)
+    return model
+
+
+def export(model: Any, threshold: float, meta: dict[str, Any]) -> dict[str, Any]:
+    """The fitted trees as plain lists (sklearn's predictors hold shrunk leaf values)."""
+    trees = []
+    for (predictor,) in model._predictors:
+        nodes = predictor.nodes
+        trees.append(
+            {
+                "feature": [int(v) for v in nodes["feature_idx"]],
+                "threshold": [float(v) for v in nodes["num_threshold"]],
+                "left": [int(v) for v in nodes["left"]],
+                "right": [int(v) for v in nodes["right"]],
+                "value": [round(float(v), 8) for v in nodes["value"]],
+                "is_leaf": [bool(v) for v in nodes["is_leaf"]],
+            }
+        )
+    baseline = float(model._baseline_prediction.ravel()[0])
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "features": list(FEATURE_NAMES),
+        "baseline": baseline,
+        "threshold": threshold,
+        "min_similarity": MIN_SIMILARITY,
+        "trees": trees,
+        "meta": meta,
+    }
+
+
+def oof_scores(rows: Rows, params: Params, folds: int = 5) -> Any:
+    """Out-of-fold probabilities (rows sharing a text stay in one fold)."""
+    import numpy as np
+
+    fold = rows.group % folds
+    out = np.zeros(len(rows.y))
+    for k in range(folds):
+        test = fold == k
+        model = fit(
+            Rows(rows.x[~test], rows.y[~test], rows.w[~test], rows.group[~test], []), params
+        )
+        out[test] = model.predict_proba(rows.x[test])[:, 1]
+    return out
+
+
+def direction_mask(r: protocol.Retrieval) -> Any:
+    import numpy as np
+
+    return np.array(
+        [direction_reason(q, t) is None for q, t in zip(r.pairs.asked, r.top_text, strict=True)]
+    )
+
+
+def write(doc: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(doc, separators=(",", ":")) + "\n", encoding="utf-8")

@@ -1,0 +1,97 @@
+"""Train the pair verifier on the QQP dev split and write llmcache/semantic/verifier_model.json.
+
+    HF_HUB_OFFLINE=1 python scripts/train_verifier.py [--out PATH] [--no-write]
+
+Reads only qqp_dev_pairs.csv (and makes synthetic variants of the training half of its
+questions). Prints out-of-fold dev metrics, chooses the default operating point on them
+(wrong hits on non-duplicates held to 3%), fits on all rows and exports the trees as JSON.
+Needs the dev and local-embeddings extras; vectors are cached under /tmp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from llmcache.semantic.training import data, protocol, train
+
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "llmcache" / "semantic" / "verifier_model.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--no-write", action="store_true", help="report dev metrics only")
+    ap.add_argument("--synthetic-weight", type=float, default=train.Params.synthetic_weight)
+    ap.add_argument("--max-iter", type=int, default=train.Params.max_iter)
+    ap.add_argument("--leaves", type=int, default=train.Params.max_leaf_nodes)
+    args = ap.parse_args(argv)
+    params = train.Params(
+        synthetic_weight=args.synthetic_weight, max_iter=args.max_iter, max_leaf_nodes=args.leaves
+    )
+
+    dev = data.load("qqp_dev")
+    reverse = data.PairSet("qqp_dev_reverse", dev.asked, dev.cached, dev.duplicate)
+    fwd_rows, fwd = train.retrieval_rows(dev)
+    rev_rows, _ = train.retrieval_rows(reverse)
+    gpt_rows = train.gptcache_rows()
+    syn_rows = train.synthetic_rows(dev, params)
+    rows = train.concat(fwd_rows, rev_rows, gpt_rows, syn_rows)
+    print(
+        f"rows: dev {len(fwd_rows.y)} + reverse {len(rev_rows.y)} + gptcache {len(gpt_rows.y)}"
+        f" + synthetic {len(syn_rows.y)}"
+    )
+
+    oof = train.oof_scores(rows, params)
+    n_fwd = len(fwd_rows.y)
+    # Scores of every forward dev question (0 below the similarity floor: never served).
+    fwd_scores = np.zeros(len(dev.asked))
+    fwd_scores[fwd.top_sim >= train.MIN_SIMILARITY] = oof[:n_fwd]
+    fwd_scores = np.where(train.direction_mask(fwd), fwd_scores, 0.0)
+    thr, correct, rt = protocol.correct_at_wrong(
+        fwd, fwd_scores, train.MIN_SIMILARITY, train.TARGET_WRONG
+    )
+    plain = protocol.correct_at_wrong(fwd, fwd.top_sim, 0.0, train.TARGET_WRONG)
+    print(f"dev (out of fold): plain cosine {plain[1]:.1%} at <=3% wrong (cos>={plain[0]:.3f})")
+    print(
+        f"dev (out of fold): verifier {correct:.1%} correct, {rt.wrong:.1%} wrong, "
+        f"{rt.wrong_entry:.1%} wrong entry at p>={thr:.3f}"
+    )
+    syn_scores = oof[len(oof) - len(syn_rows.y) :]
+    for kind in sorted(set(syn_rows.source)):
+        mask = np.array([s == kind for s in syn_rows.source])
+        print(f"  {kind:24s} n={mask.sum():5d} accepted {np.mean(syn_scores[mask] >= thr):.1%}")
+    if args.no_write:
+        return 0
+    model = train.fit(rows, params)
+    meta = {
+        "trained_on": "qqp_dev_pairs.csv (both directions), the training half of "
+        "gptcache_mock_pairs.json, synthetic variants of the training half of dev questions",
+        "params": {k: v for k, v in dataclasses.asdict(params).items()},
+        "dev_out_of_fold": {
+            "correct": round(correct, 4),
+            "wrong": round(rt.wrong, 4),
+            "wrong_entry": round(rt.wrong_entry, 4),
+            "plain_cosine_correct_at_3pct": round(plain[1], 4),
+        },
+    }
+    doc = train.export(model, thr, meta)
+    # The exported trees must reproduce sklearn's probabilities.
+    from llmcache.semantic.verifier_features import FEATURE_NAMES
+    from llmcache.semantic.verifier_model import parse_model
+
+    shipped = parse_model(doc, str(args.out), FEATURE_NAMES)
+    ref = model.predict_proba(rows.x[:500])[:, 1]
+    ours = np.array([shipped.probability(list(x)) for x in rows.x[:500]])
+    assert np.allclose(ref, ours, atol=1e-6), float(np.abs(ref - ours).max())
+    train.write(doc, args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB, {len(doc['trees'])} trees)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
