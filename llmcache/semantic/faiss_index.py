@@ -32,6 +32,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -46,6 +47,8 @@ from llmcache.semantic.index import Candidate, IndexedEntry, Vector
 #: machine): at 5k both take about 0.35 ms a query; at 10k exact takes 0.9 ms, HNSW 0.4 ms.
 DEFAULT_HNSW_ABOVE = 5_000
 DEFAULT_REFRESH_SECONDS = 1.0
+#: Partitions kept loaded in memory per process (least recently searched go first).
+DEFAULT_MAX_PARTITIONS = 4096
 HNSW_M = 32
 #: FAISS's default. Measured at 20k: recall@1 1.0 as with 80, and a build (the first search
 #: of a large partition in a process) a third faster.
@@ -112,11 +115,13 @@ class FaissIndex:
         dim: int,
         hnsw_above: int = DEFAULT_HNSW_ABOVE,
         refresh: float = DEFAULT_REFRESH_SECONDS,
+        max_partitions: int = DEFAULT_MAX_PARTITIONS,
     ) -> None:
-        if dim < 1 or hnsw_above < 1 or not refresh >= 0:
+        if dim < 1 or hnsw_above < 1 or max_partitions < 1 or not refresh >= 0:
             raise ConfigError(
-                f"faiss index: dim and hnsw_above must be >= 1 and refresh >= 0 seconds, "
-                f"got dim={dim}, hnsw_above={hnsw_above}, refresh={refresh}"
+                f"faiss index: dim, hnsw_above and max_partitions must be >= 1 and refresh "
+                f">= 0 seconds, got dim={dim}, hnsw_above={hnsw_above}, "
+                f"max_partitions={max_partitions}, refresh={refresh}"
             )
         self._faiss = require("faiss", extra="semantic", feature="the FAISS semantic index")
         self._np = require("numpy", extra="semantic", feature="the FAISS semantic index")
@@ -132,7 +137,10 @@ class FaissIndex:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout = 10000")
         self._setup()
-        self._parts: dict[bytes, _Partition] = {}
+        # Loaded partitions, least recently searched first; bounded: a chat app makes a new
+        # partition per conversation turn (earlier turns are part of it).
+        self._parts: OrderedDict[bytes, _Partition] = OrderedDict()
+        self._max_partitions = max_partitions
         self._where: dict[bytes, bytes] = {}  # digest -> partition, for loaded partitions
         self._builds: list[threading.Thread] = []
         self.ef_search = HNSW_EF_SEARCH  # HNSW's breadth per query: recall against time
@@ -264,7 +272,13 @@ class FaissIndex:
             self._refresh()
             part = self._parts.get(partition)
             if part is None:
-                part = self._parts[partition] = self._load(partition, now)
+                part = self._load(partition, now)
+                if not part.rows:
+                    return []  # not kept: most partitions searched are new and stay empty
+                self._parts[partition] = part
+                self._evict()
+            else:
+                self._parts.move_to_end(partition)
             if not part.alive or k < 1:
                 return []
             wanted = min(len(part.rows), 2 * k + part.dead)
@@ -386,6 +400,12 @@ class FaissIndex:
         self._fill(partition, part, rows, vectors)
         self._upgrade_later(partition, part)
         return part
+
+    def _evict(self) -> None:
+        while len(self._parts) > self._max_partitions:
+            _, part = self._parts.popitem(last=False)  # reloads from the file if searched
+            for digest in part.where:
+                self._where.pop(digest, None)
 
     def _upgrade_later(self, partition: bytes, part: _Partition) -> None:
         """Past ``hnsw_above`` live vectors, build HNSW in a background thread and swap it

@@ -1,8 +1,11 @@
 """Semantic tier URLs.
 
-``faiss://PATH?threshold=0.9&k=4&embedder=minilm&verify=on&refresh=1&hnsw_above=20000``
+``faiss://PATH?threshold=0.9&k=4&embedder=minilm&verify=on&refresh=1&hnsw_above=5000``
     PATH is the SQLite file that holds the vectors (``faiss://./llmcache.faiss``,
-    ``faiss:///abs/path.faiss``; ``faiss://:memory:`` keeps nothing).
+    ``faiss:///abs/path.faiss``; ``faiss://:memory:`` keeps nothing). ``refresh``: seconds
+    between looks for other processes' stores (default 1); ``hnsw_above``: partition size
+    from which HNSW replaces exact search (default 5000); ``max_partitions``: partitions kept
+    loaded in memory (default 4096).
 ``redisvl://host:port[/db]?threshold=...&k=...&embedder=...&verify=...``
     the index lives in Redis Stack (``llmcache.semantic.redisvl_index``); its own options
     are that module's.
@@ -26,7 +29,7 @@ from llmcache.semantic.tier import DEFAULT_K, DEFAULT_THRESHOLD, SemanticTier, c
 from llmcache.semantic.verifier import AcceptAll, Verifier
 
 TIER_OPTIONS = frozenset({"threshold", "k", "embedder", "verify"})
-FAISS_OPTIONS = frozenset({"refresh", "hnsw_above"})
+FAISS_OPTIONS = frozenset({"refresh", "hnsw_above", "max_partitions"})
 
 
 def semantic_from_url(
@@ -74,6 +77,7 @@ def semantic_from_url(
 def _faiss(path: str, options: dict[str, str], dim: int) -> VectorIndex:
     from llmcache.semantic.faiss_index import (
         DEFAULT_HNSW_ABOVE,
+        DEFAULT_MAX_PARTITIONS,
         DEFAULT_REFRESH_SECONDS,
         FaissIndex,
     )
@@ -81,8 +85,11 @@ def _faiss(path: str, options: dict[str, str], dim: int) -> VectorIndex:
     if not path:
         raise ConfigError("faiss:// needs a path, e.g. faiss://./llmcache.faiss (or :memory:)")
     refresh = _number(options, "refresh", DEFAULT_REFRESH_SECONDS)
-    hnsw_above = _number(options, "hnsw_above", DEFAULT_HNSW_ABOVE)
-    return FaissIndex(path, dim=dim, refresh=refresh, hnsw_above=int(hnsw_above))
+    hnsw_above = int(_number(options, "hnsw_above", DEFAULT_HNSW_ABOVE))
+    max_partitions = int(_number(options, "max_partitions", DEFAULT_MAX_PARTITIONS))
+    return FaissIndex(
+        path, dim=dim, refresh=refresh, hnsw_above=hnsw_above, max_partitions=max_partitions
+    )
 
 
 def _number(options: dict[str, str], name: str, default: float) -> Any:

@@ -178,11 +178,12 @@ def test_expiring_a_vector_keeps_a_newer_row_stored_elsewhere(path: str) -> None
 def test_a_reader_refreshes_only_after_its_interval(path: str) -> None:
     writer = FaissIndex(path, dim=DIM)
     reader = FaissIndex(path, dim=DIM, refresh=3600)
-    reader.search(P1, unit(1), 5, NOW)
     writer.add(entry(1, unit(1)))
-    assert reader.search(P1, unit(1), 5, NOW) == []  # within its refresh interval
+    assert len(reader.search(P1, unit(2), 5, NOW)) == 1  # loaded, with entry 1
+    writer.add(entry(2, unit(2)))
+    assert len(reader.search(P1, unit(2), 5, NOW)) == 1  # within its refresh interval
     reader._refreshed -= 3600  # as if the interval had passed
-    assert len(reader.search(P1, unit(1), 5, NOW)) == 1
+    assert reader.search(P1, unit(2), 5, NOW)[0].text == "text 2"
     writer.close()
     reader.close()
 
@@ -196,6 +197,19 @@ def test_vectors_added_during_a_build_are_kept(path: str) -> None:
     index.wait_for_builds()
     for i in (3, 59, 60, 89):
         assert int.from_bytes(index.search(P1, unit(i), 1, NOW)[0].key.digest, "big") == i
+    index.close()
+
+
+def test_loaded_partitions_are_bounded_and_reload(path: str) -> None:
+    index = FaissIndex(path, dim=DIM, max_partitions=2)
+    parts = [bytes([n]) * 16 for n in range(1, 4)]
+    for n, partition in enumerate(parts):
+        index.add(entry(n, unit(n), partition))
+        index.search(partition, unit(n), 1, NOW)
+    assert index.search(b"\x09" * 16, unit(0), 1, NOW) == []  # empty: not kept
+    assert list(index._parts) == parts[1:]  # the least recently searched went
+    assert [c.text for c in index.search(parts[0], unit(0), 1, NOW)] == ["text 0"]
+    assert list(index._parts) == [parts[2], parts[0]]
     index.close()
 
 
