@@ -175,4 +175,27 @@ def stats(urls: tuple[str, ...], as_json: bool) -> None:
         show_fleet_stats(view, Console())
 
 
+@cli.command()
+@click.option(
+    "--url", "urls", multiple=True, required=True, help="A tier URL of the cache (repeatable)."
+)
+@click.option("--semantic", default=None, help="The semantic tier's URL, if any.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def doctor(urls: tuple[str, ...], semantic: str | None, as_json: bool) -> None:
+    """Check each tier: reachable, latency, schema version, Redis modules.
+
+    Exits 0 when every tier is reachable and sound, 1 otherwise.
+    """
+    from llmcache.cli.doctor import run_doctor, show_doctor
+
+    with _one_line_errors():
+        report = run_doctor(urls, semantic)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        show_doctor(report, Console())
+    if not report["ok"]:
+        sys.exit(1)
+
+
 cli.add_command(invalidate)

@@ -1,0 +1,67 @@
+"""``llmcache doctor`` on real tiers: reachability, schema versions, Redis modules, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from llmcache.cli.app import cli
+
+
+def _doctor(*args: str) -> tuple[int, dict[str, object]]:
+    result = CliRunner().invoke(cli, ["doctor", *args, "--json"])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_every_tier_reports_what_it_is(
+    tmp_path: Path, redis_url: str, redis_stack_url: str, mysql_url: str, postgres_url: str
+) -> None:
+    code, report = _doctor(
+        "--url", "memory://",
+        "--url", f"sqlite:///{tmp_path}/d.db",
+        "--url", mysql_url,
+        "--url", postgres_url,
+        "--url", redis_url,
+        "--url", redis_stack_url,
+    )  # fmt: skip
+    assert code == 0 and report["ok"] is True
+    tiers = {t["tier"]: t for t in report["tiers"]}  # type: ignore[union-attr]
+    assert all(t["reachable"] for t in tiers.values())
+    assert tiers["sqlite"]["schema_version"] == tiers["sqlite"]["schema_supported"]
+    assert tiers["mysql"]["dialect"] == "mysql"
+    assert tiers["postgresql"]["dialect"] == "postgresql"
+    assert tiers["redis"]["semantic_ready"] is False  # plain Redis: no search module
+    assert tiers["redis#2"]["semantic_ready"] is True  # Redis Stack
+    assert "search" in tiers["redis#2"]["modules"]
+
+
+def test_an_unreachable_tier_fails_with_its_reason() -> None:
+    code, report = _doctor("--url", "memory://", "--url", "redis://127.0.0.1:1/0")
+    assert code == 1 and report["ok"] is False
+    redis = report["tiers"][1]  # type: ignore[index]
+    assert redis["reachable"] is False
+    assert "refused" in redis["problem"].lower()
+
+
+def test_a_store_from_a_newer_llmcache_is_a_problem(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/newer.db"
+    code, _ = _doctor("--url", url)
+    assert code == 0
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE llmcache_meta SET value = '99' WHERE name = 'schema_version'"))
+    engine.dispose()
+    result = CliRunner().invoke(cli, ["doctor", "--url", url])
+    assert result.exit_code == 1
+    assert "newer" in result.stderr and "99" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_bad_url_is_one_line_and_exit_2() -> None:
+    result = CliRunner().invoke(cli, ["doctor", "--url", "nosuch://x"])
+    assert result.exit_code == 2
+    assert "unsupported tier URL scheme" in result.stderr
+    assert "Traceback" not in result.output
