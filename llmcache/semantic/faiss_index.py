@@ -135,7 +135,9 @@ class FaissIndex:
             if not os.path.isdir(folder):
                 raise ConfigError(f"faiss index: folder {folder!r} does not exist")
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout = 10000")
+        # As the SQL tier's: a writer holding the file longer than this is a failure (the
+        # cache fails open), not a reason to keep the user's call waiting.
+        self._db.execute("PRAGMA busy_timeout = 5000")
         self._setup()
         # Loaded partitions, least recently searched first; bounded: a chat app makes a new
         # partition per conversation turn (earlier turns are part of it).
