@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import litellm
 import pytest
@@ -116,3 +118,28 @@ async def test_64_concurrent_scoped_tasks(ll_adapter: LiteLLMCache) -> None:
     await asyncio.gather(*(ask_in_scope(u, u) for u in users))
     again = await asyncio.gather(*(ask_in_scope(u, "leak") for u in users))
     assert again == users
+
+
+async def test_64_concurrent_users_on_redis_alone(
+    redis_prefix_url: str, ll_install: Callable[..., LiteLLMCache]
+) -> None:
+    """The same isolation when every hit comes from Redis (no memory tier in front)."""
+    cache = Cache.from_urls([redis_prefix_url])
+    try:
+        ll_install(cache)
+        users = [f"user-{i}" for i in range(64)]
+
+        async def ask_as(user: str, text: str) -> tuple[str, Any]:
+            response = await litellm.acompletion(
+                model=MODEL, messages=ask("what is mine?"), mock_response=text, user=user
+            )
+            return str(response.choices[0].message.content), response._hidden_params
+
+        first = await asyncio.gather(*(ask_as(u, f"for {u}") for u in users))
+        assert [text for text, _ in first] == [f"for {u}" for u in users]
+        again = await asyncio.gather(*(ask_as(u, "leaked?") for u in users))
+        assert [text for text, _ in again] == [f"for {u}" for u in users]
+        assert all(hidden["llmcache"]["tier"] == cache.tiers[0].name for _, hidden in again)
+        assert cache.stats()["hits"] == 64
+    finally:
+        await cache.aclose()
