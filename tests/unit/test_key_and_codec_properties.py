@@ -154,3 +154,28 @@ def test_truncated_entries_are_codec_errors(value: Any, cut: int) -> None:
     except CodecError:
         return
     raise AssertionError(f"a truncated entry decoded: {truncated!r}")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ttl=st.floats(0.001, 1e6),
+    jitter=st.floats(0.0, 0.99),
+    age=st.floats(0.0, 2e6),
+    draw=st.floats(0.0, 1.0, exclude_max=True),
+)
+def test_ttl_with_jitter_expires_within_its_spread(
+    ttl: float, jitter: float, age: float, draw: float
+) -> None:
+    """An entry stored with a jittered TTL is served before ``ttl*(1-jitter)`` and gone after
+    ``ttl*(1+jitter)``, on an injected clock (no sleeps)."""
+    from llmcache import CachePolicy
+
+    policy = CachePolicy(ttl_jitter=jitter)
+    expires = policy.expires_at(ttl, 1_000.0, rand=lambda: draw)
+    assert expires is not None
+    entry = CacheEntry(value="x", created_at=1_000.0, expires_at=expires)
+    now = 1_000.0 + age
+    if age < ttl * (1 - jitter) * (1 - 1e-9):
+        assert not entry.is_expired(now)
+    if age >= ttl * (1 + jitter) * (1 + 1e-9):
+        assert entry.is_expired(now)
