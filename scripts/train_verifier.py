@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from llmcache.semantic.training import data, protocol, train
+from llmcache.semantic.verifier import same_words
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "llmcache" / "semantic" / "verifier_model.json"
 
@@ -48,10 +49,12 @@ def main(argv: list[str] | None = None) -> int:
 
     oof = train.oof_scores(rows, params)
     n_fwd = len(fwd_rows.y)
-    # Scores of every forward dev question (0 below the similarity floor: never served).
-    fwd_scores = np.zeros(len(dev.asked))
-    fwd_scores[fwd.top_sim >= train.MIN_SIMILARITY] = oof[:n_fwd]
-    fwd_scores = np.where(train.direction_mask(fwd), fwd_scores, 0.0)
+    # Scores of every forward dev question as the verifier gives them (rules applied).
+    above = fwd.top_sim >= train.MIN_SIMILARITY
+    same = np.array([same_words(q, t) for q, t in zip(fwd.pairs.asked, fwd.top_text, strict=True)])
+    model_scores = np.zeros(int(above.sum()))
+    model_scores[~same[above]] = oof[:n_fwd]
+    fwd_scores = train.apply_rules(fwd, model_scores)
     thr, correct, rt = protocol.correct_at_wrong(
         fwd, fwd_scores, train.MIN_SIMILARITY, train.TARGET_WRONG
     )

@@ -140,12 +140,14 @@ def order_agreement(a: tuple[str, ...], b: tuple[str, ...]) -> float:
     return concordant / (n * (n - 1) / 2)
 
 
-def _single_substitutions(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[int, bool]:
+def _single_substitutions(
+    matcher: SequenceMatcher[str], a: tuple[str, ...], b: tuple[str, ...]
+) -> tuple[int, bool]:
     """Count aligned one-for-one replacements of a content word by another content word, and
     whether one of them is a prefix antonym (possible/impossible, like/dislike)."""
     count = 0
     antonym = False
-    for op, i1, i2, j1, j2 in SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op != "replace" or i2 - i1 != 1 or j2 - j1 != 1:
             continue
         x, y = a[i1], b[j1]
@@ -172,7 +174,9 @@ def pair_features(
     qset, cset = frozenset(q.lower), frozenset(c.lower)
     qcont, ccont = frozenset(q.content), frozenset(c.content)
     nq, nc = max(len(q.lower), 1), max(len(c.lower), 1)
-    subs, antonym = _single_substitutions(q.lower, c.lower)
+    # One alignment of the two word sequences serves the ratio and the substitutions.
+    matcher = SequenceMatcher(a=q.lower, b=c.lower, autojunk=False)
+    subs, antonym = _single_substitutions(matcher, q.lower, c.lower)
     reordered = qcont == ccont and len(qcont) >= 2 and q.content != c.content
     symmetric = bool((qset | cset) & SYMMETRIC_MARKERS)
     return [
@@ -181,7 +185,7 @@ def pair_features(
         _jaccard(qset, cset),
         _jaccard(qcont, ccont),
         _jaccard(q.char3, c.char3),
-        SequenceMatcher(a=q.lower, b=c.lower, autojunk=False).ratio(),
+        matcher.ratio(),
         abs(log(nq / nc)),
         float(min(nq, nc)),
         float(len(q.numbers - c.numbers)),

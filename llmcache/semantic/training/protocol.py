@@ -53,6 +53,23 @@ def retrieve(pairs: PairSet, chunk: int = 2048) -> Retrieval:
     return Retrieval(pairs, top_text, top_sim, second, own)
 
 
+def subset(r: Retrieval, keep: Any) -> Retrieval:
+    """The same retrieval restricted to the asked questions where ``keep`` is true."""
+    import numpy as np
+
+    idx = np.flatnonzero(keep)
+    p = r.pairs
+    pairs = PairSet(
+        p.name,
+        [p.cached[i] for i in idx],
+        [p.asked[i] for i in idx],
+        [p.duplicate[i] for i in idx],
+    )
+    return Retrieval(
+        pairs, [r.top_text[i] for i in idx], r.top_sim[idx], r.second_sim[idx], r.own[idx]
+    )
+
+
 @dataclass(frozen=True)
 class Rates:
     correct: float  # duplicates served their own entry

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llmcache.semantic.training import data, protocol, traps
+from llmcache.semantic.verifier import same_words
 from llmcache.semantic.verifier_direction import direction_reason
 from llmcache.semantic.verifier_features import FEATURE_NAMES, pair_features
 from llmcache.semantic.verifier_model import FORMAT, FORMAT_VERSION
@@ -60,7 +61,13 @@ def retrieval_rows(pairs: data.PairSet) -> tuple[Rows, protocol.Retrieval]:
     import numpy as np
 
     r = protocol.retrieve(pairs)
-    keep = np.flatnonzero(r.top_sim >= MIN_SIMILARITY)
+    # Pairs with the same words (up to case and punctuation) never reach the model: the
+    # verifier accepts them by rule (and an exact tier would answer the identical text). In
+    # QQP they are mostly a protocol artefact: a question asked again under another pair,
+    # labelled "not a duplicate" of that pair; training on them would teach the model to
+    # reject identical questions.
+    same = np.array([same_words(q, t) for q, t in zip(pairs.asked, r.top_text, strict=True)])
+    keep = np.flatnonzero((r.top_sim >= MIN_SIMILARITY) & ~same)
     dup = np.asarray(pairs.duplicate, dtype=bool)
     x = [
         pair_features(pairs.asked[i], r.top_text[i], float(r.top_sim[i]), float(r.second_sim[i]))
@@ -211,12 +218,21 @@ def oof_scores(rows: Rows, params: Params, folds: int = 5) -> Any:
     return out
 
 
-def direction_mask(r: protocol.Retrieval) -> Any:
+def apply_rules(r: protocol.Retrieval, model_scores: Any) -> Any:
+    """What ``PairVerifier.score`` returns, given the model's probabilities of the rows at or
+    above the similarity floor: 0 below the floor or when a direction check rejects, 1 for
+    the same words, the model's probability otherwise."""
     import numpy as np
 
-    return np.array(
-        [direction_reason(q, t) is None for q, t in zip(r.pairs.asked, r.top_text, strict=True)]
-    )
+    out = np.zeros(len(r.pairs.asked))
+    above = r.top_sim >= MIN_SIMILARITY
+    out[above] = model_scores
+    for i, (q, t) in enumerate(zip(r.pairs.asked, r.top_text, strict=True)):
+        if not above[i] or direction_reason(q, t) is not None:
+            out[i] = 0.0
+        elif same_words(q, t):
+            out[i] = 1.0
+    return out
 
 
 def write(doc: dict[str, Any], path: Path) -> None:
