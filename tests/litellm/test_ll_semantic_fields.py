@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -98,3 +99,29 @@ def test_the_adapter_builds_semantic_fields_only_for_a_semantic_cache() -> None:
         assert request.semantic_text is None  # no semantic component: nothing built
     finally:
         cache.close()
+
+
+def test_a_paraphrase_is_served_through_litellm_by_a_semantic_cache(
+    semantic_cache: Callable[..., Cache], ll_install: Callable[..., LiteLLMCache]
+) -> None:
+    """End to end: the fields built here let the semantic tier serve a close question, and
+    only to the same user."""
+    import litellm
+
+    ll_install(semantic_cache())
+    first = litellm.completion(
+        model=MODEL, messages=ask("What is the capital city of France?"), mock_response="Paris"
+    )
+    assert first.choices[0].message.content == "Paris"
+    close = litellm.completion(
+        model=MODEL, messages=ask("What's the capital city of France?"), mock_response="other"
+    )
+    assert close.choices[0].message.content == "Paris"
+    assert close._hidden_params["llmcache"]["match"] == "semantic"
+    other_user = litellm.completion(
+        model=MODEL,
+        messages=ask("What's the capital city of France?"),
+        mock_response="bob's",
+        user="bob",
+    )
+    assert other_user.choices[0].message.content == "bob's"
