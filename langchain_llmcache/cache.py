@@ -111,7 +111,7 @@ class LangChainCache(BaseCache):
             return None
         served = self._serve(hit)
         if served is None:  # an entry that does not rebuild is a miss, and goes
-            self.cache.delete(request)
+            self.cache.delete_hit(hit)
         return served
 
     async def alookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
@@ -121,7 +121,7 @@ class LangChainCache(BaseCache):
             return None
         served = self._serve(hit)
         if served is None:  # an entry that does not rebuild is a miss, and goes
-            await self.cache.adelete(request)
+            await self.cache.adelete_hit(hit)
         return served
 
     def _serve(self, hit: CacheHit) -> list[Generation] | None:

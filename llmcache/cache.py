@@ -409,6 +409,14 @@ class Cache:
     async def adelete(self, request: CacheRequest) -> None:
         await self._arun(self._delete_plan(request_key(request)))
 
+    def delete_hit(self, hit: CacheHit) -> None:
+        """Delete the entry a hit served (for a semantic hit: the entry found, not the asked
+        key), e.g. when the adapter could not rebuild it."""
+        self._run(self._delete_plan(hit.key))
+
+    async def adelete_hit(self, hit: CacheHit) -> None:
+        await self._arun(self._delete_plan(hit.key))
+
     def clear(self, *, scope: Scope | None = None) -> int:
         """Remove llmcache's entries (only ``scope``'s when given); returns how many."""
         return self._run(self._clear_plan(scope))

@@ -28,6 +28,9 @@ from llmcache.semantic.index import VectorIndex
 from llmcache.semantic.tier import DEFAULT_K, DEFAULT_THRESHOLD, SemanticTier, check_threshold
 from llmcache.semantic.verifier import AcceptAll, Verifier
 
+#: The default threshold when the verifier is on (see semantic_from_url).
+VERIFIED_THRESHOLD = 0.70
+
 TIER_OPTIONS = frozenset({"threshold", "k", "embedder", "verify"})
 FAISS_OPTIONS = frozenset({"refresh", "hnsw_above", "max_partitions"})
 
@@ -44,7 +47,7 @@ def semantic_from_url(
     parts = urlsplit(url)
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
     scheme = parts.scheme.lower()
-    if scheme not in ("faiss", "redisvl"):
+    if scheme not in ("faiss", "redisvl", "redisvls"):
         raise ConfigError(
             f"unknown semantic scheme {scheme!r} in {url!r}; use faiss:// or redisvl://"
         )
@@ -56,7 +59,6 @@ def semantic_from_url(
                 f"{sorted(TIER_OPTIONS | FAISS_OPTIONS)}"
             )
     chosen = as_embedder(embedder if embedder is not None else options.get("embedder"))
-    threshold = check_threshold(_number(options, "threshold", DEFAULT_THRESHOLD))
     k = _number(options, "k", DEFAULT_K)
     if k != int(k) or k < 1:
         raise ConfigError(f"semantic URL option k must be a positive integer, got {k}")
@@ -65,6 +67,11 @@ def semantic_from_url(
         raise ConfigError(f"semantic URL option verify must be 'on' or 'off', got {verify!r}")
     if verifier is None and verify in ("off", "false", "0"):
         verifier = AcceptAll()
+    # With the verifier judging candidates, the cosine threshold only pre-filters them: the
+    # verifier's operating point was chosen (on QQP dev) over candidates at cosine >= 0.70.
+    # Plain cosine needs the stricter default.
+    default = DEFAULT_THRESHOLD if isinstance(verifier, AcceptAll) else VERIFIED_THRESHOLD
+    threshold = check_threshold(_number(options, "threshold", default))
     index = _faiss(parts.netloc + parts.path, options, chosen.dim) if scheme == "faiss" else None
     if index is None:
         module = require(
