@@ -19,8 +19,17 @@ PROBES = 5
 def run_doctor(urls: Sequence[str], semantic: str | None) -> dict[str, Any]:
     """The doctor's findings; ``ok`` is False when a tier is unreachable or has a problem."""
     # The findings carry each failure's reason; the cache's own outage warnings would repeat
-    # them on stderr.
-    logging.getLogger("llmcache").setLevel(logging.ERROR)
+    # them on stderr (restored afterwards: the doctor may run inside another program).
+    logger = logging.getLogger("llmcache")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return _examine(urls, semantic)
+    finally:
+        logger.setLevel(level)
+
+
+def _examine(urls: Sequence[str], semantic: str | None) -> dict[str, Any]:
     cache = Cache.from_urls(
         urls, semantic=semantic, single_flight_timeout=None, fleet_stats=False, encryption=False
     )
