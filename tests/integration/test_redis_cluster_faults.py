@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 import redis
-from langchain_core.language_models.llms import LLM
 from redis.crc import key_slot
+from test_redis_faults import Answering  # the same counting model as the standalone faults
 
 from langchain_llmcache import LangChainCache
 from llmcache import Cache, CacheRequest, FakeClock, scope
@@ -180,25 +180,6 @@ def cluster(tmp_path: Path) -> Iterator[OwnCluster]:
     own = OwnCluster(tmp_path)
     yield own
     own.stop()
-
-
-class Answering(LLM):
-    """A model that answers every prompt and counts its calls."""
-
-    calls: int = 0
-
-    @property
-    def _llm_type(self) -> str:
-        return "answering"
-
-    def _call(self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any) -> str:
-        self.calls += 1
-        return f"answer to {prompt}"
-
-    async def _acall(
-        self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> str:
-        return self._call(prompt)
 
 
 def slot_of(tier: RedisTier, request: CacheRequest) -> int:
