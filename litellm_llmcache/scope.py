@@ -15,6 +15,7 @@ alice's nor bob's entries). ACL lists are united.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -71,5 +72,7 @@ def scope_of(user: object, metadata: Mapping[str, Any]) -> Scope:
     return Scope.of(
         user=_combine("user", (ambient.user, metadata.get(USER_FIELD), user)),
         tenant=_combine("tenant", (ambient.tenant, metadata.get(TENANT_FIELD))),
-        acl=ambient.acl | frozenset(acl or ()),
+        # Chained, not a set built here: Scope.of checks every entry first (an unhashable
+        # or non-string entry is a ConfigError, not a TypeError from frozenset).
+        acl=itertools.chain(ambient.acl, acl or ()),
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
 from langchain_core.messages.tool import tool_call
@@ -136,6 +136,9 @@ metadata_values = json_like | st.lists(st.text(max_size=3000), max_size=3)
         max_size=4,
     ),
 )
+# Found by the long campaign: an ACL entry that is itself a list raised TypeError.
+@example(user=None, metadata={"llmcache_acl": [[]]})
+@example(user="bob", metadata={"llmcache_acl": [{"a": 1}, "kb-1"]})
 def test_litellm_scope_metadata_gives_a_scope_or_a_config_error(
     user: Any, metadata: dict[str, Any]
 ) -> None:
