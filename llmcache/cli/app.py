@@ -19,6 +19,7 @@ import llmcache
 from llmcache.cli.demo import PROVIDERS, DemoConfig, no_progress, run_demo
 from llmcache.cli.invalidate import invalidate
 from llmcache.cli.render import as_dict, progress_bar, show
+from llmcache.cli.warmup import warmup
 from llmcache.cli.workload import USERS
 from llmcache.errors import ConfigError, LLMCacheError
 
@@ -199,3 +200,4 @@ def doctor(urls: tuple[str, ...], semantic: str | None, as_json: bool) -> None:
 
 
 cli.add_command(invalidate)
+cli.add_command(warmup)
