@@ -33,7 +33,6 @@ from llmcache.warmup.source import (
     refuse_bad_rows,
     scope_of,
     text_field,
-    unicode_text,
 )
 
 #: A log line may be longer than a FAQ row (whole conversations): 1 MiB.
@@ -142,6 +141,4 @@ def _messages(fields: Mapping[str, Any]) -> tuple[Message, ...]:
             content is None and message.get("tool_calls")
         ):
             raise RowError(f"messages[{index}] has no content (a string or a list of parts)")
-        if isinstance(content, str):
-            unicode_text(f"messages[{index}].content", content)
     return tuple(messages)

@@ -79,7 +79,7 @@ def refuse_bad_rows(path: str | os.PathLike[str], bad: Sequence[BadRow]) -> None
 
 
 def check_size(text: str, limit: int) -> None:
-    size = len(text.encode("utf-8", "surrogatepass"))
+    size = len(text.encode("utf-8"))
     if size > limit:
         raise RowError(f"row is {size} bytes, more than the {limit} allowed")
 
@@ -94,15 +94,7 @@ def text_field(row: Mapping[str, Any], name: str) -> str:
     value = value.strip()
     if not value:
         raise RowError(f"empty {name}")
-    unicode_text(name, value)
     return value
-
-
-def unicode_text(name: str, value: str) -> None:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate from a JSON escape: cannot be keyed
-        raise RowError(f"{name} is not valid Unicode text (a lone surrogate)") from None
 
 
 def optional_part(row: Mapping[str, Any], name: str) -> str | None:

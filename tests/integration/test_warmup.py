@@ -207,7 +207,9 @@ async def test_replay_keeps_at_most_concurrency_calls_in_flight(
     cache = Cache.from_urls(["memory://"], clock=fake_clock)
     log = read_log(write_log(tmp_path, [f"question {i}?" for i in range(10)]))
     model = RecordingChat()
-    await replay_calls(LangChainWarmup(LangChainCache(cache), model), log.top(10), concurrency=limit)
+    await replay_calls(
+        LangChainWarmup(LangChainCache(cache), model), log.top(10), concurrency=limit
+    )
     assert len(model.record.asked) == 10
     assert model.record.max_in_flight == limit  # reached, never exceeded
 
