@@ -11,11 +11,15 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
 
 from llmcache.clock import FakeClock
+
+if TYPE_CHECKING:
+    from click.testing import Result
 
 MYSQL_URL = os.environ.get("LLMCACHE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 POSTGRES_URL = os.environ.get(
@@ -93,6 +97,27 @@ def table_prefix() -> str:
 @pytest.fixture
 def fake_clock() -> FakeClock:
     return FakeClock()
+
+
+# ------------------------------------------------------------------ the llmcache command
+def closed_port() -> int:
+    """A loopback port nothing listens on (a server that is down)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def assert_one_error_line(result: Result, code: int, *fragments: str) -> None:
+    """A command that failed as the CLI promises: ``code``, one line on stderr naming the
+    problem (every fragment), no traceback, nothing on stdout."""
+    assert result.exit_code == code, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("llmcache: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
 
 
 def with_query(url: str, **options: str) -> str:

@@ -4,13 +4,13 @@ afterwards, the summary, and the one-line errors and exit codes."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
 import litellm
 import pytest
 from click.testing import CliRunner, Result
+from conftest import assert_one_error_line, closed_port
 from langchain_core.globals import get_llm_cache, set_llm_cache
 from warmup_fakes import RECORD, answer_to
 
@@ -34,17 +34,6 @@ def run_json(*args: str) -> dict[str, Any]:
     assert result.exit_code == 0, result.output
     data: dict[str, Any] = json.loads(result.stdout)
     return data
-
-
-def assert_one_error_line(result: Result, code: int, *fragments: str) -> None:
-    assert result.exit_code == code, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("llmcache: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
-    assert "Traceback" not in result.output
-    assert result.stdout == ""
 
 
 @pytest.fixture
@@ -173,12 +162,6 @@ def test_a_bad_log_exits_2(sqlite_url: str, tmp_path: Path) -> None:
     log.write_text('{"prompt": "a?"}\nnot json\n', encoding="utf-8")
     result = run("--url", sqlite_url, "--from-log", str(log), "--top", "1", "--model", FAKE_MODEL)
     assert_one_error_line(result, 2, "calls.jsonl line 2: not valid JSON")
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_an_unreachable_tier_exits_1(faq: Path) -> None:
