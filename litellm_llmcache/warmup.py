@@ -10,6 +10,7 @@ logged calls replayed through ``litellm.acompletion`` with this cache.
 The request and value of a FAQ row are the adapter's own (``LiteLLMCache._store_args`` on a
 ``ModelResponse`` holding the answer, with zero usage: no tokens were spent), so a hit takes
 LiteLLM's normal path. ``stream=True`` calls are keyed apart and are not warmed by a FAQ.
+A replayed call is stored by LiteLLM's own cache path, which sets no llmcache tags.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ class LiteLLMWarmup:
     async def replay(self, messages: Sequence[Mapping[str, Any]]) -> bool:
         if litellm.cache is not self._adapter:
             raise ConfigError("replaying through LiteLLM needs litellm.cache = this LiteLLMCache")
+        if current_tags():  # not silently dropped: the caller expects to invalidate by them
+            raise ConfigError("LiteLLM calls carry no llmcache tags: replay them without tags")
         call = self._call(messages)
         response = await litellm.acompletion(**call, **self._mock)
         # LiteLLM stores in background tasks: the answer is stored when this returns.

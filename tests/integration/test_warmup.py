@@ -173,6 +173,17 @@ def test_faq_answers_are_litellm_hits_in_their_scope(
     assert again.choices[0].message.content == "model"
 
 
+def test_litellm_faq_rows_are_semantic_hits_with_a_semantic_tier(
+    tmp_path: Path, semantic_cache: Any, ll_install: Any
+) -> None:
+    front: LiteLLMCache = ll_install(semantic_cache())
+    warm_faq(LiteLLMWarmup(front, "gpt-4o-mini"), read_faq(write_faq(tmp_path, "jsonl")))
+    paraphrase = [{"role": "user", "content": "How can I reset my password?"}]
+    hit = litellm.completion(model="gpt-4o-mini", messages=paraphrase, mock_response="model")
+    assert hit.choices[0].message.content == "Open Settings, then Security."
+    assert hit._hidden_params["llmcache"]["match"] == "semantic"
+
+
 # ------------------------------------------------------------------ replaying a log
 @pytest.mark.parametrize("tier_url", FIVE_TIERS, indirect=True)
 async def test_replay_calls_the_model_once_per_top_call_and_leaves_hits(
@@ -244,3 +255,6 @@ async def test_litellm_replay_stores_through_litellm(
     )
     assert hit.choices[0].message.content == "replayed"
     assert hit._hidden_params["cache_hit"] is True
+    tagged = await replay_calls(target, log.top(2), tags=["warm"])
+    assert tagged.failed == 2  # refused, not silently stored untagged
+    assert "LiteLLM calls carry no llmcache tags" in tagged.errors[0]
