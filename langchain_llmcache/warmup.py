@@ -85,7 +85,8 @@ class LangChainWarmup:
     def cache(self) -> Cache:
         return self._adapter.cache
 
-    def faq_answer(self, question: str, answer: str) -> FaqAnswer:
+    def faq_answers(self, question: str, answer: str) -> tuple[FaqAnswer]:
+        """One entry: ``invoke`` and ``stream`` share it."""
         generations = [ChatGeneration(message=AIMessage(content=answer))]
         stand_in = _AnswerAtOnce(generations)
         self._model.model_copy(update={"cache": stand_in}).invoke(self._ask(question))
@@ -94,7 +95,7 @@ class LangChainWarmup:
                 f"{type(self._model).__name__} did not look its cache up: cannot warm it"
             )
         request = self._adapter._request(*stand_in.asked)
-        return FaqAnswer(request, to_payload(generations), usage_of(generations))
+        return (FaqAnswer(request, to_payload(generations), usage_of(generations)),)
 
     async def replay(self, messages: Sequence[Mapping[str, Any]]) -> bool:
         result = await self._cached_model.ainvoke(convert_to_messages([dict(m) for m in messages]))

@@ -9,7 +9,7 @@ logged calls replayed through ``litellm.acompletion`` with this cache.
 
 The request and value of a FAQ row are the adapter's own (``LiteLLMCache._store_args`` on a
 ``ModelResponse`` holding the answer, with zero usage: no tokens were spent), so a hit takes
-LiteLLM's normal path. ``stream=True`` calls are keyed apart and are not warmed by a FAQ.
+LiteLLM's normal path. LiteLLM keys ``stream=True`` calls apart: each row is stored for both.
 A replayed call is stored by LiteLLM's own cache path, which sets no llmcache tags.
 """
 
@@ -71,7 +71,9 @@ class LiteLLMWarmup:
     def _call(self, messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return {**self._params, "model": self._model, "messages": list(messages)}
 
-    def faq_answer(self, question: str, answer: str) -> FaqAnswer:
+    def faq_answers(self, question: str, answer: str) -> tuple[FaqAnswer, ...]:
+        """Two entries: LiteLLM keys ``stream=True`` calls apart, and replays a stored
+        answer as a stream to them."""
         response = litellm.ModelResponse(
             model=self._model,
             choices=[
@@ -84,6 +86,9 @@ class LiteLLMWarmup:
             usage=litellm.Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0),
         )
         call = self._call([*self._system, {"role": "user", "content": question}])
+        return tuple(self._entry(response, {**call, **way}) for way in ({}, {"stream": True}))
+
+    def _entry(self, response: Any, call: Mapping[str, Any]) -> FaqAnswer:
         stored = self._adapter._store_args(response, call)
         if stored is None:
             raise ConfigError(

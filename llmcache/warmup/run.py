@@ -59,9 +59,10 @@ class WarmupTarget(Protocol):
     @property
     def cache(self) -> Cache: ...
 
-    def faq_answer(self, question: str, answer: str) -> FaqAnswer:
-        """The request ``question`` makes through the adapter, in the ambient scope and tags,
-        and the value the adapter itself would store for the answer ``answer``."""
+    def faq_answers(self, question: str, answer: str) -> Sequence[FaqAnswer]:
+        """The requests ``question`` makes through the adapter (one per way of asking that
+        is keyed apart, e.g. streamed or not), in the ambient scope and tags, each with the
+        value the adapter itself would store for the answer ``answer``."""
         ...
 
     async def replay(self, messages: Sequence[Mapping[str, Any]]) -> bool:
@@ -111,7 +112,8 @@ def warm_faq(
     progress: Progress | None = None,
 ) -> WarmupReport:
     """Store each row's answer as the adapter would have stored the model's, in the row's
-    scope, tagged with ``tags`` and the row's own tags. No model is called.
+    scope, tagged with ``tags`` and the row's own tags. No model is called. A row counts as
+    stored when every entry the adapter keys for it was stored.
 
     ``ttl``: not passed = the cache policy's default, None = each tier's default.
     """
@@ -127,14 +129,14 @@ def warm_faq(
     for row in rows:
         try:
             with _asked_as(row.scope, (*labels, *row.tags)):
-                answer = target.faq_answer(row.question, row.answer)
-            stored = target.cache.set(
-                answer.request, answer.value, usage=answer.usage, ttl=lifetime
-            )
+                answers = target.faq_answers(row.question, row.answer)
+            stored = [
+                target.cache.set(a.request, a.value, usage=a.usage, ttl=lifetime) for a in answers
+            ]
         except (LLMCacheError, ValueError) as exc:  # an unkeyable row, an unstorable answer
             report.failure(f"line {row.line}", exc)
         else:
-            if stored:
+            if all(stored):
                 report.stored += 1
             else:
                 report.failure(f"line {row.line}", LLMCacheError(NOT_STORED))

@@ -168,7 +168,13 @@ def test_faq_answers_are_litellm_hits_in_their_scope(
         model="gpt-4o-mini", messages=refund, user="bob", metadata=acme, mock_response="model"
     )
     assert other.choices[0].message.content == "model"
-    assert cache.invalidate(tags=["faq"]) == 2
+    streamed = litellm.completion(
+        model="gpt-4o-mini", messages=ask, stream=True, mock_response="model"
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in streamed) == (
+        "Open Settings, then Security."
+    )
+    assert cache.invalidate(tags=["faq"]) == 4  # each row: the plain and the streamed call
     again = litellm.completion(model="gpt-4o-mini", messages=ask, mock_response="model")
     assert again.choices[0].message.content == "model"
 
