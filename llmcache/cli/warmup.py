@@ -149,6 +149,7 @@ def warmup(
                     target, calls, concurrency=concurrency, tags=tags, progress=advance
                 )
                 report = asyncio.run(replay)
+                report.left_out(log.bad if log is not None else ())
     summary = _summary(report, log, top, faq_path or log_path, adapter, model_spec, urls)
     if as_json:
         click.echo(json.dumps(summary, indent=2))

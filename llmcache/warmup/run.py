@@ -84,6 +84,11 @@ class WarmupReport:
     bad_rows: list[BadRow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # the first failures, described
 
+    def left_out(self, bad: Sequence[BadRow]) -> None:
+        """Count the bad rows a file reader left out (``skip_bad``) as skipped."""
+        self.bad_rows.extend(bad)
+        self.skipped += len(bad)
+
     def failure(self, where: str, exc: BaseException) -> None:
         self.failed += 1
         if len(self.errors) < MAX_ERRORS_KEPT:
@@ -122,7 +127,7 @@ def warm_faq(
     report = WarmupReport()
     if isinstance(faq, FaqFile):
         rows: Iterable[FaqRow] = faq.rows
-        report.bad_rows, report.skipped = list(faq.bad), len(faq.bad)
+        report.left_out(faq.bad)
     else:
         rows = faq
     started = time.perf_counter()
@@ -156,7 +161,8 @@ async def replay_calls(
 ) -> WarmupReport:
     """Make each call through the cache, at most ``concurrency`` at a time, in its logged
     scope (and tagged with ``tags``). A call the model fails is counted and described, and
-    the others go on. ``stored`` counts the entries the cache stored meanwhile.
+    the others go on. ``stored`` counts the entries the cache stored meanwhile. (Bad lines
+    of the log: ``report.left_out(log.bad)``.)
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
@@ -184,5 +190,5 @@ async def replay_calls(
     await asyncio.gather(*(replay_one(call) for call in calls))
     report.elapsed_seconds = time.perf_counter() - started
     report.stored = min(report.model_calls, target.cache.stats()["stores"] - stores_before)
-    report.skipped = report.already_cached
+    report.skipped += report.already_cached
     return report

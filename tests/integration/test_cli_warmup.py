@@ -93,6 +93,7 @@ def test_replaying_a_log_from_the_shell(sqlite_url: str, tmp_path: Path) -> None
     prompts = ["a?", "b?", "a?", "c?", "a?", "b?"]
     log.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts), encoding="utf-8")
     RECORD.reset()
+    RECORD.hold_until = 2  # both calls must be in flight at once before either is answered
     args = ["--url", sqlite_url, "--from-log", str(log), "--top", "2"]
     summary = run_json(*args, "--model", "warmup_fakes:make_model", "--concurrency", "2")
     assert sorted(RECORD.asked) == ["a?", "b?"]
@@ -157,11 +158,14 @@ def test_a_bad_file_exits_2_and_stores_nothing(sqlite_url: str, tmp_path: Path) 
     assert langchain_answer(sqlite_url, RESET)[1] is False  # the good row was not stored
 
 
-def test_a_bad_log_exits_2(sqlite_url: str, tmp_path: Path) -> None:
+def test_a_bad_log_exits_2_unless_bad_lines_are_skipped(sqlite_url: str, tmp_path: Path) -> None:
     log = tmp_path / "calls.jsonl"
     log.write_text('{"prompt": "a?"}\nnot json\n', encoding="utf-8")
-    result = run("--url", sqlite_url, "--from-log", str(log), "--top", "1", "--model", FAKE_MODEL)
-    assert_one_error_line(result, 2, "calls.jsonl line 2: not valid JSON")
+    args = ["--url", sqlite_url, "--from-log", str(log), "--top", "1", "--model", FAKE_MODEL]
+    assert_one_error_line(run(*args), 2, "calls.jsonl line 2: not valid JSON")
+    summary = run_json(*args, "--skip-bad")
+    assert (summary["stored"], summary["skipped"]) == (1, 1)
+    assert summary["bad_rows"][0]["line"] == 2
 
 
 def test_an_unreachable_tier_exits_1(faq: Path) -> None:

@@ -224,6 +224,7 @@ async def test_replay_keeps_at_most_concurrency_calls_in_flight(
     cache = Cache.from_urls(["memory://"], clock=fake_clock)
     log = read_log(write_log(tmp_path, [f"question {i}?" for i in range(10)]))
     model = RecordingChat()
+    model.record.hold_until = limit
     await replay_calls(
         LangChainWarmup(LangChainCache(cache), model), log.top(10), concurrency=limit
     )

@@ -17,9 +17,11 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field
 
-#: How often an async answer yields to the loop: long enough for every call allowed in flight
-#: to start before the first one ends (a yield, not a wait on the clock).
+#: How often an async answer yields to the loop before answering, so that calls beyond a
+#: broken concurrency limit would get in meanwhile (a yield, not a wait on the clock).
 YIELDS = 20
+#: A held call gives up after this long (it fails, and so does the test; it never hangs).
+HOLD_SECONDS = 10.0
 
 
 class CallRecord:
@@ -31,6 +33,10 @@ class CallRecord:
         self.in_flight = 0
         self.max_in_flight = 0
         self.fail_on: set[str] = set()
+        # Async calls wait until this many are in flight at once (0: no wait): a test of a
+        # concurrency limit then sees it reached whatever each call's lookup costs.
+        self.hold_until = 0
+        self.all_in = asyncio.Event()
 
 
 def answer_to(question: str) -> str:
@@ -82,6 +88,10 @@ class RecordingChat(BaseChatModel):
         record.in_flight += 1
         record.max_in_flight = max(record.max_in_flight, record.in_flight)
         try:
+            if record.in_flight >= record.hold_until:
+                record.all_in.set()
+            else:
+                await asyncio.wait_for(record.all_in.wait(), HOLD_SECONDS)
             for _ in range(YIELDS):
                 await asyncio.sleep(0)
             return self._answer(messages)
