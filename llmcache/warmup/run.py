@@ -138,7 +138,7 @@ def warm_faq(
             stored = [
                 target.cache.set(a.request, a.value, usage=a.usage, ttl=lifetime) for a in answers
             ]
-        except (LLMCacheError, ValueError) as exc:  # an unkeyable row, an unstorable answer
+        except Exception as exc:  # an unkeyable row, an unstorable answer, a model that fails
             report.failure(f"line {row.line}", exc)
         else:
             if all(stored):

@@ -143,6 +143,26 @@ def test_a_bad_file_stores_nothing(tmp_path: Path, fake_clock: FakeClock) -> Non
     assert model.invoke(RESET).content == "Settings."
 
 
+class UnkeyableChat(RecordingChat):
+    """A model LangChain cannot describe for its cache key (its llm_string fails)."""
+
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        raise RuntimeError("cannot describe this model")
+
+
+def test_rows_that_cannot_be_keyed_are_counted_as_failed(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    cache = Cache.from_urls(["memory://"], clock=fake_clock)
+    model = UnkeyableChat()
+    report = warm_faq(
+        LangChainWarmup(LangChainCache(cache), model), read_faq(write_faq(tmp_path, "csv"))
+    )
+    assert (report.stored, report.failed) == (0, 2)
+    assert report.errors[0] == "line 2: RuntimeError: cannot describe this model"
+    assert model.record.asked == []
+
+
 # ------------------------------------------------------------------ FAQ, LiteLLM
 @pytest.mark.parametrize("tier_url", FIVE_TIERS, indirect=True)
 def test_faq_answers_are_litellm_hits_in_their_scope(
