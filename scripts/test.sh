@@ -2,8 +2,9 @@
 # Everything CI checks, runnable on a fresh machine: install the dev extra into the current
 # Python, start the servers (scripts/services.sh), then ruff, ruff format, mypy and pytest.
 #
-#   bash scripts/test.sh                 # the whole suite
+#   bash scripts/test.sh                 # the whole suite, every notebook executed
 #   bash scripts/test.sh tests/unit -x   # extra arguments go to pytest
+#   bash scripts/test.sh notebooks       # only the notebooks
 #
 # Exits non-zero if any step fails; every check runs even after an earlier one failed, so one
 # CI run shows all problems. pytest's "no tests collected" (exit code 5) is a failure too.
@@ -47,7 +48,10 @@ check() { # name, command...
 check "ruff check" "$PYTHON" -m ruff check .
 check "ruff format" "$PYTHON" -m ruff format --check .
 check "mypy" "$PYTHON" -m mypy
-check "pytest" "$PYTHON" -m pytest -p no:cacheprovider -ra "$@"
+# --nbmake: each notebooks/*.ipynb (a testpath, like tests/) runs in a fresh kernel as one test,
+# with a time limit of its own (notebooks/conftest.py). Paths given as arguments narrow the run
+# as usual: `bash scripts/test.sh tests/unit -x` executes no notebook.
+check "pytest" "$PYTHON" -m pytest -p no:cacheprovider -ra --nbmake "$@"
 
 if [ "${#failed[@]}" -gt 0 ]; then
     printf '\nFAILED: %s\n' "${failed[@]}"
