@@ -14,6 +14,10 @@ from llmcache.semantic.verifier_direction import direction_reason
 from llmcache.semantic.verifier_features import FEATURE_NAMES, pair_features, parse
 from llmcache.semantic.verifier_model import PairModel, load_model
 
+#: A word replaced by its prefix antonym is a rule, not only a model feature: the model
+#: learnt from QQP, which has few such pairs, and served "is it safe ..." for "is it unsafe ...".
+_ANTONYM = FEATURE_NAMES.index("prefix_antonym")
+
 
 class Verdict(NamedTuple):
     """A decision, its score (higher = more likely the same question) and, when rejected,
@@ -71,6 +75,8 @@ class PairVerifier:
         if same_words(query, candidate):
             return Verdict(True, 1.0)
         features = pair_features(query, candidate, similarity, runner_up)
+        if features[_ANTONYM]:  # legal/illegal, safe/unsafe: the opposite question
+            return Verdict(False, 0.0, "antonym")
         score = self.model.probability(features)
         if score >= self.threshold:
             return Verdict(True, score)
@@ -85,7 +91,8 @@ class PairVerifier:
             return 0.0
         if same_words(query, candidate):
             return 1.0
-        return self.model.probability(pair_features(query, candidate, similarity, runner_up))
+        features = pair_features(query, candidate, similarity, runner_up)
+        return 0.0 if features[_ANTONYM] else self.model.probability(features)
 
     def rule_reason(self, query: str, candidate: str, similarity: float) -> str | None:
         """Deterministic rejections, whatever the operating point: below the similarity the

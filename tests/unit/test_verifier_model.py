@@ -129,3 +129,18 @@ def test_score_is_zero_when_a_rule_rejects() -> None:
         )
         < 1.0
     )
+
+
+@pytest.mark.parametrize(
+    ("query", "candidate"),
+    [
+        ("Is it unsafe to eat raw eggs?", "Is it safe to eat raw eggs?"),
+        ("Is it illegal to drive barefoot?", "Is it legal to drive barefoot?"),
+        ("Why do people dislike cilantro?", "Why do people like cilantro?"),
+    ],
+)
+def test_a_prefix_antonym_is_rejected_however_close(query: str, candidate: str) -> None:
+    # Found in the semantic notebook: the model alone served these at cosine 0.99.
+    verifier = default_verifier()
+    assert verifier.verify(query, candidate, 0.99) == (False, 0.0, "antonym")
+    assert verifier.score(query, candidate, 0.99) == 0.0
