@@ -17,7 +17,7 @@ import os
 import secrets
 import time
 import weakref
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
@@ -38,8 +38,10 @@ from llmcache.semantic.index import Candidate, IndexedEntry
 from llmcache.semantic.partition import partition_digest
 from llmcache.singleflight import Flight, Flights, wait_async
 from llmcache.stats import Stats, fleet_view
+from llmcache.stored import PutOutcome, StoredEntry
 from llmcache.tiers import Tier, tier_from_url
-from llmcache.tiers.selector import Selector, build_selector
+from llmcache.tiers.listing import DEFAULT_PAGE, MAX_PAGE, Listed, ListPage
+from llmcache.tiers.selector import Selector, build_list_selector, build_selector
 
 if TYPE_CHECKING:
     from llmcache.semantic.tier import SemanticTier
@@ -79,6 +81,9 @@ class _Op(NamedTuple):
     method: str  # a Tier primitive (get, set, delete, clear) or a SemanticTier one
     args: tuple[Any, ...]
     probe: bool = False  # a health probe: made even while the tier's breaker is open
+    # An operator's call (listing): made even while the breaker is open, and its error is
+    # raised to the caller, who asked for this tier's data, instead of failing open.
+    strict: bool = False
 
 
 class _Pending(NamedTuple):
@@ -485,6 +490,166 @@ class Cache:
             )
         return removed
 
+    # ------------------------------------------------------------------ listing, import
+    def entries(
+        self,
+        *,
+        tags: Iterable[str] | None = None,
+        scope: Scope | None = None,
+        model: str | None = None,
+        namespace: str | None = None,
+        tier: str | None = None,
+        page_size: int = DEFAULT_PAGE,
+        with_semantic: bool = False,
+    ) -> Iterator[StoredEntry]:
+        """The stored entries that match every criterion given (none: all of them), read a
+        page at a time from one tier: ``tier`` (a name in ``cache.tiers``), by default the
+        bottom one, which holds the most (memory above it keeps a subset). Entries this
+        process cannot read (sealed under keys it lacks, undecodable) come with
+        ``entry=None`` and the reason. ``with_semantic``: each entry also carries the
+        (partition, text) the semantic index holds for it. Raises TierError naming the
+        tier when it cannot be read (listing is an operator's call: it does not fail open).
+        """
+        source, selector, limit = self._listing(tier, tags, scope, model, namespace, page_size)
+        cursor = None
+        while True:
+            page, cursor = self._run(
+                self._page_plan(source, selector, cursor, limit, with_semantic)
+            )
+            yield from page
+            if cursor is None:
+                return
+
+    async def aentries(
+        self,
+        *,
+        tags: Iterable[str] | None = None,
+        scope: Scope | None = None,
+        model: str | None = None,
+        namespace: str | None = None,
+        tier: str | None = None,
+        page_size: int = DEFAULT_PAGE,
+        with_semantic: bool = False,
+    ) -> AsyncIterator[StoredEntry]:
+        """``entries`` on the tiers' async primitives."""
+        source, selector, limit = self._listing(tier, tags, scope, model, namespace, page_size)
+        cursor = None
+        while True:
+            plan = self._page_plan(source, selector, cursor, limit, with_semantic)
+            page, cursor = await self._arun(plan)
+            for stored in page:
+                yield stored
+            if cursor is None:
+                return
+
+    def put_entries(self, entries: Iterable[StoredEntry]) -> PutOutcome:
+        """Store entries under their own keys, as they are (created time, expiry, usage,
+        tags kept; an existing entry of the same key is replaced): what an import does.
+        Entries carrying ``semantic`` (partition, text) are embedded with this cache's
+        embedder and indexed. Sealed again with this cache's keys when encryption is on.
+        A tier that fails is skipped and named in the outcome."""
+        return self._run(self._put_plan(list(entries)))
+
+    async def aput_entries(self, entries: Iterable[StoredEntry]) -> PutOutcome:
+        return await self._arun(self._put_plan(list(entries)))
+
+    def _listing(
+        self,
+        tier: str | None,
+        tags: Iterable[str] | None,
+        scope: Scope | None,
+        model: str | None,
+        namespace: str | None,
+        page_size: int,
+    ) -> tuple[Tier, Selector, int]:
+        selector = build_list_selector(tags=tags, scope=scope, model=model, namespace=namespace)
+        if isinstance(page_size, bool) or not isinstance(page_size, int):
+            raise ConfigError(f"page_size must be an integer, got {page_size!r}")
+        if not 1 <= page_size <= MAX_PAGE:
+            raise ConfigError(f"page_size must be between 1 and {MAX_PAGE}, got {page_size}")
+        if tier is None:
+            return self._tiers[-1], selector, page_size
+        for candidate in self._tiers:
+            if candidate.name == tier:
+                return candidate, selector, page_size
+        names = ", ".join(t.name for t in self._tiers)
+        raise ConfigError(f"no tier named {tier!r} in this cache (its tiers: {names})")
+
+    def _page_plan(
+        self, tier: Tier, selector: Selector, cursor: Any, limit: int, with_semantic: bool
+    ) -> Plan[tuple[list[StoredEntry], Any]]:
+        now = self.clock()
+        page: ListPage = yield _Op(tier, "list_page", (selector, now, cursor, limit), strict=True)
+        listed = [self._open_listed(item, tier.name) for item in page.items]
+        if with_semantic and self._semantic is not None and listed:
+            digests = [stored.key.digest for stored in listed]
+            texts = yield _Op(self._semantic, "texts", (digests,), strict=True)
+            listed = [self._with_text(stored, texts.get(stored.key.digest)) for stored in listed]
+        return listed, page.cursor
+
+    def _open_listed(self, item: Listed, tier: str) -> StoredEntry:
+        found = item.found
+        if isinstance(found, CacheEntry):  # an in-process tier keeps the entry itself
+            return StoredEntry(item.key, found, len(encode(found)), item.expires_at, tier)
+        try:
+            entry = decode(self._unseal(found, item.key))
+        except UnknownKeyError:
+            reason = "sealed under an encryption key this process does not have"
+            return StoredEntry(item.key, None, len(found), item.expires_at, tier, reason)
+        except CodecError as exc:
+            reason = f"does not decode: {exc}"
+            return StoredEntry(item.key, None, len(found), item.expires_at, tier, reason)
+        return StoredEntry(item.key, entry, len(found), item.expires_at, tier)
+
+    def _with_text(self, stored: StoredEntry, found: tuple[bytes, str] | None) -> StoredEntry:
+        if found is None:
+            return stored
+        text = self._open_text(found[1], stored.key)
+        return stored if text is None else stored._replace(semantic=(found[0], text))
+
+    def _put_plan(self, entries: list[StoredEntry]) -> Plan[PutOutcome]:
+        now = self.clock()
+        failed: dict[str, None] = {}
+        stored = 0
+        kept = []
+        for item in entries:
+            if item.entry is None or item.entry.is_expired(now):
+                continue
+            payload = self._seal(encode(item.entry), item.key)
+            took = False
+            for tier in self._tiers:
+                result = yield _Op(tier, "set", (item.key, item.entry, payload, now))
+                if result is UNAVAILABLE:
+                    failed[tier.name] = None
+                else:
+                    took = True
+            if took:
+                stored += 1
+                kept.append(item)
+        if self._semantic is not None:
+            indexed = [(i.key, i.entry, i.semantic) for i in kept if i.semantic is not None]
+            if indexed and not (yield from self._reindex_plan(self._semantic, indexed)):
+                failed[self._semantic.name] = None
+        return PutOutcome(stored, tuple(failed))
+
+    def _reindex_plan(
+        self,
+        semantic: SemanticTier,
+        rows: list[tuple[CacheKey, CacheEntry | None, tuple[bytes, str]]],
+    ) -> Plan[bool]:
+        """Embed imported texts with this cache's embedder (one call) and index them; False
+        when the semantic tier failed."""
+        vectors = yield _Op(semantic, "embed_many", ([text for _, _, (_, text) in rows],))
+        if vectors is UNAVAILABLE:
+            return False
+        ok = True
+        for (key, entry, (partition, text)), vector in zip(rows, vectors, strict=True):
+            assert entry is not None
+            stored_text = text if self._sealer is None else self._seal_text(text, key)
+            item = IndexedEntry(key, partition, vector, stored_text, entry.expires_at, entry.tags)
+            ok = (yield _Op(semantic, "add", (item,))) is not UNAVAILABLE and ok
+        return ok
+
     def _check_hit_rate(self) -> None:
         assert self._hit_floor is not None
         snap = self._stats.snapshot()
@@ -702,15 +867,25 @@ class Cache:
         assert self._sealer is not None
         opened = []
         for candidate in candidates:
-            if not candidate.text.startswith(SEALED_TEXT):
-                continue  # stored in plain text by an unencrypted cache: not trusted here
-            try:
-                raw = base64.b64decode(candidate.text[len(SEALED_TEXT) :], validate=True)
-                plain = self._sealer.open(raw, candidate.key.digest + b"/text")
-            except (CodecError, ValueError):
-                continue
-            opened.append(candidate._replace(text=plain.decode("utf-8", "replace")))
+            text = self._open_text(candidate.text, candidate.key)
+            if text is not None:
+                opened.append(candidate._replace(text=text))
         return opened
+
+    def _open_text(self, text: str, key: CacheKey) -> str | None:
+        """A semantic index's text as this cache reads it: opened when sealed; None when it
+        cannot be (sealed without keys here, or plain text where sealed ones are expected,
+        which an encrypted cache does not trust)."""
+        if self._sealer is None:
+            return None if text.startswith(SEALED_TEXT) else text
+        if not text.startswith(SEALED_TEXT):
+            return None
+        try:
+            raw = base64.b64decode(text[len(SEALED_TEXT) :], validate=True)
+            plain = self._sealer.open(raw, key.digest + b"/text")
+        except (CodecError, ValueError):
+            return None
+        return plain.decode("utf-8", "replace")
 
     def _semantic_plan(self, request: CacheRequest, key: CacheKey) -> Plan[CacheHit | None]:
         """After an exact miss: embed the last user turn, search its partition, and serve the
@@ -871,12 +1046,14 @@ class Cache:
                     op = plan.send(None)
                     continue
                 health = self._breakers[op.tier.name]
-                if not (health.allow(op.method) or op.probe):
+                if not (op.probe or op.strict or health.allow(op.method)):
                     op = plan.send(UNAVAILABLE)
                     continue
                 try:
                     result = getattr(op.tier, op.method)(*op.args)
                 except Exception as exc:
+                    if op.strict:
+                        raise
                     self._tier_failed(op.tier, health, op.method, exc)
                     result = UNAVAILABLE
                 else:
@@ -895,12 +1072,14 @@ class Cache:
                     op = plan.send(None)
                     continue
                 health = self._breakers[op.tier.name]
-                if not (health.allow(op.method) or op.probe):
+                if not (op.probe or op.strict or health.allow(op.method)):
                     op = plan.send(UNAVAILABLE)
                     continue
                 try:
                     result = await getattr(op.tier, "a" + op.method)(*op.args)
                 except Exception as exc:
+                    if op.strict:
+                        raise
                     self._tier_failed(op.tier, health, op.method, exc)
                     result = UNAVAILABLE
                 else:

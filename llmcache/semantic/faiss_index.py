@@ -318,6 +318,17 @@ class FaissIndex:
                 self._forget(bytes(digest))
             return removed
 
+    def texts(self, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, str]]:
+        found: dict[bytes, tuple[bytes, str]] = {}
+        with self._lock:
+            for digest in digests:
+                row = self._db.execute(
+                    "SELECT partition, text FROM llmcache_vectors WHERE digest = ?", (digest,)
+                ).fetchone()
+                if row is not None:
+                    found[bytes(digest)] = (bytes(row[0]), str(row[1]))
+        return found
+
     def clear(self, scope: bytes | None) -> int:
         with self._lock:
             with self._write():
@@ -348,6 +359,9 @@ class FaissIndex:
 
     async def adelete(self, digests: Sequence[bytes]) -> int:
         return await asyncio.to_thread(self.delete, digests)
+
+    async def atexts(self, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, str]]:
+        return await asyncio.to_thread(self.texts, digests)
 
     async def aclear(self, scope: bytes | None) -> int:
         return await asyncio.to_thread(self.clear, scope)

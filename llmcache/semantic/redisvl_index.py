@@ -411,6 +411,13 @@ class RedisVLIndex:
         with self._conn._errors():
             return _unlink(self._conn._sync(), keys)
 
+    def texts(self, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, str]]:
+        with self._conn._errors():
+            pipe = self._conn._sync().pipeline(transaction=False)
+            for digest in digests:
+                pipe.hmget(self.key_of(digest), "partition", "text")
+            return _texts(digests, pipe.execute())
+
     def clear(self, scope: bytes | None) -> int:
         removed = 0
         with self._conn._errors(), self._watch:
@@ -454,6 +461,13 @@ class RedisVLIndex:
             else:
                 pipe.pexpire(key, ms)
             await pipe.execute()
+
+    async def atexts(self, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, str]]:
+        with self._conn._errors():
+            pipe = self._conn._async().pipeline(transaction=False)
+            for digest in digests:
+                pipe.hmget(self.key_of(digest), "partition", "text")
+            return _texts(digests, await pipe.execute())
 
     async def asearch(
         self, partition: bytes, vector: Vector, k: int, now: float
@@ -595,6 +609,19 @@ class _ModuleErrors:
         if isinstance(exc, TierError):
             return
         raise TierError(f"redisvl index on {self.where}: {type(exc).__name__}: {text}") from exc
+
+
+def _texts(digests: Sequence[bytes], replies: list[Any]) -> dict[bytes, tuple[bytes, str]]:
+    """HMGET partition/text replies: the documents that exist and read back whole."""
+    found: dict[bytes, tuple[bytes, str]] = {}
+    for digest, (partition, text) in zip(digests, replies, strict=True):
+        if partition is None or text is None:
+            continue
+        try:
+            found[bytes(digest)] = (bytes.fromhex(_text(partition)), _text(text))
+        except (ValueError, UnicodeDecodeError):  # not a document of ours: not exported
+            continue
+    return found
 
 
 def _unlink(client: Any, keys: Sequence[Any]) -> int:

@@ -133,6 +133,19 @@ class SemanticTier:
         row: Vector = (await self.embedder.aembed([text]))[0]
         return row
 
+    def embed_many(self, texts: Sequence[str]) -> list[Vector]:
+        """One call for many texts (an import re-embeds a page of rows at once)."""
+        return list(self.embedder.embed(texts))
+
+    async def aembed_many(self, texts: Sequence[str]) -> list[Vector]:
+        return list(await self.embedder.aembed(texts))
+
+    def texts(self, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, str]]:
+        return self.index.texts(digests)
+
+    async def atexts(self, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, str]]:
+        return await self.index.atexts(digests)
+
     def search(self, partition: bytes, vector: Vector, k: int, now: float) -> list[Candidate]:
         return self.index.search(partition, vector, k, now)
 

@@ -11,16 +11,18 @@ the clock themselves.
 
 ``clear`` and ``invalidate`` return how many entries they removed: expired entries the tier
 still held count, index records (tag rows, Redis index sets) never do. ``invalidate`` removes
-the entries a ``Selector`` matches (``selector.py``).
+the entries a ``Selector`` matches (``selector.py``). ``list_page`` reads one bounded page of
+the entries a Selector matches (``listing.py``: export, import and ``llmcache inspect``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from llmcache.entry import CacheEntry
 from llmcache.keys import CacheKey
+from llmcache.tiers.listing import ListPage
 from llmcache.tiers.selector import Selector
 
 Found = CacheEntry | bytes | None
@@ -38,6 +40,7 @@ class Tier(Protocol):
     def delete(self, key: CacheKey) -> None: ...
     def clear(self, scope: bytes | None) -> int: ...
     def invalidate(self, selector: Selector, now: float) -> int: ...
+    def list_page(self, selector: Selector, now: float, cursor: Any, limit: int) -> ListPage: ...
     def close(self) -> None: ...
 
     async def aget(self, key: CacheKey, now: float) -> Found: ...
@@ -45,6 +48,9 @@ class Tier(Protocol):
     async def adelete(self, key: CacheKey) -> None: ...
     async def aclear(self, scope: bytes | None) -> int: ...
     async def ainvalidate(self, selector: Selector, now: float) -> int: ...
+    async def alist_page(
+        self, selector: Selector, now: float, cursor: Any, limit: int
+    ) -> ListPage: ...
     async def aclose(self) -> None: ...
 
 
@@ -78,6 +84,9 @@ class InProcessAsync:
     def invalidate(self, selector: Selector, now: float) -> int:
         raise NotImplementedError
 
+    def list_page(self, selector: Selector, now: float, cursor: Any, limit: int) -> ListPage:
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -95,6 +104,9 @@ class InProcessAsync:
 
     async def ainvalidate(self, selector: Selector, now: float) -> int:
         return self.invalidate(selector, now)
+
+    async def alist_page(self, selector: Selector, now: float, cursor: Any, limit: int) -> ListPage:
+        return self.list_page(selector, now, cursor, limit)
 
     async def aclose(self) -> None:
         self.close()
@@ -120,6 +132,9 @@ class ThreadedAsync(InProcessAsync):
 
     async def ainvalidate(self, selector: Selector, now: float) -> int:
         return await asyncio.to_thread(self.invalidate, selector, now)
+
+    async def alist_page(self, selector: Selector, now: float, cursor: Any, limit: int) -> ListPage:
+        return await asyncio.to_thread(self.list_page, selector, now, cursor, limit)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)

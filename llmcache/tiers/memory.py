@@ -7,9 +7,10 @@ first. ``ttl`` is the tier's default for entries stored with ``ttl=None``.
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from llmcache.entry import CacheEntry
@@ -17,6 +18,7 @@ from llmcache.errors import ConfigError
 from llmcache.keys import CacheKey
 from llmcache.policy import check_ttl
 from llmcache.tiers.base import Found, InProcessAsync, effective_expiry
+from llmcache.tiers.listing import Listed, ListPage
 from llmcache.tiers.selector import Selector, selects
 
 DEFAULT_MAXSIZE = 10_000
@@ -132,6 +134,25 @@ class MemoryTier(InProcessAsync):
             for digest in doomed:
                 self._remove(digest)
             return len(doomed)
+
+    def list_page(self, selector: Selector, now: float, cursor: Any, limit: int) -> ListPage:
+        """The ``limit`` smallest digests after ``cursor`` (the last digest of the page
+        before) that ``selector`` matches: a stable order while entries come and go."""
+        after: bytes = cursor or b""
+        with self._lock:
+            page = heapq.nsmallest(
+                limit,
+                (
+                    (digest, slot)
+                    for digest, slot in self._data.items()
+                    if digest > after
+                    and (slot.expires_at is None or now < slot.expires_at)
+                    and selects(selector, slot.key, slot.entry, None)
+                ),
+                key=lambda pair: pair[0],
+            )
+        items = [Listed(slot.key, slot.entry, slot.expires_at) for _, slot in page]
+        return ListPage(items, page[-1][0] if len(page) == limit else None)
 
     def close(self) -> None:
         with self._lock:

@@ -42,6 +42,7 @@ from llmcache.errors import ConfigError, LLMCacheError, TierError
 from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
 from llmcache.tiers.base import Found, effective_expiry
+from llmcache.tiers.listing import ListPage
 from llmcache.tiers.redis_direct import (
     AClientCommands,
     ACommands,
@@ -52,6 +53,7 @@ from llmcache.tiers.redis_direct import (
     commands_for,
 )
 from llmcache.tiers.redis_invalidate import invalidate_plan, run_async, run_sync
+from llmcache.tiers.redis_listing import list_page_plan
 from llmcache.tiers.redis_url import (
     Kind,
     RedisTarget,
@@ -370,6 +372,11 @@ class RedisTier:
             plan = invalidate_plan(self.prefix, selector, now, _payload)
             return run_sync(self._sync(), plan)
 
+    def list_page(self, selector: Selector, now: float, cursor: Any, limit: int) -> ListPage:
+        with self._errors():
+            plan = list_page_plan(self.prefix, selector, now, cursor, limit, _stored)
+            return run_sync(self._sync(), plan)
+
     def close(self) -> None:
         with self._lock:
             client = self._client
@@ -424,6 +431,11 @@ class RedisTier:
             return await self.aclear(selector.scope)
         with self._errors():
             plan = invalidate_plan(self.prefix, selector, now, _payload)
+            return await run_async(self._async(), plan)
+
+    async def alist_page(self, selector: Selector, now: float, cursor: Any, limit: int) -> ListPage:
+        with self._errors():
+            plan = list_page_plan(self.prefix, selector, now, cursor, limit, _stored)
             return await run_async(self._async(), plan)
 
     async def aclose(self) -> None:
@@ -561,6 +573,19 @@ def _unwrap(raw: bytes | None, now: float) -> Found:
     if now >= expires:
         return None
     return raw[_HEADER.size :]
+
+
+def _stored(raw: bytes | None, now: float) -> tuple[bytes, float | None] | None:
+    """A listed value's payload and expiry (None: never), or None once expired or gone. A
+    value without our header is listed whole: the cache fails to decode it."""
+    if raw is None:
+        return None
+    if len(raw) < _HEADER.size or raw[:1] != _VERSION:
+        return raw, None
+    _, expires = _HEADER.unpack_from(raw)
+    if now >= expires:
+        return None
+    return raw[_HEADER.size :], None if expires == _NEVER else expires
 
 
 def _payload(raw: bytes) -> bytes | None:

@@ -35,7 +35,7 @@ The logic is one generator plan, written once; ``run_sync`` and ``run_async`` on
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from llmcache.entry import decode
 from llmcache.errors import CodecError
@@ -74,7 +74,23 @@ class Pipe(NamedTuple):
     commands: list[tuple[Any, ...]]
 
 
+class Primaries(NamedTuple):
+    """The driver sends back the names of the primaries to SCAN ([""]: not a Cluster)."""
+
+
+class ScanNode(NamedTuple):
+    """One SCAN call on one primary; the driver sends back (next cursor, names). A listing
+    walks a store one bounded call at a time (redis_listing.py)."""
+
+    node: str
+    cursor: int
+    pattern: str
+    batch: int
+
+
+T = TypeVar("T")
 Plan = Generator[Scan | Pipe, list[Any], int]
+AnyPlan = Generator[Scan | Pipe | Primaries | ScanNode, Any, T]
 #: The payload of a stored value (the tier's header removed), or None: see redis._payload.
 PayloadOf = Callable[[bytes], bytes | None]
 
@@ -228,12 +244,16 @@ def _chunks(names: list[bytes]) -> list[list[bytes]]:
 
 
 # ---------------------------------------------------------------------------- drivers (I/O)
-def run_sync(client: Any, plan: Plan) -> int:
+def run_sync(client: Any, plan: AnyPlan[T]) -> T:
     try:
         op = next(plan)
         while True:
             if isinstance(op, Scan):
-                result = list(client.scan_iter(match=op.pattern, count=BATCH))
+                result: Any = list(client.scan_iter(match=op.pattern, count=BATCH))
+            elif isinstance(op, ScanNode):
+                result = _scanned(op, client.scan(**_scan_node_args(client, op)))
+            elif isinstance(op, Primaries):
+                result = _primaries(client)
             else:
                 pipe = client.pipeline(transaction=False)
                 for command in op.commands:
@@ -241,15 +261,21 @@ def run_sync(client: Any, plan: Plan) -> int:
                 result = pipe.execute()
             op = plan.send(result)
     except StopIteration as done:
-        return int(done.value)
+        return done.value  # type: ignore[no-any-return]
 
 
-async def run_async(client: Any, plan: Plan) -> int:
+async def run_async(client: Any, plan: AnyPlan[T]) -> T:
     try:
         op = next(plan)
         while True:
             if isinstance(op, Scan):
-                result = [name async for name in client.scan_iter(match=op.pattern, count=BATCH)]
+                result: Any = [n async for n in client.scan_iter(match=op.pattern, count=BATCH)]
+            elif isinstance(op, ScanNode):
+                result = _scanned(op, await client.scan(**_scan_node_args(client, op)))
+            elif isinstance(op, Primaries):
+                if hasattr(client, "get_primaries"):  # an async Cluster learns its nodes here
+                    await client.initialize()
+                result = _primaries(client)
             else:
                 pipe = client.pipeline(transaction=False)
                 for command in op.commands:
@@ -257,4 +283,27 @@ async def run_async(client: Any, plan: Plan) -> int:
                 result = await pipe.execute()
             op = plan.send(result)
     except StopIteration as done:
-        return int(done.value)
+        return done.value  # type: ignore[no-any-return]
+
+
+# One SCAN call on one primary: a Cluster client's is aimed at the node by name and answers
+# ({node name: cursor}, names); a plain client's (node "") answers (cursor, names).
+def _scan_node_args(client: Any, op: ScanNode) -> dict[str, Any]:
+    args: dict[str, Any] = {"cursor": op.cursor, "match": op.pattern, "count": op.batch}
+    if op.node:
+        args["target_nodes"] = client.get_node(node_name=op.node)
+    return args
+
+
+def _scanned(op: ScanNode, reply: Any) -> tuple[int, list[Any]]:
+    cursor, names = reply
+    if isinstance(cursor, dict):
+        cursor = cursor.get(op.node, 0)
+    return int(cursor), list(names)
+
+
+def _primaries(client: Any) -> list[str]:
+    """The names of the primaries to SCAN: a Cluster's, or [""] for a plain client."""
+    if not hasattr(client, "get_primaries"):
+        return [""]
+    return [str(node.name) for node in client.get_primaries()]

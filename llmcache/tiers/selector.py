@@ -70,29 +70,50 @@ def build_selector(
             "invalidate() needs at least one of tags, scope, model, namespace, older_than; "
             "to remove everything use clear()"
         )
+    return _selector(tags, scope, model, namespace, older_than, "invalidate")
+
+
+def build_list_selector(
+    *,
+    tags: Iterable[str] | None = None,
+    scope: Scope | None = None,
+    model: str | None = None,
+    namespace: str | None = None,
+) -> Selector:
+    """Validate the criteria of a listing (``Cache.entries``, export, inspect): none is
+    everything."""
+    return _selector(tags, scope, model, namespace, None, "entries")
+
+
+def _selector(
+    tags: Iterable[str] | None,
+    scope: Scope | None,
+    model: str | None,
+    namespace: str | None,
+    older_than: float | None,
+    action: str,
+) -> Selector:
     tag_digests = (
         None if tags is None else frozenset(label_digest("tag", t) for t in check_tags(tags))
     )
     if tags is not None and not tag_digests:
-        raise ConfigError("invalidate(tags=[]) selects nothing; pass at least one tag, or None")
+        raise ConfigError(f"{action}(tags=[]) selects nothing; pass at least one tag, or None")
     if scope is not None and not isinstance(scope, Scope):
         raise ConfigError(
-            f"invalidate(scope=...) takes an llmcache.Scope, got {type(scope).__name__}; "
+            f"{action}(scope=...) takes an llmcache.Scope, got {type(scope).__name__}; "
             "build one with Scope.of(user=..., tenant=..., acl=[...])"
         )
     for kind, label in (("model", model), ("namespace", namespace)):
         if label is not None and not isinstance(label, str):
-            raise ConfigError(
-                f"invalidate({kind}=...) must be a string, got {type(label).__name__}"
-            )
+            raise ConfigError(f"{action}({kind}=...) must be a string, got {type(label).__name__}")
     if older_than is not None:
         if isinstance(older_than, bool) or not isinstance(older_than, (int, float)):
             raise ConfigError(
-                f"invalidate(older_than=...) is seconds of age, got {type(older_than).__name__}"
+                f"{action}(older_than=...) is seconds of age, got {type(older_than).__name__}"
             )
         if not math.isfinite(older_than) or older_than < 0:
             raise ConfigError(
-                f"invalidate(older_than=...) must be a finite number of seconds >= 0, "
+                f"{action}(older_than=...) must be a finite number of seconds >= 0, "
                 f"got {older_than}"
             )
     return Selector(

@@ -43,6 +43,7 @@ from llmcache.errors import SchemaVersionError, TierError
 from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
 from llmcache.tiers.base import Found, ThreadedAsync, effective_expiry
+from llmcache.tiers.listing import ListPage
 from llmcache.tiers.selector import Selector
 from llmcache.tiers.sql_engine import (
     AsyncExecutor,
@@ -54,6 +55,7 @@ from llmcache.tiers.sql_engine import (
     create_sync_engine,
 )
 from llmcache.tiers.sql_invalidate import invalidate_batch
+from llmcache.tiers.sql_listing import list_page_plan
 from llmcache.tiers.sql_schema import (
     MIGRATIONS,
     Migration,
@@ -229,6 +231,10 @@ class SqlTier(ThreadedAsync):
             if batch.found < size or not batch.removed:
                 return removed
 
+    def list_page(self, selector: Selector, now: float, cursor: Any, limit: int) -> ListPage:
+        plan = lambda: list_page_plan(self.tables, selector, now, cursor, limit)  # noqa: E731
+        return self._run(plan, write=False)
+
     def close(self) -> None:
         executor, self._aexecutor = self._aexecutor, None
         if executor is not None:  # async connections close on their own loop (aclose); drop
@@ -273,6 +279,12 @@ class SqlTier(ThreadedAsync):
             removed += batch.removed
             if batch.found < size or not batch.removed:
                 return removed
+
+    async def alist_page(self, selector: Selector, now: float, cursor: Any, limit: int) -> ListPage:
+        if self.target.async_url is None:
+            return await super().alist_page(selector, now, cursor, limit)
+        plan = lambda: list_page_plan(self.tables, selector, now, cursor, limit)  # noqa: E731
+        return await self._arun(plan, write=False)
 
     async def aclose(self) -> None:
         executor, self._aexecutor = self._aexecutor, None

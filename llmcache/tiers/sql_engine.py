@@ -37,8 +37,8 @@ from llmcache.tiers.sql_url import SqlTarget
 T = TypeVar("T")
 
 #: What a step reads from its result: nothing, the first row (or None), the first column of
-#: every row, or the number of rows affected.
-Want = Literal["none", "first", "column", "rowcount"]
+#: every row, every row, or the number of rows affected.
+Want = Literal["none", "first", "column", "rows", "rowcount"]
 
 
 class Step(NamedTuple):
@@ -333,6 +333,8 @@ class SyncExecutor:
             return cursor.fetchone()
         if step.want == "column":
             return [row[0] for row in cursor.fetchall()]
+        if step.want == "rows":
+            return list(cursor.fetchall())
         if step.want == "rowcount":
             return cursor.rowcount
         return None
@@ -416,6 +418,8 @@ class AsyncExecutor:
             return await cursor.fetchone()
         if step.want == "column":
             return [row[0] for row in await cursor.fetchall()]
+        if step.want == "rows":
+            return list(await cursor.fetchall())
         if step.want == "rowcount":
             return cursor.rowcount
         return None

@@ -24,7 +24,7 @@ class Batch(NamedTuple):
     removed: int  # entry rows it deleted
 
 
-def _criteria(tables: Tables, selector: Selector, cutoff: float | None) -> list[Any]:
+def criteria(tables: Tables, selector: Selector, cutoff: float | None) -> list[Any]:
     e, t = tables.entries, tables.tags
     where: list[Any] = []
     if selector.scope is not None:
@@ -46,7 +46,7 @@ def invalidate_batch(
 ) -> Plan[Batch]:
     """One batch (run it in a transaction); call again while ``found == batch``."""
     e, t = tables.entries, tables.tags
-    where = _criteria(tables, selector, cutoff)
+    where = criteria(tables, selector, cutoff)
     keys: list[bytes] = yield Step(sa.select(e.c.key).where(*where).limit(batch), None, "column")
     if not keys:
         return Batch(0, 0)

@@ -288,3 +288,71 @@ def test_unicode_prompts(cache: Cache, prompt: str) -> None:
     cache.set(req, f"answer to {prompt[:10]}")
     assert value_of(cache, req) == f"answer to {prompt[:10]}"
     assert cache.get(request(prompt.upper() + "!", user="ü", tenant="ß", acl=["グループ"])) is None
+
+
+# ---------------------------------------------------------------------------- listing
+def _fill_for_listing(cache: Cache) -> dict[str, Any]:
+    """23 entries over 3 users, 2 models, a tag on some; returns value -> its request."""
+    stored: dict[str, Any] = {}
+    for i in range(23):
+        req = CacheRequest(
+            model="gpt-x" if i % 2 else "gpt-y",
+            model_name="gpt-x" if i % 2 else "gpt-y",
+            prompt=f"listing {i}",
+            scope=Scope.of(user=f"u{i % 3}", tenant="acme"),
+            tags=("faq", "*") if i % 5 == 0 else (),
+        )
+        assert cache.set(req, f"v{i}", usage=Usage(i, 1)) is True
+        stored[f"v{i}"] = req
+    return stored
+
+
+def _values(entries: Any) -> list[str]:
+    return sorted(s.entry.value for s in entries)
+
+
+def test_listing_pages_through_every_entry_once(cache: Cache) -> None:
+    stored = _fill_for_listing(cache)
+    listed = list(cache.entries(page_size=4))
+    assert _values(listed) == sorted(stored)
+    assert len({s.key.digest for s in listed}) == len(stored)
+    for item in listed:  # each comes with its whole key: a get of its request finds it
+        req = stored[item.entry.value]
+        assert cache.get(req) is not None
+        assert item.entry.model == req.model_name and item.tier == cache.tiers[0].name
+        assert item.size > 0 and item.unreadable is None
+
+
+def test_listing_filters_by_scope_model_and_tag(cache: Cache) -> None:
+    stored = _fill_for_listing(cache)
+    u1 = Scope.of(user="u1", tenant="acme")
+    assert _values(cache.entries(scope=u1, page_size=3)) == sorted(
+        v for v, r in stored.items() if r.scope == u1
+    )
+    assert _values(cache.entries(model="gpt-x", page_size=5)) == sorted(
+        v for v, r in stored.items() if r.model_name == "gpt-x"
+    )
+    faq = sorted(v for v, r in stored.items() if "faq" in r.tags)
+    assert _values(cache.entries(tags=["faq"])) == faq
+    assert _values(cache.entries(tags=["*"])) == faq  # a glob character is data, not a pattern
+    assert _values(cache.entries(scope=u1, model="gpt-x", tags=["faq"])) == sorted(
+        v for v, r in stored.items() if r.scope == u1 and r.model_name == "gpt-x" and r.tags
+    )
+    assert list(cache.entries(tags=["nope"])) == []
+    assert list(cache.entries(scope=Scope.of(user="u1"))) == []  # no tenant: another scope
+
+
+def test_listing_skips_expired_entries(cache: Cache, fake_clock: FakeClock) -> None:
+    cache.set(request("short"), "short", ttl=10)
+    cache.set(request("long"), "long", ttl=100)
+    fake_clock.advance(11)
+    listed = list(cache.entries())
+    assert _values(listed) == ["long"]
+    assert listed[0].expires_at == pytest.approx(fake_clock() + 89)
+
+
+async def test_async_listing_gives_the_same_entries(acache: Cache) -> None:
+    _fill_for_listing(acache)
+    sync_listed = [(s.key, s.entry.value) for s in acache.entries(page_size=6)]
+    async_listed = [(s.key, s.entry.value) async for s in acache.aentries(page_size=6)]
+    assert sorted(async_listed) == sorted(sync_listed) and len(sync_listed) == 23
