@@ -19,7 +19,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from llmcache._sentinel import UNSET, Unset
 from llmcache.breaker import TierBreakers
@@ -46,6 +46,7 @@ from llmcache.tiers.selector import Selector, build_list_selector, build_selecto
 if TYPE_CHECKING:
     from llmcache.semantic.tier import SemanticTier
     from llmcache.semantic.verifier import Verifier
+    from llmcache.transfer import ExportReport, ImportReport
 
 logger = logging.getLogger("llmcache")
 
@@ -541,6 +542,33 @@ class Cache:
                 yield stored
             if cursor is None:
                 return
+
+    def export_entries(
+        self,
+        out: IO[bytes],
+        *,
+        tags: Iterable[str] | None = None,
+        scope: Scope | None = None,
+        model: str | None = None,
+        namespace: str | None = None,
+        tier: str | None = None,
+    ) -> ExportReport:
+        """Write the entries ``entries(...)`` lists to a binary file as JSON Lines (a header,
+        then one entry a line; the format is described in ``llmcache.transfer``)."""
+        from llmcache.transfer import export_entries
+
+        return export_entries(
+            self, out, tags=tags, scope=scope, model=model, namespace=namespace, tier=tier
+        )
+
+    def import_entries(self, source: IO[bytes]) -> ImportReport:
+        """Store the entries of an export (``export_entries``) in every tier: invalid lines
+        are skipped and reported with their line number, expired entries skipped, existing
+        keys replaced; texts for the semantic tier are embedded with this cache's embedder.
+        Raises ExportFileError when the file is not an export, TierError when a tier fails."""
+        from llmcache.transfer import import_entries
+
+        return import_entries(self, source)
 
     def put_entries(self, entries: Iterable[StoredEntry]) -> PutOutcome:
         """Store entries under their own keys, as they are (created time, expiry, usage,

@@ -95,30 +95,36 @@ def decode(data: bytes | bytearray | memoryview | str) -> CacheEntry:
         raise CodecError(f"stored entry is not valid JSON: {exc}") from None
     if type(doc) is not dict:
         raise CodecError("stored entry is not a JSON object")
+    return from_doc(doc)
+
+
+def from_doc(doc: dict[str, Any], what: str = "stored entry") -> CacheEntry:
+    """A CacheEntry from its parsed stored form (``decode``, an export's row: extra fields
+    are ignored), or CodecError naming the field that is wrong."""
     schema = doc.get("s")
     if schema != ENTRY_SCHEMA or type(schema) is not int:
-        raise CodecError(f"stored entry has schema {schema!r}; this llmcache reads {ENTRY_SCHEMA}")
+        raise CodecError(f"{what} has schema {schema!r}; this llmcache reads {ENTRY_SCHEMA}")
     if "value" not in doc:
-        raise CodecError("stored entry has no value")
+        raise CodecError(f"{what} has no value")
     created = doc.get("created")
     if not _is_number(created):
-        raise CodecError("stored entry field 'created' is not a number")
+        raise CodecError(f"{what} field 'created' is not a number")
     expires = doc.get("expires")
     if expires is not None and not _is_number(expires):
-        raise CodecError("stored entry field 'expires' is not a number")
+        raise CodecError(f"{what} field 'expires' is not a number")
     usage = doc.get("usage", NO_USAGE)
     if usage != NO_USAGE:
         if type(usage) is not list or len(usage) != 2 or not all(map(_is_count, usage)):
-            raise CodecError("stored entry field 'usage' is malformed")
+            raise CodecError(f"{what} field 'usage' is malformed")
         usage = Usage(usage[0], usage[1])
     tags = doc.get("tags", ())
     if tags:
         if type(tags) is not list or not all(type(t) is str for t in tags):
-            raise CodecError("stored entry field 'tags' is malformed")
+            raise CodecError(f"{what} field 'tags' is malformed")
         tags = tuple(tags)
     model = doc.get("model", "")
     if type(model) is not str:
-        raise CodecError("stored entry field 'model' is malformed")
+        raise CodecError(f"{what} field 'model' is malformed")
     return CacheEntry(
         value=doc["value"],
         created_at=float(created),

@@ -7,6 +7,7 @@ LLMCacheError                  root: catch this to catch anything llmcache raise
 │                              the cache fails open and counts it)
 ├── SchemaVersionError         a store was written by a newer llmcache than this one
 └── CodecError                 a value could not be encoded, or a stored value not decoded
+    └── ExportFileError        a file given to import is not an llmcache export
 """
 
 from __future__ import annotations
@@ -42,3 +43,7 @@ class SchemaVersionError(LLMCacheError):
 
 class CodecError(LLMCacheError):
     """A value could not be encoded, or stored bytes could not be decoded."""
+
+
+class ExportFileError(CodecError):
+    """A file given to ``Cache.import_entries`` is not an export this llmcache reads."""

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@", re.I)
 _SECRET_PARAM = re.compile(
     r"(?P<k>(?:api[_-]?key|password|passwd|token|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&)]+", re.I
 )
 _MAX_CHARS = 300
+#: A field whose name says it holds a secret: its whole value is hidden.
+_SECRET_NAME = re.compile(
+    r"(?:.*[_-])?(?:api[_-]?key|password|passwd|token|secret|authorization)", re.I
+)
+#: API keys by their usual shapes, wherever they appear in a text (sk-..., sk-proj-..., ...).
+_KEY_SHAPED = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{16,}")
 
 
 def redact_url(url: str) -> str:
@@ -32,3 +39,19 @@ def describe_error(exc: BaseException) -> str:
     if len(text) > _MAX_CHARS:
         text = text[:_MAX_CHARS] + "..."
     return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+
+
+def redact_value(value: Any) -> Any:
+    """A JSON-like value fit to show: fields named like secrets hidden (``"api_key": "***"``),
+    and every string passed through ``redact`` and stripped of key-shaped tokens. (Redacting
+    the value's JSON text instead would miss secrets inside escaped, nested strings.)"""
+    if isinstance(value, str):
+        return _KEY_SHAPED.sub("***", redact(value))
+    if isinstance(value, dict):
+        return {
+            redact_value(str(k)): "***" if _SECRET_NAME.fullmatch(str(k)) else redact_value(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [redact_value(v) for v in value]
+    return value

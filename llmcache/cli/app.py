@@ -17,8 +17,10 @@ from rich.console import Console
 
 import llmcache
 from llmcache.cli.demo import PROVIDERS, DemoConfig, no_progress, run_demo
+from llmcache.cli.inspect_entries import inspect
 from llmcache.cli.invalidate import invalidate
 from llmcache.cli.render import as_dict, progress_bar, show
+from llmcache.cli.transfer import export, import_
 from llmcache.cli.warmup import warmup
 from llmcache.cli.workload import USERS
 from llmcache.errors import ConfigError, LLMCacheError
@@ -38,6 +40,8 @@ def _one_line_errors() -> Iterator[None]:
         _fail(str(exc), code=2)
     except LLMCacheError as exc:
         _fail(str(exc), code=1)
+    except OSError as exc:  # a file to read or write (export/import): its name and the cause
+        _fail(f"{exc.filename or 'file'}: {exc.strerror or exc}", code=1)
     except KeyboardInterrupt:
         _fail("interrupted", code=130)
 
@@ -201,3 +205,6 @@ def doctor(urls: tuple[str, ...], semantic: str | None, as_json: bool) -> None:
 
 cli.add_command(invalidate)
 cli.add_command(warmup)
+cli.add_command(export)
+cli.add_command(import_)
+cli.add_command(inspect)

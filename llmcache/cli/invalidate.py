@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from llmcache.cache import Cache
-from llmcache.request import Scope
+from llmcache.cli.selection import selection_from, selection_options
 
 
 @click.command()
@@ -23,12 +23,7 @@ from llmcache.request import Scope
     required=True,
     help="A tier URL of the cache (repeatable): give every tier the apps use.",
 )
-@click.option("--tag", "tags", multiple=True, help="Entries carrying this tag (repeatable: any).")
-@click.option("--user", help="Entries of exactly this scope: its user ...")
-@click.option("--tenant", help="... its tenant ...")
-@click.option("--acl", "acl", multiple=True, help="... and its ACL groups (repeatable).")
-@click.option("--model", help="Entries of this model name (e.g. gpt-4o-mini).")
-@click.option("--namespace", help="Entries of this namespace (e.g. a prompt-template version).")
+@selection_options
 @click.option(
     "--older-than",
     "older_than",
@@ -42,6 +37,7 @@ def invalidate(
     user: str | None,
     tenant: str | None,
     acl: tuple[str, ...],
+    scope_spec: str | None,
     model: str | None,
     namespace: str | None,
     older_than: float | None,
@@ -50,25 +46,25 @@ def invalidate(
     """Remove the entries that match every criterion given; prints how many.
 
     The count is per tier, as in Cache.clear(): an entry held by two tiers counts twice.
-    --user/--tenant/--acl select one exact scope (--user alice alone is alice with no tenant
-    and no ACL).
+    --user/--tenant/--acl (or --scope user=..,tenant=..,acl=..) select one exact scope
+    (--user alice alone is alice with no tenant and no ACL).
     """
     from llmcache.cli.app import _one_line_errors  # app imports this module: import late
 
-    scoped = user is not None or tenant is not None or bool(acl)
-    if not (tags or scoped or model is not None or namespace is not None) and older_than is None:
+    with _one_line_errors():
+        selection = selection_from(tags, user, tenant, acl, scope_spec, model, namespace)
+    if selection.empty and older_than is None:
         raise click.UsageError(
-            "give at least one of --tag, --user/--tenant/--acl, --model, --namespace, "
-            "--older-than (removing everything is Cache.clear())"
+            "give at least one of --tag, --user/--tenant/--acl (or --scope), --model, "
+            "--namespace, --older-than (removing everything is Cache.clear())"
         )
     with _one_line_errors():
-        scope = Scope.of(user=user, tenant=tenant, acl=acl) if scoped else None
         # Only invalidating: no single-flight, and this process publishes no counters.
         cache = Cache.from_urls(urls, single_flight_timeout=None, fleet_stats=False)
         try:
             removed = cache.invalidate(
-                tags=tags or None,
-                scope=scope,
+                tags=selection.tags,
+                scope=selection.scope,
                 model=model,
                 namespace=namespace,
                 older_than=older_than,
@@ -76,13 +72,7 @@ def invalidate(
         finally:
             cache.close()
     if as_json:
-        criteria: dict[str, Any] = {
-            "tags": list(tags) or None,
-            "scope": None if scope is None else scope.describe(),
-            "model": model,
-            "namespace": namespace,
-            "older_than": older_than,
-        }
+        criteria: dict[str, Any] = {**selection.describe(), "older_than": older_than}
         click.echo(json.dumps({"removed": removed, "criteria": criteria}, sort_keys=True))
     else:
         click.echo(f"removed {removed} entr{'y' if removed == 1 else 'ies'}")
