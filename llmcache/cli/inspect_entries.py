@@ -29,7 +29,7 @@ from rich.text import Text
 
 from llmcache.cache import Cache
 from llmcache.cli.selection import Selection, selection_from, selection_options
-from llmcache.errors import LLMCacheError
+from llmcache.errors import ConfigError, LLMCacheError
 from llmcache.redact import redact, redact_value
 from llmcache.stored import StoredEntry
 
@@ -67,9 +67,9 @@ def inspect(
     """List stored entries, or show the entry KEY in full."""
     from llmcache.cli.app import _one_line_errors  # app imports this module: import late
 
-    if key is not None and not _HEX.fullmatch(key.lower()):
-        raise click.UsageError("KEY is an entry's digest in hex (at least its first 4 digits)")
     with _one_line_errors():
+        if key is not None and not _HEX.fullmatch(key.lower()):
+            raise ConfigError("KEY is an entry's digest in hex (at least its first 4 digits)")
         selection = selection_from(tags, user, tenant, acl, scope_spec, model, namespace)
         cache = Cache.from_urls(urls, single_flight_timeout=None, fleet_stats=False)
         try:
@@ -113,7 +113,7 @@ def _find(cache: Cache, selection: Selection, tier: str | None, prefix: str) -> 
     if not matches:
         raise LLMCacheError(f"no entry whose key starts with {prefix} (in the tier read)")
     if len(matches) > 1:
-        raise click.UsageError(f"several entries have keys starting with {prefix}; give more")
+        raise ConfigError(f"several entries have keys starting with {prefix}; give more")
     return matches[0]
 
 

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import click
 
+from llmcache.errors import ConfigError
 from llmcache.request import Scope
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,11 +75,11 @@ def selection_from(
     model: str | None,
     namespace: str | None,
 ) -> Selection:
-    """The options' values as a Selection (click.UsageError for a malformed --scope)."""
+    """The options' values as a Selection (ConfigError for a malformed --scope: exit 2)."""
     scoped = user is not None or tenant is not None or bool(acl)
     if scope_spec is not None:
         if scoped:
-            raise click.UsageError("give the scope with --scope or with --user/--tenant/--acl")
+            raise ConfigError("give the scope with --scope or with --user/--tenant/--acl")
         user, tenant, acl = parse_scope(scope_spec)
         scoped = True
     scope = Scope.of(user=user, tenant=tenant, acl=acl) if scoped else None
@@ -94,13 +95,13 @@ def parse_scope(spec: str) -> tuple[str | None, str | None, tuple[str, ...]]:
         name, sep, value = part.partition("=")
         name = name.strip()
         if not sep or name not in ("user", "tenant", "acl"):
-            raise click.UsageError(
+            raise ConfigError(
                 f"--scope takes user=..., tenant=..., acl=... separated by commas, got {part!r}"
             )
         if name == "acl":
             acl.append(value)
         elif (user if name == "user" else tenant) is not None:
-            raise click.UsageError(f"--scope gives {name}= twice")
+            raise ConfigError(f"--scope gives {name}= twice")
         elif name == "user":
             user = value
         else:
