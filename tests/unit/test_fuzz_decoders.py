@@ -1,10 +1,13 @@
 """Fuzzing the paths that read untrusted input: stored LangChain payloads, tier URLs, LiteLLM
-scope metadata. Random, truncated, oversized and hostile inputs must give a result or the
-package's own clear error (PayloadError, ConfigError), never another exception."""
+scope metadata, export files. Random, truncated, oversized and hostile inputs must give a
+result or the package's own clear error (PayloadError, ConfigError, CodecError), never another
+exception, and reading an export never holds more than one bounded line."""
 
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 from typing import Any
 
@@ -18,10 +21,11 @@ from langchain_core.outputs import ChatGeneration, Generation
 
 from langchain_llmcache.convert import PayloadError, from_payload, to_payload
 from litellm_llmcache.scope import scope_of
-from llmcache import Scope
-from llmcache.errors import ConfigError
+from llmcache import Cache, CacheRequest, Scope
+from llmcache.errors import CodecError, ConfigError, ExportFileError
 from llmcache.tiers import tier_from_url
 from llmcache.tiers.sql_url import parse_sql_url
+from llmcache.transfer import decode_row, import_entries, read_lines
 
 VOCABULARY = [
     "v", "generations", "kind", "message", "type", "fields", "content", "text", "info",
@@ -147,3 +151,108 @@ def test_litellm_scope_metadata_gives_a_scope_or_a_config_error(
     except ConfigError:
         return
     assert isinstance(scope, Scope)
+
+
+# ---------------------------------------------------------------------------- export files
+def _export() -> list[bytes]:
+    """A real export's lines: the header, then two entries."""
+    cache = Cache.from_urls(["memory://"], fleet_stats=False)
+    cache.set(
+        CacheRequest(model="m", prompt="p", model_name="gpt-x", tags=("faq",)), _valid_payload()
+    )
+    cache.set(CacheRequest(model="m", prompt="q", scope=Scope.of(user="u")), "plain", ttl=None)
+    out = io.BytesIO()
+    cache.export_entries(out)
+    return out.getvalue().splitlines()
+
+
+EXPORT = _export()
+ROW_KEYS = ["s", "key", "scope", "namespace", "model", "created", "expires", "usage", "tags",
+            "value", "semantic", "partition", "text"]  # fmt: skip
+row_json = st.recursive(
+    scalars | st.sampled_from(ROW_KEYS),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(ROW_KEYS) | st.text(max_size=6), inner, max_size=6)
+    ),
+    max_leaves=25,
+)
+
+
+def _dumps(doc: Any) -> bytes:
+    """JSON text of any generated doc (also integers beyond 64 bits, which orjson won't write
+    but a hostile file may hold)."""
+    return json.dumps(doc).encode()
+
+
+def _decodes_or_codec_error(line: bytes) -> None:
+    try:
+        stored = decode_row(line)
+    except CodecError:
+        return
+    assert stored.entry is not None and len(stored.key.digest) == 32
+
+
+@FUZZ
+@given(path=st.lists(st.integers(0, 50), max_size=5), replacement=row_json)
+def test_mutated_export_rows_decode_or_raise_codec_error(path: list[int], replacement: Any) -> None:
+    row = orjson.loads(EXPORT[1 + path[0] % 2] if path else EXPORT[1])
+    _decodes_or_codec_error(_dumps(_mutate(row, path[1:], replacement)))
+
+
+@FUZZ
+@given(line=st.binary(max_size=300) | row_json.map(_dumps), cut=st.integers(0, 10_000))
+def test_random_and_truncated_export_lines_decode_or_raise_codec_error(
+    line: bytes, cut: int
+) -> None:
+    _decodes_or_codec_error(line)
+    row = EXPORT[1 + cut % 2]
+    _decodes_or_codec_error(row[: cut % (len(row) + 1)])
+
+
+@FUZZ
+@given(
+    lines=st.lists(
+        st.sampled_from(EXPORT[1:]) | st.binary(max_size=200) | row_json.map(_dumps),
+        max_size=8,
+    ),
+    header=st.sampled_from([EXPORT[0], b"", b"{}", b"\xff\xfe", b'{"format": "llmcache-export"}']),
+)
+def test_a_hostile_export_file_imports_what_is_valid_or_is_refused(
+    lines: list[bytes], header: bytes
+) -> None:
+    data = b"\n".join([header, *lines])
+    target = Cache.from_urls(["memory://"], fleet_stats=False)
+    try:
+        report = import_entries(target, io.BytesIO(data), max_line_bytes=4096)
+    except ExportFileError:
+        assert header != EXPORT[0]
+        return
+    assert report.imported + report.expired + report.rejected <= len(lines)
+
+
+class _Recording(io.BytesIO):
+    """A stream that records the largest read an import asks of it."""
+
+    largest = 0
+
+    def readline(self, size: int | None = -1) -> bytes:
+        assert size is not None and size > 0, "an unbounded readline"
+        line = super().readline(size)
+        self.largest = max(self.largest, len(line))
+        return line
+
+
+@pytest.mark.parametrize("size", [4097, 100_000, 3_000_000])
+def test_an_oversized_line_is_skipped_without_reading_it_whole(size: int) -> None:
+    stream = _Recording(b"\n".join([EXPORT[0], EXPORT[1], b"[" * size, EXPORT[2]]) + b"\n")
+    target = Cache.from_urls(["memory://"], fleet_stats=False)
+    report = import_entries(target, stream, max_line_bytes=4096)
+    assert report.imported == 2 and report.rejected == 1
+    assert report.problems == [(3, "line longer than 4096 bytes")]
+    assert stream.largest <= 64 * 1024  # never the whole line
+
+
+def test_a_last_line_without_newline_is_read() -> None:
+    lines = list(read_lines(io.BytesIO(b"a\nbb"), 10))
+    assert lines == [(1, b"a\n"), (2, b"bb")]
