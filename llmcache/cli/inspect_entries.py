@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from llmcache.cache import Cache
-from llmcache.cli.selection import Selection, selection_from, selection_options
+from llmcache.cli.selection import Selection, selection_options
 from llmcache.errors import ConfigError, LLMCacheError
 from llmcache.redact import redact, redact_value
 from llmcache.stored import StoredEntry
@@ -53,13 +53,7 @@ KEY_SHOWN = 12  # hex characters of a key the table shows
 def inspect(
     urls: tuple[str, ...],
     tier: str | None,
-    tags: tuple[str, ...],
-    user: str | None,
-    tenant: str | None,
-    acl: tuple[str, ...],
-    scope_spec: str | None,
-    model: str | None,
-    namespace: str | None,
+    selection: Selection,
     limit: int,
     as_json: bool,
     key: str | None,
@@ -70,7 +64,6 @@ def inspect(
     with _one_line_errors():
         if key is not None and not _HEX.fullmatch(key.lower()):
             raise ConfigError("KEY is an entry's digest in hex (at least its first 4 digits)")
-        selection = selection_from(tags, user, tenant, acl, scope_spec, model, namespace)
         cache = Cache.from_urls(urls, single_flight_timeout=None, fleet_stats=False)
         try:
             if key is not None:
@@ -99,10 +92,7 @@ def inspect(
 
 def _entries(cache: Cache, selection: Selection, tier: str | None) -> Iterator[StoredEntry]:
     return cache.entries(
-        tags=selection.tags,
-        scope=selection.scope,
-        model=selection.model,
-        namespace=selection.namespace,
+        **selection.filters(),
         tier=tier,
     )
 

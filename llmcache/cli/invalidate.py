@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from llmcache.cache import Cache
-from llmcache.cli.selection import selection_from, selection_options
+from llmcache.cli.selection import Selection, selection_options
 
 
 @click.command()
@@ -33,13 +33,7 @@ from llmcache.cli.selection import selection_from, selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def invalidate(
     urls: tuple[str, ...],
-    tags: tuple[str, ...],
-    user: str | None,
-    tenant: str | None,
-    acl: tuple[str, ...],
-    scope_spec: str | None,
-    model: str | None,
-    namespace: str | None,
+    selection: Selection,
     older_than: float | None,
     as_json: bool,
 ) -> None:
@@ -51,8 +45,6 @@ def invalidate(
     """
     from llmcache.cli.app import _one_line_errors  # app imports this module: import late
 
-    with _one_line_errors():
-        selection = selection_from(tags, user, tenant, acl, scope_spec, model, namespace)
     if selection.empty and older_than is None:
         raise click.UsageError(
             "give at least one of --tag, --user/--tenant/--acl (or --scope), --model, "
@@ -63,10 +55,7 @@ def invalidate(
         cache = Cache.from_urls(urls, single_flight_timeout=None, fleet_stats=False)
         try:
             removed = cache.invalidate(
-                tags=selection.tags,
-                scope=selection.scope,
-                model=model,
-                namespace=namespace,
+                **selection.filters(),
                 older_than=older_than,
             )
         finally:

@@ -6,8 +6,9 @@ A scope is given as ``--user``/``--tenant``/``--acl`` (repeatable) or in one opt
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import click
 
@@ -32,6 +33,15 @@ class Selection(NamedTuple):
             and (self.namespace is None)
         )
 
+    def filters(self) -> dict[str, Any]:
+        """As keyword arguments of ``Cache.entries``/``invalidate``/``export_entries``."""
+        return {
+            "tags": self.tags,
+            "scope": self.scope,
+            "model": self.model,
+            "namespace": self.namespace,
+        }
+
     def describe(self) -> dict[str, Any]:
         return {
             "tags": None if self.tags is None else list(self.tags),
@@ -41,8 +51,12 @@ class Selection(NamedTuple):
         }
 
 
+_OPTION_NAMES = ("tags", "user", "tenant", "acl", "scope_spec", "model", "namespace")
+
+
 def selection_options(command: F) -> F:
-    """Add --tag, --user, --tenant, --acl, --scope, --model and --namespace to a command."""
+    """Add --tag, --user, --tenant, --acl, --scope, --model and --namespace to a command,
+    which receives them as one ``selection: Selection`` (a bad scope: one line, exit 2)."""
     options = [
         click.option(
             "--tag", "tags", multiple=True, help="Entries carrying this tag (repeatable: any)."
@@ -61,9 +75,20 @@ def selection_options(command: F) -> F:
             "--namespace", help="Entries of this namespace (e.g. a prompt-template version)."
         ),
     ]
+
+    @functools.wraps(command)
+    def with_selection(*args: Any, **kwargs: Any) -> Any:
+        from llmcache.cli.app import _one_line_errors  # app imports the commands: import late
+
+        given = {name: kwargs.pop(name) for name in _OPTION_NAMES}
+        with _one_line_errors():
+            selection = selection_from(**given)
+        return command(*args, selection=selection, **kwargs)
+
+    wrapped: Any = with_selection
     for option in reversed(options):
-        command = option(command)
-    return command
+        wrapped = option(wrapped)
+    return cast(F, wrapped)
 
 
 def selection_from(

@@ -20,7 +20,7 @@ from typing import IO, Any
 import click
 
 from llmcache.cache import Cache
-from llmcache.cli.selection import selection_from, selection_options
+from llmcache.cli.selection import Selection, selection_options
 from llmcache.redact import redact
 
 #: Invalid lines an import prints (the JSON report lists up to transfer.MAX_LISTED_PROBLEMS).
@@ -53,13 +53,7 @@ def export(
     urls: tuple[str, ...],
     semantic: str | None,
     tier: str | None,
-    tags: tuple[str, ...],
-    user: str | None,
-    tenant: str | None,
-    acl: tuple[str, ...],
-    scope_spec: str | None,
-    model: str | None,
-    namespace: str | None,
+    selection: Selection,
     output: str,
     as_json: bool,
 ) -> None:
@@ -70,23 +64,18 @@ def export(
     """
     from llmcache.cli.app import _one_line_errors  # app imports this module: import late
 
-    with _one_line_errors():
-        selection = selection_from(tags, user, tenant, acl, scope_spec, model, namespace)
-        with ExitStack() as stack:
-            cache = _open_cache(urls, semantic)
-            stack.callback(cache.close)
-            out: IO[bytes] = (
-                sys.stdout.buffer if output == "-" else stack.enter_context(open(output, "wb"))
-            )
-            report = cache.export_entries(
-                out,
-                tags=selection.tags,
-                scope=selection.scope,
-                model=selection.model,
-                namespace=selection.namespace,
-                tier=tier,
-            )
-            out.flush()
+    with _one_line_errors(), ExitStack() as stack:
+        cache = _open_cache(urls, semantic)
+        stack.callback(cache.close)
+        out: IO[bytes] = (
+            sys.stdout.buffer if output == "-" else stack.enter_context(open(output, "wb"))
+        )
+        report = cache.export_entries(
+            out,
+            **selection.filters(),
+            tier=tier,
+        )
+        out.flush()
     summary = {
         "exported": report.exported,
         "with_semantic": report.with_semantic,

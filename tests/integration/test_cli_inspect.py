@@ -4,12 +4,11 @@ stores; what it prints never holds a secret; bad input is one line."""
 from __future__ import annotations
 
 import json
-import socket
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import drop_tables, with_query
+from conftest import assert_one_error_line, closed_port, drop_tables, with_query
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration
 
@@ -132,25 +131,13 @@ def test_inspect_output_never_holds_an_api_key(tmp_path: object) -> None:
         assert API_KEY not in output and API_KEY[:12] not in output
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def one_error_line(result: Result, code: int, *fragments: str) -> None:
-    assert result.exit_code == code, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("llmcache: error: "), lines
-    assert all(fragment in result.stderr for fragment in fragments)
-    assert "Traceback" not in result.output
-
-
 def test_bad_input_is_one_line(tmp_path: object) -> None:
     url = f"sqlite:///{tmp_path}/empty.db"
-    one_error_line(run("--url", "nosuch://x"), 2, "unsupported tier URL scheme")
-    one_error_line(run("--url", f"redis://127.0.0.1:{closed_port()}/0"), 1, "is the server running")
-    one_error_line(
+    assert_one_error_line(run("--url", "nosuch://x"), 2, "unsupported tier URL scheme")
+    assert_one_error_line(
+        run("--url", f"redis://127.0.0.1:{closed_port()}/0"), 1, "is the server running"
+    )
+    assert_one_error_line(
         run("--url", f"mysql+pymysql://root:hunter2@127.0.0.1:{closed_port()}/x"),
         1,
         "is the server running",
@@ -159,7 +146,7 @@ def test_bad_input_is_one_line(tmp_path: object) -> None:
         "hunter2"
         not in run("--url", f"mysql+pymysql://root:hunter2@127.0.0.1:{closed_port()}/x").output
     )
-    one_error_line(run("--url", url, "abcdef"), 1, "no entry whose key starts with abcdef")
-    one_error_line(run("--url", url, "not-hex"), 2, "KEY is an entry's digest in hex")
-    one_error_line(run("--url", url, "--scope", "name=alice"), 2, "--scope takes user=")
-    one_error_line(run("--url", url, "--tier", "nope"), 2, "no tier named 'nope'")
+    assert_one_error_line(run("--url", url, "abcdef"), 1, "no entry whose key starts with abcdef")
+    assert_one_error_line(run("--url", url, "not-hex"), 2, "KEY is an entry's digest in hex")
+    assert_one_error_line(run("--url", url, "--scope", "name=alice"), 2, "--scope takes user=")
+    assert_one_error_line(run("--url", url, "--tier", "nope"), 2, "no tier named 'nope'")
