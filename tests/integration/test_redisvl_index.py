@@ -504,3 +504,17 @@ async def test_through_the_cache_async_gives_the_sync_answers_and_clear_removes_
     await redisvl_cache.aclear()
     assert list(raw.scan_iter(match=f"{prefix}:vec:*")) == []
     await redisvl_cache.aclose()
+
+
+async def test_texts_give_each_held_entrys_partition_and_text(index: Any, aindex: Any) -> None:
+    index.add(entry(1, unit(1.0), text="How do I reset my password?"))
+    index.add(entry(2, unit(0.0, 1.0), partition=PART_2, scope=SCOPE_B))
+    wanted = [n.to_bytes(32, "big") for n in (1, 2, 3)]  # 3 was never added
+    expected = {
+        wanted[0]: (PART_1, "How do I reset my password?"),
+        wanted[1]: (PART_2, "question 2"),
+    }
+    assert index.texts(wanted) == expected
+    assert await aindex.atexts(wanted) == expected
+    index.delete([wanted[0]])
+    assert index.texts(wanted) == {wanted[1]: (PART_2, "question 2")}

@@ -252,3 +252,16 @@ def test_async_methods_match_sync(path: str) -> None:
         await index.aclose()
 
     asyncio.run(run())
+
+
+async def test_texts_give_each_held_entrys_partition_and_text(path: str) -> None:
+    index = FaissIndex(path, dim=DIM)
+    index.add(entry(1, unit(1)))
+    index.add(entry(2, unit(2), P2, scope=SCOPE_B))
+    wanted = [n.to_bytes(32, "big") for n in (1, 2, 3)]  # 3 was never added
+    expected = {wanted[0]: (P1, "text 1"), wanted[1]: (P2, "text 2")}
+    assert index.texts(wanted) == expected
+    assert await index.atexts(wanted) == expected
+    index.delete([wanted[0]])
+    assert index.texts(wanted) == {wanted[1]: (P2, "text 2")}
+    index.close()

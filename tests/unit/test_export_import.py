@@ -150,3 +150,22 @@ def test_the_cli_refuses_a_file_that_is_not_an_export(tmp_path: Path) -> None:
     assert result.stderr.startswith("llmcache: error: line 1 is not an llmcache export header")
     missing = CliRunner().invoke(cli, ["import", "--url", "memory://", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+async def test_async_listing_and_put_match_sync(source: Cache, fake_clock: FakeClock) -> None:
+    listed = [s async for s in source.aentries()]
+    assert sorted(s.key for s in listed) == sorted(s.key for s in source.entries())
+    target = Cache.from_urls(["memory://"], clock=fake_clock, fleet_stats=False)
+    outcome = await target.aput_entries(listed)
+    assert outcome == (3, ())
+    hit = await target.aget(TAGGED)
+    assert hit is not None and hit.entry.usage == Usage(7, 3)
+
+
+def test_the_cli_reports_a_file_it_cannot_write_in_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["export", "--url", "memory://", "-o", str(tmp_path / "no-such-dir" / "x.jsonl")]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1 and "No such file or directory" in result.stderr
+    assert result.stderr.startswith("llmcache: error: ")
