@@ -52,8 +52,10 @@ MAX_LINE_BYTES = MAX_DECODE_BYTES + 64 * 1024
 MAX_TEXT_CHARS = 1_000_000
 #: The longest model name or tag an import takes (labels are digested and cached).
 MAX_LABEL_CHARS = 4096
-#: Entries written to the tiers (and embedded) together.
+#: Entries written to the tiers (and embedded) together: at most this many, and no more lines
+#: than this many bytes (a batch is held in memory).
 IMPORT_BATCH = 64
+IMPORT_BATCH_BYTES = 8 * 1024 * 1024
 #: Rejected lines an import report lists (all are counted).
 MAX_LISTED_PROBLEMS = 50
 
@@ -152,6 +154,7 @@ def import_entries(
         raise ExportFileError("the file is empty: not an llmcache export")
     report = ImportReport(embedding_model=read_header(first[1]))
     batch: list[StoredEntry] = []
+    held = 0  # bytes of the lines in the batch
     for number, line in lines:
         if line is None:
             report.reject(number, f"line longer than {max_line_bytes} bytes")
@@ -171,9 +174,10 @@ def import_entries(
             report.reject(number, f"entry larger than max_entry_bytes ({stored.size} bytes)")
             continue
         batch.append(stored)
-        if len(batch) >= IMPORT_BATCH:
+        held += stored.size
+        if len(batch) >= IMPORT_BATCH or held >= IMPORT_BATCH_BYTES:
             report.imported += _put(cache, batch)
-            batch = []
+            batch, held = [], 0
     if batch:
         report.imported += _put(cache, batch)
     return report
