@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,8 +13,12 @@ from rich.table import Table
 
 from llmcache.cache import Cache
 from llmcache.diagnose import describe_tier
+from llmcache.keys import CacheKey
+from llmcache.redact import describe_error
 
 PROBES = 5
+#: Vectors whose entries the consistency check looks up (one lookup each, per tier).
+CONSISTENCY_SAMPLE = 200
 
 
 def run_doctor(urls: Sequence[str], semantic: str | None) -> dict[str, Any]:
@@ -47,10 +52,48 @@ def _examine(urls: Sequence[str], semantic: str | None) -> dict[str, Any]:
                     **describe_tier(tier),  # an unreachable tier says why in "problem"
                 }
             )
+        if cache.semantic is not None:
+            tiers.append(_check_semantic(cache))
     finally:
         cache.close()
     ok = all(t["reachable"] and "problem" not in t for t in tiers)
     return {"ok": ok, "tiers": tiers}
+
+
+def _check_semantic(cache: Cache) -> dict[str, Any]:
+    """Is the semantic index consistent with the exact tiers? Samples indexed vectors and
+    checks that each one's entry is still held by some exact tier: a vector whose entry is
+    gone (a memory-only cache restarted over a persistent index, entries removed behind the
+    index's back) is never served, but it is an index out of step with its cache."""
+    semantic = cache.semantic
+    assert semantic is not None
+    found: dict[str, Any] = {"tier": f"semantic ({semantic.index.name})"}
+    started = time.perf_counter()
+    try:
+        keys = semantic.sample_keys(CONSISTENCY_SAMPLE)
+    except Exception as exc:  # an unreachable index is what the doctor reports
+        return {**found, "reachable": False, "latency_ms": 0.0, "problem": describe_error(exc)}
+    found.update(reachable=True, latency_ms=(time.perf_counter() - started) * 1000)
+    now = cache.clock()
+    orphans = sum(1 for key in keys if not _held(cache, key, now))
+    found.update(vectors_checked=len(keys), vectors_without_entry=orphans)
+    if orphans:
+        found["problem"] = (
+            f"{orphans} of {len(keys)} sampled vectors point at entries no exact tier holds "
+            "(the index is out of step with the cache: expired or removed entries, or a "
+            "memory-only cache over a persistent index); they are never served"
+        )
+    return found
+
+
+def _held(cache: Cache, key: CacheKey, now: float) -> bool:
+    for tier in cache.tiers:
+        try:
+            if tier.get(key, now) is not None:
+                return True
+        except Exception:  # noqa: S112 - an unreachable tier is reported on its own row
+            continue
+    return False
 
 
 def show_doctor(report: dict[str, Any], console: Console) -> None:

@@ -318,6 +318,13 @@ class FaissIndex:
                 self._forget(bytes(digest))
             return removed
 
+    def sample_keys(self, limit: int) -> list[CacheKey]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT digest, scope, model, namespace FROM llmcache_vectors LIMIT ?", (limit,)
+            ).fetchall()
+        return [CacheKey(*(bytes(part) for part in row)) for row in rows]
+
     def texts(self, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, str]]:
         found: dict[bytes, tuple[bytes, str]] = {}
         with self._lock:

@@ -62,6 +62,12 @@ class VectorIndex(Protocol):
         """The (partition, stored text) of each of these entries the index holds (export)."""
         ...
 
+    def sample_keys(self, limit: int) -> list[CacheKey]:
+        """The keys of up to ``limit`` indexed vectors, any of them (``llmcache doctor``
+        checks that their entries are still in the exact tiers). Sync only: an operator's
+        check, never on a request's path."""
+        ...
+
     def clear(self, scope: bytes | None) -> int:
         """Remove every vector (only ``scope``'s when given); returns how many."""
         ...

@@ -411,6 +411,24 @@ class RedisVLIndex:
         with self._conn._errors():
             return _unlink(self._conn._sync(), keys)
 
+    def sample_keys(self, limit: int) -> list[CacheKey]:
+        with self._conn._errors():
+            client = self._conn._sync()
+            names: list[bytes] = []
+            for name in client.scan_iter(match=f"{self.key_prefix}*", count=CLEAR_BATCH):
+                names.append(name)
+                if len(names) >= limit:
+                    break
+            pipe = client.pipeline(transaction=False)
+            for name in names:
+                pipe.hmget(name, "digest", "scope", "model", "namespace")
+            replies = pipe.execute()
+        return [
+            CacheKey(*(bytes.fromhex(part.decode()) for part in reply))
+            for reply in replies
+            if all(part is not None for part in reply)  # gone since the scan
+        ]
+
     def texts(self, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, str]]:
         with self._conn._errors():
             pipe = self._conn._sync().pipeline(transaction=False)

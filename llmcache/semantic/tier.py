@@ -18,6 +18,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Sequence
 
 from llmcache.errors import ConfigError
+from llmcache.keys import CacheKey
 from llmcache.semantic.embedders import Embedder
 from llmcache.semantic.index import Candidate, IndexedEntry, Vector, VectorIndex
 from llmcache.semantic.verifier import Verifier, default_verifier
@@ -142,6 +143,9 @@ class SemanticTier:
 
     def texts(self, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, str]]:
         return self.index.texts(digests)
+
+    def sample_keys(self, limit: int) -> list[CacheKey]:
+        return self.index.sample_keys(limit)
 
     async def atexts(self, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, str]]:
         return await self.index.atexts(digests)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -65,3 +66,53 @@ def test_a_bad_url_is_one_line_and_exit_2() -> None:
     assert result.exit_code == 2
     assert "unsupported tier URL scheme" in result.stderr
     assert "Traceback" not in result.output
+
+
+def _semantic_entry(urls: list[str], semantic: str) -> None:
+    from llmcache import Cache
+    from llmcache.request import CacheRequest
+
+    text = "How do I reset my password?"
+    with Cache.from_urls(urls, semantic=semantic) as cache:
+        assert cache.set(CacheRequest(model="m", prompt=[None, text], semantic_text=text), "a")
+
+
+def test_the_semantic_index_is_checked_against_the_exact_tiers(tmp_path: Path) -> None:
+    sqlite, faiss = f"sqlite:///{tmp_path}/c.db", f"faiss://{tmp_path}/v.faiss?verify=off"
+    _semantic_entry([sqlite], faiss)
+    code, report = _doctor("--url", sqlite, "--semantic", faiss)
+    semantic = report["tiers"][-1]  # type: ignore[index]
+    assert code == 0 and report["ok"] is True
+    assert semantic["tier"].startswith("semantic")
+    assert (semantic["vectors_checked"], semantic["vectors_without_entry"]) == (1, 0)
+    # The same persistent index behind a cache that no longer holds its entries.
+    code, report = _doctor("--url", f"sqlite:///{tmp_path}/other.db", "--semantic", faiss)
+    semantic = report["tiers"][-1]  # type: ignore[index]
+    assert code == 1 and report["ok"] is False
+    assert semantic["vectors_without_entry"] == 1
+    assert "1 of 1 sampled vectors" in semantic["problem"]
+
+
+def test_a_redisvl_index_is_checked_too(redis_stack_url: str) -> None:
+    import uuid
+
+    import redis
+
+    prefix = f"doc{uuid.uuid4().hex[:8]}"
+    options = f"?verify=off&prefix={prefix}&index={prefix}"
+    url = redis_stack_url.replace("redis://", "redisvl://", 1) + options
+    exact = f"{redis_stack_url}?prefix={prefix}e"
+    try:
+        _semantic_entry([exact], url)
+        code, report = _doctor("--url", exact, "--semantic", url)
+        assert code == 0, report
+        assert report["tiers"][-1]["vectors_checked"] == 1  # type: ignore[index]
+        code, report = _doctor("--url", "memory://", "--semantic", url)
+        assert code == 1 and report["tiers"][-1]["vectors_without_entry"] == 1  # type: ignore[index]
+    finally:
+        client = redis.Redis.from_url(redis_stack_url)
+        with contextlib.suppress(redis.ResponseError):  # not created if the store failed
+            client.execute_command("FT.DROPINDEX", prefix)
+        for name in client.scan_iter(match=f"{prefix}*"):
+            client.unlink(name)
+        client.close()
