@@ -26,6 +26,7 @@ from llmcache.breaker import TierBreakers
 from llmcache.clock import Clock, monotonic_clock, wall_clock
 from llmcache.crypto import MAGIC as SEALED_MAGIC
 from llmcache.crypto import Sealer, UnknownKeyError
+from llmcache.decoded import DecodedEntries
 from llmcache.entry import NO_USAGE, CacheEntry, Usage, decode, encode
 from llmcache.errors import CodecError, ConfigError, TierError
 from llmcache.fleet import StatsPublisher, StatsSink
@@ -168,6 +169,8 @@ class Cache:
         self._semantic = semantic
         # Encryption at rest: every payload a tier stores is sealed (llmcache.crypto).
         self._sealer = encryption
+        # Store tiers' hits decoded once per (key, stored bytes): see llmcache.decoded.
+        self._decoded = DecodedEntries() if encryption is None else None
         # Health events (tier down/recovered, hit rate below a floor): llmcache.health.
         self._on_health = on_health
         self._hit_floor = (
@@ -849,17 +852,26 @@ class Cache:
             payload: bytes | None = None
             if isinstance(found, (bytes, bytearray, memoryview)):
                 payload = bytes(found)
-                try:
-                    entry = decode(self._unseal(payload, key))
-                except UnknownKeyError:
-                    continue  # sealed under a key this process lacks: a miss, kept for others
-                except CodecError as exc:
-                    self._stats.decode_error()
-                    logger.warning(
-                        "llmcache: %s held an undecodable entry (%s); deleted it", tier.name, exc
-                    )
-                    yield _Op(tier, "delete", (key,))
-                    continue
+                decoded = self._decoded
+                known = None if decoded is None else decoded.get(key.digest, payload)
+                if known is not None:
+                    entry = known
+                else:
+                    try:
+                        entry = decode(self._unseal(payload, key))
+                    except UnknownKeyError:
+                        continue  # sealed under a key this process lacks: a miss, kept for others
+                    except CodecError as exc:
+                        self._stats.decode_error()
+                        logger.warning(
+                            "llmcache: %s held an undecodable entry (%s); deleted it",
+                            tier.name,
+                            exc,
+                        )
+                        yield _Op(tier, "delete", (key,))
+                        continue
+                    if decoded is not None:
+                        decoded.put(key.digest, payload, entry)
             else:
                 entry = found
             if entry.is_expired(now):
