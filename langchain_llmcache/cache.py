@@ -28,7 +28,7 @@ from langchain_llmcache.prompt_key import key_prompt
 from langchain_llmcache.semantic_text import semantic_fields
 from llmcache._sentinel import UNSET, Unset
 from llmcache.cache import Cache, CacheHit
-from llmcache.context import current_scope, current_tags
+from llmcache.context import current_control, current_scope, current_tags
 from llmcache.entry import Usage
 from llmcache.errors import ConfigError
 from llmcache.policy import check_ttl
@@ -95,6 +95,7 @@ class LangChainCache(BaseCache):
             namespace=self.namespace,
             model_name=parsed.model_name,
             tags=current_tags(),  # llmcache.tags(...) blocks: for invalidate(tags=...)
+            control=current_control(),  # llmcache.cache_control(...) blocks
         )
         if self.cache.semantic is not None:  # off the hot path: parse only for the tier
             fields = semantic_fields(prompt)

@@ -14,11 +14,12 @@ import base64
 import logging
 import math
 import os
+import random
 import secrets
 import time
 import weakref
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from llmcache._sentinel import UNSET, Unset
@@ -29,6 +30,7 @@ from llmcache.crypto import Sealer, UnknownKeyError
 from llmcache.entry import NO_USAGE, CacheEntry, Usage, decode, encode
 from llmcache.errors import CodecError, ConfigError, TierError
 from llmcache.fleet import StatsPublisher, StatsSink
+from llmcache.freshness import HitCounter, extended_expiry, recompute_early
 from llmcache.health import HealthCallback, HealthEvent, HitRateFloor, emit
 from llmcache.keys import CacheKey, request_key, scope_digest
 from llmcache.policy import CachePolicy
@@ -151,6 +153,7 @@ class Cache:
         on_health: HealthCallback | None = None,
         hit_rate_floor: float | None = None,
         hit_rate_window: int = 500,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         if not tiers:
             raise ConfigError(
@@ -163,6 +166,9 @@ class Cache:
         self._local = 1 if getattr(self._tiers[0], "in_process", False) else 0
         self.policy = policy or CachePolicy()
         self.clock = clock
+        # Uniform draws in [0, 1) for TTL jitter and early recomputation (injectable in tests).
+        self._rand = rand
+        self._hit_counts = HitCounter()  # for the policy's popularity extension
         self._breakers = {t.name: TierBreakers(monotonic) for t in self._tiers}
         # The semantic tier (embedder + vector index) fails open like a tier: own breaker.
         self._semantic = semantic
@@ -226,6 +232,7 @@ class Cache:
         on_health: HealthCallback | None = None,
         hit_rate_floor: float | None = None,
         hit_rate_window: int = 500,
+        rand: Callable[[], float] = random.random,
     ) -> Cache:
         """Build the chain from tier URLs, top tier first (see the README for the schemes).
 
@@ -268,6 +275,7 @@ class Cache:
             on_health=on_health,
             hit_rate_floor=hit_rate_floor,
             hit_rate_window=hit_rate_window,
+            rand=rand,
         )
 
     @classmethod
@@ -299,6 +307,8 @@ class Cache:
         """
         found = self._lookup(request)
         if type(found) is not _Miss:
+            if type(found) is CacheHit and self._keeps_fresh():
+                return self._run(self._fresh_plan(found))
             return found  # type: ignore[return-value]
         if (
             self._semantic is not None
@@ -306,11 +316,11 @@ class Cache:
             and (close := self._run(self._semantic_plan(request, found.key)))
         ):
             return close
-        flight = self._join_flight(found)
-        if flight is None:  # this caller leads here; across processes it may have to wait
+        flight = self._join_flight(found, request)
+        if flight is True:  # this caller leads here; across processes it may have to wait
             if self._fleet_lock is not None and (hit := self._run(self._fleet_plan(found.key))):
                 return hit
-        elif flight.wait(self._flight_timeout):
+        elif flight and flight.wait(self._flight_timeout):
             again = self._lookup(request)
             if type(again) is CacheHit:
                 return again
@@ -322,6 +332,8 @@ class Cache:
     async def aget(self, request: CacheRequest) -> CacheHit | None:
         found = await self._alookup(request)
         if type(found) is not _Miss:
+            if type(found) is CacheHit and self._keeps_fresh():
+                return await self._arun(self._fresh_plan(found))
             return found  # type: ignore[return-value]
         if (
             self._semantic is not None
@@ -329,13 +341,13 @@ class Cache:
             and (close := await self._arun(self._semantic_plan(request, found.key)))
         ):
             return close
-        flight = self._join_flight(found)
-        if flight is None:
+        flight = self._join_flight(found, request)
+        if flight is True:
             if self._fleet_lock is not None and (
                 hit := await self._arun(self._fleet_plan(found.key))
             ):
                 return hit
-        elif await wait_async(flight, self._flight_timeout):
+        elif flight and await wait_async(flight, self._flight_timeout):
             again = await self._alookup(request)
             if type(again) is CacheHit:
                 return again
@@ -356,9 +368,18 @@ class Cache:
             return await self._arun(self._get_plan(probed.key, probed.now))
         return probed  # type: ignore[return-value]
 
-    def _join_flight(self, miss: _Miss) -> Flight | None:
-        """After a miss: the flight to wait for, or None when this caller leads it."""
-        return None if self._flights is None else self._flights.join(miss.key.digest)
+    def _join_flight(self, miss: _Miss, request: CacheRequest) -> Flight | bool:
+        """After a miss: the flight to wait for, True when this caller leads it, False when
+        there is none (single-flight is off, or this call stores nothing: nobody may wait
+        for it, and it need not wait for others)."""
+        if self._flights is None or request.control.no_store:
+            return False
+        flight = self._flights.join(miss.key.digest)
+        return True if flight is None else flight
+
+    def _keeps_fresh(self) -> bool:
+        """Whether a hit may be recomputed early or extended (off: the hot path is untouched)."""
+        return self.policy.early_recompute > 0 or self.policy.popularity is not None
 
     def _complete_flight(self, request: CacheRequest, key: CacheKey | None) -> _Release | None:
         """A store ended (stored or refused): followers of its key may look again. Returns the
@@ -973,6 +994,50 @@ class Cache:
         indexed = IndexedEntry(key, partition, vector, stored_text, entry.expires_at, request.tags)
         yield _Op(semantic, "add", (indexed,))
 
+    def _fresh_plan(self, hit: CacheHit) -> Plan[CacheHit | None]:
+        """After an exact hit: None when this caller is to recompute the entry early (it leads
+        the key's flight), else the hit, with a popular entry's expiry extended in every tier
+        (``llmcache.freshness`` has the rules)."""
+        policy, entry, key, now = self.policy, hit.entry, hit.key, self.clock()
+        if policy.early_recompute and recompute_early(
+            entry, now, policy.early_recompute, self._rand
+        ):
+            leads = yield from self._lead_refresh_plan(key)
+            if leads:
+                self._stats.refused(hit.tier, hit.match, entry.usage)
+                self._stats.refreshed_early()
+                return None
+        popularity = policy.popularity
+        if popularity is not None and self._hit_counts.add(key.digest) % popularity.every == 0:
+            expires = extended_expiry(entry, now, popularity)
+            if expires is not None:
+                renewed = replace(entry, expires_at=expires)
+                payload = self._seal(encode(renewed), key)
+                for tier in self._tiers:  # an upsert: the same entry, a later expiry
+                    yield _Op(tier, "set", (key, renewed, payload, now))
+                self._stats.extended()
+                return CacheHit(renewed, hit.tier, hit.match, key, hit.similarity)
+        return hit
+
+    def _lead_refresh_plan(self, key: CacheKey) -> Plan[bool]:
+        """Whether this caller may recompute ``key`` early: only the leader of its flight (in
+        this process, and across processes with a fleet lock). Any other caller is served the
+        still-valid entry at once: nobody waits for a refresh."""
+        if self._flights is None or self._flights.join(key.digest) is not None:
+            return False
+        lock = self._fleet_lock
+        if lock is None or self._flights.token_of(key.digest) is not None:
+            return True
+        token = secrets.token_hex(16)
+        ttl_ms = max(1, math.ceil(self._flight_timeout * 1000))
+        acquired = yield _Op(lock, "acquire_flight", (key, token, ttl_ms))
+        if acquired is False:  # another process is refreshing it
+            self._flights.complete(key.digest)
+            return False
+        if acquired is True:
+            self._flights.hold_token(key.digest, token)
+        return True  # ours, or the lock tier is down: refresh in this process (fail open)
+
     def _fleet_plan(self, key: CacheKey) -> Plan[CacheHit | None]:
         """After leading a key in this process: lead it across processes too (take its lock
         in the shared tier), or wait, bounded, for the process that holds the lock and serve
@@ -1018,7 +1083,7 @@ class Cache:
         entry = CacheEntry(
             value=value,
             created_at=now,
-            expires_at=self.policy.expires_at(resolved, now),
+            expires_at=self.policy.expires_at(resolved, now, self._rand),
             model=request.model_name,
             usage=usage,
             tags=request.tags,

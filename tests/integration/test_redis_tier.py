@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import delete_redis_keys, with_query
+from conftest import delete_redis_keys, exact_ttl, with_query
 
 from llmcache import Cache, CacheRequest, ConfigError, FakeClock, Scope
 from llmcache.errors import MissingExtraError, TierError
@@ -45,7 +45,8 @@ def raw(redis_url: str, prefix: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def cache(redis_url: str, prefix: str, fake_clock: FakeClock) -> Iterator[Cache]:
-    with Cache.from_urls([with_query(redis_url, prefix=prefix)], clock=fake_clock) as c:
+    url = with_query(redis_url, prefix=prefix)
+    with Cache.from_urls([url], clock=fake_clock, policy=exact_ttl()) as c:
         yield c
     delete_redis_keys(redis_url, prefix)
 
