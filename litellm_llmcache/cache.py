@@ -56,6 +56,8 @@ logger = logging.getLogger("llmcache.litellm")
 
 #: Keys handed to LiteLLM and not yet used again (LiteLLM looks embeddings up by key alone).
 _REMEMBERED_KEYS = 4096
+#: The ``cache_key`` of a call that cannot be keyed (never remembered, never looked up).
+UNCACHEABLE_KEY = "llmcache:uncacheable"
 #: How long a lookup waits for this loop's pending cache writes (seconds).
 WRITE_WAIT = 5.0
 
@@ -165,8 +167,17 @@ class LiteLLMCache(_LiteLLMCache):
 
     # ------------------------------------------------------------------ keys
     def get_cache_key(self, **kwargs: Any) -> str:
-        """Our key for the call, as LiteLLM's ``cache_key`` (shown in ``_hidden_params``)."""
-        request = build_request(kwargs, self.llmcache_namespace)
+        """Our key for the call, as LiteLLM's ``cache_key`` (shown in ``_hidden_params``).
+
+        A call whose llmcache fields do not read (an ACL that is one string, a bad
+        ``llmcache_ttl``) gets a key that is never looked up: its lookup and store refuse it
+        too, and the call itself goes on (LiteLLM's async path asks for the key first).
+        """
+        try:
+            request = build_request(kwargs, self.llmcache_namespace)
+        except ConfigError as exc:
+            logger.warning("llmcache: not caching a LiteLLM call: %s", exc)
+            return UNCACHEABLE_KEY
         token = "llmcache:" + request_key(request).digest.hex()
         with self._keys_lock:
             self._keys[token] = request

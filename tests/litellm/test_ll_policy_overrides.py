@@ -1,0 +1,102 @@
+"""Per-call policy overrides of LiteLLM calls (``metadata`` fields, ``llmcache.cache_control``)
+and tags (``llmcache.tags``, ``metadata["llmcache_tags"]``) that ``invalidate`` can use."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import litellm
+import pytest
+from ll_helpers import MODEL, ask
+
+from litellm_llmcache import LiteLLMCache
+from llmcache import Cache, FakeClock, cache_control, tags
+
+
+@pytest.fixture(params=["sync", "async"])
+def answer(request: pytest.FixtureRequest) -> Callable[..., str]:
+    """``answer(mock_response=..., **kwargs)``: the text of one completion, sync or async."""
+
+    def _answer(**kwargs: Any) -> str:
+        kwargs.setdefault("messages", ask("q"))
+        if request.param == "sync":
+            response = litellm.completion(model=MODEL, **kwargs)
+        else:
+            response = asyncio.run(litellm.acompletion(model=MODEL, **kwargs))
+        return str(response.choices[0].message.content)
+
+    return _answer
+
+
+def test_tags_of_a_block_are_stored_and_invalidate_removes_the_entry(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, answer: Callable[..., str]
+) -> None:
+    with tags("kb-7"):
+        assert answer(mock_response="from kb-7") == "from kb-7"
+    assert answer(mock_response="x") == "from kb-7"
+    assert ll_cache.invalidate(tags=["kb-8"]) == 0
+    assert ll_cache.invalidate(tags=["kb-7"]) >= 1
+    assert answer(mock_response="rebuilt") == "rebuilt"
+
+
+def test_tags_in_metadata(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, answer: Callable[..., str]
+) -> None:
+    assert answer(mock_response="one", metadata={"llmcache_tags": ["faq"]}) == "one"
+    assert ll_cache.invalidate(tags=["faq"]) >= 1
+    assert answer(mock_response="two") == "two"
+
+
+def test_metadata_ttl_no_store_and_no_cache(
+    ll_adapter: LiteLLMCache, fake_clock: FakeClock, answer: Callable[..., str]
+) -> None:
+    assert answer(mock_response="private", metadata={"llmcache_no_store": True}) == "private"
+    assert answer(mock_response="short", metadata={"llmcache_ttl": 10}) == "short"
+    assert answer(mock_response="x") == "short"
+    assert answer(mock_response="fresh", metadata={"llmcache_no_cache": True}) == "fresh"
+    assert answer(mock_response="x") == "fresh"  # stored by the no-cache call, ttl default
+    fake_clock.advance(11)
+    assert answer(mock_response="y") == "fresh"
+
+
+def test_the_short_ttl_of_a_metadata_field_expires(
+    ll_adapter: LiteLLMCache, fake_clock: FakeClock, answer: Callable[..., str]
+) -> None:
+    assert answer(mock_response="short", metadata={"llmcache_ttl": 10}) == "short"
+    fake_clock.advance(11)
+    assert answer(mock_response="later") == "later"
+
+
+def test_cache_control_block_and_the_calls_own_cache_argument(
+    ll_adapter: LiteLLMCache, fake_clock: FakeClock, answer: Callable[..., str]
+) -> None:
+    with cache_control(ttl=10):
+        assert answer(mock_response="block", messages=ask("a")) == "block"
+        assert answer(mock_response="own", messages=ask("b"), cache={"ttl": 100}) == "own"
+    fake_clock.advance(11)
+    assert answer(mock_response="a again", messages=ask("a")) == "a again"  # the block's ttl
+    assert answer(mock_response="x", messages=ask("b")) == "own"  # the call's own wins
+    with cache_control(no_store=True):
+        assert answer(mock_response="unstored", messages=ask("c")) == "unstored"
+    assert answer(mock_response="c", messages=ask("c")) == "c"
+
+
+def test_strict_per_call(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, answer: Callable[..., str]
+) -> None:
+    strict = {"llmcache_strict": True}
+    assert answer(mock_response="one", temperature=0.9, metadata=strict) == "one"
+    assert answer(mock_response="two", temperature=0.9, metadata=strict) == "two"
+    assert answer(mock_response="cold", temperature=0, metadata=strict) == "cold"
+    assert answer(mock_response="x", temperature=0, metadata=strict) == "cold"
+    assert ll_cache.stats()["stores"] == 1
+
+
+def test_bad_metadata_values_do_not_fail_the_call(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, answer: Callable[..., str]
+) -> None:
+    assert answer(mock_response="ok", metadata={"llmcache_no_store": "yes"}) == "ok"
+    assert answer(mock_response="ok2", metadata={"llmcache_tags": "faq"}) == "ok2"
+    assert ll_cache.stats()["stores"] == 0
