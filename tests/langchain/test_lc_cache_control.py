@@ -73,9 +73,8 @@ def test_blocks_nest_and_bad_values_are_refused() -> None:
         with cache_control(no_store=True) as inner:
             assert (inner.ttl, inner.no_store) == (60.0, True)
         assert not outer.no_store
-    with pytest.raises(ConfigError, match="ttl must be >= 0"):
-        with cache_control(ttl=-1):
-            pass
+    with pytest.raises(ConfigError, match="ttl must be >= 0"), cache_control(ttl=-1):
+        pass
     with pytest.raises(ConfigError, match="no_store"):
         with cache_control(no_store="yes"):  # type: ignore[arg-type]
             pass
