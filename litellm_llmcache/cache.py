@@ -32,6 +32,7 @@ from litellm_llmcache.controls import Controls, controls_of
 from litellm_llmcache.convert import (
     PayloadError,
     dollars_saved,
+    finish_reasons_of,
     hit_marker,
     marked,
     saved_by,
@@ -335,7 +336,13 @@ class LiteLLMCache(_LiteLLMCache):
             args = self._store_args(result, kwargs)
             if args is not None:
                 request, payload, ttl = args
-                self.llmcache.set(request, payload, usage=saved_by(payload).usage, ttl=ttl)
+                self.llmcache.set(
+                    request,
+                    payload,
+                    usage=saved_by(payload).usage,
+                    ttl=ttl,
+                    finish_reasons=finish_reasons_of(payload),
+                )
         except (PayloadError, ConfigError) as exc:
             logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
         except Exception as exc:
@@ -348,7 +355,13 @@ class LiteLLMCache(_LiteLLMCache):
             args = self._store_args(result, kwargs)
             if args is not None:
                 request, payload, ttl = args
-                await self.llmcache.aset(request, payload, usage=saved_by(payload).usage, ttl=ttl)
+                await self.llmcache.aset(
+                    request,
+                    payload,
+                    usage=saved_by(payload).usage,
+                    ttl=ttl,
+                    finish_reasons=finish_reasons_of(payload),
+                )
         except (PayloadError, ConfigError) as exc:
             logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
         except Exception as exc:

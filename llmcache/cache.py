@@ -404,11 +404,16 @@ class Cache:
         *,
         usage: Usage = NO_USAGE,
         ttl: float | Unset | None = UNSET,
+        finish_reasons: Iterable[str | None] = (),
     ) -> bool:
-        """Store ``value`` (JSON-like) in every tier; True if at least one tier took it."""
+        """Store ``value`` (JSON-like) in every tier; True if at least one tier took it.
+
+        ``finish_reasons``: why each choice of the answer ended; an answer cut by the token
+        limit or withheld by a content filter is not stored (``CachePolicy.may_store_answer``).
+        """
         outcome = _NOT_STORED
         try:
-            outcome = self._run(self._set_plan(request, value, usage, ttl))
+            outcome = self._run(self._set_plan(request, value, usage, ttl, finish_reasons))
             return outcome.stored
         finally:
             if release := self._complete_flight(request, outcome.key):
@@ -421,10 +426,11 @@ class Cache:
         *,
         usage: Usage = NO_USAGE,
         ttl: float | Unset | None = UNSET,
+        finish_reasons: Iterable[str | None] = (),
     ) -> bool:
         outcome = _NOT_STORED
         try:
-            outcome = await self._arun(self._set_plan(request, value, usage, ttl))
+            outcome = await self._arun(self._set_plan(request, value, usage, ttl, finish_reasons))
             return outcome.stored
         finally:
             if release := self._complete_flight(request, outcome.key):
@@ -1072,9 +1078,18 @@ class Cache:
         yield _Op(self._fleet_lock, "release_flight", (release.key, release.token))
 
     def _set_plan(
-        self, request: CacheRequest, value: Any, usage: Usage, ttl: float | Unset | None
+        self,
+        request: CacheRequest,
+        value: Any,
+        usage: Usage,
+        ttl: float | Unset | None,
+        finish_reasons: Iterable[str | None] = (),
     ) -> Plan[_Stored]:
         if not self.policy.decide(request).write:
+            return _NOT_STORED
+        refused = self.policy.refuses_answer(finish_reasons)
+        if refused is not None:
+            self._stats.rejected(refused.reason)
             return _NOT_STORED
         resolved = self.policy.resolve_ttl(ttl, request)
         if resolved == 0:  # "do not store", in every tier

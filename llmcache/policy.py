@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeGuard
@@ -60,6 +60,13 @@ class Decision:
 CACHE = Decision(read=True, write=True)
 DISABLED = Decision(read=False, write=False, reason="disabled")
 OUTSIDE_ROLLOUT = Decision(read=False, write=False, reason="scope outside the rollout")
+TRUNCATED = Decision(False, False, "truncated")  # cut by the token limit
+FILTERED = Decision(False, False, "content_filter")  # withheld by a content filter
+#: Finish reasons (lower-cased) of an answer cut by the token limit, or withheld by a filter.
+TRUNCATED_REASONS = frozenset({"length", "max_tokens", "max_output_tokens"})
+FILTERED_REASONS = frozenset(
+    {"content_filter", "refusal", "safety", "recitation", "blocklist", "prohibited_content"}
+)
 NO_CACHE = Decision(read=False, write=True, reason="no_cache: this call does not read")
 NO_STORE = Decision(read=True, write=False, reason="no_store: this call does not store")
 NO_CACHE_NO_STORE = Decision(read=False, write=False, reason="no_cache and no_store")
@@ -230,12 +237,27 @@ class CachePolicy:
         return None
 
     def may_store_answer(self, finish_reason: str | None) -> Decision:
-        """Whether an answer that ended with ``finish_reason`` may be stored (any mode)."""
-        if finish_reason == "length" and not self.store_truncated:
-            return Decision(False, False, "answer cut by the token limit (finish_reason=length)")
-        if finish_reason == "content_filter":
-            return Decision(False, False, "answer withheld by a content filter")
+        """Whether an answer that ended with ``finish_reason`` may be stored (any mode).
+
+        Providers' spellings are understood: OpenAI/LiteLLM ``length``/``content_filter``,
+        Anthropic ``max_tokens``/``refusal``, Gemini ``MAX_TOKENS``/``SAFETY``...
+        """
+        if finish_reason is None:
+            return CACHE
+        reason = finish_reason.lower()
+        if reason in TRUNCATED_REASONS and not self.store_truncated:
+            return TRUNCATED
+        if reason in FILTERED_REASONS:
+            return FILTERED
         return CACHE
+
+    def refuses_answer(self, finish_reasons: Iterable[str | None]) -> Decision | None:
+        """The first of an answer's finish reasons (one per choice) that bars storing it."""
+        for finish_reason in finish_reasons:
+            decision = self.may_store_answer(finish_reason)
+            if not decision.write:
+                return decision
+        return None
 
     def resolve_ttl(
         self, ttl: float | Unset | None, request: CacheRequest | None = None

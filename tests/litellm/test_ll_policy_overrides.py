@@ -100,3 +100,24 @@ def test_bad_metadata_values_do_not_fail_the_call(
     assert answer(mock_response="ok", metadata={"llmcache_no_store": "yes"}) == "ok"
     assert answer(mock_response="ok2", metadata={"llmcache_tags": "faq"}) == "ok2"
     assert ll_cache.stats()["stores"] == 0
+
+
+@pytest.mark.parametrize(
+    ("reason", "rejected"), [("length", "truncated"), ("content_filter", "content_filter")]
+)
+def test_cut_or_filtered_responses_are_never_stored(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, reason: str, rejected: str
+) -> None:
+    call = {"model": MODEL, "messages": ask("write a long essay")}
+    response = litellm.ModelResponse(
+        choices=[{"message": {"role": "assistant", "content": "partial"}, "finish_reason": reason}]
+    )
+    ll_adapter.add_cache(response, **call)
+    asyncio.run(ll_adapter.async_add_cache(response, **call))
+    assert ll_adapter.get_cache(**call) is None
+    assert ll_cache.stats()["store_rejected"] == {rejected: 2}
+    stop = litellm.ModelResponse(
+        choices=[{"message": {"role": "assistant", "content": "whole"}, "finish_reason": "stop"}]
+    )
+    ll_adapter.add_cache(stop, **call)
+    assert ll_adapter.get_cache(**call) is not None
