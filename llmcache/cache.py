@@ -308,7 +308,7 @@ class Cache:
         found = self._lookup(request)
         if type(found) is not _Miss:
             if type(found) is CacheHit and self._keeps_fresh():
-                return self._run(self._fresh_plan(found))
+                return self._run(self._fresh_plan(found, request))
             return found  # type: ignore[return-value]
         if (
             self._semantic is not None
@@ -333,7 +333,7 @@ class Cache:
         found = await self._alookup(request)
         if type(found) is not _Miss:
             if type(found) is CacheHit and self._keeps_fresh():
-                return await self._arun(self._fresh_plan(found))
+                return await self._arun(self._fresh_plan(found, request))
             return found  # type: ignore[return-value]
         if (
             self._semantic is not None
@@ -1000,13 +1000,15 @@ class Cache:
         indexed = IndexedEntry(key, partition, vector, stored_text, entry.expires_at, request.tags)
         yield _Op(semantic, "add", (indexed,))
 
-    def _fresh_plan(self, hit: CacheHit) -> Plan[CacheHit | None]:
+    def _fresh_plan(self, hit: CacheHit, request: CacheRequest) -> Plan[CacheHit | None]:
         """After an exact hit: None when this caller is to recompute the entry early (it leads
         the key's flight), else the hit, with a popular entry's expiry extended in every tier
-        (``llmcache.freshness`` has the rules)."""
+        (``llmcache.freshness`` has the rules). A call that stores nothing never refreshes."""
         policy, entry, key, now = self.policy, hit.entry, hit.key, self.clock()
-        if policy.early_recompute and recompute_early(
-            entry, now, policy.early_recompute, self._rand
+        if (
+            policy.early_recompute
+            and not request.control.no_store
+            and recompute_early(entry, now, policy.early_recompute, self._rand)
         ):
             leads = yield from self._lead_refresh_plan(key)
             if leads:

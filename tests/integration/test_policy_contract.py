@@ -293,3 +293,25 @@ def test_a_call_that_stores_nothing_does_not_make_others_wait(build: Build) -> N
     assert cache.get(request) is None  # a miss that will never be stored: it leads nothing
     plain = ask("q")
     assert in_thread(lambda: cache.get(plain)) is None  # no wait of single_flight_timeout
+
+
+def test_across_processes_only_one_refreshes_early(
+    redis_prefix_url: str, fake_clock: FakeClock
+) -> None:
+    """Two caches on one Redis (two processes): the first to draw "refresh" takes the key's
+    fleet lock; the other is served the still-valid entry, then the refreshed one."""
+    first, second = (
+        Cache.from_urls(
+            [redis_prefix_url], policy=early_policy(), clock=fake_clock, rand=lambda: 0.5
+        )
+        for _ in range(2)
+    )
+    with first, second:
+        request = ask("hot")
+        first.set(request, "old", ttl=100)
+        fake_clock.advance(95)
+        assert first.get(request) is None  # leads the refresh, fleet-wide
+        assert served(second, request) == "old"  # the lock is taken: served, no wait
+        assert first.set(request, "new", ttl=100)  # stores and releases the lock
+        assert served(second, request) == "new"
+        assert (first.stats()["early_refreshes"], second.stats()["early_refreshes"]) == (1, 0)
