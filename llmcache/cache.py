@@ -372,7 +372,7 @@ class Cache:
         """After a miss: the flight to wait for, True when this caller leads it, False when
         there is none (single-flight is off, or this call stores nothing: nobody may wait
         for it, and it need not wait for others)."""
-        if self._flights is None or request.control.no_store:
+        if self._flights is None or request.control.stores_nothing:
             return False
         flight = self._flights.join(miss.key.digest)
         return True if flight is None else flight
@@ -1007,7 +1007,7 @@ class Cache:
         policy, entry, key, now = self.policy, hit.entry, hit.key, self.clock()
         if (
             policy.early_recompute
-            and not request.control.no_store
+            and not request.control.stores_nothing
             and recompute_early(entry, now, policy.early_recompute, self._rand)
         ):
             leads = yield from self._lead_refresh_plan(key)

@@ -86,6 +86,11 @@ class CacheControl:
     no_store: bool = False
     strict: bool | None = None
 
+    @property
+    def stores_nothing(self) -> bool:
+        """The call's answer will not be stored (``no_store``, or ``ttl`` 0)."""
+        return self.no_store or self.ttl == 0
+
 
 #: No overrides (the policy decides alone). Compared by identity on the hot path.
 NO_CONTROL = CacheControl()

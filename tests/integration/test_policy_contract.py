@@ -22,7 +22,9 @@ from llmcache import (
     CacheRequest,
     FakeClock,
     Popularity,
+    Scope,
 )
+from llmcache.policy import rollout_bucket
 
 
 def ask(prompt: str, **fields: object) -> CacheRequest:
@@ -315,3 +317,30 @@ def test_across_processes_only_one_refreshes_early(
         assert first.set(request, "new", ttl=100)  # stores and releases the lock
         assert served(second, request) == "new"
         assert (first.stats()["early_refreshes"], second.stats()["early_refreshes"]) == (1, 0)
+
+
+def test_a_call_with_ttl_zero_does_not_make_others_wait(build: Build) -> None:
+    cache = build(CachePolicy())
+    assert cache.get(ask("q", control=CacheControl(ttl=0))) is None
+    assert in_thread(lambda: cache.get(ask("q"))) is None
+
+
+# ---------------------------------------------------------------- switches
+def test_the_disabled_switch_and_a_stable_rollout_share(
+    build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMCACHE_DISABLED", "1")
+    off = build(CachePolicy())
+    assert off.set(ask("q"), "v") is False
+    assert off.get(ask("q")) is None
+    monkeypatch.delenv("LLMCACHE_DISABLED")
+    assert build(CachePolicy()).get(ask("q")) is None  # nothing was written while off
+    monkeypatch.setenv("LLMCACHE_ROLLOUT", "0.5")
+    half = build(CachePolicy())
+    users = [Scope.of(user=f"user-{i}") for i in range(40)]
+    inside = {u for u in users if rollout_bucket(u) < 0.5}
+    assert 0 < len(inside) < len(users)
+    for user in users:
+        half.set(ask("q", scope=user), f"for {user.user}")
+    assert {u for u in users if half.get(ask("q", scope=u)) is not None} == inside
+    assert {u for u in users if half.get(ask("q", scope=u)) is not None} == inside  # stable
