@@ -276,7 +276,8 @@ async def test_a_passed_in_client_is_used_and_not_closed(
     assert (await cache.aget(req("sync"))) is not None
     await cache.aclose()
     assert client.ping() is True  # still the user's, still open
-    assert len(list(raw.scan_iter(match=f"{prefix}:{{*}}:e:*"))) == 2
+    # A set: SCAN may return a key twice while the server rehashes (a busy shared server).
+    assert len(set(raw.scan_iter(match=f"{prefix}:{{*}}:e:*"))) == 2
     assert len(tier._aclients) == 0  # the derived one was ours: closed and dropped
     with Cache([tier], clock=fake_clock) as again:  # the borrowed client still serves
         assert again.get(req("sync")) is not None
