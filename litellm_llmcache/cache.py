@@ -287,7 +287,9 @@ class LiteLLMCache(_LiteLLMCache):
         if hit is None:
             # A miss made this call the single-flight leader; one that stores nothing
             # releases the identical calls waiting for it.
-            release = controls.stores_nothing or self.default_ttl == 0
+            # (A call's own ttl, e.g. from cache_control, wins over the adapter's ttl=0.)
+            adapter_stores_nothing = controls.ttl is UNSET and self.default_ttl == 0
+            release = controls.stores_nothing or adapter_stores_nothing
             return _LookedUp(None, delete=False, release=release)
         return _LookedUp(self._serve(hit, controls), delete=False, release=False)
 

@@ -239,3 +239,14 @@ def test_cut_or_filtered_responses_are_never_stored(
     )
     ll_adapter.add_cache(stop, **call)
     assert ll_adapter.get_cache(**call) is not None
+
+
+def test_a_calls_own_ttl_wins_over_an_adapter_that_stores_nothing(
+    ll_cache: Cache, ll_install: Callable[..., LiteLLMCache], answer: Callable[..., str]
+) -> None:
+    ll_install(ll_cache, ttl=0)
+    assert answer(mock_response="dropped") == "dropped"
+    with cache_control(ttl=60):
+        assert answer(mock_response="kept") == "kept"
+    assert answer(mock_response="x") == "kept"
+    assert ll_cache.stats()["stores"] == 1  # the answer only, never a placeholder
