@@ -21,14 +21,20 @@ from typing import Any, NamedTuple
 from langchain_core.caches import BaseCache
 from langchain_core.outputs import Generation
 
-from langchain_llmcache.convert import PayloadError, from_payload, to_payload, usage_of
+from langchain_llmcache.convert import (
+    PayloadError,
+    finish_reasons_of,
+    from_payload,
+    to_payload,
+    usage_of,
+)
 from langchain_llmcache.hits import fresh_hit, mark_in_place
 from langchain_llmcache.llm_string import parse_llm_string
 from langchain_llmcache.prompt_key import key_prompt
 from langchain_llmcache.semantic_text import semantic_fields
 from llmcache._sentinel import UNSET, Unset
 from llmcache.cache import Cache, CacheHit
-from llmcache.context import current_scope, current_tags
+from llmcache.context import current_control, current_scope, current_tags
 from llmcache.entry import Usage
 from llmcache.errors import ConfigError
 from llmcache.policy import check_ttl
@@ -95,6 +101,7 @@ class LangChainCache(BaseCache):
             namespace=self.namespace,
             model_name=parsed.model_name,
             tags=current_tags(),  # llmcache.tags(...) blocks: for invalidate(tags=...)
+            control=current_control(),  # llmcache.cache_control(...) blocks
         )
         if self.cache.semantic is not None:  # off the hot path: parse only for the tier
             fields = semantic_fields(prompt)
@@ -154,14 +161,19 @@ class LangChainCache(BaseCache):
         stored = self._stored(return_val)
         if stored is not None:
             payload, usage = stored
-            self.cache.set(self._request(prompt, llm_string), payload, usage=usage, ttl=self.ttl)
+            request = self._request(prompt, llm_string)
+            reasons = finish_reasons_of(return_val)
+            self.cache.set(request, payload, usage=usage, ttl=self.ttl, finish_reasons=reasons)
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
         stored = self._stored(return_val)
         if stored is not None:
             payload, usage = stored
             request = self._request(prompt, llm_string)
-            await self.cache.aset(request, payload, usage=usage, ttl=self.ttl)
+            reasons = finish_reasons_of(return_val)
+            await self.cache.aset(
+                request, payload, usage=usage, ttl=self.ttl, finish_reasons=reasons
+            )
 
     @staticmethod
     def _stored(return_val: Sequence[Generation]) -> tuple[dict[str, Any], Usage] | None:

@@ -149,6 +149,20 @@ def usage_of(generations: Sequence[Generation]) -> Usage:
     return Usage(max(i for i, _ in seen), sum(o for _, o in seen))
 
 
+def finish_reasons_of(generations: Sequence[Generation]) -> list[str | None]:
+    """Why each generation ended, as its provider said (``finish_reason``, Anthropic's
+    ``stop_reason``), from ``generation_info`` or the message's ``response_metadata``."""
+    reasons: list[str | None] = []
+    for generation in generations:
+        message = getattr(generation, "message", None)
+        for source in (generation.generation_info, getattr(message, "response_metadata", None)):
+            if isinstance(source, dict):
+                reason = source.get("finish_reason") or source.get("stop_reason")
+                if isinstance(reason, str):
+                    reasons.append(reason)
+    return reasons
+
+
 def _count(value: object) -> int:
     return value if type(value) is int and value > 0 else 0
 

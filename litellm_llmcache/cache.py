@@ -32,6 +32,7 @@ from litellm_llmcache.controls import Controls, controls_of
 from litellm_llmcache.convert import (
     PayloadError,
     dollars_saved,
+    finish_reasons_of,
     hit_marker,
     marked,
     saved_by,
@@ -56,6 +57,8 @@ logger = logging.getLogger("llmcache.litellm")
 
 #: Keys handed to LiteLLM and not yet used again (LiteLLM looks embeddings up by key alone).
 _REMEMBERED_KEYS = 4096
+#: The ``cache_key`` of a call that cannot be keyed (never remembered, never looked up).
+UNCACHEABLE_KEY = "llmcache:uncacheable"
 #: How long a lookup waits for this loop's pending cache writes (seconds).
 WRITE_WAIT = 5.0
 
@@ -165,8 +168,17 @@ class LiteLLMCache(_LiteLLMCache):
 
     # ------------------------------------------------------------------ keys
     def get_cache_key(self, **kwargs: Any) -> str:
-        """Our key for the call, as LiteLLM's ``cache_key`` (shown in ``_hidden_params``)."""
-        request = build_request(kwargs, self.llmcache_namespace)
+        """Our key for the call, as LiteLLM's ``cache_key`` (shown in ``_hidden_params``).
+
+        A call whose llmcache fields do not read (an ACL that is one string, a bad
+        ``llmcache_ttl``) gets a key that is never looked up: its lookup and store refuse it
+        too, and the call itself goes on (LiteLLM's async path asks for the key first).
+        """
+        try:
+            request = build_request(kwargs, self.llmcache_namespace)
+        except ConfigError as exc:
+            logger.warning("llmcache: not caching a LiteLLM call: %s", exc)
+            return UNCACHEABLE_KEY
         token = "llmcache:" + request_key(request).digest.hex()
         with self._keys_lock:
             self._keys[token] = request
@@ -275,7 +287,9 @@ class LiteLLMCache(_LiteLLMCache):
         if hit is None:
             # A miss made this call the single-flight leader; one that stores nothing
             # releases the identical calls waiting for it.
-            release = controls.stores_nothing or self.default_ttl == 0
+            # (A call's own ttl, e.g. from cache_control, wins over the adapter's ttl=0.)
+            adapter_stores_nothing = controls.ttl is UNSET and self.default_ttl == 0
+            release = controls.stores_nothing or adapter_stores_nothing
             return _LookedUp(None, delete=False, release=release)
         return _LookedUp(self._serve(hit, controls), delete=False, release=False)
 
@@ -324,7 +338,13 @@ class LiteLLMCache(_LiteLLMCache):
             args = self._store_args(result, kwargs)
             if args is not None:
                 request, payload, ttl = args
-                self.llmcache.set(request, payload, usage=saved_by(payload).usage, ttl=ttl)
+                self.llmcache.set(
+                    request,
+                    payload,
+                    usage=saved_by(payload).usage,
+                    ttl=ttl,
+                    finish_reasons=finish_reasons_of(payload),
+                )
         except (PayloadError, ConfigError) as exc:
             logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
         except Exception as exc:
@@ -337,7 +357,13 @@ class LiteLLMCache(_LiteLLMCache):
             args = self._store_args(result, kwargs)
             if args is not None:
                 request, payload, ttl = args
-                await self.llmcache.aset(request, payload, usage=saved_by(payload).usage, ttl=ttl)
+                await self.llmcache.aset(
+                    request,
+                    payload,
+                    usage=saved_by(payload).usage,
+                    ttl=ttl,
+                    finish_reasons=finish_reasons_of(payload),
+                )
         except (PayloadError, ConfigError) as exc:
             logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
         except Exception as exc:

@@ -60,6 +60,14 @@ def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def finish_reasons_of(payload: Mapping[str, Any]) -> list[str | None]:
+    """Why each choice of a response ended (LiteLLM normalizes providers' reasons)."""
+    choices = payload.get("choices")
+    if not isinstance(choices, list):
+        return []
+    return [c.get("finish_reason") for c in choices if isinstance(c, Mapping)]
+
+
 def saved_by(payload: Mapping[str, Any]) -> Saved:
     """Token usage of a stored response (chat/text: ``usage``; one embedding: ``prompt_tokens``).
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
+from litellm_llmcache.controls import controls_of, tags_of
 from litellm_llmcache.scope import scope_of
 from litellm_llmcache.semantic import semantic_fields
+from llmcache.context import current_tags
 from llmcache.request import CacheRequest
+from llmcache.tiers.selector import check_tags
 
 #: Where the prompt of each call type lives.
 PROMPT_FIELDS = ("messages", "prompt", "input")
@@ -137,13 +140,19 @@ def build_request(
     namespace = base_namespace
     if _is_mapping(controls) and controls.get("namespace"):
         namespace = f"{base_namespace}/{controls['namespace']}"
+    metadata = metadata_of(kwargs)
+    tags = current_tags()  # llmcache.tags(...) blocks and metadata: for invalidate(tags=...)
+    if extra_tags := tags_of(metadata):
+        tags = check_tags((*tags, *extra_tags))
     request = CacheRequest(
         model=model_identity(kwargs),
         prompt=prompt,
         params=params,
-        scope=scope_of(kwargs.get("user"), metadata_of(kwargs)),
+        scope=scope_of(kwargs.get("user"), metadata),
         namespace=namespace,
         model_name=str(kwargs.get("model") or ""),
+        tags=tags,
+        control=controls_of(kwargs).cache_control(),
     )
     if semantic and "messages" in prompt:
         request.semantic_text, request.semantic_context = semantic_fields(prompt["messages"])

@@ -15,7 +15,6 @@ A replayed call is stored by LiteLLM's own cache path, which sets no llmcache ta
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,6 @@ import litellm
 
 from litellm_llmcache.cache import LiteLLMCache, _await_litellm_writes
 from litellm_llmcache.convert import saved_by
-from llmcache.context import current_tags
 from llmcache.errors import ConfigError
 from llmcache.warmup.run import FaqAnswer
 
@@ -95,16 +93,12 @@ class LiteLLMWarmup:
                 "this LiteLLMCache would not store such a call (mode='default_off' or caching "
                 "disabled in params)"
             )
-        request, payload, _ttl = stored
-        # LiteLLM calls carry no llmcache tags of their own: the FAQ's go on the entry.
-        request = dataclasses.replace(request, tags=current_tags())
+        request, payload, _ttl = stored  # the request carries the FAQ's tags (the ambient ones)
         return FaqAnswer(request, payload, saved_by(payload).usage)
 
     async def replay(self, messages: Sequence[Mapping[str, Any]]) -> bool:
         if litellm.cache is not self._adapter:
             raise ConfigError("replaying through LiteLLM needs litellm.cache = this LiteLLMCache")
-        if current_tags():  # not silently dropped: the caller expects to invalidate by them
-            raise ConfigError("LiteLLM calls carry no llmcache tags: replay them without tags")
         call = self._call(messages)
         response = await litellm.acompletion(**call, **self._mock)
         # LiteLLM stores in background tasks: the answer is stored when this returns.

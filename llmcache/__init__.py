@@ -7,7 +7,14 @@ cache = Cache.from_urls(["memory://?maxsize=10000", "sqlite:///./llmcache.db"])
 from llmcache._sentinel import UNSET
 from llmcache.cache import DEFAULT_URLS, Cache, CacheHit
 from llmcache.clock import FakeClock
-from llmcache.context import current_scope, current_tags, scope, tags
+from llmcache.context import (
+    cache_control,
+    current_control,
+    current_scope,
+    current_tags,
+    scope,
+    tags,
+)
 from llmcache.entry import CacheEntry, Usage
 from llmcache.errors import (
     CodecError,
@@ -17,9 +24,10 @@ from llmcache.errors import (
     SchemaVersionError,
     TierError,
 )
+from llmcache.freshness import Popularity
 from llmcache.keys import CacheKey, request_key
 from llmcache.policy import CachePolicy
-from llmcache.request import CacheRequest, Scope
+from llmcache.request import CacheControl, CacheRequest, Scope
 
 __version__ = "0.1.0"
 
@@ -27,6 +35,7 @@ __all__ = [
     "DEFAULT_URLS",
     "UNSET",
     "Cache",
+    "CacheControl",
     "CacheEntry",
     "CacheHit",
     "CacheKey",
@@ -37,11 +46,14 @@ __all__ = [
     "FakeClock",
     "LLMCacheError",
     "MissingExtraError",
+    "Popularity",
     "SchemaVersionError",
     "Scope",
     "TierError",
     "Usage",
     "__version__",
+    "cache_control",
+    "current_control",
     "current_scope",
     "current_tags",
     "request_key",

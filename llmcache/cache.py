@@ -14,11 +14,12 @@ import base64
 import logging
 import math
 import os
+import random
 import secrets
 import time
 import weakref
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from llmcache._sentinel import UNSET, Unset
@@ -30,6 +31,7 @@ from llmcache.decoded import DecodedEntries
 from llmcache.entry import NO_USAGE, CacheEntry, Usage, decode, encode
 from llmcache.errors import CodecError, ConfigError, TierError
 from llmcache.fleet import StatsPublisher, StatsSink
+from llmcache.freshness import HitCounter, extended_expiry, recompute_early
 from llmcache.health import HealthCallback, HealthEvent, HitRateFloor, emit
 from llmcache.keys import CacheKey, request_key, scope_digest
 from llmcache.policy import CachePolicy
@@ -152,6 +154,7 @@ class Cache:
         on_health: HealthCallback | None = None,
         hit_rate_floor: float | None = None,
         hit_rate_window: int = 500,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         if not tiers:
             raise ConfigError(
@@ -164,6 +167,9 @@ class Cache:
         self._local = 1 if getattr(self._tiers[0], "in_process", False) else 0
         self.policy = policy or CachePolicy()
         self.clock = clock
+        # Uniform draws in [0, 1) for TTL jitter and early recomputation (injectable in tests).
+        self._rand = rand
+        self._hit_counts = HitCounter()  # for the policy's popularity extension
         self._breakers = {t.name: TierBreakers(monotonic) for t in self._tiers}
         # The semantic tier (embedder + vector index) fails open like a tier: own breaker.
         self._semantic = semantic
@@ -229,6 +235,7 @@ class Cache:
         on_health: HealthCallback | None = None,
         hit_rate_floor: float | None = None,
         hit_rate_window: int = 500,
+        rand: Callable[[], float] = random.random,
     ) -> Cache:
         """Build the chain from tier URLs, top tier first (see the README for the schemes).
 
@@ -271,6 +278,7 @@ class Cache:
             on_health=on_health,
             hit_rate_floor=hit_rate_floor,
             hit_rate_window=hit_rate_window,
+            rand=rand,
         )
 
     @classmethod
@@ -302,6 +310,8 @@ class Cache:
         """
         found = self._lookup(request)
         if type(found) is not _Miss:
+            if type(found) is CacheHit and self._keeps_fresh():
+                return self._run(self._fresh_plan(found, request))
             return found  # type: ignore[return-value]
         if (
             self._semantic is not None
@@ -309,11 +319,11 @@ class Cache:
             and (close := self._run(self._semantic_plan(request, found.key)))
         ):
             return close
-        flight = self._join_flight(found)
-        if flight is None:  # this caller leads here; across processes it may have to wait
+        flight = self._join_flight(found, request)
+        if flight is True:  # this caller leads here; across processes it may have to wait
             if self._fleet_lock is not None and (hit := self._run(self._fleet_plan(found.key))):
                 return hit
-        elif flight.wait(self._flight_timeout):
+        elif flight and flight.wait(self._flight_timeout):
             again = self._lookup(request)
             if type(again) is CacheHit:
                 return again
@@ -325,6 +335,8 @@ class Cache:
     async def aget(self, request: CacheRequest) -> CacheHit | None:
         found = await self._alookup(request)
         if type(found) is not _Miss:
+            if type(found) is CacheHit and self._keeps_fresh():
+                return await self._arun(self._fresh_plan(found, request))
             return found  # type: ignore[return-value]
         if (
             self._semantic is not None
@@ -332,13 +344,13 @@ class Cache:
             and (close := await self._arun(self._semantic_plan(request, found.key)))
         ):
             return close
-        flight = self._join_flight(found)
-        if flight is None:
+        flight = self._join_flight(found, request)
+        if flight is True:
             if self._fleet_lock is not None and (
                 hit := await self._arun(self._fleet_plan(found.key))
             ):
                 return hit
-        elif await wait_async(flight, self._flight_timeout):
+        elif flight and await wait_async(flight, self._flight_timeout):
             again = await self._alookup(request)
             if type(again) is CacheHit:
                 return again
@@ -359,9 +371,18 @@ class Cache:
             return await self._arun(self._get_plan(probed.key, probed.now))
         return probed  # type: ignore[return-value]
 
-    def _join_flight(self, miss: _Miss) -> Flight | None:
-        """After a miss: the flight to wait for, or None when this caller leads it."""
-        return None if self._flights is None else self._flights.join(miss.key.digest)
+    def _join_flight(self, miss: _Miss, request: CacheRequest) -> Flight | bool:
+        """After a miss: the flight to wait for, True when this caller leads it, False when
+        there is none (single-flight is off, or this call stores nothing: nobody may wait
+        for it, and it need not wait for others)."""
+        if self._flights is None or request.control.stores_nothing:
+            return False
+        flight = self._flights.join(miss.key.digest)
+        return True if flight is None else flight
+
+    def _keeps_fresh(self) -> bool:
+        """Whether a hit may be recomputed early or extended (off: the hot path is untouched)."""
+        return self.policy.early_recompute > 0 or self.policy.popularity is not None
 
     def _complete_flight(self, request: CacheRequest, key: CacheKey | None) -> _Release | None:
         """A store ended (stored or refused): followers of its key may look again. Returns the
@@ -386,11 +407,16 @@ class Cache:
         *,
         usage: Usage = NO_USAGE,
         ttl: float | Unset | None = UNSET,
+        finish_reasons: Iterable[str | None] = (),
     ) -> bool:
-        """Store ``value`` (JSON-like) in every tier; True if at least one tier took it."""
+        """Store ``value`` (JSON-like) in every tier; True if at least one tier took it.
+
+        ``finish_reasons``: why each choice of the answer ended; an answer cut by the token
+        limit or withheld by a content filter is not stored (``CachePolicy.may_store_answer``).
+        """
         outcome = _NOT_STORED
         try:
-            outcome = self._run(self._set_plan(request, value, usage, ttl))
+            outcome = self._run(self._set_plan(request, value, usage, ttl, finish_reasons))
             return outcome.stored
         finally:
             if release := self._complete_flight(request, outcome.key):
@@ -403,10 +429,11 @@ class Cache:
         *,
         usage: Usage = NO_USAGE,
         ttl: float | Unset | None = UNSET,
+        finish_reasons: Iterable[str | None] = (),
     ) -> bool:
         outcome = _NOT_STORED
         try:
-            outcome = await self._arun(self._set_plan(request, value, usage, ttl))
+            outcome = await self._arun(self._set_plan(request, value, usage, ttl, finish_reasons))
             return outcome.stored
         finally:
             if release := self._complete_flight(request, outcome.key):
@@ -985,6 +1012,52 @@ class Cache:
         indexed = IndexedEntry(key, partition, vector, stored_text, entry.expires_at, request.tags)
         yield _Op(semantic, "add", (indexed,))
 
+    def _fresh_plan(self, hit: CacheHit, request: CacheRequest) -> Plan[CacheHit | None]:
+        """After an exact hit: None when this caller is to recompute the entry early (it leads
+        the key's flight), else the hit, with a popular entry's expiry extended in every tier
+        (``llmcache.freshness`` has the rules). A call that stores nothing never refreshes."""
+        policy, entry, key, now = self.policy, hit.entry, hit.key, self.clock()
+        if (
+            policy.early_recompute
+            and not request.control.stores_nothing
+            and recompute_early(entry, now, policy.early_recompute, self._rand)
+        ):
+            leads = yield from self._lead_refresh_plan(key)
+            if leads:
+                self._stats.refused(hit.tier, hit.match, entry.usage)
+                self._stats.refreshed_early()
+                return None
+        popularity = policy.popularity
+        if popularity is not None and self._hit_counts.add(key.digest) % popularity.every == 0:
+            expires = extended_expiry(entry, now, popularity)
+            if expires is not None:
+                renewed = replace(entry, expires_at=expires)
+                payload = self._seal(encode(renewed), key)
+                for tier in self._tiers:  # an upsert: the same entry, a later expiry
+                    yield _Op(tier, "set", (key, renewed, payload, now))
+                self._stats.extended()
+                return CacheHit(renewed, hit.tier, hit.match, key, hit.similarity)
+        return hit
+
+    def _lead_refresh_plan(self, key: CacheKey) -> Plan[bool]:
+        """Whether this caller may recompute ``key`` early: only the leader of its flight (in
+        this process, and across processes with a fleet lock). Any other caller is served the
+        still-valid entry at once: nobody waits for a refresh."""
+        if self._flights is None or self._flights.join(key.digest) is not None:
+            return False
+        lock = self._fleet_lock
+        if lock is None or self._flights.token_of(key.digest) is not None:
+            return True
+        token = secrets.token_hex(16)
+        ttl_ms = max(1, math.ceil(self._flight_timeout * 1000))
+        acquired = yield _Op(lock, "acquire_flight", (key, token, ttl_ms))
+        if acquired is False:  # another process is refreshing it
+            self._flights.complete(key.digest)
+            return False
+        if acquired is True:
+            self._flights.hold_token(key.digest, token)
+        return True  # ours, or the lock tier is down: refresh in this process (fail open)
+
     def _fleet_plan(self, key: CacheKey) -> Plan[CacheHit | None]:
         """After leading a key in this process: lead it across processes too (take its lock
         in the shared tier), or wait, bounded, for the process that holds the lock and serve
@@ -1019,9 +1092,18 @@ class Cache:
         yield _Op(self._fleet_lock, "release_flight", (release.key, release.token))
 
     def _set_plan(
-        self, request: CacheRequest, value: Any, usage: Usage, ttl: float | Unset | None
+        self,
+        request: CacheRequest,
+        value: Any,
+        usage: Usage,
+        ttl: float | Unset | None,
+        finish_reasons: Iterable[str | None] = (),
     ) -> Plan[_Stored]:
         if not self.policy.decide(request).write:
+            return _NOT_STORED
+        refused = self.policy.refuses_answer(finish_reasons)
+        if refused is not None:
+            self._stats.rejected(refused.reason)
             return _NOT_STORED
         resolved = self.policy.resolve_ttl(ttl, request)
         if resolved == 0:  # "do not store", in every tier
@@ -1030,7 +1112,7 @@ class Cache:
         entry = CacheEntry(
             value=value,
             created_at=now,
-            expires_at=self.policy.expires_at(resolved, now),
+            expires_at=self.policy.expires_at(resolved, now, self._rand),
             model=request.model_name,
             usage=usage,
             tags=request.tags,

@@ -1,5 +1,5 @@
-"""``scope(...)`` and ``tags(...)``: the ambient user/tenant/ACL and entry tags of the current
-call, each held in a contextvar.
+"""``scope(...)``, ``tags(...)`` and ``cache_control(...)``: the ambient user/tenant/ACL, entry
+tags and policy overrides of the current call, each held in a contextvar.
 
 A contextvar follows asyncio tasks (each task copies the context it was created in) and
 LangChain's executor threads (``run_in_executor`` copies the context). Code of ours that moves
@@ -12,11 +12,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from llmcache.request import ANONYMOUS, Scope
+from llmcache._sentinel import UNSET, Unset
+from llmcache.errors import ConfigError
+from llmcache.policy import check_ttl
+from llmcache.request import ANONYMOUS, NO_CONTROL, CacheControl, Scope
 from llmcache.tiers.selector import check_tags
 
 _current_scope: ContextVar[Scope] = ContextVar("llmcache_scope", default=ANONYMOUS)
 _current_tags: ContextVar[tuple[str, ...]] = ContextVar("llmcache_tags", default=())
+_current_control: ContextVar[CacheControl] = ContextVar("llmcache_control", default=NO_CONTROL)
 
 _KEEP = object()
 
@@ -69,3 +73,40 @@ def tags(*names: str) -> Iterator[tuple[str, ...]]:
         yield new
     finally:
         _current_tags.reset(token)
+
+
+def current_control() -> CacheControl:
+    """The policy overrides of the running call (``NO_CONTROL`` outside ``cache_control``)."""
+    return _current_control.get()
+
+
+@contextmanager
+def cache_control(
+    *,
+    ttl: float | Unset | None = UNSET,
+    no_cache: bool | None = None,
+    no_store: bool | None = None,
+    strict: bool | None = None,
+) -> Iterator[CacheControl]:
+    """Override the cache policy for the calls in the block (LangChain and LiteLLM alike).
+
+    ``ttl``: seconds to keep these answers (wins over every TTL rule; 0 = do not store;
+    None = each tier's default); ``no_cache=True``: do not read, still store;
+    ``no_store=True``: read, do not store; ``strict``: True/False forces strict mode on/off.
+    What is not given is inherited from an enclosing block.
+    """
+    for name, flag in (("no_cache", no_cache), ("no_store", no_store), ("strict", strict)):
+        if flag is not None and not isinstance(flag, bool):
+            raise ConfigError(f"cache_control({name}=...) must be True, False or None: {flag!r}")
+    outer = _current_control.get()
+    new = CacheControl(
+        ttl=outer.ttl if ttl is UNSET else check_ttl(ttl),
+        no_cache=outer.no_cache if no_cache is None else no_cache,
+        no_store=outer.no_store if no_store is None else no_store,
+        strict=outer.strict if strict is None else strict,
+    )
+    token = _current_control.set(NO_CONTROL if new == NO_CONTROL else new)
+    try:
+        yield new
+    finally:
+        _current_control.reset(token)

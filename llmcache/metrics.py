@@ -43,6 +43,8 @@ METRICS = {
     "stores": Metric("counter", "Answers stored"),
     "skipped": Metric("counter", "Lookups the policy skipped"),
     "decode_errors": Metric("counter", "Stored values that did not decode (deleted)"),
+    "early_refreshes": Metric("counter", "Hits turned into misses to recompute before expiry"),
+    "ttl_extensions": Metric("counter", "Popular entries whose expiry was extended"),
     "tier_errors": Metric("counter", "Tier operations that failed, by tier"),
     "store_rejected": Metric("counter", "Answers refused for storage, by reason"),
     "tokens_saved": Metric("counter", "Tokens hits saved, by kind (input or output)"),
@@ -65,6 +67,8 @@ def samples(stats: dict[str, Any]) -> Iterator[Sample]:
     yield Sample("stores", {}, stats["stores"])
     yield Sample("skipped", {}, stats["skipped"])
     yield Sample("decode_errors", {}, stats["decode_errors"])
+    yield Sample("early_refreshes", {}, stats["early_refreshes"])
+    yield Sample("ttl_extensions", {}, stats["ttl_extensions"])
     yield Sample("hit_ratio", {}, stats["hit_rate"])
     yield Sample("cost_saved_usd", {}, stats["cost_saved_usd"])
     for kind in ("input", "output"):

@@ -6,12 +6,19 @@ TTL meanings, the same in every tier:
 * ``ttl=None``: no TTL of our own; each tier applies its own default (``memory://?ttl=60``),
   and a tier without one keeps the entry until it is evicted, invalidated or cleared.
 * ``ttl=0``: do not store at all.
-* ``ttl > 0``: expire after that many seconds (spread by ``ttl_jitter``).
+* ``ttl > 0``: expire after that many seconds, spread by ``ttl_jitter`` (±10% by default, so
+  entries written together do not expire together; ``ttl_jitter=0`` for exact expiry).
 
-Where a TTL comes from, first match wins: the call's own ``ttl``; the smallest rule among the
-request's tags (``ttl_by_tag``, e.g. ``{"news": 3600, "realtime": 0}``: a tag is also how a
+Where a TTL comes from, first match wins: the call's ``CacheControl.ttl``
+(``llmcache.cache_control(ttl=...)``, LiteLLM's ``cache={"ttl": ...}``); the ``ttl`` passed to
+``Cache.set`` (an adapter's default); the smallest rule among the request's tags
+(``ttl_by_tag``, e.g. ``{"faq": 7 * 86400, "news": 3600, "realtime": 0}``: a tag is also how a
 *category* of content is named); the model's rule (``ttl_by_model``); ``default_ttl``. A rule
 of 0 means "never cached": such requests are neither read nor stored.
+
+Whether a request may be cached: strict mode (``strict_mode``, per model ``strict_by_model``,
+per call ``CacheControl.strict``) admits only deterministic requests; ``CacheControl`` can also
+skip the read (``no_cache``) or the store (``no_store``) of one call.
 
 Switches, read from the environment when a policy is built (so an operator can turn caching
 off without a code change): ``LLMCACHE_DISABLED=1`` turns every read and write off;
@@ -24,16 +31,21 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TypeGuard
 
 from llmcache._sentinel import UNSET, Unset
 from llmcache.errors import ConfigError
+from llmcache.freshness import Popularity
 from llmcache.keys import scope_digest
-from llmcache.request import CacheRequest, Scope
+from llmcache.request import NO_CONTROL, CacheRequest, Scope
 
 DEFAULT_MAX_ENTRY_BYTES = 1_000_000
+#: Each positive TTL is spread uniformly by ± this fraction (entries written together by a
+#: batch or a warm-up would otherwise all expire, and be recomputed, at the same moment).
+DEFAULT_TTL_JITTER = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +60,16 @@ class Decision:
 CACHE = Decision(read=True, write=True)
 DISABLED = Decision(read=False, write=False, reason="disabled")
 OUTSIDE_ROLLOUT = Decision(read=False, write=False, reason="scope outside the rollout")
+TRUNCATED = Decision(False, False, "truncated")  # cut by the token limit
+FILTERED = Decision(False, False, "content_filter")  # withheld by a content filter
+#: Finish reasons (lower-cased) of an answer cut by the token limit, or withheld by a filter.
+TRUNCATED_REASONS = frozenset({"length", "max_tokens", "max_output_tokens"})
+FILTERED_REASONS = frozenset(
+    {"content_filter", "refusal", "safety", "recitation", "blocklist", "prohibited_content"}
+)
+NO_CACHE = Decision(read=False, write=True, reason="no_cache: this call does not read")
+NO_STORE = Decision(read=True, write=False, reason="no_store: this call does not store")
+NO_CACHE_NO_STORE = Decision(read=False, write=False, reason="no_cache and no_store")
 
 _TRUE_WORDS = {"1", "true", "yes", "on"}
 _FALSE_WORDS = {"", "0", "false", "no", "off"}
@@ -77,6 +99,15 @@ def rollout_bucket(scope: Scope) -> float:
     return int.from_bytes(scope_digest(scope)[:8], "big") / 2.0**64
 
 
+def _frozen_switches(kind: str, rules: Mapping[str, bool]) -> Mapping[str, bool]:
+    if not isinstance(rules, Mapping):
+        raise ConfigError(f"{kind} must be a mapping of model names to True/False")
+    for name, value in rules.items():
+        if not isinstance(name, str) or not name or not isinstance(value, bool):
+            raise ConfigError(f"{kind} maps model names to True/False, got {name!r}: {value!r}")
+    return MappingProxyType(dict(rules))
+
+
 def _frozen_rules(kind: str, rules: Mapping[str, float | None]) -> Mapping[str, float | None]:
     if not isinstance(rules, Mapping):
         raise ConfigError(f"{kind} must be a mapping of names to TTL seconds")
@@ -103,18 +134,25 @@ class CachePolicy:
     """Cacheability and TTL rules.
 
     The default caches everything (LangChain's expectation). ``CachePolicy.strict()`` caches
-    only deterministic requests: temperature at most ``max_temperature`` and ``n == 1``.
+    only deterministic requests: temperature at most ``max_temperature``, one sample (``n``,
+    ``best_of``), and no other sampling parameter (``top_p`` below 1, ``top_k`` above 1)
+    unless a ``seed`` pins it. ``strict_by_model`` turns strict mode on (True) or off (False)
+    for single models, e.g. ``{"gpt-4o": True, "local-embedder": False}``.
     ``store_truncated=False`` (the default) never stores an answer cut by the token limit
-    (``finish_reason == "length"``); adapters ask ``may_store_answer`` before storing.
+    (``finish_reason == "length"``); the cache asks ``may_store_answer`` before storing.
+    ``popularity`` and ``early_recompute`` keep hot entries fresh (``llmcache.freshness``).
     """
 
     strict_mode: bool = False
     max_temperature: float = 0.3
     max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
     default_ttl: float | None = None
-    ttl_jitter: float = 0.0
+    ttl_jitter: float = DEFAULT_TTL_JITTER
     ttl_by_model: Mapping[str, float | None] = field(default_factory=dict)
     ttl_by_tag: Mapping[str, float | None] = field(default_factory=dict)
+    strict_by_model: Mapping[str, bool] = field(default_factory=dict)
+    popularity: Popularity | None = None
+    early_recompute: float = 0.0
     store_truncated: bool = False
     disabled: bool = field(default_factory=_env_disabled)
     rollout: float = field(default_factory=_env_rollout)
@@ -125,6 +163,13 @@ class CachePolicy:
         check_ttl(self.default_ttl)
         if not 0.0 <= self.ttl_jitter < 1.0:
             raise ConfigError(f"ttl_jitter must be in [0, 1), got {self.ttl_jitter}")
+        if not 0.0 <= self.early_recompute < 1.0:
+            raise ConfigError(
+                f"early_recompute must be a fraction of an entry's lifetime in [0, 1), "
+                f"got {self.early_recompute}"
+            )
+        if self.popularity is not None and not isinstance(self.popularity, Popularity):
+            raise ConfigError("popularity must be a llmcache.freshness.Popularity or None")
         if self.max_entry_bytes <= 0:
             raise ConfigError(f"max_entry_bytes must be positive, got {self.max_entry_bytes}")
         if isinstance(self.rollout, bool) or not 0.0 <= self.rollout <= 1.0:
@@ -133,8 +178,11 @@ class CachePolicy:
         by_tag = _frozen_rules("ttl_by_tag", self.ttl_by_tag)
         object.__setattr__(self, "ttl_by_model", by_model)
         object.__setattr__(self, "ttl_by_tag", by_tag)
+        strict_by_model = _frozen_switches("strict_by_model", self.strict_by_model)
+        object.__setattr__(self, "strict_by_model", strict_by_model)
         never = 0.0 in by_model.values() or 0.0 in by_tag.values()
-        refuses = self.strict_mode or self.disabled or self.rollout < 1.0 or never
+        strict = self.strict_mode or any(strict_by_model.values())
+        refuses = strict or self.disabled or self.rollout < 1.0 or never
         object.__setattr__(self, "_caches_all", not refuses)
 
     @classmethod
@@ -142,7 +190,8 @@ class CachePolicy:
         return cls(strict_mode=True, max_temperature=max_temperature, **kwargs)  # type: ignore[arg-type]
 
     def decide(self, request: CacheRequest) -> Decision:
-        if self._caches_all:
+        control = request.control
+        if self._caches_all and control is NO_CONTROL:
             return CACHE
         if self.disabled:
             return DISABLED
@@ -151,16 +200,33 @@ class CachePolicy:
         never = self._never_cached(request)
         if never is not None:
             return never
-        if not self.strict_mode or not request.params:
-            return CACHE
-        params = request.params
+        strict = control.strict
+        if strict is None:
+            strict = self.strict_by_model.get(request.model_name, self.strict_mode)
+        if strict and request.params:
+            refused = self._not_deterministic(request.params)
+            if refused is not None:
+                return refused
+        if control.no_cache:
+            return NO_CACHE_NO_STORE if control.no_store else NO_CACHE
+        return NO_STORE if control.no_store else CACHE
+
+    def _not_deterministic(self, params: Mapping[str, object]) -> Decision | None:
+        """Why strict mode refuses a request with these parameters (None: it does not)."""
         temperature = params.get("temperature")
-        if isinstance(temperature, (int, float)) and temperature > self.max_temperature:
+        if _is_number(temperature) and temperature > self.max_temperature:
             return Decision(False, False, f"temperature {temperature} > {self.max_temperature}")
-        n = params.get("n")
-        if isinstance(n, int) and n > 1:
-            return Decision(False, False, f"n={n} asks for several samples")
-        return CACHE
+        for name in ("n", "best_of"):
+            count = params.get(name)
+            if _is_number(count) and count > 1:
+                return Decision(False, False, f"{name}={count} asks for several samples")
+        if params.get("seed") is None:  # a seed pins what sampling would pick
+            top_p, top_k = params.get("top_p"), params.get("top_k")
+            if _is_number(top_p) and top_p < 1:
+                return Decision(False, False, f"top_p={top_p} samples and no seed pins it")
+            if _is_number(top_k) and top_k > 1:
+                return Decision(False, False, f"top_k={top_k} samples and no seed pins it")
+        return None
 
     def _never_cached(self, request: CacheRequest) -> Decision | None:
         for tag in request.tags:
@@ -171,17 +237,35 @@ class CachePolicy:
         return None
 
     def may_store_answer(self, finish_reason: str | None) -> Decision:
-        """Whether an answer that ended with ``finish_reason`` may be stored (any mode)."""
-        if finish_reason == "length" and not self.store_truncated:
-            return Decision(False, False, "answer cut by the token limit (finish_reason=length)")
-        if finish_reason == "content_filter":
-            return Decision(False, False, "answer withheld by a content filter")
+        """Whether an answer that ended with ``finish_reason`` may be stored (any mode).
+
+        Providers' spellings are understood: OpenAI/LiteLLM ``length``/``content_filter``,
+        Anthropic ``max_tokens``/``refusal``, Gemini ``MAX_TOKENS``/``SAFETY``...
+        """
+        if finish_reason is None:
+            return CACHE
+        reason = finish_reason.lower()
+        if reason in TRUNCATED_REASONS and not self.store_truncated:
+            return TRUNCATED
+        if reason in FILTERED_REASONS:
+            return FILTERED
         return CACHE
+
+    def refuses_answer(self, finish_reasons: Iterable[str | None]) -> Decision | None:
+        """The first of an answer's finish reasons (one per choice) that bars storing it."""
+        for finish_reason in finish_reasons:
+            decision = self.may_store_answer(finish_reason)
+            if not decision.write:
+                return decision
+        return None
 
     def resolve_ttl(
         self, ttl: float | Unset | None, request: CacheRequest | None = None
     ) -> float | None:
-        """The TTL to apply: the call's own if passed, else the tag, model or default rule."""
+        """The TTL to apply: the call's control, else ``ttl`` if passed, else the tag, model
+        or default rule."""
+        if request is not None and request.control.ttl is not UNSET:
+            return check_ttl(request.control.ttl)
         if ttl is not UNSET:
             return check_ttl(ttl)
         if request is not None:
@@ -206,3 +290,7 @@ class CachePolicy:
             return None
         spread = 1.0 + self.ttl_jitter * (2.0 * rand() - 1.0) if self.ttl_jitter else 1.0
         return now + ttl * spread
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

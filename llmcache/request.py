@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmcache._sentinel import UNSET, Unset
 from llmcache.errors import ConfigError
 
 #: Upper bound on one scope identifier; longer ids are refused rather than silently truncated.
@@ -70,6 +71,31 @@ class Scope:
 ANONYMOUS = Scope()
 
 
+@dataclass(frozen=True, slots=True)
+class CacheControl:
+    """One call's overrides of the cache policy (``llmcache.cache_control(...)``, LiteLLM's
+    ``cache={...}``/``metadata``). Not part of the key: they decide whether and how long.
+
+    ``ttl``: this answer's lifetime (wins over every TTL rule; 0 = do not store);
+    ``no_cache``: do not read (the answer is still stored); ``no_store``: do not store;
+    ``strict``: True/False forces strict mode on/off for the call, None keeps the policy's.
+    """
+
+    ttl: float | Unset | None = UNSET
+    no_cache: bool = False
+    no_store: bool = False
+    strict: bool | None = None
+
+    @property
+    def stores_nothing(self) -> bool:
+        """The call's answer will not be stored (``no_store``, or ``ttl`` 0)."""
+        return self.no_store or self.ttl == 0
+
+
+#: No overrides (the policy decides alone). Compared by identity on the hot path.
+NO_CONTROL = CacheControl()
+
+
 @dataclass(slots=True)
 class CacheRequest:
     """Everything that identifies one cacheable LLM call. Treat it as immutable.
@@ -87,6 +113,7 @@ class CacheRequest:
     the call that must match exactly for a semantic hit (system prompt, earlier turns, tools),
     JSON-like. ``semantic_text=None`` means the request is not eligible for a semantic match.
     ``semantic_threshold`` overrides the semantic tier's threshold for this call only.
+    ``control`` carries the call's policy overrides (``CacheControl``).
     """
 
     model: str
@@ -100,3 +127,5 @@ class CacheRequest:
     semantic_context: Any = None
     #: The lowest cosine this call accepts for a semantic hit; None = the semantic tier's.
     semantic_threshold: float | None = None
+    #: This call's overrides of the policy (``llmcache.cache_control``); not keyed.
+    control: CacheControl = NO_CONTROL

@@ -22,6 +22,8 @@ class Stats:
             self.misses = 0
             self.stores = 0
             self.skipped = 0
+            self.early_refreshes = 0
+            self.ttl_extensions = 0
             self.hits_by_tier: Counter[str] = Counter()
             self.hits_by_match: Counter[str] = Counter()
             self.errors_by_tier: Counter[str] = Counter()
@@ -68,6 +70,16 @@ class Stats:
         with self._lock:
             self.stores += 1
 
+    def refreshed_early(self) -> None:
+        """A hit turned into a miss so that its caller recomputes the entry before it expires."""
+        with self._lock:
+            self.early_refreshes += 1
+
+    def extended(self) -> None:
+        """A popular entry's expiry was extended in the tiers."""
+        with self._lock:
+            self.ttl_extensions += 1
+
     def skip(self) -> None:
         with self._lock:
             self.skipped += 1
@@ -93,6 +105,8 @@ class Stats:
                 "hit_rate": self.hits / lookups if lookups else 0.0,
                 "stores": self.stores,
                 "skipped": self.skipped,
+                "early_refreshes": self.early_refreshes,
+                "ttl_extensions": self.ttl_extensions,
                 "hits_by_tier": dict(self.hits_by_tier),
                 "hits_by_match": dict(self.hits_by_match),
                 "errors_by_tier": dict(self.errors_by_tier),
@@ -111,6 +125,8 @@ class Stats:
             "misses": self.misses,
             "stores": self.stores,
             "skipped": self.skipped,
+            "early_refreshes": self.early_refreshes,
+            "ttl_extensions": self.ttl_extensions,
             "decode_errors": self.decode_errors,
             "input_tokens_saved": self.input_tokens_saved,
             "output_tokens_saved": self.output_tokens_saved,
@@ -148,7 +164,8 @@ def fleet_view(flat: dict[str, float]) -> dict[str, Any]:
             view[group][member] = int(value)
         elif not member:
             view[name] = value if name == "cost_saved_usd" else int(value)
-    for name in ("hits", "misses", "stores", "skipped", "decode_errors"):
+    counters = ("hits", "misses", "stores", "skipped", "decode_errors")
+    for name in (*counters, "early_refreshes", "ttl_extensions"):
         view.setdefault(name, 0)
     view.setdefault("cost_saved_usd", 0.0)
     view["input_tokens_saved"] = int(view.get("input_tokens_saved", 0))

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from llmcache.clock import FakeClock
+from llmcache.policy import CachePolicy
 
 if TYPE_CHECKING:
     from click.testing import Result
@@ -97,6 +98,12 @@ def table_prefix() -> str:
 @pytest.fixture
 def fake_clock() -> FakeClock:
     return FakeClock()
+
+
+def exact_ttl(**rules: object) -> CachePolicy:
+    """A policy without TTL jitter (the default spreads TTLs by ±10%): for tests whose point
+    is the exact second an entry expires."""
+    return CachePolicy(ttl_jitter=0, **rules)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ the llmcache command
@@ -202,7 +209,7 @@ def lc_cache(fake_clock: FakeClock) -> Iterator[object]:
     from langchain_llmcache import LangChainCache
     from llmcache import Cache
 
-    cache = Cache.from_urls(["memory://?maxsize=1000"], clock=fake_clock)
+    cache = Cache.from_urls(["memory://?maxsize=1000"], clock=fake_clock, policy=exact_ttl())
     yield LangChainCache(cache)
     cache.close()
 
@@ -214,7 +221,7 @@ def lc_tier_cache(tier_url: str, fake_clock: FakeClock) -> Iterator[object]:
     from langchain_llmcache import LangChainCache
     from llmcache import Cache
 
-    cache = Cache.from_urls([tier_url], clock=fake_clock)
+    cache = Cache.from_urls([tier_url], clock=fake_clock, policy=exact_ttl())
     yield LangChainCache(cache)
     cache.close()
 
@@ -238,7 +245,7 @@ def ll_cache(
         urls = ["memory://", request.getfixturevalue("redis_prefix_url")]
     else:
         urls = ["memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/llm.db"]
-    cache = Cache.from_urls(urls, clock=fake_clock)
+    cache = Cache.from_urls(urls, clock=fake_clock, policy=exact_ttl())
     yield cache
     cache.close()
 
@@ -325,6 +332,7 @@ def semantic_cache(tmp_path: object, minilm: object, fake_clock: FakeClock) -> I
             "embedder": minilm,
             "verifier": AcceptAll(),
             "clock": fake_clock,
+            "policy": exact_ttl(),
         }
         options.update(opts)
         urls = options.pop("urls", ["memory://", f"sqlite:///{tmp_path}/entries.db"])

@@ -126,8 +126,6 @@ def warmup(
         raise click.UsageError("--from-log needs --top N (how many of the most frequent calls)")
     if faq_path is not None and (top is not None or log_model is not None):
         raise click.UsageError("--top and --log-model go with --from-log, not --faq")
-    if log_path is not None and tags and adapter == "litellm":
-        raise click.UsageError("LiteLLM calls carry no llmcache tags: --tag goes with --faq")
     if mock_response is not None and adapter != "litellm":
         raise click.UsageError("--mock-response is for --adapter litellm")
     with _one_line_errors():

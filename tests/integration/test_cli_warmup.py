@@ -196,10 +196,6 @@ def test_a_bad_model_exits_2(sqlite_url: str, faq: Path, model: str, fragment: s
         (["--from-log", "x.jsonl"], "--from-log needs --top N"),
         (["--faq", "x.csv", "--top", "3"], "--top and --log-model go with --from-log"),
         (["--faq", "x.csv", "--mock-response", "m"], "--mock-response is for --adapter litellm"),
-        (
-            ["--from-log", "x.jsonl", "--top", "1", "--adapter", "litellm", "--tag", "t"],
-            "LiteLLM calls carry no llmcache tags",
-        ),
     ],
 )
 def test_usage_errors_exit_2(args: list[str], fragment: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import delete_redis_keys, with_query
+from conftest import delete_redis_keys, exact_ttl, with_query
 
 from llmcache import Cache, CacheRequest, ConfigError, FakeClock, Scope
 from llmcache.errors import MissingExtraError, TierError
@@ -45,7 +45,8 @@ def raw(redis_url: str, prefix: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def cache(redis_url: str, prefix: str, fake_clock: FakeClock) -> Iterator[Cache]:
-    with Cache.from_urls([with_query(redis_url, prefix=prefix)], clock=fake_clock) as c:
+    url = with_query(redis_url, prefix=prefix)
+    with Cache.from_urls([url], clock=fake_clock, policy=exact_ttl()) as c:
         yield c
     delete_redis_keys(redis_url, prefix)
 
@@ -275,7 +276,8 @@ async def test_a_passed_in_client_is_used_and_not_closed(
     assert (await cache.aget(req("sync"))) is not None
     await cache.aclose()
     assert client.ping() is True  # still the user's, still open
-    assert len(list(raw.scan_iter(match=f"{prefix}:{{*}}:e:*"))) == 2
+    # A set: SCAN may return a key twice while the server rehashes (a busy shared server).
+    assert len(set(raw.scan_iter(match=f"{prefix}:{{*}}:e:*"))) == 2
     assert len(tier._aclients) == 0  # the derived one was ours: closed and dropped
     with Cache([tier], clock=fake_clock) as again:  # the borrowed client still serves
         assert again.get(req("sync")) is not None

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
-from conftest import REDIS_URL, require_server
+from conftest import REDIS_URL, exact_ttl, require_server
 
 from llmcache.clock import FakeClock
 from llmcache.errors import ConfigError, TierError
@@ -456,6 +456,7 @@ def redisvl_cache(
         embedder=minilm,
         verifier=AcceptAll(),
         clock=fake_clock,
+        policy=exact_ttl(),
     )
     yield cache
     cache.close()

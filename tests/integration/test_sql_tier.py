@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import drop_tables, with_query
+from conftest import drop_tables, exact_ttl, with_query
 
 from llmcache import Cache, CacheRequest, ConfigError, FakeClock, SchemaVersionError, Scope
 from llmcache.entry import CacheEntry, encode
@@ -348,7 +348,7 @@ def test_expired_rows_are_purged_in_bounded_batches_on_writes_only(
     tier = sql_tier(sql_url, purge_every=4, purge_batch=5, purge_interval=10_000)
     prefix = tier.target.table_prefix
     entries, tags = f"{prefix}_entries", f"{prefix}_tags"
-    with Cache([tier], clock=fake_clock) as cache:
+    with Cache([tier], clock=fake_clock, policy=exact_ttl()) as cache:
         for i in range(12):
             cache.set(CacheRequest(model="m", prompt=f"old {i}", tags=("t",)), i, ttl=10)
         fake_clock.advance(11)
@@ -369,7 +369,7 @@ def test_expired_rows_are_purged_in_bounded_batches_on_writes_only(
 def test_purge_is_also_due_after_an_interval(sql_url: str, fake_clock: FakeClock) -> None:
     tier = sql_tier(sql_url, purge_every=1_000_000, purge_interval=60)
     entries = f"{tier.target.table_prefix}_entries"
-    with Cache([tier], clock=fake_clock) as cache:
+    with Cache([tier], clock=fake_clock, policy=exact_ttl()) as cache:
         cache.set(request("a"), 1, ttl=5)  # the first write purges (nothing yet)
         cache.set(request("b"), 2, ttl=5)
         fake_clock.advance(30)

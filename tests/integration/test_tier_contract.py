@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from conftest import with_query
+from conftest import exact_ttl, with_query
 
 from llmcache import Cache, CacheRequest, FakeClock, Scope, Usage
 from llmcache.tiers import tier_from_url
@@ -26,13 +26,13 @@ def request(prompt: str, **scope: Any) -> CacheRequest:
 
 @pytest.fixture
 def cache(tier_url: str, fake_clock: FakeClock) -> Iterator[Cache]:
-    with Cache.from_urls([tier_url], clock=fake_clock) as c:
+    with Cache.from_urls([tier_url], clock=fake_clock, policy=exact_ttl()) as c:
         yield c
 
 
 @pytest.fixture
 async def acache(tier_url: str, fake_clock: FakeClock) -> AsyncIterator[Cache]:
-    async with Cache.from_urls([tier_url], clock=fake_clock) as c:
+    async with Cache.from_urls([tier_url], clock=fake_clock, policy=exact_ttl()) as c:
         yield c
 
 
@@ -160,7 +160,8 @@ def test_ttl_none_without_a_tier_default_never_expires(cache: Cache, fake_clock:
 
 
 def test_ttl_none_uses_the_tier_default(tier_url: str, fake_clock: FakeClock) -> None:
-    with Cache.from_urls([with_query(tier_url, ttl="60")], clock=fake_clock) as cache:
+    url = with_query(tier_url, ttl="60")
+    with Cache.from_urls([url], clock=fake_clock, policy=exact_ttl()) as cache:
         cache.set(REQ, "4", ttl=None)
         cache.set(request("short"), "s", ttl=10)  # the earlier of entry TTL and tier default
         fake_clock.advance(59)

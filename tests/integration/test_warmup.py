@@ -282,6 +282,7 @@ async def test_litellm_replay_stores_through_litellm(
     )
     assert hit.choices[0].message.content == "replayed"
     assert hit._hidden_params["cache_hit"] is True
+    assert cache.clear() == 2
     tagged = await replay_calls(target, log.top(2), tags=["warm"])
-    assert tagged.failed == 2  # refused, not silently stored untagged
-    assert "LiteLLM calls carry no llmcache tags" in tagged.errors[0]
+    assert (tagged.model_calls, tagged.stored) == (2, 2)
+    assert cache.invalidate(tags=["warm"]) == 2  # the replayed entries carry the tag

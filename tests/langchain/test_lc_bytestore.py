@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from conftest import exact_ttl
 from langchain_classic.embeddings import CacheBackedEmbeddings
 from langchain_core.embeddings import Embeddings
 
@@ -30,7 +31,7 @@ class CountingEmbeddings(Embeddings):
 
 @pytest.fixture
 def cache(tier_url: str, fake_clock: FakeClock) -> Iterator[Cache]:
-    cache = Cache.from_urls([tier_url], clock=fake_clock, fleet_stats=False)
+    cache = Cache.from_urls([tier_url], clock=fake_clock, fleet_stats=False, policy=exact_ttl())
     yield cache
     cache.close()
 

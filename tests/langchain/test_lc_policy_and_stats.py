@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration
-from lc_fakes import ScriptedChat, SerializableChat, text_reply
+from lc_fakes import Reply, ScriptedChat, SerializableChat, text_reply
 
 from langchain_llmcache import LangChainCache
 from llmcache import Cache, CachePolicy, ConfigError, FakeClock
@@ -131,3 +131,37 @@ def test_no_cache_means_cache_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path
         assert lc.cache.tiers[0].maxsize == 7  # type: ignore[attr-defined]
     finally:
         lc.close()
+
+
+def cut_reply(reason: str, key: str = "finish_reason") -> Reply:
+    return lambda messages, kwargs: AIMessage(content="partial", response_metadata={key: reason})
+
+
+@pytest.mark.parametrize(
+    ("reason", "key", "rejected"),
+    [
+        ("length", "finish_reason", "truncated"),  # OpenAI
+        ("max_tokens", "stop_reason", "truncated"),  # Anthropic
+        ("content_filter", "finish_reason", "content_filter"),
+        ("SAFETY", "finish_reason", "content_filter"),  # Gemini
+    ],
+)
+def test_cut_or_filtered_answers_are_never_stored(
+    lc_cache: LangChainCache, reason: str, key: str, rejected: str
+) -> None:
+    model = ScriptedChat(reply=cut_reply(reason, key), cache=lc_cache)
+    model.invoke("write a long essay")
+    model.invoke("write a long essay")
+    assert model.calls == 2
+    stats = lc_cache.cache.stats()
+    assert stats["stores"] == 0
+    assert stats["store_rejected"] == {rejected: 2}
+
+
+def test_truncated_answers_are_stored_when_allowed(fake_clock: FakeClock) -> None:
+    policy = CachePolicy(store_truncated=True)
+    lc = LangChainCache(Cache.from_urls(["memory://"], policy=policy, clock=fake_clock))
+    model = ScriptedChat(reply=cut_reply("length"), cache=lc)
+    model.invoke("write a long essay")
+    reply = model.invoke("write a long essay")
+    assert model.calls == 1 and reply.content == "partial"

@@ -1,7 +1,10 @@
-"""LiteLLM's per-call cache controls keep their meaning (sync and async)."""
+"""LiteLLM's per-call cache controls keep their meaning (sync and async); llmcache's own
+(``metadata`` fields, ``llmcache.cache_control`` blocks) and tags (``llmcache.tags``,
+``metadata["llmcache_tags"]``) reach the core."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -10,13 +13,12 @@ import pytest
 from ll_helpers import MODEL, ask
 
 from litellm_llmcache import LiteLLMCache
-from llmcache import Cache, FakeClock
+from llmcache import Cache, FakeClock, cache_control, tags
 
 
 @pytest.fixture(params=["sync", "async"])
 def answer(request: pytest.FixtureRequest) -> Callable[..., str]:
     """``answer(mock_response=..., **kwargs)``: the text of one completion, sync or async."""
-    import asyncio
 
     def _answer(**kwargs: Any) -> str:
         kwargs.setdefault("messages", ask("q"))
@@ -43,10 +45,18 @@ def test_no_store_is_not_stored(ll_adapter: LiteLLMCache, answer: Callable[..., 
     assert answer(mock_response="x", cache={"no-store": True}) == "two"
 
 
+@pytest.mark.parametrize(
+    "per_call",
+    [{"cache": {"ttl": 10}}, {"metadata": {"llmcache_ttl": 10}}],
+    ids=["cache", "metadata"],
+)
 def test_ttl_per_call(
-    ll_adapter: LiteLLMCache, ll_cache: Cache, fake_clock: FakeClock, answer: Callable[..., str]
+    ll_adapter: LiteLLMCache,
+    fake_clock: FakeClock,
+    answer: Callable[..., str],
+    per_call: dict[str, Any],
 ) -> None:
-    assert answer(mock_response="short", cache={"ttl": 10}) == "short"
+    assert answer(mock_response="short", **per_call) == "short"
     fake_clock.advance(9)
     assert answer(mock_response="x") == "short"
     fake_clock.advance(2)
@@ -144,3 +154,99 @@ def test_an_entry_refused_by_s_maxage_counts_as_a_miss(
     assert stats["cost_saved_usd"] == 0
     assert answer(mock_response="x", cache={"s-maxage": 10}) == "fresh"  # the new entry serves
     assert ll_cache.stats()["hits"] == 1
+
+
+def test_tags_of_a_block_are_stored_and_invalidate_removes_the_entry(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, answer: Callable[..., str]
+) -> None:
+    with tags("kb-7"):
+        assert answer(mock_response="from kb-7") == "from kb-7"
+    assert answer(mock_response="x") == "from kb-7"
+    assert ll_cache.invalidate(tags=["kb-8"]) == 0
+    assert ll_cache.invalidate(tags=["kb-7"]) >= 1
+    assert answer(mock_response="rebuilt") == "rebuilt"
+
+
+def test_tags_in_metadata(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, answer: Callable[..., str]
+) -> None:
+    assert answer(mock_response="one", metadata={"llmcache_tags": ["faq"]}) == "one"
+    assert ll_cache.invalidate(tags=["faq"]) >= 1
+    assert answer(mock_response="two") == "two"
+
+
+def test_metadata_ttl_no_store_and_no_cache(
+    ll_adapter: LiteLLMCache, fake_clock: FakeClock, answer: Callable[..., str]
+) -> None:
+    assert answer(mock_response="private", metadata={"llmcache_no_store": True}) == "private"
+    assert answer(mock_response="short", metadata={"llmcache_ttl": 10}) == "short"
+    assert answer(mock_response="x") == "short"
+    assert answer(mock_response="fresh", metadata={"llmcache_no_cache": True}) == "fresh"
+    assert answer(mock_response="x") == "fresh"  # stored by the no-cache call, ttl default
+    fake_clock.advance(11)
+    assert answer(mock_response="y") == "fresh"
+
+
+def test_cache_control_block_and_the_calls_own_cache_argument(
+    ll_adapter: LiteLLMCache, fake_clock: FakeClock, answer: Callable[..., str]
+) -> None:
+    with cache_control(ttl=10):
+        assert answer(mock_response="block", messages=ask("a")) == "block"
+        assert answer(mock_response="own", messages=ask("b"), cache={"ttl": 100}) == "own"
+    fake_clock.advance(11)
+    assert answer(mock_response="a again", messages=ask("a")) == "a again"  # the block's ttl
+    assert answer(mock_response="x", messages=ask("b")) == "own"  # the call's own wins
+    with cache_control(no_store=True):
+        assert answer(mock_response="unstored", messages=ask("c")) == "unstored"
+    assert answer(mock_response="c", messages=ask("c")) == "c"
+
+
+def test_strict_per_call(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, answer: Callable[..., str]
+) -> None:
+    strict = {"llmcache_strict": True}
+    assert answer(mock_response="one", temperature=0.9, metadata=strict) == "one"
+    assert answer(mock_response="two", temperature=0.9, metadata=strict) == "two"
+    assert answer(mock_response="cold", temperature=0, metadata=strict) == "cold"
+    assert answer(mock_response="x", temperature=0, metadata=strict) == "cold"
+    assert ll_cache.stats()["stores"] == 1
+
+
+def test_bad_metadata_values_do_not_fail_the_call(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, answer: Callable[..., str]
+) -> None:
+    assert answer(mock_response="ok", metadata={"llmcache_no_store": "yes"}) == "ok"
+    assert answer(mock_response="ok2", metadata={"llmcache_tags": "faq"}) == "ok2"
+    assert ll_cache.stats()["stores"] == 0
+
+
+@pytest.mark.parametrize(
+    ("reason", "rejected"), [("length", "truncated"), ("content_filter", "content_filter")]
+)
+def test_cut_or_filtered_responses_are_never_stored(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, reason: str, rejected: str
+) -> None:
+    call = {"model": MODEL, "messages": ask("write a long essay")}
+    response = litellm.ModelResponse(
+        choices=[{"message": {"role": "assistant", "content": "partial"}, "finish_reason": reason}]
+    )
+    ll_adapter.add_cache(response, **call)
+    asyncio.run(ll_adapter.async_add_cache(response, **call))
+    assert ll_adapter.get_cache(**call) is None
+    assert ll_cache.stats()["store_rejected"] == {rejected: 2}
+    stop = litellm.ModelResponse(
+        choices=[{"message": {"role": "assistant", "content": "whole"}, "finish_reason": "stop"}]
+    )
+    ll_adapter.add_cache(stop, **call)
+    assert ll_adapter.get_cache(**call) is not None
+
+
+def test_a_calls_own_ttl_wins_over_an_adapter_that_stores_nothing(
+    ll_cache: Cache, ll_install: Callable[..., LiteLLMCache], answer: Callable[..., str]
+) -> None:
+    ll_install(ll_cache, ttl=0)
+    assert answer(mock_response="dropped") == "dropped"
+    with cache_control(ttl=60):
+        assert answer(mock_response="kept") == "kept"
+    assert answer(mock_response="x") == "kept"
+    assert ll_cache.stats()["stores"] == 1  # the answer only, never a placeholder

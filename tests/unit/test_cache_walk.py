@@ -153,7 +153,7 @@ async def test_async_fail_open_too() -> None:
 
 def test_ttl_zero_stores_nothing_and_positive_ttl_expires() -> None:
     clock = FakeClock()
-    cache = Cache([MemoryTier(), BytesTier()], clock=clock)
+    cache = Cache([MemoryTier(), BytesTier()], clock=clock, policy=CachePolicy(ttl_jitter=0))
     assert cache.set(REQ, "x", ttl=0) is False
     assert cache.get(REQ) is None
     cache.set(REQ, "x", ttl=30)
@@ -165,7 +165,7 @@ def test_ttl_zero_stores_nothing_and_positive_ttl_expires() -> None:
 
 def test_policy_default_ttl_applies_when_ttl_not_passed() -> None:
     clock = FakeClock()
-    cache = Cache([BytesTier()], clock=clock, policy=CachePolicy(default_ttl=10))
+    cache = Cache([BytesTier()], clock=clock, policy=CachePolicy(default_ttl=10, ttl_jitter=0))
     cache.set(REQ, "x")
     clock.advance(10)
     assert cache.get(REQ) is None

@@ -36,7 +36,7 @@ def test_strict_policy(params: dict[str, object], cacheable: bool) -> None:
 
 
 def test_ttl_meanings() -> None:
-    policy = CachePolicy(default_ttl=60)
+    policy = CachePolicy(default_ttl=60, ttl_jitter=0)  # exact expiry is the point
     assert policy.resolve_ttl(UNSET) == 60  # not passed: the policy default
     assert policy.resolve_ttl(None) is None  # None: the tier's default
     assert policy.resolve_ttl(0) == 0  # zero: do not store (never swallowed into a default)

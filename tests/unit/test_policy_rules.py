@@ -18,7 +18,7 @@ def _req(prompt: str = "q", **kw: object) -> CacheRequest:
 
 
 def test_tag_rules_set_the_ttl_and_the_smallest_wins(fake_clock: FakeClock) -> None:
-    policy = CachePolicy(ttl_by_tag={"news": 60, "faq": 86_400}, default_ttl=3_600)
+    policy = CachePolicy(ttl_by_tag={"news": 60, "faq": 86_400}, default_ttl=3_600, ttl_jitter=0)
     cache = _cache(policy, fake_clock)
     cache.set(_req("n", tags=("news", "faq")), "headline")
     cache.set(_req("f", tags=("faq",)), "answer")
@@ -32,7 +32,7 @@ def test_tag_rules_set_the_ttl_and_the_smallest_wins(fake_clock: FakeClock) -> N
 
 
 def test_model_rules_apply_when_no_tag_rule_does(fake_clock: FakeClock) -> None:
-    policy = CachePolicy(ttl_by_model={"fast-model": 10}, ttl_by_tag={"faq": 100})
+    policy = CachePolicy(ttl_by_model={"fast-model": 10}, ttl_by_tag={"faq": 100}, ttl_jitter=0)
     cache = _cache(policy, fake_clock)
     cache.set(_req("a", model_name="fast-model"), "x")
     cache.set(_req("b", model_name="fast-model", tags=("faq",)), "y")
