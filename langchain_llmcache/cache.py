@@ -21,7 +21,13 @@ from typing import Any, NamedTuple
 from langchain_core.caches import BaseCache
 from langchain_core.outputs import Generation
 
-from langchain_llmcache.convert import PayloadError, from_payload, to_payload, usage_of
+from langchain_llmcache.convert import (
+    PayloadError,
+    from_payload,
+    model_of,
+    to_payload,
+    usage_of,
+)
 from langchain_llmcache.hits import fresh_hit, mark_in_place
 from langchain_llmcache.llm_string import parse_llm_string
 from langchain_llmcache.prompt_key import key_prompt
@@ -85,7 +91,9 @@ class LangChainCache(BaseCache):
         self.namespace = namespace
         self.ttl = ttl if ttl is UNSET else check_ttl(ttl)
 
-    def _request(self, prompt: str, llm_string: str) -> CacheRequest:
+    def _request(self, prompt: str, llm_string: str, answered_by: str = "") -> CacheRequest:
+        """``answered_by``: the model named in a stored answer's metadata, the name an entry
+        gets when its ``llm_string`` names none (a fake or custom model): it prices hits."""
         parsed = parse_llm_string(llm_string)
         request = CacheRequest(
             model=llm_string,
@@ -93,7 +101,7 @@ class LangChainCache(BaseCache):
             params=parsed.params,
             scope=current_scope(),
             namespace=self.namespace,
-            model_name=parsed.model_name,
+            model_name=parsed.model_name or answered_by,
             tags=current_tags(),  # llmcache.tags(...) blocks: for invalidate(tags=...)
         )
         if self.cache.semantic is not None:  # off the hot path: parse only for the tier
@@ -154,13 +162,14 @@ class LangChainCache(BaseCache):
         stored = self._stored(return_val)
         if stored is not None:
             payload, usage = stored
-            self.cache.set(self._request(prompt, llm_string), payload, usage=usage, ttl=self.ttl)
+            request = self._request(prompt, llm_string, model_of(return_val))
+            self.cache.set(request, payload, usage=usage, ttl=self.ttl)
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
         stored = self._stored(return_val)
         if stored is not None:
             payload, usage = stored
-            request = self._request(prompt, llm_string)
+            request = self._request(prompt, llm_string, model_of(return_val))
             await self.cache.aset(request, payload, usage=usage, ttl=self.ttl)
 
     @staticmethod

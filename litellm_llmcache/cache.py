@@ -31,11 +31,10 @@ from litellm.caching.caching import CacheMode, LiteLLMCacheType
 from litellm_llmcache.controls import Controls, controls_of
 from litellm_llmcache.convert import (
     PayloadError,
-    dollars_saved,
     hit_marker,
     marked,
-    saved_by,
     to_payload,
+    usage_of,
 )
 from litellm_llmcache.embeddings import (
     assemble,
@@ -50,6 +49,7 @@ from llmcache.cache import Cache, CacheHit
 from llmcache.errors import ConfigError
 from llmcache.keys import request_key
 from llmcache.policy import check_ttl
+from llmcache.pricing import cost_of
 from llmcache.request import CacheRequest
 
 logger = logging.getLogger("llmcache.litellm")
@@ -289,12 +289,10 @@ class LiteLLMCache(_LiteLLMCache):
             self.llmcache.record_refused(hit)
             return None
         payload: dict[str, Any] = entry.value
-        saved = saved_by(payload)
-        cost = dollars_saved(entry.model, saved)
-        self.llmcache.record_cost_saved(cost[0] + cost[1])
         if "choices" not in payload:
             return payload  # one embedding of a per-input lookup: LiteLLM assembles these
-        return marked(payload, hit_marker(hit, saved, cost))
+        usage = usage_of(payload)  # (the core counted and prices the entry's usage itself)
+        return marked(payload, hit_marker(hit, usage, cost_of(entry.model, usage)))
 
     # ------------------------------------------------------------------ store
     def _store_args(
@@ -324,7 +322,7 @@ class LiteLLMCache(_LiteLLMCache):
             args = self._store_args(result, kwargs)
             if args is not None:
                 request, payload, ttl = args
-                self.llmcache.set(request, payload, usage=saved_by(payload).usage, ttl=ttl)
+                self.llmcache.set(request, payload, usage=usage_of(payload), ttl=ttl)
         except (PayloadError, ConfigError) as exc:
             logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
         except Exception as exc:
@@ -337,7 +335,7 @@ class LiteLLMCache(_LiteLLMCache):
             args = self._store_args(result, kwargs)
             if args is not None:
                 request, payload, ttl = args
-                await self.llmcache.aset(request, payload, usage=saved_by(payload).usage, ttl=ttl)
+                await self.llmcache.aset(request, payload, usage=usage_of(payload), ttl=ttl)
         except (PayloadError, ConfigError) as exc:
             logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
         except Exception as exc:

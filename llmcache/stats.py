@@ -6,14 +6,35 @@ import threading
 from collections import Counter
 from typing import Any
 
+from llmcache.clock import Clock, wall_clock
 from llmcache.entry import Usage
+from llmcache.savings import (
+    COUNTERS,
+    MAX_MODELS,
+    OTHER_MODEL,
+    Buckets,
+    Row,
+    add_hit,
+    add_provider_cache,
+    add_rows,
+    hour_of,
+    new_row,
+    prune,
+)
 
 
 class Stats:
-    """Counts hits, misses, errors and tokens saved. ``snapshot()`` is what users see."""
+    """Counts hits, misses, errors and tokens saved. ``snapshot()`` is what users see.
 
-    def __init__(self) -> None:
+    Per model it also counts what hits saved (``by_model``), and the same per (hour, model)
+    in ``buckets`` (``llmcache.savings``): kept here, bounded, when no tier keeps the history,
+    else taken by the publisher (``take_buckets``) and sent to that tier.
+    """
+
+    def __init__(self, clock: Clock = wall_clock) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
+        self.buckets: Buckets = {}
         self.reset()
 
     def reset(self) -> None:
@@ -30,18 +51,42 @@ class Stats:
             self.input_tokens_saved = 0
             self.output_tokens_saved = 0
             self.cost_saved_usd = 0.0
+            self.by_model: dict[str, Row] = {}
             self._taken: dict[str, float] = {}  # flat counters at the last take_deltas()
 
-    def hit(self, tier: str, match: str, usage: Usage, cost_usd: float = 0.0) -> None:
+    def _rows(self, model: str) -> tuple[Row, Row]:
+        """The model's total row and its row of the current hour (lock held)."""
+        row = self.by_model.get(model)
+        if row is None:
+            if len(self.by_model) >= MAX_MODELS:
+                model = OTHER_MODEL
+            row = self.by_model.setdefault(model, new_row())
+        hour = hour_of(self._clock())
+        bucket = self.buckets.get((hour, model))
+        if bucket is None:
+            prune(self.buckets, hour)  # once per hour and model: cheap enough
+            bucket = self.buckets.setdefault((hour, model), new_row())
+        return row, bucket
+
+    def hit(self, tier: str, match: str, model: str, usage: Usage) -> None:
         with self._lock:
             self.hits += 1
             self.hits_by_tier[tier] += 1
             self.hits_by_match[match] += 1
             self.input_tokens_saved += usage.input_tokens
             self.output_tokens_saved += usage.output_tokens
-            self.cost_saved_usd += cost_usd
+            row, bucket = self._rows(model)
+            add_hit(row, usage)
+            add_hit(bucket, usage)
 
-    def refused(self, tier: str, match: str, usage: Usage) -> None:
+    def provider_cached(self, model: str, usage: Usage) -> None:
+        """A model call (a miss) whose usage reports prompt tokens the provider had cached."""
+        with self._lock:
+            row, bucket = self._rows(model)
+            add_provider_cache(row, usage)
+            add_provider_cache(bucket, usage)
+
+    def refused(self, tier: str, match: str, model: str, usage: Usage) -> None:
         """A counted hit that the caller refused (an adapter's freshness rule, e.g. LiteLLM's
         ``s-maxage``): for the caller it was a miss, so it is counted as one instead."""
         with self._lock:
@@ -53,10 +98,13 @@ class Stats:
                     del counter[name]
             self.input_tokens_saved -= usage.input_tokens
             self.output_tokens_saved -= usage.output_tokens
+            row, bucket = self._rows(model)
+            add_hit(row, usage, -1)
+            add_hit(bucket, usage, -1)
             self.misses += 1
 
     def saved(self, cost_usd: float) -> None:
-        """Dollars a hit saved, priced by an adapter after the hit (it knows the price table)."""
+        """Dollars an adapter priced itself (added to the dollars ``by_model`` is worth)."""
         with self._lock:
             self.cost_saved_usd += cost_usd
 
@@ -102,7 +150,25 @@ class Stats:
                 "output_tokens_saved": self.output_tokens_saved,
                 "tokens_saved": self.input_tokens_saved + self.output_tokens_saved,
                 "cost_saved_usd": self.cost_saved_usd,
+                "by_model": {model: row.copy() for model, row in self.by_model.items()},
             }
+
+    # ------------------------------------------------------------------ savings over time
+    def take_buckets(self) -> Buckets:
+        """The (hour, model) counters gained since the last call (for a tier keeping them)."""
+        with self._lock:
+            taken, self.buckets = self.buckets, {}
+        return taken
+
+    def untake_buckets(self, buckets: Buckets) -> None:
+        """Buckets that could not be published: hand them to the next ``take_buckets``."""
+        with self._lock:
+            add_rows(self.buckets, buckets)
+
+    def history(self) -> Buckets:
+        """A copy of the buckets kept in process."""
+        with self._lock:
+            return {key: row.copy() for key, row in self.buckets.items()}
 
     # ------------------------------------------------------------------ fleet-wide counters
     def _flat(self) -> dict[str, float]:
@@ -119,6 +185,9 @@ class Stats:
         for group in _GROUPS:
             for name, count in getattr(self, group).items():
                 flat[f"{group}:{name}"] = count
+        for model, row in self.by_model.items():
+            for group, count in zip(_MODEL_GROUPS, row, strict=True):
+                flat[f"{group}:{model}"] = count
         return flat
 
     def take_deltas(self) -> dict[str, float]:
@@ -137,15 +206,23 @@ class Stats:
 
 
 _GROUPS = ("hits_by_tier", "hits_by_match", "errors_by_tier", "store_rejected")
+#: Flat names of the per-model counters: ``model_hits:gpt-4o-mini`` (the model is all that
+#: follows the first colon, so a model name may hold colons).
+_MODEL_GROUPS = tuple(f"model_{name}" for name in COUNTERS)
+_MODEL_INDEX = {group: i for i, group in enumerate(_MODEL_GROUPS)}
 
 
 def fleet_view(flat: dict[str, float]) -> dict[str, Any]:
-    """Fleet-wide totals (as ``take_deltas`` flattens them) in ``Cache.stats()``'s shape."""
+    """Fleet-wide totals (as ``take_deltas`` flattens them) in ``Cache.stats()``'s shape,
+    ``by_model`` as unpriced rows (``savings.add_priced_totals`` prices them)."""
     view: dict[str, Any] = {group: {} for group in _GROUPS}
+    by_model: dict[str, Row] = {}
     for name, value in flat.items():
         group, _, member = name.partition(":")
         if member and group in view:
             view[group][member] = int(value)
+        elif member and group in _MODEL_INDEX:
+            by_model.setdefault(member, new_row())[_MODEL_INDEX[group]] = int(value)
         elif not member:
             view[name] = value if name == "cost_saved_usd" else int(value)
     for name in ("hits", "misses", "stores", "skipped", "decode_errors"):
@@ -156,4 +233,5 @@ def fleet_view(flat: dict[str, float]) -> dict[str, Any]:
     view["tokens_saved"] = view["input_tokens_saved"] + view["output_tokens_saved"]
     lookups = view["hits"] + view["misses"]
     view["hit_rate"] = view["hits"] / lookups if lookups else 0.0
+    view["by_model"] = by_model
     return view

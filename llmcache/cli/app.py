@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -178,6 +179,47 @@ def stats(urls: tuple[str, ...], as_json: bool) -> None:
         click.echo(json.dumps(view, indent=2, sort_keys=True))
     else:
         show_fleet_stats(view, Console())
+
+
+@cli.command()
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    required=True,
+    help="A tier URL of the cache (repeatable); its first SQL or Redis tier keeps the history.",
+)
+@click.option(
+    "--since",
+    default=None,
+    metavar="AGE",
+    help="Only savings of this recent window: 30m, 12h, 7d, 2w  [default: all kept, 31 days]",
+)
+@click.option(
+    "--chart",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write a PNG of the cumulative dollars saved (needs llmcache[report]).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def report(urls: tuple[str, ...], since: str | None, chart: Path | None, as_json: bool) -> None:
+    """Dollars saved per model: by llmcache's hits and by the provider's prompt cache.
+
+    Priced with LiteLLM's price table (models it does not price are shown as unpriced).
+    """
+    from llmcache.cli.report import parse_since, read_report, show_report, write_chart
+
+    with _one_line_errors():
+        window = None if since is None else parse_since(since)
+        savings = read_report(urls, window)
+        if chart is not None:
+            write_chart(savings, chart)
+    if as_json:
+        click.echo(json.dumps(savings.as_dict(), indent=2, sort_keys=True))
+    else:
+        show_report(savings, Console())
+        if chart is not None:
+            click.echo(f"chart written to {chart}")
 
 
 @cli.command()
