@@ -92,8 +92,8 @@ class LangChainCache(BaseCache):
         self.ttl = ttl if ttl is UNSET else check_ttl(ttl)
 
     def _request(self, prompt: str, llm_string: str, answered_by: str = "") -> CacheRequest:
-        """``answered_by``: the model named in a stored answer's metadata, the name an entry
-        gets when its ``llm_string`` names none (a fake or custom model): it prices hits."""
+        """``answered_by``: the model a stored answer's metadata names; the entry's model name
+        (which prices its hits) when the ``llm_string`` names only the model's class."""
         parsed = parse_llm_string(llm_string)
         request = CacheRequest(
             model=llm_string,
@@ -101,7 +101,7 @@ class LangChainCache(BaseCache):
             params=parsed.params,
             scope=current_scope(),
             namespace=self.namespace,
-            model_name=parsed.model_name or answered_by,
+            model_name=answered_by if answered_by and parsed.class_named else parsed.model_name,
             tags=current_tags(),  # llmcache.tags(...) blocks: for invalidate(tags=...)
         )
         if self.cache.semantic is not None:  # off the hot path: parse only for the tier

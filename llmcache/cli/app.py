@@ -217,7 +217,10 @@ def report(urls: tuple[str, ...], since: str | None, chart: Path | None, as_json
     if as_json:
         click.echo(json.dumps(savings.as_dict(), indent=2, sort_keys=True))
     else:
-        show_report(savings, Console())
+        console = Console()
+        if not console.is_terminal:  # a file or a pipe: the whole table, not 80 columns of it
+            console.width = max(console.width, 132)
+        show_report(savings, console)
         if chart is not None:
             click.echo(f"chart written to {chart}")
 

@@ -45,18 +45,20 @@ def read_report(urls: Sequence[str], since_seconds: float | None) -> SavingsRepo
         cache.close()
 
 
-def _usd(value: float, row: ReportRow | None = None) -> str:
+def usd(value: float, row: ReportRow | None = None) -> str:
+    """Dollars as the report shows them: cents from $1 up, micro-dollars below."""
     if row is not None and not row.priced:
         return "unpriced"
-    return f"${value:,.4f}"
+    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:.6f}"
 
 
 def show_report(report: SavingsReport, console: Console) -> None:
     start = datetime.fromtimestamp(report.since_hour * HOUR, tz=timezone.utc)
     table = Table(title=f"llmcache: savings since {start:%Y-%m-%d %H:%M} UTC")
-    for name in ("model", "hits", "tokens in", "tokens out", "saved by llmcache"):
-        table.add_column(name, justify="left" if name == "model" else "right")
-    for name in ("provider-cached tokens", "saved by provider cache", "total saved"):
+    table.add_column("model", overflow="fold", min_width=12)
+    for name in ("hits", "tokens in", "tokens out", "saved by llmcache"):
+        table.add_column(name, justify="right")
+    for name in ("provider cached tokens", "saved by provider cache", "total saved"):
         table.add_column(name, justify="right")
     for row in report.rows:
         table.add_row(
@@ -64,10 +66,10 @@ def show_report(report: SavingsReport, console: Console) -> None:
             f"{row.hits:,}",
             f"{row.tokens_saved_input:,}",
             f"{row.tokens_saved_output:,}",
-            _usd(row.cost_saved_usd, row),
+            usd(row.cost_saved_usd, row),
             f"{row.provider_cache_read_tokens:,}",
-            _usd(row.provider_cache_saved_usd, row),
-            _usd(row.total_saved_usd, row),
+            usd(row.provider_cache_saved_usd, row),
+            usd(row.total_saved_usd, row),
         )
     if report.rows:
         table.add_section()
@@ -76,10 +78,10 @@ def show_report(report: SavingsReport, console: Console) -> None:
             f"{sum(r.hits for r in report.rows):,}",
             f"{sum(r.tokens_saved_input for r in report.rows):,}",
             f"{sum(r.tokens_saved_output for r in report.rows):,}",
-            _usd(report.cost_saved_usd),
+            usd(report.cost_saved_usd),
             f"{sum(r.provider_cache_read_tokens for r in report.rows):,}",
-            _usd(report.provider_cache_saved_usd),
-            _usd(report.cost_saved_usd + report.provider_cache_saved_usd),
+            usd(report.provider_cache_saved_usd),
+            usd(report.cost_saved_usd + report.provider_cache_saved_usd),
         )
     console.print(table)
     if not report.rows:
