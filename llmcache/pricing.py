@@ -21,6 +21,7 @@ import functools
 import importlib.util
 import logging
 import sys
+import threading
 from typing import Any, NamedTuple
 
 from llmcache.entry import Usage
@@ -83,7 +84,8 @@ def cost_of(model: str, usage: Usage) -> Cost:
 
 
 def rates_of(model: str) -> Rates:
-    """The model's per-token rates from LiteLLM's table; UNPRICED without LiteLLM or a price."""
+    """The model's per-token rates from LiteLLM's table; UNPRICED without LiteLLM or a price
+    (read once per model and table: a hit's price is a lookup)."""
     if not model:
         return UNPRICED
     litellm = _litellm()
@@ -109,11 +111,27 @@ def _litellm() -> Any:
     return litellm
 
 
+#: Serializes reading rates: LiteLLM's ``suppress_debug_info`` is set around each read.
+_reading = threading.Lock()
+
+
 @functools.lru_cache(maxsize=MODELS_REMEMBERED)
 def _rates(table: int, model: str) -> Rates:
     """Rates read through ``cost_per_token`` (LiteLLM's name resolution, its registered
     prices). ``table`` (the identity of ``litellm.model_cost``) makes a replaced table count."""
     litellm = _litellm()
+    with _reading:
+        # LiteLLM prints a "Provider List" banner to stdout for a model it does not know:
+        # not in the middle of a user's output for asking a price.
+        quiet = litellm.suppress_debug_info
+        litellm.suppress_debug_info = True
+        try:
+            return _read_rates(litellm, model)
+        finally:
+            litellm.suppress_debug_info = quiet
+
+
+def _read_rates(litellm: Any, model: str) -> Rates:
     n = _PROBE_TOKENS
     try:
         input_usd, output_usd = litellm.cost_per_token(

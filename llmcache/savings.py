@@ -23,7 +23,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
 
 from llmcache.entry import Usage
-from llmcache.pricing import cost_of
+from llmcache.pricing import Cost, cost_of
+
+NOTHING = Cost(0.0, 0.0, 0.0, priced=False)
 
 #: What each (model) or (hour, model) row counts, in this order.
 COUNTERS = (
@@ -103,11 +105,14 @@ def history_from_fields(hours: Iterable[tuple[int, Mapping[bytes, bytes]]]) -> B
 
 # ---------------------------------------------------------------------------- priced views
 def priced_row(model: str, row: Row) -> dict[str, Any]:
-    """``stats()["by_model"][model]``: a row's counters and what they are worth."""
+    """``stats()["by_model"][model]``: a row's counters and what they are worth. A row with
+    no tokens is not priced (``priced`` False): nothing to price, and no price table read."""
     hits = Usage(row[1], row[2], row[3], row[4])
-    ours = cost_of(model, hits)
     reads = Usage(row[5] + row[6], 0, row[5], row[6])
-    provider = cost_of(model, reads)
+    if not any(row[1:]):
+        ours = provider = NOTHING
+    else:
+        ours, provider = cost_of(model, hits), cost_of(model, reads)
     return {
         "hits": row[0],
         "tokens_saved_input": row[1],
