@@ -101,7 +101,11 @@ class LangChainCache(BaseCache):
             params=parsed.params,
             scope=current_scope(),
             namespace=self.namespace,
-            model_name=answered_by if answered_by and parsed.class_named else parsed.model_name,
+            model_name=(
+                answered_by
+                if answered_by and (parsed.class_named or not parsed.model_name)
+                else parsed.model_name
+            ),
             tags=current_tags(),  # llmcache.tags(...) blocks: for invalidate(tags=...)
         )
         if self.cache.semantic is not None:  # off the hot path: parse only for the tier

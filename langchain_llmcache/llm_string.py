@@ -46,7 +46,8 @@ class LLMString(NamedTuple):
     """What an ``llm_string`` says about the model: its name and its sampling parameters.
 
     ``class_named``: no model field named it, so ``model_name`` is the class's name or
-    ``_type`` (a fake or custom model); the model an answer reports is then a better name.
+    ``_type`` (a fake or custom model); the model an answer reports is then a better name
+    (as it is when ``model_name`` is empty).
     """
 
     model_name: str
@@ -87,7 +88,7 @@ def parse_llm_string(llm_string: str) -> LLMString:
         if k in SAMPLING_PARAMS and (v is None or isinstance(v, (bool, int, float, str)))
     }
     if model_name is None:
-        return LLMString(fallback_name, params, class_named=True)
+        return LLMString(fallback_name, params, class_named=bool(fallback_name))
     return LLMString(model_name, params)
 
 

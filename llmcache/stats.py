@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter
 from typing import Any
@@ -10,6 +11,7 @@ from llmcache.clock import Clock, wall_clock
 from llmcache.entry import Usage
 from llmcache.savings import (
     COUNTERS,
+    HOUR,
     MAX_MODELS,
     OTHER_MODEL,
     Buckets,
@@ -35,10 +37,14 @@ class Stats:
         self._lock = threading.Lock()
         self._clock = clock
         self.buckets: Buckets = {}
+        self._cut_hour: int | None = None  # the hour gains since the last cut belong to
+        self._hour_ends = -math.inf  # when that hour ends (the next change cuts)
         self.reset()
 
     def reset(self) -> None:
         with self._lock:
+            if getattr(self, "by_model", None):  # gains before a reset stay in the history
+                self._cut(self._clock())
             self.hits = 0
             self.misses = 0
             self.stores = 0
@@ -52,39 +58,64 @@ class Stats:
             self.output_tokens_saved = 0
             self.cost_saved_usd = 0.0
             self.by_model: dict[str, Row] = {}
+            self._cut_at: dict[str, Row] = {}  # by_model at the last cut
             self._taken: dict[str, float] = {}  # flat counters at the last take_deltas()
 
-    def _rows(self, model: str) -> tuple[Row, Row]:
-        """The model's total row and its row of the current hour (lock held)."""
+    def _row(self, model: str) -> Row:
+        """The model's row in ``by_model`` (lock held)."""
         row = self.by_model.get(model)
         if row is None:
             if len(self.by_model) >= MAX_MODELS:
                 model = OTHER_MODEL
             row = self.by_model.setdefault(model, new_row())
-        hour = hour_of(self._clock())
-        bucket = self.buckets.get((hour, model))
-        if bucket is None:
-            prune(self.buckets, hour)  # once per hour and model: cheap enough
-            bucket = self.buckets.setdefault((hour, model), new_row())
-        return row, bucket
+        return row
+
+    def _cut(self, now: float) -> None:
+        """Move what ``by_model`` gained since the last cut into the bucket of the hour it was
+        gained in (lock held). A hit changes only its ``by_model`` row; a cut happens on the
+        first change of a new hour and when the buckets are read or taken, so every gain
+        belongs to the hour of the last cut."""
+        hour = self._cut_hour
+        if hour is not None:
+            for model, row in self.by_model.items():
+                before = self._cut_at.get(model)
+                gained = (
+                    row if before is None else [a - b for a, b in zip(row, before, strict=True)]
+                )
+                if any(gained):
+                    bucket = self.buckets.setdefault((hour, model), new_row())
+                    for i, value in enumerate(gained):
+                        bucket[i] += value
+        self._cut_at = {model: row.copy() for model, row in self.by_model.items()}
+        self._cut_hour = hour_of(now)
+        self._hour_ends = (self._cut_hour + 1) * HOUR
+        prune(self.buckets, self._cut_hour)
 
     def hit(self, tier: str, match: str, model: str, usage: Usage) -> None:
+        now = self._clock()
+        tokens_in, tokens_out, cache_read, cache_creation = usage
         with self._lock:
+            if now >= self._hour_ends:
+                self._cut(now)
             self.hits += 1
             self.hits_by_tier[tier] += 1
             self.hits_by_match[match] += 1
-            self.input_tokens_saved += usage.input_tokens
-            self.output_tokens_saved += usage.output_tokens
-            row, bucket = self._rows(model)
-            add_hit(row, usage)
-            add_hit(bucket, usage)
+            self.input_tokens_saved += tokens_in
+            self.output_tokens_saved += tokens_out
+            row = self.by_model.get(model) or self._row(model)
+            row[0] += 1  # written out, not add_hit: this runs on every hit
+            row[1] += tokens_in
+            row[2] += tokens_out
+            row[3] += cache_read
+            row[4] += cache_creation
 
     def provider_cached(self, model: str, usage: Usage) -> None:
         """A model call (a miss) whose usage reports prompt tokens the provider had cached."""
+        now = self._clock()
         with self._lock:
-            row, bucket = self._rows(model)
-            add_provider_cache(row, usage)
-            add_provider_cache(bucket, usage)
+            if now >= self._hour_ends:
+                self._cut(now)
+            add_provider_cache(self._row(model), usage)
 
     def refused(self, tier: str, match: str, model: str, usage: Usage) -> None:
         """A counted hit that the caller refused (an adapter's freshness rule, e.g. LiteLLM's
@@ -98,9 +129,7 @@ class Stats:
                     del counter[name]
             self.input_tokens_saved -= usage.input_tokens
             self.output_tokens_saved -= usage.output_tokens
-            row, bucket = self._rows(model)
-            add_hit(row, usage, -1)
-            add_hit(bucket, usage, -1)
+            add_hit(self._row(model), usage, -1)
             self.misses += 1
 
     def saved(self, cost_usd: float) -> None:
@@ -157,6 +186,7 @@ class Stats:
     def take_buckets(self) -> Buckets:
         """The (hour, model) counters gained since the last call (for a tier keeping them)."""
         with self._lock:
+            self._cut(self._clock())
             taken, self.buckets = self.buckets, {}
         return taken
 
@@ -168,6 +198,7 @@ class Stats:
     def history(self) -> Buckets:
         """A copy of the buckets kept in process."""
         with self._lock:
+            self._cut(self._clock())
             return {key: row.copy() for key, row in self.buckets.items()}
 
     # ------------------------------------------------------------------ fleet-wide counters
