@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from llmcache.redact import describe_error
 from llmcache.savings import HistorySink
@@ -21,6 +22,7 @@ from llmcache.stats import Stats
 logger = logging.getLogger("llmcache")
 
 DEFAULT_INTERVAL = 1.0
+T = TypeVar("T")
 
 
 class StatsSink(Protocol):
@@ -62,35 +64,22 @@ class StatsPublisher:
     def flush(self) -> bool:
         """Send what the counters gained since the last flush; False if a sink failed."""
         with self._flush_lock:
-            return self._flush_totals() & self._flush_history()
-
-    def _flush_totals(self) -> bool:
-        if self._sink is None:
-            return True
-        deltas = self._stats.take_deltas()
-        if not deltas:
-            return True
-        try:
-            self._sink.publish_stats(deltas)
-        except Exception as exc:  # statistics must never fail or stall a caller
-            self._stats.untake(deltas)
-            logger.debug("llmcache: publishing fleet stats failed: %s", describe_error(exc))
-            return False
-        return True
-
-    def _flush_history(self) -> bool:
-        if self._history is None:
-            return True
-        buckets = self._stats.take_buckets()
-        if not buckets:
-            return True
-        try:
-            self._history.publish_history(buckets)
-        except Exception as exc:
-            self._stats.untake_buckets(buckets)
-            logger.debug("llmcache: publishing savings history failed: %s", describe_error(exc))
-            return False
-        return True
+            sent = True
+            if self._sink is not None:
+                sent = _send(
+                    "fleet stats",
+                    self._stats.take_deltas,
+                    self._sink.publish_stats,
+                    self._stats.untake,
+                )
+            if self._history is not None:
+                sent &= _send(
+                    "savings history",
+                    self._stats.take_buckets,
+                    self._history.publish_history,
+                    self._stats.untake_buckets,
+                )
+            return sent
 
     def stop(self) -> None:
         """Stop the thread without a last flush (for ``weakref.finalize`` of a dropped cache)."""
@@ -101,3 +90,19 @@ class StatsPublisher:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self.flush()
+
+
+def _send(
+    what: str, take: Callable[[], T], publish: Callable[[T], None], untake: Callable[[T], None]
+) -> bool:
+    """Publish what ``take`` gives (if anything); on failure hand it back for the next batch."""
+    taken = take()
+    if not taken:
+        return True
+    try:
+        publish(taken)
+    except Exception as exc:  # statistics must never fail or stall a caller
+        untake(taken)
+        logger.debug("llmcache: publishing %s failed: %s", what, describe_error(exc))
+        return False
+    return True

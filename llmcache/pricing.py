@@ -7,9 +7,11 @@ LiteLLM's surcharges above a context size (some models bill a prompt over 200k t
 higher rate) are not applied to the sums ``stats()`` prices.
 
 LiteLLM is imported on the first price asked (it is the ``litellm`` extra; a LangChain-only
-install without it prices nothing). Importing it can take seconds, and offline LiteLLM first
-tries to download its table: set ``LITELLM_LOCAL_MODEL_COST_MAP=True`` to use the copy it ships.
-A hit never asks for a price: ``Cache.stats()`` and ``llmcache report`` do.
+install without it prices nothing): a second or more, once. A hit never asks for a price:
+``Cache.stats()``, metrics and ``llmcache report`` do. When llmcache is the first to import
+LiteLLM, it reads the price table LiteLLM ships (``LITELLM_LOCAL_MODEL_COST_MAP`` is set for
+that import only): asking a price never downloads anything. An app that imports LiteLLM itself
+first prices with whatever table LiteLLM loaded.
 
 A model LiteLLM does not price (a private deployment, a fake model) costs 0.0 and is reported
 as unpriced: a saving is never guessed.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import os
 import sys
 import threading
 from typing import Any, NamedTuple
@@ -30,6 +33,8 @@ logger = logging.getLogger("llmcache")
 
 #: Models whose rates are remembered (per price table).
 MODELS_REMEMBERED = 1024
+#: LiteLLM reads this when imported: its bundled price table instead of a download.
+_LOCAL_TABLE = "LITELLM_LOCAL_MODEL_COST_MAP"
 #: Tokens of the usage the rates are read from: below every context-size surcharge.
 _PROBE_TOKENS = 1000
 
@@ -106,8 +111,16 @@ def _litellm() -> Any:
         return module
     if not _litellm_installed():
         return None
-    import litellm  # the optional ``litellm`` extra
-
+    if _LOCAL_TABLE in os.environ:
+        import litellm  # the optional ``litellm`` extra
+    else:
+        # Imported here only to read prices: from the table LiteLLM ships, never a download
+        # (LiteLLM fetches its table on import, retrying for seconds when offline).
+        os.environ[_LOCAL_TABLE] = "True"
+        try:
+            import litellm
+        finally:
+            os.environ.pop(_LOCAL_TABLE, None)
     return litellm
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -160,14 +161,13 @@ def demo(
         show(result, console)
 
 
+def _urls_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--url`` (repeatable, required): the tier URLs of the cache a command reads."""
+    return click.option("--url", "urls", multiple=True, required=True, help=help)
+
+
 @cli.command()
-@click.option(
-    "--url",
-    "urls",
-    multiple=True,
-    required=True,
-    help="A tier URL of the cache (repeatable); its Redis tier holds the fleet's counters.",
-)
+@_urls_option("A tier URL of the cache (repeatable); its Redis tier holds the fleet's counters.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counters as JSON.")
 def stats(urls: tuple[str, ...], as_json: bool) -> None:
     """Fleet-wide hits, misses and savings of every process sharing a Redis tier."""
@@ -182,12 +182,8 @@ def stats(urls: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command()
-@click.option(
-    "--url",
-    "urls",
-    multiple=True,
-    required=True,
-    help="A tier URL of the cache (repeatable); its first SQL or Redis tier keeps the history.",
+@_urls_option(
+    "A tier URL of the cache (repeatable); its first SQL or Redis tier keeps the history."
 )
 @click.option(
     "--since",
@@ -226,9 +222,7 @@ def report(urls: tuple[str, ...], since: str | None, chart: Path | None, as_json
 
 
 @cli.command()
-@click.option(
-    "--url", "urls", multiple=True, required=True, help="A tier URL of the cache (repeatable)."
-)
+@_urls_option("A tier URL of the cache (repeatable).")
 @click.option("--semantic", default=None, help="The semantic tier's URL, if any.")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def doctor(urls: tuple[str, ...], semantic: str | None, as_json: bool) -> None:
