@@ -18,8 +18,11 @@ from langchain_core.messages import AIMessage
 
 from langchain_llmcache import LangChainCache
 from litellm_llmcache import LiteLLMCache
-from llmcache import Cache, FakeClock
+from llmcache import Cache, CacheRequest, FakeClock, Usage
 from llmcache.cli.app import cli
+from llmcache.tiers.sql import SqlTier
+from llmcache.tiers.sql_schema import MIGRATIONS
+from llmcache.tiers.sql_url import parse_sql_url
 
 MODEL = "gpt-4o-mini"
 PROMPT, COMPLETION, PROVIDER_CACHED = 1200, 300, 800
@@ -254,3 +257,17 @@ def test_fleet_stats_carry_the_per_model_dollars(redis_prefix_url: str) -> None:
     assert row["hits"] == HITS
     assert row["cost_saved_usd"] == pytest.approx(OURS)
     assert fleet["provider_cache_saved_usd"] == pytest.approx(PROVIDER)
+
+
+@pytest.mark.parametrize("history_url", ["sqlite", "mysql", "postgres"], indirect=True)
+def test_a_version_2_store_gains_the_history_and_keeps_its_entries(history_url: str) -> None:
+    question = CacheRequest(model="m", prompt="q", model_name=MODEL)
+    with Cache([SqlTier(parse_sql_url(history_url), migrations=MIGRATIONS[:2])]) as v2:
+        v2.set(question, "stored by the previous release", usage=Usage(PROMPT, COMPLETION))
+    with Cache.from_urls([history_url]) as cache:  # opening it migrates it
+        hit = cache.get(question)
+        assert hit is not None
+        assert hit.entry.value == "stored by the previous release"
+        (row,) = cache.savings().rows
+    assert (row.model, row.hits) == (MODEL, 1)
+    assert row.cost_saved_usd == pytest.approx(cost(PROMPT, COMPLETION))
