@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import litellm
 
 from litellm_llmcache.cache import LiteLLMCache, _await_litellm_writes
-from litellm_llmcache.convert import saved_by
+from litellm_llmcache.convert import usage_of
 from llmcache.context import current_tags
 from llmcache.errors import ConfigError
 from llmcache.warmup.run import FaqAnswer
@@ -98,7 +98,7 @@ class LiteLLMWarmup:
         request, payload, _ttl = stored
         # LiteLLM calls carry no llmcache tags of their own: the FAQ's go on the entry.
         request = dataclasses.replace(request, tags=current_tags())
-        return FaqAnswer(request, payload, saved_by(payload).usage)
+        return FaqAnswer(request, payload, usage_of(payload))
 
     async def replay(self, messages: Sequence[Mapping[str, Any]]) -> bool:
         if litellm.cache is not self._adapter:
