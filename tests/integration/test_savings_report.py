@@ -271,3 +271,19 @@ def test_a_version_2_store_gains_the_history_and_keeps_its_entries(history_url: 
         (row,) = cache.savings().rows
     assert (row.model, row.hits) == (MODEL, 1)
     assert row.cost_saved_usd == pytest.approx(cost(PROMPT, COMPLETION))
+
+
+def test_the_report_says_which_models_are_unpriced(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/llmcache.db"
+    replies = iter([AIMessage(content="a", usage_metadata=_usage(50, 5))])
+    with Cache.from_urls(["memory://", url]) as cache:
+        llm = GenericFakeChatModel(messages=replies, cache=LangChainCache(cache))
+        llm.invoke("q")
+        llm.invoke("q")
+    result = CliRunner().invoke(cli, ["report", "--url", url])
+    assert result.exit_code == 0, result.output
+    assert "generic-fake-chat-model" in result.output
+    assert "unpriced" in result.output
+    as_json = json.loads(CliRunner().invoke(cli, ["report", "--url", url, "--json"]).output)
+    row = as_json["models"]["generic-fake-chat-model"]
+    assert (row["hits"], row["priced"], row["cost_saved_usd"]) == (1, False, 0.0)
