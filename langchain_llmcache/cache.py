@@ -25,6 +25,7 @@ from langchain_llmcache.convert import (
     PayloadError,
     finish_reasons_of,
     from_payload,
+    model_of,
     to_payload,
     usage_of,
 )
@@ -91,7 +92,9 @@ class LangChainCache(BaseCache):
         self.namespace = namespace
         self.ttl = ttl if ttl is UNSET else check_ttl(ttl)
 
-    def _request(self, prompt: str, llm_string: str) -> CacheRequest:
+    def _request(self, prompt: str, llm_string: str, answered_by: str = "") -> CacheRequest:
+        """``answered_by``: the model a stored answer's metadata names; the entry's model name
+        (which prices its hits) when the ``llm_string`` names only the model's class."""
         parsed = parse_llm_string(llm_string)
         request = CacheRequest(
             model=llm_string,
@@ -99,7 +102,11 @@ class LangChainCache(BaseCache):
             params=parsed.params,
             scope=current_scope(),
             namespace=self.namespace,
-            model_name=parsed.model_name,
+            model_name=(
+                answered_by
+                if answered_by and (parsed.class_named or not parsed.model_name)
+                else parsed.model_name
+            ),
             tags=current_tags(),  # llmcache.tags(...) blocks: for invalidate(tags=...)
             control=current_control(),  # llmcache.cache_control(...) blocks
         )
@@ -161,7 +168,7 @@ class LangChainCache(BaseCache):
         stored = self._stored(return_val)
         if stored is not None:
             payload, usage = stored
-            request = self._request(prompt, llm_string)
+            request = self._request(prompt, llm_string, model_of(return_val))
             reasons = finish_reasons_of(return_val)
             self.cache.set(request, payload, usage=usage, ttl=self.ttl, finish_reasons=reasons)
 
@@ -169,7 +176,7 @@ class LangChainCache(BaseCache):
         stored = self._stored(return_val)
         if stored is not None:
             payload, usage = stored
-            request = self._request(prompt, llm_string)
+            request = self._request(prompt, llm_string, model_of(return_val))
             reasons = finish_reasons_of(return_val)
             await self.cache.aset(
                 request, payload, usage=usage, ttl=self.ttl, finish_reasons=reasons

@@ -133,20 +133,47 @@ def to_payload(generations: Iterable[Generation]) -> dict[str, Any]:
 def usage_of(generations: Sequence[Generation]) -> Usage:
     """Tokens the call spent, from the messages' ``usage_metadata``.
 
-    Several generations of one call (``n > 1``) usually repeat the call's total usage on each
-    message, so identical usages count once: input is the largest, output the sum of distinct.
+    ``input_tokens`` includes the prompt tokens the provider's prompt cache served or wrote,
+    which LangChain also reports in ``input_token_details`` (``cache_read``,
+    ``cache_creation``). Several generations of one call (``n > 1``) usually repeat the call's
+    total usage on each message, so identical usages count once: input (and its cached part)
+    is the largest, output the sum of distinct.
     """
-    seen: set[tuple[int, int]] = set()
+    seen: set[Usage] = set()
     for generation in generations:
         message = getattr(generation, "message", None)
         usage = getattr(message, "usage_metadata", None)
         if isinstance(usage, dict) and usage:
-            seen.add((_count(usage.get("input_tokens")), _count(usage.get("output_tokens"))))
+            details = usage.get("input_token_details")
+            if not isinstance(details, dict):
+                details = {}
+            seen.add(
+                Usage(
+                    _count(usage.get("input_tokens")),
+                    _count(usage.get("output_tokens")),
+                    _count(details.get("cache_read")),
+                    _count(details.get("cache_creation")),
+                )
+            )
     if not seen:
         return NO_USAGE
     if len(seen) == 1:
-        return Usage(*seen.pop())
-    return Usage(max(i for i, _ in seen), sum(o for _, o in seen))
+        return seen.pop()
+    widest = max(seen)
+    return widest._replace(output_tokens=sum(u.output_tokens for u in seen))
+
+
+def model_of(generations: Sequence[Generation]) -> str:
+    """The model that answered, as the provider reported it (``response_metadata``
+    ``model_name``/``model``), or ""."""
+    for generation in generations:
+        metadata = getattr(getattr(generation, "message", None), "response_metadata", None)
+        if isinstance(metadata, dict):
+            for field in ("model_name", "model"):
+                name = metadata.get(field)
+                if isinstance(name, str) and name:
+                    return name
+    return ""
 
 
 def finish_reasons_of(generations: Sequence[Generation]) -> list[str | None]:

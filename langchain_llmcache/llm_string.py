@@ -43,10 +43,16 @@ SAMPLING_PARAMS = frozenset(
 
 
 class LLMString(NamedTuple):
-    """What an ``llm_string`` says about the model: its name and its sampling parameters."""
+    """What an ``llm_string`` says about the model: its name and its sampling parameters.
+
+    ``class_named``: no model field named it, so ``model_name`` is the class's name or
+    ``_type`` (a fake or custom model); the model an answer reports is then a better name
+    (as it is when ``model_name`` is empty).
+    """
 
     model_name: str
     params: Mapping[str, Any]
+    class_named: bool = False
 
 
 @lru_cache(maxsize=512)
@@ -74,13 +80,15 @@ def parse_llm_string(llm_string: str) -> LLMString:
         fallback_name = call["_type"]
     model_name = next(
         (kwargs[f] for f in MODEL_NAME_FIELDS if isinstance(kwargs.get(f), str) and kwargs[f]),
-        fallback_name,
+        None,
     )
     params = {
         k: v
         for k, v in kwargs.items()
         if k in SAMPLING_PARAMS and (v is None or isinstance(v, (bool, int, float, str)))
     }
+    if model_name is None:
+        return LLMString(fallback_name, params, class_named=bool(fallback_name))
     return LLMString(model_name, params)
 
 

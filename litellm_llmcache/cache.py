@@ -31,12 +31,11 @@ from litellm.caching.caching import CacheMode, LiteLLMCacheType
 from litellm_llmcache.controls import Controls, controls_of
 from litellm_llmcache.convert import (
     PayloadError,
-    dollars_saved,
     finish_reasons_of,
     hit_marker,
     marked,
-    saved_by,
     to_payload,
+    usage_of,
 )
 from litellm_llmcache.embeddings import (
     assemble,
@@ -51,6 +50,7 @@ from llmcache.cache import Cache, CacheHit
 from llmcache.errors import ConfigError
 from llmcache.keys import request_key
 from llmcache.policy import check_ttl
+from llmcache.pricing import cost_of
 from llmcache.request import CacheRequest
 
 logger = logging.getLogger("llmcache.litellm")
@@ -303,12 +303,10 @@ class LiteLLMCache(_LiteLLMCache):
             self.llmcache.record_refused(hit)
             return None
         payload: dict[str, Any] = entry.value
-        saved = saved_by(payload)
-        cost = dollars_saved(entry.model, saved)
-        self.llmcache.record_cost_saved(cost[0] + cost[1])
         if "choices" not in payload:
             return payload  # one embedding of a per-input lookup: LiteLLM assembles these
-        return marked(payload, hit_marker(hit, saved, cost))
+        usage = usage_of(payload)  # (the core counted and prices the entry's usage itself)
+        return marked(payload, hit_marker(hit, usage, cost_of(entry.model, usage)))
 
     # ------------------------------------------------------------------ store
     def _store_args(
@@ -341,7 +339,7 @@ class LiteLLMCache(_LiteLLMCache):
                 self.llmcache.set(
                     request,
                     payload,
-                    usage=saved_by(payload).usage,
+                    usage=usage_of(payload),
                     ttl=ttl,
                     finish_reasons=finish_reasons_of(payload),
                 )
@@ -360,7 +358,7 @@ class LiteLLMCache(_LiteLLMCache):
                 await self.llmcache.aset(
                     request,
                     payload,
-                    usage=saved_by(payload).usage,
+                    usage=usage_of(payload),
                     ttl=ttl,
                     finish_reasons=finish_reasons_of(payload),
                 )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import litellm
 
 from litellm_llmcache.cache import LiteLLMCache, _await_litellm_writes
-from litellm_llmcache.convert import saved_by
+from litellm_llmcache.convert import usage_of
 from llmcache.errors import ConfigError
 from llmcache.warmup.run import FaqAnswer
 
@@ -94,7 +94,7 @@ class LiteLLMWarmup:
                 "disabled in params)"
             )
         request, payload, _ttl = stored  # the request carries the FAQ's tags (the ambient ones)
-        return FaqAnswer(request, payload, saved_by(payload).usage)
+        return FaqAnswer(request, payload, usage_of(payload))
 
     async def replay(self, messages: Sequence[Mapping[str, Any]]) -> bool:
         if litellm.cache is not self._adapter:

@@ -37,6 +37,15 @@ from llmcache.keys import CacheKey, request_key, scope_digest
 from llmcache.policy import CachePolicy
 from llmcache.redact import describe_error
 from llmcache.request import CacheRequest, Scope
+from llmcache.savings import (
+    HISTORY_HOURS,
+    HistorySink,
+    SavingsReport,
+    add_priced_totals,
+    add_rows,
+    build_report,
+    hour_of,
+)
 from llmcache.semantic.index import Candidate, IndexedEntry
 from llmcache.semantic.partition import partition_digest
 from llmcache.singleflight import Flight, Flights, wait_async
@@ -186,7 +195,7 @@ class Cache:
         )
         if semantic is not None:
             self._breakers[semantic.name] = TierBreakers(monotonic)
-        self._stats = Stats()
+        self._stats = Stats(clock)
         if single_flight_timeout is not None and not single_flight_timeout >= 0:
             raise ConfigError(
                 f"single_flight_timeout must be >= 0 seconds or None, got {single_flight_timeout}"
@@ -204,9 +213,15 @@ class Cache:
         self._stats_sink: StatsSink | None = next(
             (cast(StatsSink, t) for t in self._tiers if hasattr(t, "publish_stats")), None
         )
+        # The first tier that keeps the savings history (SQL, Redis) gets it, in batches too.
+        self._history_sink: HistorySink | None = next(
+            (cast(HistorySink, t) for t in self._tiers if hasattr(t, "publish_history")), None
+        )
         self._publisher: StatsPublisher | None = None
-        if fleet_stats and self._stats_sink is not None:
-            self._publisher = StatsPublisher(self._stats, self._stats_sink)
+        if fleet_stats and (self._stats_sink is not None or self._history_sink is not None):
+            self._publisher = StatsPublisher(
+                self._stats, self._stats_sink, history=self._history_sink
+            )
             weakref.finalize(self, self._publisher.stop)
 
     def _name_tiers(self) -> None:
@@ -754,26 +769,29 @@ class Cache:
         return results
 
     def stats(self) -> dict[str, Any]:
-        """Counters since start (or ``reset_stats``); keys are documented in the README."""
+        """Counters since start (or ``reset_stats``); keys are documented in the README.
+
+        Dollars (``cost_saved_usd``, ``by_model``, ``provider_cache_saved_usd``) are priced
+        now, from LiteLLM's price table (``llmcache.pricing``: the first call imports LiteLLM).
+        """
         snap = self._stats.snapshot()
+        add_priced_totals(snap, snap.pop("by_model"))
         snap["breakers"] = {name: b.state.value for name, b in self._breakers.items()}
         if self._semantic is not None:  # why close candidates were not served
             snap["semantic_rejected"] = self._semantic.rejected()
         return snap
 
     def record_cost_saved(self, cost_usd: float) -> None:
-        """Add the dollars a hit saved to ``stats()["cost_saved_usd"]``.
-
-        For adapters: the core knows a hit's tokens, not their price (LiteLLM's price table
-        is the LiteLLM adapter's to read).
-        """
+        """Add dollars a hit saved to ``stats()["cost_saved_usd"]``, for an adapter that prices
+        its hits itself. The core already prices every hit's usage by its entry's model
+        (``llmcache.pricing``): the built-in adapters do not call this."""
         if cost_usd > 0:
             self._stats.saved(cost_usd)
 
     def record_refused(self, hit: CacheHit) -> None:
         """Count a served hit as a miss: the adapter refused it (e.g. LiteLLM's ``s-maxage``
         found the entry older than the caller accepts), so the caller called the model."""
-        self._stats.refused(hit.tier, hit.match, hit.entry.usage)
+        self._stats.refused(hit.tier, hit.match, hit.entry.model, hit.entry.usage)
 
     def fleet_stats(self) -> dict[str, Any] | None:
         """Totals of every process sharing this cache's Redis tier (this one's published
@@ -782,7 +800,40 @@ class Cache:
             return None
         if self._publisher is not None:
             self._publisher.flush()
-        return fleet_view(self._stats_sink.read_stats())
+        view = fleet_view(self._stats_sink.read_stats())
+        return add_priced_totals(view, view.pop("by_model"))
+
+    @property
+    def keeps_history(self) -> bool:
+        """Whether a tier (SQL, Redis) keeps the savings history beyond this process."""
+        return self._history_sink is not None
+
+    def savings(self, *, since: float | None = None) -> SavingsReport:
+        """Savings per model and per hour from ``since`` (epoch seconds; default: the
+        ``HISTORY_HOURS`` kept), priced now: what ``llmcache report`` shows.
+
+        Read from the first tier that keeps the history (SQL: every run on that database; Redis:
+        the whole fleet), this process's latest counts sent first; without one, this process's
+        own. Raises TierError when that tier cannot be read.
+        """
+        now_hour = hour_of(self.clock())
+        since_hour = now_hour - HISTORY_HOURS if since is None else hour_of(since)
+        if self._history_sink is None:
+            return build_report(self._stats.history(), since_hour)
+        if self._publisher is not None:
+            self._publisher.flush()
+        try:
+            buckets = self._history_sink.read_history(since_hour)
+        except TierError:
+            raise
+        except Exception as exc:
+            cause = describe_error(exc)
+            raise TierError(
+                f"{self._history_sink.name}: cannot read the savings history ({cause})"
+            ) from exc
+        if self._publisher is None:  # nothing is sent: this process's counts are still here
+            add_rows(buckets, self._stats.history())
+        return build_report(buckets, since_hour)
 
     def reset_stats(self) -> None:
         self._stats.reset()
@@ -852,7 +903,7 @@ class Cache:
         return _Pending(key, now)
 
     def _hit(self, entry: CacheEntry, tier: str, key: CacheKey) -> CacheHit:
-        self._stats.hit(tier, "exact", entry.usage)
+        self._stats.hit(tier, "exact", entry.model, entry.usage)
         return CacheHit(entry=entry, tier=tier, match="exact", key=key)
 
     def _get_plan(self, key: CacheKey, now: float) -> Plan[CacheHit | _Miss]:
@@ -990,7 +1041,7 @@ class Cache:
                 continue
             entry, tier = cast(tuple[CacheEntry, str], found)
             semantic.recall(key.digest)  # served: no store will follow
-            self._stats.hit(tier, "semantic", entry.usage)
+            self._stats.hit(tier, "semantic", entry.model, entry.usage)
             return CacheHit(entry, tier, "semantic", candidate.key, candidate.similarity)
         return None
 
@@ -1024,7 +1075,7 @@ class Cache:
         ):
             leads = yield from self._lead_refresh_plan(key)
             if leads:
-                self._stats.refused(hit.tier, hit.match, entry.usage)
+                self.record_refused(hit)
                 self._stats.refreshed_early()
                 return None
         popularity = policy.popularity
@@ -1099,6 +1150,9 @@ class Cache:
         ttl: float | Unset | None,
         finish_reasons: Iterable[str | None] = (),
     ) -> Plan[_Stored]:
+        if usage.cache_read_tokens or usage.cache_creation_tokens:
+            # The answer of a model call: the provider's prompt cache saved on it, stored or not.
+            self._stats.provider_cached(request.model_name, usage)
         if not self.policy.decide(request).write:
             return _NOT_STORED
         refused = self.policy.refuses_answer(finish_reasons)

@@ -3,7 +3,12 @@
 Stored form (schema 1), a JSON object::
 
     {"s": 1, "value": <adapter payload>, "created": 1700000000.0, "expires": null | float,
-     "model": "gpt-4o-mini", "usage": [input_tokens, output_tokens], "tags": ["faq"]}
+     "model": "gpt-4o-mini", "usage": [input_tokens, output_tokens], "tags": ["faq"],
+     "usage_cache": [cache_read_tokens, cache_creation_tokens]}
+
+``usage_cache`` (the provider's prompt-cache part of the input tokens) is written only when it
+is not zero, and a reader that does not know it ignores it: entries written before it existed,
+and by it, decode everywhere.
 
 A value that does not decode (truncated, hostile, a newer schema, wrong shapes) raises
 CodecError; the cache then treats it as a miss and deletes it.
@@ -26,10 +31,18 @@ MAX_DECODE_BYTES = 64 * 1024 * 1024
 
 class Usage(NamedTuple):
     """Tokens the original call spent: what a hit saves. (A NamedTuple: one is built per
-    decoded entry, and a frozen dataclass costs several times more to construct.)"""
+    decoded entry, and a frozen dataclass costs several times more to construct.)
+
+    ``input_tokens`` counts every prompt token, including those the provider's own prompt
+    cache served (``cache_read_tokens``: OpenAI ``cached_tokens``, Anthropic
+    ``cache_read_input_tokens``) or wrote (``cache_creation_tokens``), as LiteLLM's
+    ``prompt_tokens`` and LangChain's ``usage_metadata["input_tokens"]`` do.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
 
     @property
     def total(self) -> int:
@@ -68,13 +81,22 @@ def encode(entry: CacheEntry) -> bytes:
         "created": entry.created_at,
         "expires": entry.expires_at,
         "model": entry.model,
-        "usage": [entry.usage.input_tokens, entry.usage.output_tokens],
+        **usage_fields(entry.usage),
         "tags": list(entry.tags),
     }
     try:
         return orjson.dumps(doc, default=_to_jsonable)
     except TypeError as exc:
         raise CodecError(f"cannot store this value: {exc}") from exc
+
+
+def usage_fields(usage: Usage) -> dict[str, list[int]]:
+    """The stored form of ``usage`` (entries, export rows): ``usage``, and ``usage_cache``
+    only when the provider's prompt cache took part."""
+    fields = {"usage": [usage.input_tokens, usage.output_tokens]}
+    if usage.cache_read_tokens or usage.cache_creation_tokens:
+        fields["usage_cache"] = [usage.cache_read_tokens, usage.cache_creation_tokens]
+    return fields
 
 
 def _is_number(value: object) -> TypeGuard[float]:
@@ -112,11 +134,7 @@ def from_doc(doc: dict[str, Any], what: str = "stored entry") -> CacheEntry:
     expires = doc.get("expires")
     if expires is not None and not _is_number(expires):
         raise CodecError(f"{what} field 'expires' is not a number")
-    usage = doc.get("usage", NO_USAGE)
-    if usage != NO_USAGE:
-        if type(usage) is not list or len(usage) != 2 or not all(map(_is_count, usage)):
-            raise CodecError(f"{what} field 'usage' is malformed")
-        usage = Usage(usage[0], usage[1])
+    usage = _usage(doc["usage"], doc.get("usage_cache"), what) if "usage" in doc else NO_USAGE
     tags = doc.get("tags", ())
     if tags:
         if type(tags) is not list or not all(type(t) is str for t in tags):
@@ -130,6 +148,16 @@ def from_doc(doc: dict[str, Any], what: str = "stored entry") -> CacheEntry:
         created_at=float(created),
         expires_at=None if expires is None else float(expires),
         model=model,
-        usage=usage if type(usage) is Usage else NO_USAGE,
+        usage=usage,
         tags=tags or (),
     )
+
+
+def _usage(tokens: object, cached: object, what: str) -> Usage:
+    if type(tokens) is not list or len(tokens) != 2 or not all(map(_is_count, tokens)):
+        raise CodecError(f"{what} field 'usage' is malformed")
+    if cached is None:
+        return Usage(tokens[0], tokens[1])
+    if type(cached) is not list or len(cached) != 2 or not all(map(_is_count, cached)):
+        raise CodecError(f"{what} field 'usage_cache' is malformed")
+    return Usage(tokens[0], tokens[1], cached[0], cached[1])

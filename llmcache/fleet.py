@@ -1,23 +1,28 @@
-"""Fleet-wide counters: each process publishes what its counters gained to a shared tier.
+"""Shared counters: each process publishes what its counters gained to a tier that keeps them.
 
-A daemon thread takes the deltas every ``interval`` seconds and sends them in one batch
-(Redis: one pipeline of HINCRBY), so a lookup never pays a round trip for statistics. Deltas
-that could not be sent (the tier is down) are kept for the next batch. ``close()`` stops the
-thread and sends what is left.
+Two kinds: the fleet-wide totals (a Redis tier: ``llmcache stats``) and the savings history per
+(hour, model) (a SQL or Redis tier: ``llmcache report``). A daemon thread takes what was gained
+every ``interval`` seconds and sends it in one batch (Redis: one pipeline of HINCRBY; SQL: one
+transaction of upserts), so a lookup never pays a round trip for statistics. What could not be
+sent (the tier is down) is kept for the next batch. ``close()`` stops the thread and sends what
+is left.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from llmcache.redact import describe_error
+from llmcache.savings import HistorySink
 from llmcache.stats import Stats
 
 logger = logging.getLogger("llmcache")
 
 DEFAULT_INTERVAL = 1.0
+T = TypeVar("T")
 
 
 class StatsSink(Protocol):
@@ -30,14 +35,25 @@ class StatsSink(Protocol):
 
 
 class StatsPublisher:
-    def __init__(self, stats: Stats, sink: StatsSink, interval: float = DEFAULT_INTERVAL) -> None:
+    def __init__(
+        self,
+        stats: Stats,
+        sink: StatsSink | None,
+        interval: float = DEFAULT_INTERVAL,
+        *,
+        history: HistorySink | None = None,
+    ) -> None:
         self._stats = stats
         self._sink = sink
+        self._history = history
         self._interval = interval
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
+        owner = sink if sink is not None else history
         self._thread = threading.Thread(
-            target=self._loop, name=f"llmcache-stats-{sink.name}", daemon=True
+            target=self._loop,
+            name=f"llmcache-stats-{owner.name if owner is not None else 'none'}",
+            daemon=True,
         )
         self._thread.start()
 
@@ -46,18 +62,24 @@ class StatsPublisher:
             self.flush()
 
     def flush(self) -> bool:
-        """Send what the counters gained since the last flush; False if the sink failed."""
+        """Send what the counters gained since the last flush; False if a sink failed."""
         with self._flush_lock:
-            deltas = self._stats.take_deltas()
-            if not deltas:
-                return True
-            try:
-                self._sink.publish_stats(deltas)
-            except Exception as exc:  # statistics must never fail or stall a caller
-                self._stats.untake(deltas)
-                logger.debug("llmcache: publishing fleet stats failed: %s", describe_error(exc))
-                return False
-            return True
+            sent = True
+            if self._sink is not None:
+                sent = _send(
+                    "fleet stats",
+                    self._stats.take_deltas,
+                    self._sink.publish_stats,
+                    self._stats.untake,
+                )
+            if self._history is not None:
+                sent &= _send(
+                    "savings history",
+                    self._stats.take_buckets,
+                    self._history.publish_history,
+                    self._stats.untake_buckets,
+                )
+            return sent
 
     def stop(self) -> None:
         """Stop the thread without a last flush (for ``weakref.finalize`` of a dropped cache)."""
@@ -68,3 +90,19 @@ class StatsPublisher:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self.flush()
+
+
+def _send(
+    what: str, take: Callable[[], T], publish: Callable[[T], None], untake: Callable[[T], None]
+) -> bool:
+    """Publish what ``take`` gives (if anything); on failure hand it back for the next batch."""
+    taken = take()
+    if not taken:
+        return True
+    try:
+        publish(taken)
+    except Exception as exc:  # statistics must never fail or stall a caller
+        untake(taken)
+        logger.debug("llmcache: publishing %s failed: %s", what, describe_error(exc))
+        return False
+    return True

@@ -2,8 +2,9 @@
 
 Both read the cache's own counters when scraped or collected, so exporting costs nothing on
 the request path and the numbers are the ones ``stats()`` and ``llmcache stats`` show.
-Labels are only tier names, match types, store-refusal reasons and token kinds: never a user,
-tenant, ACL, prompt or key, so a metrics backend never holds what the cache keeps private.
+Labels are only tier names, match types, model names, store-refusal reasons and token kinds:
+never a user, tenant, ACL, prompt or key, so a metrics backend never holds what the cache keeps
+private. Per-model dollars are priced when scraped (``llmcache.pricing``).
 
     from prometheus_client import start_http_server
     from llmcache.metrics import register_prometheus
@@ -49,6 +50,19 @@ METRICS = {
     "store_rejected": Metric("counter", "Answers refused for storage, by reason"),
     "tokens_saved": Metric("counter", "Tokens hits saved, by kind (input or output)"),
     "cost_saved_usd": Metric("counter", "Dollars hits saved"),
+    "model_hits": Metric("counter", "Hits by the model of the entry served"),
+    "model_input_tokens_saved": Metric("counter", "Input tokens hits saved, by model"),
+    "model_output_tokens_saved": Metric("counter", "Output tokens hits saved, by model"),
+    "model_cost_saved_usd": Metric("counter", "Dollars hits saved, by model"),
+    "provider_cache_read_tokens": Metric(
+        "counter", "Prompt tokens the provider's prompt cache served on misses, by model"
+    ),
+    "provider_cache_creation_tokens": Metric(
+        "counter", "Prompt tokens written to the provider's prompt cache on misses, by model"
+    ),
+    "provider_cache_saved_usd": Metric(
+        "counter", "Dollars the provider's prompt cache saved on misses, by model"
+    ),
     "hit_ratio": Metric("gauge", "Hits per lookup since start"),
     "breaker_state": Metric("gauge", "Circuit breaker by tier: 0 closed, 1 half-open, 2 open"),
 }
@@ -81,6 +95,17 @@ def samples(stats: dict[str, Any]) -> Iterator[Sample]:
         yield Sample("tier_errors", {"tier": tier}, count)
     for reason, count in stats["store_rejected"].items():
         yield Sample("store_rejected", {"reason": reason}, count)
+    for model, row in stats.get("by_model", {}).items():
+        labels = {"model": model}
+        yield Sample("model_hits", labels, row["hits"])
+        yield Sample("model_input_tokens_saved", labels, row["tokens_saved_input"])
+        yield Sample("model_output_tokens_saved", labels, row["tokens_saved_output"])
+        yield Sample("model_cost_saved_usd", labels, row["cost_saved_usd"])
+        yield Sample("provider_cache_read_tokens", labels, row["provider_cache_read_tokens"])
+        yield Sample(
+            "provider_cache_creation_tokens", labels, row["provider_cache_creation_tokens"]
+        )
+        yield Sample("provider_cache_saved_usd", labels, row["provider_cache_saved_usd"])
     for tier, state in stats.get("breakers", {}).items():
         yield Sample("breaker_state", {"tier": tier}, BREAKER_LEVELS.get(state, 2))
 

@@ -2,22 +2,49 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter
 from typing import Any
 
+from llmcache.clock import Clock, wall_clock
 from llmcache.entry import Usage
+from llmcache.savings import (
+    COUNTERS,
+    HOUR,
+    MAX_MODELS,
+    OTHER_MODEL,
+    Buckets,
+    Row,
+    add_hit,
+    add_provider_cache,
+    add_rows,
+    hour_of,
+    new_row,
+    prune,
+)
 
 
 class Stats:
-    """Counts hits, misses, errors and tokens saved. ``snapshot()`` is what users see."""
+    """Counts hits, misses, errors and tokens saved. ``snapshot()`` is what users see.
 
-    def __init__(self) -> None:
+    Per model it also counts what hits saved (``by_model``), and the same per (hour, model)
+    in ``buckets`` (``llmcache.savings``): kept here, bounded, when no tier keeps the history,
+    else taken by the publisher (``take_buckets``) and sent to that tier.
+    """
+
+    def __init__(self, clock: Clock = wall_clock) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
+        self.buckets: Buckets = {}
+        self._cut_hour: int | None = None  # the hour gains since the last cut belong to
+        self._hour_ends = -math.inf  # when that hour ends (the next change cuts)
         self.reset()
 
     def reset(self) -> None:
         with self._lock:
+            if getattr(self, "by_model", None):  # gains before a reset stay in the history
+                self._cut(self._clock())
             self.hits = 0
             self.misses = 0
             self.stores = 0
@@ -32,18 +59,67 @@ class Stats:
             self.input_tokens_saved = 0
             self.output_tokens_saved = 0
             self.cost_saved_usd = 0.0
+            self.by_model: dict[str, Row] = {}
+            self._cut_at: dict[str, Row] = {}  # by_model at the last cut
             self._taken: dict[str, float] = {}  # flat counters at the last take_deltas()
 
-    def hit(self, tier: str, match: str, usage: Usage, cost_usd: float = 0.0) -> None:
+    def _row(self, model: str) -> Row:
+        """The model's row in ``by_model`` (lock held)."""
+        row = self.by_model.get(model)
+        if row is None:
+            if len(self.by_model) >= MAX_MODELS:
+                model = OTHER_MODEL
+            row = self.by_model.setdefault(model, new_row())
+        return row
+
+    def _cut(self, now: float) -> None:
+        """Move what ``by_model`` gained since the last cut into the bucket of the hour it was
+        gained in (lock held). A hit changes only its ``by_model`` row; a cut happens on the
+        first change of a new hour and when the buckets are read or taken, so every gain
+        belongs to the hour of the last cut."""
+        hour = self._cut_hour
+        if hour is not None:
+            for model, row in self.by_model.items():
+                before = self._cut_at.get(model)
+                gained = (
+                    row if before is None else [a - b for a, b in zip(row, before, strict=True)]
+                )
+                if any(gained):
+                    bucket = self.buckets.setdefault((hour, model), new_row())
+                    for i, value in enumerate(gained):
+                        bucket[i] += value
+        self._cut_at = {model: row.copy() for model, row in self.by_model.items()}
+        self._cut_hour = hour_of(now)
+        self._hour_ends = (self._cut_hour + 1) * HOUR
+        prune(self.buckets, self._cut_hour)
+
+    def hit(self, tier: str, match: str, model: str, usage: Usage) -> None:
+        now = self._clock()
+        tokens_in, tokens_out, cache_read, cache_creation = usage
         with self._lock:
+            if now >= self._hour_ends:
+                self._cut(now)
             self.hits += 1
             self.hits_by_tier[tier] += 1
             self.hits_by_match[match] += 1
-            self.input_tokens_saved += usage.input_tokens
-            self.output_tokens_saved += usage.output_tokens
-            self.cost_saved_usd += cost_usd
+            self.input_tokens_saved += tokens_in
+            self.output_tokens_saved += tokens_out
+            row = self.by_model.get(model) or self._row(model)
+            row[0] += 1  # written out, not add_hit: this runs on every hit
+            row[1] += tokens_in
+            row[2] += tokens_out
+            row[3] += cache_read
+            row[4] += cache_creation
 
-    def refused(self, tier: str, match: str, usage: Usage) -> None:
+    def provider_cached(self, model: str, usage: Usage) -> None:
+        """A model call (a miss) whose usage reports prompt tokens the provider had cached."""
+        now = self._clock()
+        with self._lock:
+            if now >= self._hour_ends:
+                self._cut(now)
+            add_provider_cache(self._row(model), usage)
+
+    def refused(self, tier: str, match: str, model: str, usage: Usage) -> None:
         """A counted hit that the caller refused (an adapter's freshness rule, e.g. LiteLLM's
         ``s-maxage``): for the caller it was a miss, so it is counted as one instead."""
         with self._lock:
@@ -55,10 +131,11 @@ class Stats:
                     del counter[name]
             self.input_tokens_saved -= usage.input_tokens
             self.output_tokens_saved -= usage.output_tokens
+            add_hit(self._row(model), usage, -1)
             self.misses += 1
 
     def saved(self, cost_usd: float) -> None:
-        """Dollars a hit saved, priced by an adapter after the hit (it knows the price table)."""
+        """Dollars an adapter priced itself (added to the dollars ``by_model`` is worth)."""
         with self._lock:
             self.cost_saved_usd += cost_usd
 
@@ -116,7 +193,27 @@ class Stats:
                 "output_tokens_saved": self.output_tokens_saved,
                 "tokens_saved": self.input_tokens_saved + self.output_tokens_saved,
                 "cost_saved_usd": self.cost_saved_usd,
+                "by_model": {model: row.copy() for model, row in self.by_model.items()},
             }
+
+    # ------------------------------------------------------------------ savings over time
+    def take_buckets(self) -> Buckets:
+        """The (hour, model) counters gained since the last call (for a tier keeping them)."""
+        with self._lock:
+            self._cut(self._clock())
+            taken, self.buckets = self.buckets, {}
+        return taken
+
+    def untake_buckets(self, buckets: Buckets) -> None:
+        """Buckets that could not be published: hand them to the next ``take_buckets``."""
+        with self._lock:
+            add_rows(self.buckets, buckets)
+
+    def history(self) -> Buckets:
+        """A copy of the buckets kept in process."""
+        with self._lock:
+            self._cut(self._clock())
+            return {key: row.copy() for key, row in self.buckets.items()}
 
     # ------------------------------------------------------------------ fleet-wide counters
     def _flat(self) -> dict[str, float]:
@@ -135,6 +232,9 @@ class Stats:
         for group in _GROUPS:
             for name, count in getattr(self, group).items():
                 flat[f"{group}:{name}"] = count
+        for model, row in self.by_model.items():
+            for group, count in zip(_MODEL_GROUPS, row, strict=True):
+                flat[f"{group}:{model}"] = count
         return flat
 
     def take_deltas(self) -> dict[str, float]:
@@ -153,15 +253,23 @@ class Stats:
 
 
 _GROUPS = ("hits_by_tier", "hits_by_match", "errors_by_tier", "store_rejected")
+#: Flat names of the per-model counters: ``model_hits:gpt-4o-mini`` (the model is all that
+#: follows the first colon, so a model name may hold colons).
+_MODEL_GROUPS = tuple(f"model_{name}" for name in COUNTERS)
+_MODEL_INDEX = {group: i for i, group in enumerate(_MODEL_GROUPS)}
 
 
 def fleet_view(flat: dict[str, float]) -> dict[str, Any]:
-    """Fleet-wide totals (as ``take_deltas`` flattens them) in ``Cache.stats()``'s shape."""
+    """Fleet-wide totals (as ``take_deltas`` flattens them) in ``Cache.stats()``'s shape,
+    ``by_model`` as unpriced rows (``savings.add_priced_totals`` prices them)."""
     view: dict[str, Any] = {group: {} for group in _GROUPS}
+    by_model: dict[str, Row] = {}
     for name, value in flat.items():
         group, _, member = name.partition(":")
         if member and group in view:
             view[group][member] = int(value)
+        elif member and group in _MODEL_INDEX:
+            by_model.setdefault(member, new_row())[_MODEL_INDEX[group]] = int(value)
         elif not member:
             view[name] = value if name == "cost_saved_usd" else int(value)
     counters = ("hits", "misses", "stores", "skipped", "decode_errors")
@@ -173,4 +281,5 @@ def fleet_view(flat: dict[str, float]) -> dict[str, Any]:
     view["tokens_saved"] = view["input_tokens_saved"] + view["output_tokens_saved"]
     lookups = view["hits"] + view["misses"]
     view["hit_rate"] = view["hits"] / lookups if lookups else 0.0
+    view["by_model"] = by_model
     return view

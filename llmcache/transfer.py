@@ -34,7 +34,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 import llmcache
-from llmcache.entry import ENTRY_SCHEMA, MAX_DECODE_BYTES, from_doc
+from llmcache.entry import ENTRY_SCHEMA, MAX_DECODE_BYTES, from_doc, usage_fields
 from llmcache.errors import CodecError, ExportFileError, TierError
 from llmcache.keys import CacheKey, _to_jsonable, label_digest
 from llmcache.request import Scope
@@ -131,7 +131,7 @@ def encode_row(stored: StoredEntry) -> bytes:
         "model": entry.model,
         "created": entry.created_at,
         "expires": stored.expires_at,  # when the source tier would drop it
-        "usage": list(entry.usage),
+        **usage_fields(entry.usage),
         "tags": list(entry.tags),
         "value": entry.value,
     }

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -159,14 +161,13 @@ def demo(
         show(result, console)
 
 
+def _urls_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--url`` (repeatable, required): the tier URLs of the cache a command reads."""
+    return click.option("--url", "urls", multiple=True, required=True, help=help)
+
+
 @cli.command()
-@click.option(
-    "--url",
-    "urls",
-    multiple=True,
-    required=True,
-    help="A tier URL of the cache (repeatable); its Redis tier holds the fleet's counters.",
-)
+@_urls_option("A tier URL of the cache (repeatable); its Redis tier holds the fleet's counters.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counters as JSON.")
 def stats(urls: tuple[str, ...], as_json: bool) -> None:
     """Fleet-wide hits, misses and savings of every process sharing a Redis tier."""
@@ -181,9 +182,47 @@ def stats(urls: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command()
-@click.option(
-    "--url", "urls", multiple=True, required=True, help="A tier URL of the cache (repeatable)."
+@_urls_option(
+    "A tier URL of the cache (repeatable); its first SQL or Redis tier keeps the history."
 )
+@click.option(
+    "--since",
+    default=None,
+    metavar="AGE",
+    help="Only savings of this recent window: 30m, 12h, 7d, 2w  [default: all kept, 31 days]",
+)
+@click.option(
+    "--chart",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write a PNG of the cumulative dollars saved (needs llmcache[report]).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def report(urls: tuple[str, ...], since: str | None, chart: Path | None, as_json: bool) -> None:
+    """Dollars saved per model: by llmcache's hits and by the provider's prompt cache.
+
+    Priced with LiteLLM's price table (models it does not price are shown as unpriced).
+    """
+    from llmcache.cli.report import parse_since, read_report, show_report, write_chart
+
+    with _one_line_errors():
+        window = None if since is None else parse_since(since)
+        savings = read_report(urls, window)
+        if chart is not None:
+            write_chart(savings, chart)
+    if as_json:
+        click.echo(json.dumps(savings.as_dict(), indent=2, sort_keys=True))
+    else:
+        console = Console()
+        if not console.is_terminal:  # a file or a pipe: the whole table, not 80 columns of it
+            console.width = max(console.width, 132)
+        show_report(savings, console)
+        if chart is not None:
+            click.echo(f"chart written to {chart}")
+
+
+@cli.command()
+@_urls_option("A tier URL of the cache (repeatable).")
 @click.option("--semantic", default=None, help="The semantic tier's URL, if any.")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def doctor(urls: tuple[str, ...], semantic: str | None, as_json: bool) -> None:

@@ -36,6 +36,12 @@ def show_fleet_stats(view: dict[str, Any], console: Console) -> None:
     table.add_row("hit rate", f"{view['hit_rate']:.1%}")
     table.add_row("tokens saved", f"{view['tokens_saved']:,}")
     table.add_row("dollars saved", f"${view['cost_saved_usd']:.4f}")
+    table.add_row(
+        "saved by the provider's prompt cache", f"${view['provider_cache_saved_usd']:.4f}"
+    )
+    for model, row in view["by_model"].items():
+        saved = f"${row['cost_saved_usd']:.4f}" if row["priced"] else "unpriced"
+        table.add_row(f"hits of {model or '(no model name)'}", f"{row['hits']:,} ({saved})")
     for tier, hits in sorted(view["hits_by_tier"].items()):
         table.add_row(f"hits from {tier}", f"{hits:,}")
     for tier, errors in sorted(view["errors_by_tier"].items()):

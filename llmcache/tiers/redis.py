@@ -41,6 +41,7 @@ from llmcache.entry import CacheEntry
 from llmcache.errors import ConfigError, LLMCacheError, TierError
 from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
+from llmcache.savings import COUNTERS, HISTORY_HOURS, HOUR, Buckets, history_from_fields
 from llmcache.tiers.base import Found, effective_expiry
 from llmcache.tiers.listing import ListPage
 from llmcache.tiers.redis_direct import (
@@ -252,6 +253,40 @@ class RedisTier:
             except (UnicodeDecodeError, ValueError):  # not ours to interpret: skip it
                 continue
         return totals
+
+    # ------------------------------------------------------------------ savings history
+    # Outside the entry key space too: one hash per hour (``<prefix>:savings:<hour>``, fields
+    # ``<counter>:<model>``) and a sorted set of the hours (``<prefix>:savings``), all
+    # expiring HISTORY_HOURS after their last batch.
+    def _history_index(self) -> str:
+        return f"{self.prefix}:savings"
+
+    def publish_history(self, buckets: Buckets) -> None:
+        index, ttl = self._history_index(), HISTORY_HOURS * HOUR
+        newest = max(hour for hour, _ in buckets)
+        with self._errors():
+            pipe = self._sync().pipeline(transaction=False)
+            for (hour, model), row in buckets.items():
+                key = f"{index}:{hour}"
+                for name, count in zip(COUNTERS, row, strict=True):
+                    if count:
+                        pipe.hincrby(key, f"{name}:{model}", count)
+                pipe.expire(key, ttl)
+                pipe.zadd(index, {str(hour): hour})
+            pipe.zremrangebyscore(index, "-inf", f"({newest - HISTORY_HOURS}")
+            pipe.expire(index, ttl)
+            pipe.execute()
+
+    def read_history(self, since_hour: int) -> Buckets:
+        index = self._history_index()
+        with self._errors():
+            client = self._sync()
+            hours = [int(h) for h in client.zrangebyscore(index, since_hour, "+inf")]
+            pipe = client.pipeline(transaction=False)
+            for hour in hours:
+                pipe.hgetall(f"{index}:{hour}")
+            found = pipe.execute()
+        return history_from_fields(zip(hours, found, strict=True))
 
     # ------------------------------------------------------------------ fleet single-flight
     # A lock per key, shared by every process on this Redis: SET NX PX with a random token,

@@ -42,6 +42,7 @@ from llmcache.entry import CacheEntry
 from llmcache.errors import SchemaVersionError, TierError
 from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
+from llmcache.savings import Buckets
 from llmcache.tiers.base import Found, ThreadedAsync, effective_expiry
 from llmcache.tiers.listing import ListPage
 from llmcache.tiers.selector import Selector
@@ -56,6 +57,7 @@ from llmcache.tiers.sql_engine import (
 )
 from llmcache.tiers.sql_invalidate import invalidate_batch
 from llmcache.tiers.sql_listing import list_page_plan
+from llmcache.tiers.sql_savings import SavingsStatements, oldest_kept, publish_plan, read_plan
 from llmcache.tiers.sql_schema import (
     MIGRATIONS,
     Migration,
@@ -98,6 +100,8 @@ class SqlTier(ThreadedAsync):
         self._purge_interval = purge_interval
         self._purge_batch = purge_batch
         self._sql = Statements(self.tables, target.name, purge_batch)
+        self._savings_sql = SavingsStatements(self.tables, target.name)
+        self._history_hour: int | None = None  # the newest hour a history batch held
         self.engine: sa.Engine = create_sync_engine(target)
         self._executor = SyncExecutor(self.engine, begin_mode(target))
         self._db_errors: tuple[type[BaseException], ...] = (
@@ -234,6 +238,20 @@ class SqlTier(ThreadedAsync):
     def list_page(self, selector: Selector, now: float, cursor: Any, limit: int) -> ListPage:
         plan = lambda: list_page_plan(self.tables, selector, now, cursor, limit)  # noqa: E731
         return self._run(plan, write=False)
+
+    # ------------------------------------------------------------------ savings history
+    def publish_history(self, buckets: Buckets) -> None:
+        """Add these (hour, model) counts to the table (``Cache``'s publisher thread)."""
+        newest = max(hour for hour, _ in buckets)
+        with self._state_lock:
+            opens_hour = self._history_hour is None or newest > self._history_hour
+            if opens_hour:
+                self._history_hour = newest
+        forget = oldest_kept(newest) if opens_hour else None
+        self._run(lambda: publish_plan(self._savings_sql, buckets, forget), write=True)
+
+    def read_history(self, since_hour: int) -> Buckets:
+        return self._run(lambda: read_plan(self._savings_sql, since_hour), write=False)
 
     def close(self) -> None:
         executor, self._aexecutor = self._aexecutor, None

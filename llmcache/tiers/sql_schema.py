@@ -10,6 +10,8 @@ Three tables per ``table_prefix`` (so several caches, or a foreign app, can shar
 * ``{prefix}_tags``: (tag digest, key) pairs, written with the entry, so invalidating by tag
   needs no migration later.
 * ``{prefix}_meta``: (name, value) rows; ``schema_version`` is the version of the tables.
+* ``{prefix}_savings`` (schema 3): what hits saved per (hour, model), added to by every process
+  using the database (``sql_savings``), read by ``llmcache report``.
 
 Migrations are a list of numbered steps. Opening a store applies the steps newer than its
 version, under a lock (SQLite's write lock, PostgreSQL's advisory lock, MySQL's GET_LOCK) and in
@@ -30,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from llmcache.errors import SchemaVersionError
+from llmcache.savings import COUNTERS
 
 #: Any statement the tier runs (all compile, and all execute).
 Statement = sa.UpdateBase | sa.Select[Any]
@@ -55,6 +58,7 @@ class Tables:
     entries: sa.Table
     tags: sa.Table
     meta: sa.Table
+    savings: sa.Table
 
 
 def build_tables(prefix: str, *, version: int | None = None) -> Tables:
@@ -92,7 +96,17 @@ def build_tables(prefix: str, *, version: int | None = None) -> Tables:
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("value", sa.String(255), nullable=False),
     )
-    return Tables(prefix, md, entries, tags, meta)
+    savings = sa.Table(
+        f"{prefix}_savings",
+        md,
+        sa.Column("hour", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("model_key", _binary(16), primary_key=True),  # label_digest of the model
+        sa.Column("model", sa.String(255), nullable=False),  # for reading (may be truncated)
+        *(sa.Column(name, sa.BigInteger(), nullable=False) for name in COUNTERS),
+    )
+    if version is not None and version < 3:
+        md.remove(savings)
+    return Tables(prefix, md, entries, tags, meta, savings)
 
 
 # ---------------------------------------------------------------------------- statements
@@ -199,9 +213,15 @@ def _index_created_at(conn: sa.Connection, tables: Tables) -> None:
         index.create(conn)
 
 
+def _create_savings(conn: sa.Connection, tables: Tables) -> None:
+    """Schema 3: the savings history table (``checkfirst``: idempotent)."""
+    tables.savings.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "entries, tags and meta tables", _create_v1),
     Migration(2, "index entries by created_at", _index_created_at),
+    Migration(3, "savings history per hour and model", _create_savings),
 )
 
 

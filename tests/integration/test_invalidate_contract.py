@@ -466,7 +466,7 @@ def test_a_version_1_store_is_migrated_and_invalidated_by_age(
     tier = SqlTier(parse_sql_url(sql_url))
     with Cache([tier], clock=fake_clock) as cache:
         assert index in _indexes(tier)
-        assert _version(tier) == MIGRATIONS[-1].version == 2
+        assert _version(tier) == MIGRATIONS[-1].version == 3
         assert hits(cache, entries) == {"old", "new"}  # entries survive the migration
         assert cache.invalidate(older_than=500) == 1
         assert hits(cache, entries) == {"new"}

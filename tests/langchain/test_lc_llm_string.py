@@ -28,13 +28,13 @@ def test_a_serializable_chat_model_with_call_time_kwargs() -> None:
 def test_a_completion_model_falls_back_to_its_type() -> None:
     llm = CountingLLM()
     llm_string = str(sorted({**llm._identifying_params, "_type": llm._llm_type}.items()))
-    assert parse_llm_string(llm_string) == LLMString("counting-llm", {})
+    assert parse_llm_string(llm_string) == LLMString("counting-llm", {}, class_named=True)
 
 
 def test_langchains_own_fake_model() -> None:
     model = FakeListChatModel(responses=["a", 'it\'s "quoted"', "back\\slash"])
     parsed = parse_llm_string(model._get_llm_string(stop=None, temperature=1))
-    assert parsed == LLMString("fake-list-chat-model", {"temperature": 1})
+    assert parsed == LLMString("fake-list-chat-model", {"temperature": 1}, class_named=True)
 
 
 def test_model_field_preference() -> None:

@@ -36,6 +36,9 @@ def test_round_trip() -> None:
         b'{"s": 1, "value": 1, "created": 0, "tags": [1]}',
         b'{"s": 1, "value": 1, "created": 0, "model": 5}',
         b'{"s": 1, "value": 1, "created": 0, "expires": true}',
+        b'{"s": 1, "value": 1, "created": 0, "usage": null}',
+        b'{"s": 1, "value": 1, "created": 0, "usage": [1, 0], "usage_cache": [-1, 0]}',
+        b'{"s": 1, "value": 1, "created": 0, "usage": [1, 0], "usage_cache": "some"}',
     ],
 )
 def test_undecodable_values_raise_codec_error(data: bytes) -> None:
@@ -50,3 +53,22 @@ def test_schema_version_is_stored() -> None:
 def test_unencodable_value_is_a_codec_error() -> None:
     with pytest.raises(CodecError, match="cannot store"):
         encode(CacheEntry(value=object(), created_at=0))
+
+
+def test_provider_cache_tokens_round_trip() -> None:
+    entry = CacheEntry(value="a", created_at=1.0, model="m", usage=Usage(1000, 20, 400, 100))
+    assert decode(encode(entry)).usage == Usage(1000, 20, 400, 100)
+
+
+def test_entries_written_before_provider_cache_tokens_still_decode() -> None:
+    # The exact bytes an llmcache without ``usage_cache`` stored (schema 1, two-token usage).
+    old = b'{"s":1,"value":"a","created":1.0,"expires":null,"model":"m","usage":[12,34],"tags":[]}'
+    entry = decode(old)
+    assert entry.usage == Usage(12, 34)
+    assert (entry.usage.cache_read_tokens, entry.usage.cache_creation_tokens) == (0, 0)
+
+
+def test_entries_without_provider_cache_tokens_are_stored_as_before() -> None:
+    # An older llmcache reading this entry finds only the fields it knows.
+    stored = encode(CacheEntry(value="a", created_at=1.0, usage=Usage(12, 34)))
+    assert b"usage_cache" not in stored

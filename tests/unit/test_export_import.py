@@ -169,3 +169,15 @@ def test_the_cli_reports_a_file_it_cannot_write_in_one_line(tmp_path: Path) -> N
     assert result.exit_code == 1, result.output
     assert result.stderr.count("\n") == 1 and "No such file or directory" in result.stderr
     assert result.stderr.startswith("llmcache: error: ")
+
+
+def test_provider_prompt_cache_tokens_survive_an_export_and_import(
+    fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    source = Cache.from_urls(["memory://"], clock=fake_clock, fleet_stats=False)
+    source.set(SHORT, "discounted", usage=Usage(1000, 20, 400, 100), ttl=None)
+    target = Cache.from_urls([f"sqlite:///{tmp_path}/t.db"], clock=fake_clock, fleet_stats=False)
+    assert target.import_entries(io.BytesIO(exported(source))).imported == 1
+    hit = target.get(SHORT)
+    assert hit is not None and hit.entry.usage == Usage(1000, 20, 400, 100)
+    target.close()

@@ -8,7 +8,7 @@ from llmcache.stats import Stats, fleet_view
 
 def test_deltas_are_what_was_added_since_the_last_take() -> None:
     stats = Stats()
-    stats.hit("memory", "exact", Usage(10, 5))
+    stats.hit("memory", "exact", "gpt-4o-mini", Usage(10, 5))
     stats.miss()
     first = stats.take_deltas()
     assert first == {
@@ -18,9 +18,13 @@ def test_deltas_are_what_was_added_since_the_last_take() -> None:
         "output_tokens_saved": 5,
         "hits_by_tier:memory": 1,
         "hits_by_match:exact": 1,
+        "model_hits:gpt-4o-mini": 1,
+        "model_input_tokens:gpt-4o-mini": 10,
+        "model_output_tokens:gpt-4o-mini": 5,
     }
     assert stats.take_deltas() == {}
-    stats.hit("redis", "exact", Usage(1, 1), cost_usd=0.25)
+    stats.hit("redis", "exact", "ollama/llama3:8b", Usage(1, 1))
+    stats.saved(0.25)
     assert stats.take_deltas() == {
         "hits": 1,
         "input_tokens_saved": 1,
@@ -28,6 +32,9 @@ def test_deltas_are_what_was_added_since_the_last_take() -> None:
         "cost_saved_usd": 0.25,
         "hits_by_tier:redis": 1,
         "hits_by_match:exact": 1,
+        "model_hits:ollama/llama3:8b": 1,
+        "model_input_tokens:ollama/llama3:8b": 1,
+        "model_output_tokens:ollama/llama3:8b": 1,
     }
 
 
@@ -58,3 +65,10 @@ def test_fleet_view_has_the_shape_of_stats() -> None:
     assert view["tokens_saved"] == 0
     assert view["cost_saved_usd"] == 0.5
     assert fleet_view({})["hit_rate"] == 0.0
+
+
+def test_fleet_view_rebuilds_per_model_rows_whose_names_hold_colons() -> None:
+    stats = Stats()
+    stats.hit("redis", "exact", "ollama/llama3:8b", Usage(7, 3, 2, 0))
+    view = fleet_view(stats.take_deltas())
+    assert view["by_model"] == {"ollama/llama3:8b": [1, 7, 3, 2, 0, 0, 0]}

@@ -89,3 +89,41 @@ def test_every_exported_name_is_declared() -> None:
     stats["errors_by_tier"] = {"redis": 1}
     stats["store_rejected"] = {"too_large": 1}
     assert {s.name for s in samples(stats)} <= set(METRICS)
+
+
+def test_savings_are_exported_by_model_and_nothing_else(fake_clock: FakeClock) -> None:
+    cache = Cache.from_urls(["memory://"], clock=fake_clock)
+    request = CacheRequest(
+        model="m",
+        prompt="what is our Q3 revenue?",
+        model_name="gpt-4o-mini",
+        scope=Scope.of(user=SECRET_USER, tenant="acme"),
+    )
+    cache.get(request)
+    cache.set(request, "42", usage=Usage(1000, 100, cache_read_tokens=400))  # a discounted miss
+    cache.get(request)
+    registry = CollectorRegistry()
+    register_prometheus(cache, registry)
+    value = registry.get_sample_value
+    model = {"model": "gpt-4o-mini"}
+    by_model = cache.stats()["by_model"]["gpt-4o-mini"]
+    assert value("llmcache_model_hits_total", model) == 1
+    assert value("llmcache_model_input_tokens_saved_total", model) == 1000
+    assert value("llmcache_model_output_tokens_saved_total", model) == 100
+    assert value("llmcache_model_cost_saved_usd_total", model) == by_model["cost_saved_usd"] > 0
+    assert value("llmcache_provider_cache_read_tokens_total", model) == 400
+    assert value("llmcache_provider_cache_saved_usd_total", model) == pytest.approx(
+        by_model["provider_cache_saved_usd"]
+    )
+    assert by_model["provider_cache_saved_usd"] > 0
+    text = generate_latest(registry).decode()
+    for private in (SECRET_USER, "acme", "revenue"):
+        assert private not in text
+    labels = {
+        label
+        for family in registry.collect()
+        for sample in family.samples
+        for label in sample.labels
+    }
+    assert labels <= {"model", "tier", "match", "kind", "reason"}
+    cache.close()

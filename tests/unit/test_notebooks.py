@@ -30,6 +30,7 @@ def test_the_walkthroughs_are_there() -> None:
         "02_quickstart_litellm.ipynb",
         "03_scopes_and_acls.ipynb",
         "04_semantic_tuning.ipynb",
+        "05_savings_report.ipynb",
     } <= names
 
 

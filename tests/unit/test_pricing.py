@@ -1,0 +1,52 @@
+"""The core pricer: LiteLLM's prices, provider-cached tokens at their rate, no guesses."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is imported
+
+import litellm
+import pytest
+
+from llmcache import Usage
+from llmcache.pricing import cost_of
+from llmcache.savings import new_row, priced_row
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5"])
+@pytest.mark.parametrize(("read", "created"), [(0, 0), (400, 0), (0, 300), (200, 300)])
+def test_a_usage_costs_what_litellm_bills_for_it(model: str, read: int, created: int) -> None:
+    billed_in, billed_out = litellm.cost_per_token(
+        model=model,
+        prompt_tokens=1000,
+        completion_tokens=200,
+        cache_read_input_tokens=read,
+        cache_creation_input_tokens=created,
+    )
+    cost = cost_of(model, Usage(1000, 200, read, created))
+    assert cost.priced
+    assert cost.input_usd == pytest.approx(billed_in)
+    assert cost.output_usd == pytest.approx(billed_out)
+    full_in, _ = litellm.cost_per_token(model=model, prompt_tokens=read)
+    read_in, _ = litellm.cost_per_token(
+        model=model, prompt_tokens=read, cache_read_input_tokens=read
+    )
+    assert cost.provider_cache_saved_usd == pytest.approx(full_in - read_in)
+
+
+def test_a_model_litellm_does_not_know_costs_nothing_and_prints_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cost = cost_of("my-private-finetune", Usage(1000, 200, 400, 0))
+    assert cost == (0.0, 0.0, 0.0, False)
+    assert cost_of("", Usage(10, 10)).priced is False
+    assert capsys.readouterr().out == ""  # LiteLLM's "Provider List" banner stays quiet
+    assert litellm.suppress_debug_info is False  # and LiteLLM's own setting is left as it was
+
+
+def test_a_row_without_tokens_is_not_priced() -> None:
+    row = new_row()
+    row[0] = 3  # hits of answers that reported no usage
+    priced = priced_row("gpt-4o-mini", row)
+    assert (priced["hits"], priced["cost_saved_usd"], priced["priced"]) == (3, 0.0, False)
