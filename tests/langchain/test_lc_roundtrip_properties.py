@@ -11,20 +11,13 @@ from typing import Any
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from json_strategies import json_values, names, text
 from langchain_core.messages import AIMessage
 from langchain_core.messages.tool import tool_call
 from langchain_core.outputs import ChatGeneration, Generation
 
 from langchain_llmcache.convert import from_payload, to_payload
 
-text = st.text(st.characters(exclude_categories=("Cs",)), max_size=200)
-names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True)
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | text
-    | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(names, inner, max_size=3),
-    max_leaves=10,
-)  # fmt: skip
 calls = st.builds(
     lambda name, args, ident: tool_call(name=name, args=args, id=ident),
     names,
