@@ -15,6 +15,7 @@ JSON payload. Keys, TTLs, tiers, fail-open and stats are the core's.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -39,13 +40,21 @@ from llmcache.context import current_control, current_scope, current_tags
 from llmcache.entry import Usage
 from llmcache.errors import ConfigError
 from llmcache.policy import check_ttl
-from llmcache.request import CacheRequest, Scope
+from llmcache.request import CacheControl, CacheRequest, Scope
 
 logger = logging.getLogger("llmcache.langchain")
 
 #: Default namespace of LangChain entries (part of the key; LiteLLM's entries use another).
 NAMESPACE = "langchain"
 
+
+#: Requests remembered for calls made again (the oldest go first), and the longest prompt
+#: remembered: a long conversation is rarely asked twice, and is not kept.
+REMEMBERED_REQUESTS = 1024
+REMEMBERED_PROMPT_CHARS = 16 * 1024
+
+#: What a request is built from: prompt, llm_string, scope, tags, control, answered_by.
+_MadeFrom = tuple[str, str, Scope, tuple[str, ...], CacheControl, str]
 
 #: ``CacheEntry.memo`` of an entry decoded once and handed out as decoded.
 _SEEN_ONCE = object()
@@ -91,24 +100,50 @@ class LangChainCache(BaseCache):
         self._owns_cache = cache is None
         self.namespace = namespace
         self.ttl = ttl if ttl is UNSET else check_ttl(ttl)
+        self._requests: dict[_MadeFrom, CacheRequest] = {}
+        self._requests_lock = threading.Lock()
 
     def _request(self, prompt: str, llm_string: str, answered_by: str = "") -> CacheRequest:
-        """``answered_by``: the model a stored answer's metadata names; the entry's model name
-        (which prices its hits) when the ``llm_string`` names only the model's class."""
+        """The request of one call, the same object for the same call again (its key is then
+        computed once: ``request_key``). ``answered_by``: the model a stored answer's metadata
+        names; the entry's model name (which prices its hits) when the ``llm_string`` names
+        only the model's class."""
+        # Everything the request is built from, compared by value (scope, tags and control
+        # too: an equal scope is the same scope, never another user's).
+        made_from = (
+            prompt,
+            llm_string,
+            current_scope(),
+            current_tags(),
+            current_control(),
+            answered_by,
+        )
+        request = self._requests.get(made_from)
+        if request is None:
+            request = self._build_request(made_from)
+            if len(prompt) <= REMEMBERED_PROMPT_CHARS:
+                with self._requests_lock:
+                    if len(self._requests) >= REMEMBERED_REQUESTS:
+                        del self._requests[next(iter(self._requests))]  # the oldest
+                    self._requests[made_from] = request
+        return request
+
+    def _build_request(self, made_from: _MadeFrom) -> CacheRequest:
+        prompt, llm_string, scope, tags, control, answered_by = made_from
         parsed = parse_llm_string(llm_string)
         request = CacheRequest(
             model=llm_string,
             prompt=key_prompt(prompt),
             params=parsed.params,
-            scope=current_scope(),
+            scope=scope,
             namespace=self.namespace,
             model_name=(
                 answered_by
                 if answered_by and (parsed.class_named or not parsed.model_name)
                 else parsed.model_name
             ),
-            tags=current_tags(),  # llmcache.tags(...) blocks: for invalidate(tags=...)
-            control=current_control(),  # llmcache.cache_control(...) blocks
+            tags=tags,  # llmcache.tags(...) blocks: for invalidate(tags=...)
+            control=control,  # llmcache.cache_control(...) blocks
         )
         if self.cache.semantic is not None:  # off the hot path: parse only for the tier
             fields = semantic_fields(prompt)

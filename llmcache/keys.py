@@ -95,7 +95,13 @@ def _label_parts(model_name: str, namespace: str) -> tuple[bytes, bytes]:
 
 
 def request_key(request: CacheRequest) -> CacheKey:
-    """The key of ``request``: equal requests, equal keys; anything else, different keys."""
+    """The key of ``request``: equal requests, equal keys; anything else, different keys.
+
+    Computed once per request object (kept in ``request.key_memo``): requests are treated
+    as immutable."""
+    known: CacheKey | None = request.key_memo
+    if known is not None:
+        return known
     scope, scope_hex = _scope_parts(request.scope)
     params: Mapping[str, Any] | None = request.params
     canonical = canonical_json(
@@ -111,4 +117,6 @@ def request_key(request: CacheRequest) -> CacheKey:
     model, namespace = _label_parts(request.model_name, request.namespace)
     hasher = _KEY_HASHER.copy()
     hasher.update(canonical)
-    return CacheKey(hasher.digest(), scope, model, namespace)
+    key = CacheKey(hasher.digest(), scope, model, namespace)
+    request.key_memo = key
+    return key

@@ -129,3 +129,6 @@ class CacheRequest:
     semantic_threshold: float | None = None
     #: This call's overrides of the policy (``llmcache.cache_control``); not keyed.
     control: CacheControl = NO_CONTROL
+    #: ``llmcache.keys.request_key`` keeps the key here: an adapter that hands the same
+    #: request again (a hot prompt) does not hash it again. Never compared or shown.
+    key_memo: Any = field(default=None, init=False, repr=False, compare=False)

@@ -45,7 +45,6 @@ class Stats:
         with self._lock:
             if getattr(self, "by_model", None):  # gains before a reset stay in the history
                 self._cut(self._clock())
-            self.hits = 0
             self.misses = 0
             self.stores = 0
             self.skipped = 0
@@ -56,12 +55,23 @@ class Stats:
             self.errors_by_tier: Counter[str] = Counter()
             self.decode_errors = 0
             self.store_rejected: Counter[str] = Counter()
-            self.input_tokens_saved = 0
-            self.output_tokens_saved = 0
             self.cost_saved_usd = 0.0
             self.by_model: dict[str, Row] = {}
             self._cut_at: dict[str, Row] = {}  # by_model at the last cut
             self._taken: dict[str, float] = {}  # flat counters at the last take_deltas()
+
+    # Hits and tokens saved are the sums of the per-model rows: a hit updates its row only.
+    @property
+    def hits(self) -> int:
+        return sum(row[0] for row in self.by_model.values())
+
+    @property
+    def input_tokens_saved(self) -> int:
+        return sum(row[1] for row in self.by_model.values())
+
+    @property
+    def output_tokens_saved(self) -> int:
+        return sum(row[2] for row in self.by_model.values())
 
     def _row(self, model: str) -> Row:
         """The model's row in ``by_model`` (lock held)."""
@@ -99,11 +109,8 @@ class Stats:
         with self._lock:
             if now >= self._hour_ends:
                 self._cut(now)
-            self.hits += 1
             self.hits_by_tier[tier] += 1
             self.hits_by_match[match] += 1
-            self.input_tokens_saved += tokens_in
-            self.output_tokens_saved += tokens_out
             row = self.by_model.get(model) or self._row(model)
             row[0] += 1  # written out, not add_hit: this runs on every hit
             row[1] += tokens_in
@@ -123,14 +130,11 @@ class Stats:
         """A counted hit that the caller refused (an adapter's freshness rule, e.g. LiteLLM's
         ``s-maxage``): for the caller it was a miss, so it is counted as one instead."""
         with self._lock:
-            self.hits -= 1
             self.hits_by_tier[tier] -= 1
             self.hits_by_match[match] -= 1
             for counter, name in ((self.hits_by_tier, tier), (self.hits_by_match, match)):
                 if counter[name] <= 0:
                     del counter[name]
-            self.input_tokens_saved -= usage.input_tokens
-            self.output_tokens_saved -= usage.output_tokens
             add_hit(self._row(model), usage, -1)
             self.misses += 1
 

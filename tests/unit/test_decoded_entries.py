@@ -66,7 +66,7 @@ def test_a_sqlite_hit_follows_the_stored_bytes(tmp_path: Path) -> None:
         cache.set(REQUEST, {"answer": "new"}, ttl=60)
         hit = cache.get(REQUEST)
         assert hit is not None and hit.entry.value == {"answer": "new"}
-        clock.advance(61)
+        clock.advance(60 * 1.1 + 1)  # past the TTL and its jitter
         assert cache.get(REQUEST) is None  # expired, though its decoded entry is still kept
         engine.dispose()
 

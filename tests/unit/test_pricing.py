@@ -36,13 +36,14 @@ def test_a_usage_costs_what_litellm_bills_for_it(model: str, read: int, created:
 
 
 def test_a_model_litellm_does_not_know_costs_nothing_and_prints_nothing(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(litellm, "suppress_debug_info", False)  # as a fresh process has it
     cost = cost_of("my-private-finetune", Usage(1000, 200, 400, 0))
     assert cost == (0.0, 0.0, 0.0, False)
     assert cost_of("", Usage(10, 10)).priced is False
     assert capsys.readouterr().out == ""  # LiteLLM's "Provider List" banner stays quiet
-    assert litellm.suppress_debug_info is False  # and LiteLLM's own setting is left as it was
+    assert litellm.suppress_debug_info is False  # LiteLLM's own setting is left as it was
 
 
 def test_a_row_without_tokens_is_not_priced() -> None:
