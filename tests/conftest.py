@@ -343,3 +343,18 @@ def semantic_cache(tmp_path: object, minilm: object, fake_clock: FakeClock) -> I
     yield _build
     for cache in built:
         cache.close()
+
+
+# ------------------------------------------------------------------ reliability figures
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Tests of a module marked ``figures(area)`` (fuzzing, properties) record the inputs
+    they tried and their failures, one row per test (parametrized cases merged)."""
+    from figures import counting_inputs
+
+    marker = item.get_closest_marker("figures")
+    if marker is None or not isinstance(item, pytest.Function):
+        return (yield)
+    row = f"{marker.args[0]}: {item.path.name}::{item.originalname}"
+    with counting_inputs(item.obj, row):
+        return (yield)

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import redis
 from redis.crc import key_slot
-from test_redis_faults import Answering  # the same counting model as the standalone faults
+from test_redis_faults import Answering, record_outage  # the same model and figures
 
 from langchain_llmcache import LangChainCache
 from llmcache import Cache, CacheRequest, FakeClock, scope
@@ -233,10 +233,12 @@ def test_a_primary_down_fails_open_and_the_other_slots_are_served(
 
     with caplog.at_level(logging.WARNING, logger="llmcache"), scope(user=dead_user):
         answers = [llm.invoke(f"q{i}") for i in range(10)]
-        assert llm.invoke("before") == "answer to before"  # its entry is unreachable
+        unreachable = llm.invoke("before")
+        assert unreachable == "answer to before"  # its entry is unreachable
     assert answers == [f"answer to q{i}" for i in range(10)]
     assert llm.calls == 1 + 10 + 1
     assert len(failures(caplog)) == 1, failures(caplog)  # once per outage, not per call
+    log_lines = len(failures(caplog))  # the "still down" below is a second outage
     stats = cache.stats()
     assert stats["errors_by_tier"][TIER] >= 1
     assert stats["breakers"][TIER] == "open"
@@ -246,7 +248,9 @@ def test_a_primary_down_fails_open_and_the_other_slots_are_served(
         breaker_clock.advance(5)
         return stored_in_redis(cache, live_request)
 
+    probing = time.monotonic()
     wait_for(live_slot_served, "a key of a live primary to be served", RECOVERY_SECONDS)
+    other_slots_after = round(time.monotonic() - probing, 2)
     assert stored_in_redis(cache, live_request)
     with scope(user=live_user):
         assert llm.invoke("on a live primary") == "answer to on a live primary"
@@ -254,6 +258,13 @@ def test_a_primary_down_fails_open_and_the_other_slots_are_served(
     assert llm.calls == 13  # the second one was a hit
     with scope(user=dead_user):
         assert llm.invoke("still down") == "answer to still down"  # fails open again
+    record_outage(
+        "Cluster primary down, no failover (LangChain invoke)",
+        [*answers, unreachable],
+        [*(f"q{i}" for i in range(10)), "before"],
+        log_lines_per_outage=log_lines,
+        seconds_until_other_slots_hit=other_slots_after,
+    )
     cache.close()
 
 
@@ -277,6 +288,12 @@ async def test_a_primary_down_fails_open_through_ainvoke(
     assert answers == [f"answer to q{i}" for i in range(10)]
     assert len(failures(caplog)) == 1, failures(caplog)
     assert cache.stats()["errors_by_tier"][TIER] >= 1
+    record_outage(
+        "Cluster primary down, no failover (LangChain ainvoke)",
+        answers,
+        [f"q{i}" for i in range(10)],
+        log_lines_per_outage=len(failures(caplog)),
+    )
     await cache.aclose()
 
 
@@ -294,15 +311,19 @@ def test_a_failover_is_survived_without_a_new_cache(
     with cluster.node(victim).client() as primary:
         assert primary.execute_command("WAIT", 1, 2000) == 1  # the replica has it
     replica = cluster.replica_of(victim)
+    killed_at = time.monotonic()
     cluster.node(victim).stop()
 
     with caplog.at_level(logging.WARNING, logger="llmcache"):
         with scope(user=user):
-            assert llm.invoke("during") == "answer to during"  # fails open meanwhile
+            during = llm.invoke("during")
+            assert during == "answer to during"  # fails open meanwhile
         wait_for(lambda: cluster.role(replica) == "master", "the replica's promotion",
                  FAILOVER_SECONDS)  # fmt: skip
+        promoted_at = time.monotonic()
         wait_for(lambda: stored_in_redis(cache, before), "the tier to serve again",
                  RECOVERY_SECONDS)  # fmt: skip
+        served_at = time.monotonic()
     found = cache.get(before)
     assert found is not None and found.entry.value == "kept across the failover"
     with scope(user=user):
@@ -312,4 +333,13 @@ def test_a_failover_is_survived_without_a_new_cache(
     with cluster.node(replica).client() as promoted:
         assert promoted.dbsize() >= 2  # the new primary holds the stores
     assert cache.stats()["breakers"][TIER] == "closed"
+    record_outage(
+        "Cluster primary killed, replica promoted (same Cache)",
+        [during],
+        ["during"],
+        log_lines_per_outage=len(failures(caplog)),
+        entries_lost=0 if found.entry.value == "kept across the failover" else 1,
+        seconds_until_promotion=round(promoted_at - killed_at, 2),
+        seconds_until_hits_after_promotion=round(served_at - promoted_at, 2),
+    )
     cache.close()

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import redis
+from figures import record
 from langchain_core.language_models.llms import LLM
 
 from langchain_llmcache import LangChainCache
@@ -153,16 +154,43 @@ def warnings_about(caplog: pytest.LogCaptureFixture, tier: str, what: str) -> li
     ]
 
 
+def seconds_until_redis_hit(
+    cache: Cache,
+    request: CacheRequest,
+    seconds: float = RECOVERY_SECONDS,
+    *,
+    tier: str = "redis",
+    breaker_clock: FakeClock | None = None,
+    memory: MemoryTier | None = None,
+) -> float | None:
+    """Poll (store, then read) until Redis itself serves a hit: the seconds that took, or
+    None after ``seconds``. A fake breaker clock is moved past the cool-down at each try (the
+    time a real one would wait is not what is measured); a memory tier in front is emptied
+    before each read, so the hit must come from Redis."""
+    started = time.monotonic()
+    while time.monotonic() < started + seconds:
+        if breaker_clock is not None:
+            breaker_clock.advance(5)
+        cache.set(request, "back")
+        if memory is not None:
+            memory.clear(None)
+        hit = cache.get(request)
+        if hit is not None and hit.tier == tier:
+            return round(time.monotonic() - started, 2)
+        time.sleep(0.05)
+    return None
+
+
 def redis_hit_within(cache: Cache, request: CacheRequest, seconds: float) -> bool:
     """Poll (store, then read) until Redis itself serves a hit; at most ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        cache.set(request, "back")
-        hit = cache.get(request)
-        if hit is not None and hit.tier == "redis":
-            return True
-        time.sleep(0.05)
-    return False
+    return seconds_until_redis_hit(cache, request, seconds) is not None
+
+
+def record_outage(fault: str, answers: list[str], prompts: list[str], **figures: Any) -> None:
+    """One row of a Redis fault's figures; callers got an error when their answer is not the
+    model's (an exception would have failed the test before this)."""
+    errors = sum(a != f"answer to {p}" for a, p in zip(answers, prompts, strict=True))
+    record(f"fault: {fault}", calls_during_outage=len(prompts), caller_errors=errors, **figures)
 
 
 def wait_until_stalled(server: RedisProcess) -> None:
@@ -187,7 +215,8 @@ def test_invoke_answers_while_redis_is_down_and_logs_once(
 ) -> None:
     tier = RedisTier.from_url(server.url)
     breaker_clock = FakeClock()
-    cache = Cache([MemoryTier(), tier], monotonic=breaker_clock)
+    memory = MemoryTier()
+    cache = Cache([memory, tier], monotonic=breaker_clock)
     llm = Answering(cache=LangChainCache(cache))
     assert llm.invoke("warm-up") == "answer to warm-up"  # Redis works: stored there too
     attempts = counting(tier)
@@ -202,6 +231,19 @@ def test_invoke_answers_while_redis_is_down_and_logs_once(
     assert cache.stats()["breakers"]["redis"] == "open"
     # The breaker skips the tier: one failing call reached it, not twenty.
     assert 1 <= attempts[0] <= 2, attempts[0]
+    attempts_during_outage = attempts[0]  # recovery below connects again
+    server.start()
+    recovery = seconds_until_redis_hit(
+        cache, CacheRequest(model="m", prompt="back"), breaker_clock=breaker_clock, memory=memory
+    )
+    record_outage(
+        "Redis stopped (LangChain invoke, memory in front)",
+        [*answers, again],
+        [f"question {i}" for i in [*range(20), 3]],
+        log_lines_per_outage=len(warnings_about(caplog, "redis", "failed")),
+        connection_attempts=attempts_during_outage,
+        seconds_until_hits_after_restart=recovery,
+    )
     cache.close()
 
 
@@ -209,7 +251,8 @@ async def test_ainvoke_answers_while_redis_is_down(
     server: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     tier = RedisTier.from_url(server.url)
-    cache = Cache([tier], monotonic=FakeClock())
+    breaker_clock = FakeClock()
+    cache = Cache([tier], monotonic=breaker_clock)
     llm = Answering(cache=LangChainCache(cache))
     assert await llm.ainvoke("warm-up") == "answer to warm-up"
     attempts = acounting(tier)
@@ -220,6 +263,19 @@ async def test_ainvoke_answers_while_redis_is_down(
     assert len(warnings_about(caplog, "redis", "failed")) == 1
     assert cache.stats()["errors_by_tier"]["redis"] >= 1
     assert 1 <= attempts[0] <= 2, attempts[0]  # redis.asyncio's own pool: the breaker skips
+    attempts_during_outage = attempts[0]
+    server.start()
+    recovery = seconds_until_redis_hit(
+        cache, CacheRequest(model="m", prompt="back"), breaker_clock=breaker_clock
+    )
+    record_outage(
+        "Redis stopped (LangChain ainvoke)",
+        answers,
+        [f"q{i}" for i in range(10)],
+        log_lines_per_outage=len(warnings_about(caplog, "redis", "failed")),
+        connection_attempts=attempts_during_outage,
+        seconds_until_hits_after_restart=recovery,
+    )
     await cache.aclose()
 
 
@@ -231,21 +287,33 @@ def test_after_a_restart_redis_serves_hits_again_within_5s(
     request = CacheRequest(model="m", prompt="after restart")
     with caplog.at_level(logging.WARNING, logger="llmcache"):
         server.stop()
-        assert llm.invoke("while down") == "answer to while down"
+        first = llm.invoke("while down")
+        assert first == "answer to while down"
         server.start()
-        assert redis_hit_within(cache, request, RECOVERY_SECONDS)
+        recovery = seconds_until_redis_hit(cache, request)
+        assert recovery is not None
         assert len(warnings_about(caplog, "redis", "recovered")) == 1
         # A second outage is a new outage: logged once more.
         server.stop()
-        assert llm.invoke("down again") == "answer to down again"
-        assert llm.invoke("still down") == "answer to still down"
+        answers = [llm.invoke("down again"), llm.invoke("still down")]
+        assert answers == ["answer to down again", "answer to still down"]
     assert len(warnings_about(caplog, "redis", "failed")) == 2
+    record_outage(
+        "Redis stopped, restarted, stopped again (real breaker clock)",
+        [first, *answers],
+        ["while down", "down again", "still down"],
+        outages=2,
+        log_lines_per_outage=len(warnings_about(caplog, "redis", "failed")) // 2,
+        seconds_until_hits_after_restart=recovery,
+    )
     cache.close()
 
 
 # ---------------------------------------------------------------------------- error replies
 def test_out_of_memory_fails_open(server: RedisProcess, caplog: pytest.LogCaptureFixture) -> None:
-    cache = Cache([MemoryTier(), RedisTier.from_url(server.url)], monotonic=FakeClock())
+    breaker_clock = FakeClock()
+    memory = MemoryTier()
+    cache = Cache([memory, RedisTier.from_url(server.url)], monotonic=breaker_clock)
     llm = Answering(cache=LangChainCache(cache))
     admin = server.client()
     admin.config_set("maxmemory-policy", "noeviction")
@@ -259,6 +327,16 @@ def test_out_of_memory_fails_open(server: RedisProcess, caplog: pytest.LogCaptur
     assert llm.invoke("q0") == "answer to q0" and llm.calls == 5  # memory still serves
     admin.config_set("maxmemory", 0)
     admin.close()
+    recovery = seconds_until_redis_hit(
+        cache, CacheRequest(model="m", prompt="back"), breaker_clock=breaker_clock, memory=memory
+    )
+    record_outage(
+        "Redis out of memory (OOM replies), memory in front",
+        answers,
+        [f"q{i}" for i in range(5)],
+        log_lines_per_outage=len(failures),
+        seconds_until_hits_after_maxmemory_lifted=recovery,
+    )
     cache.close()
 
 
@@ -272,7 +350,8 @@ def test_a_read_only_replica_fails_open(
     try:
         admin = server.client()
         admin.replicaof("127.0.0.1", primary.port)  # the tier's server is now a replica
-        cache = Cache([RedisTier.from_url(server.url)], monotonic=FakeClock())
+        breaker_clock = FakeClock()
+        cache = Cache([RedisTier.from_url(server.url)], monotonic=breaker_clock)
         llm = Answering(cache=LangChainCache(cache))
         with caplog.at_level(logging.WARNING, logger="llmcache"):
             answers = [llm.invoke(f"q{i}") for i in range(5)]
@@ -282,6 +361,16 @@ def test_a_read_only_replica_fails_open(
         assert cache.stats()["errors_by_tier"]["redis"] >= 1
         admin.replicaof("NO", "ONE")
         admin.close()
+        recovery = seconds_until_redis_hit(
+            cache, CacheRequest(model="m", prompt="back"), breaker_clock=breaker_clock
+        )
+        record_outage(
+            "Redis a read-only replica (READONLY replies)",
+            answers,
+            [f"q{i}" for i in range(5)],
+            log_lines_per_outage=len(failures),
+            seconds_until_hits_after_promotion=recovery,
+        )
         cache.close()
     finally:
         primary.stop()
@@ -291,7 +380,9 @@ def test_a_stalled_server_times_out_and_fails_open(
     server: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     tier = RedisTier.from_url(server.url)
-    cache = Cache([MemoryTier(), tier], monotonic=FakeClock())
+    breaker_clock = FakeClock()
+    memory = MemoryTier()
+    cache = Cache([memory, tier], monotonic=breaker_clock)
     llm = Answering(cache=LangChainCache(cache))
     assert llm.invoke("warm-up") == "answer to warm-up"
     attempts = counting(tier)
@@ -308,6 +399,18 @@ def test_a_stalled_server_times_out_and_fails_open(
     assert len(failures) == 1 and "Timeout" in failures[0], failures
     assert cache.stats()["errors_by_tier"]["redis"] >= 1
     assert attempts[0] <= 2, attempts[0]  # one timed-out call; the rest skipped
+    attempts_during_outage = attempts[0]
+    recovery = seconds_until_redis_hit(
+        cache, CacheRequest(model="m", prompt="back"), breaker_clock=breaker_clock, memory=memory
+    )
+    record_outage(
+        "Redis stalled (DEBUG SLEEP 2), memory in front",
+        answers,
+        [f"q{i}" for i in range(10)],
+        log_lines_per_outage=len(failures),
+        connection_attempts=attempts_during_outage,
+        seconds_until_hits_after_the_stall=recovery,
+    )
     cache.close()
 
 
@@ -396,13 +499,16 @@ def test_sentinel_failover_is_survived_without_a_new_cache(
     assert llm.invoke("before") == "answer to before"
     hit = cache.get(CacheRequest(model="m", prompt="x"))  # a miss, served by the primary
     assert hit is None and cache.stats()["errors_by_tier"] == {}
+    killed = time.monotonic()
     sentinel_group.primary.stop()
     with caplog.at_level(logging.WARNING, logger="llmcache"):
-        assert llm.invoke("during") == "answer to during"  # fails open while there is none
+        during = llm.invoke("during")
+        assert during == "answer to during"  # fails open while there is none
         SentinelGroup.wait(
             lambda: sentinel_group.master_port() == sentinel_group.replica.port,
             "the sentinel to promote the replica",
         )
+        promoted = time.monotonic()
         request = CacheRequest(model="m", prompt="after failover")
         deadline = time.monotonic() + RECOVERY_SECONDS
         served = False
@@ -411,7 +517,16 @@ def test_sentinel_failover_is_survived_without_a_new_cache(
             found = cache.get(request)
             served = found is not None and found.tier == "redis-sentinel"
             time.sleep(0.05)
+        served_at = time.monotonic()
     assert served, "the promoted replica did not serve within 5 s of the failover"
     assert llm.invoke("after") == "answer to after"
     assert sentinel_group.replica.client().dbsize() >= 1  # the stores went to the new primary
+    record_outage(
+        "Sentinel primary killed, replica promoted (same Cache)",
+        [during],
+        ["during"],
+        log_lines_per_outage=len(warnings_about(caplog, "redis-sentinel", "failed")),
+        seconds_until_promotion=round(promoted - killed, 2),
+        seconds_until_hits_after_promotion=round(served_at - promoted, 2),
+    )
     cache.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from json_strategies import json_values, names, text
@@ -17,6 +18,8 @@ from langchain_core.messages.tool import tool_call
 from langchain_core.outputs import ChatGeneration, Generation
 
 from langchain_llmcache.convert import from_payload, to_payload
+
+pytestmark = pytest.mark.figures("properties")  # inputs tried, in the reliability figures
 
 calls = st.builds(
     lambda name, args, ident: tool_call(name=name, args=args, id=ident),

@@ -17,6 +17,7 @@ from typing import Any
 
 import litellm
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from json_strategies import json_values, names, text
@@ -24,6 +25,8 @@ from ll_helpers import MODEL, ask
 
 from litellm_llmcache import LiteLLMCache
 from llmcache import Cache, CachePolicy
+
+pytestmark = pytest.mark.figures("properties")  # inputs tried, in the reliability figures
 
 tool_calls = st.lists(
     st.builds(

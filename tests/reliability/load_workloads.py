@@ -50,7 +50,7 @@ class LoadResult:
             "store_calls": self.stores,
             "reads": self.reads,
             "caller_errors": len(self.caller_errors),
-            "lost": len(self.lost),
+            "entries_lost": len(self.lost),
             "altered": len(self.altered),
             "seconds": round(self.seconds, 1),
         }

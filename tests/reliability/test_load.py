@@ -20,7 +20,7 @@ def _check(name: str, result: LoadResult) -> None:
     record(name, **summary)
     assert summary["caller_errors"] == 0, result.caller_errors[:5]
     assert summary["stores_acknowledged"] > 100
-    assert summary["lost"] == 0 and summary["altered"] == 0
+    assert summary["entries_lost"] == 0 and summary["altered"] == 0
 
 
 def test_8_processes_of_8_threads_on_one_sqlite_file(tmp_path: object) -> None:

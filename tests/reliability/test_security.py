@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from figures import record
 
 from llmcache import Cache, CacheRequest, Scope
 
@@ -56,23 +57,37 @@ def _request(prompt: str, scope: Scope = ALICE, **kw: object) -> CacheRequest:
 
 
 @pytest.fixture
+def tier_kind(request: pytest.FixtureRequest) -> str:
+    """The tier this case runs on (the ``tier_url`` parameter), for the figures' rows."""
+    return str(request.node.callspec.params["tier_url"])
+
+
+@pytest.fixture
 def cache(tier_url: str) -> Iterator[Cache]:
     cache = Cache.from_urls([tier_url], fleet_stats=False, single_flight_timeout=None)
     yield cache
     cache.close()
 
 
-def test_forged_scopes_never_see_an_entry(cache: Cache) -> None:
+def test_forged_scopes_never_see_an_entry(cache: Cache, tier_kind: str) -> None:
     cache.set(_request("quarterly numbers"), "alice's private answer")
+    seen = 0
     for forged in FORGERIES:
-        assert cache.get(_request("quarterly numbers", forged)) is None, forged.describe()
+        found = cache.get(_request("quarterly numbers", forged))
+        seen += found is not None
+        assert found is None, forged.describe()
     reordered = Scope.of(user="alice", tenant="acme", acl=["kb-9", "kb-7", "kb-9"])
     hit = cache.get(_request("quarterly numbers", reordered))
     assert hit is not None and hit.entry.value == "alice's private answer"
+    record(
+        f"security: forged scopes, {tier_kind}",
+        forged_scopes_tried=len(FORGERIES),
+        entries_they_saw=seen,
+    )
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)
-def test_hostile_values_are_data_not_code(cache: Cache, hostile: str) -> None:
+def test_hostile_values_are_data_not_code(cache: Cache, tier_kind: str, hostile: str) -> None:
     scope = Scope.of(user=hostile, tenant=hostile, acl=[hostile])
     request = _request(hostile, scope, namespace=hostile, model_name=hostile, tags=(hostile,))
     bystander = _request("bystander", ALICE, tags=("faq",), model_name="gpt")
@@ -90,10 +105,12 @@ def test_hostile_values_are_data_not_code(cache: Cache, hostile: str) -> None:
     assert cache.invalidate(namespace=hostile) == 0
     assert cache.clear(scope=scope) == 0
     assert cache.get(bystander) is not None
+    # One row per tier: the table sums the cases.
+    record(f"security: hostile values as data, {tier_kind}", hostile_values_tried=1)
 
 
 @pytest.fixture
-def foreign_data(tier_url: str, table_prefix: str) -> Iterator[None]:
+def foreign_data(tier_url: str, tier_kind: str, table_prefix: str) -> Iterator[None]:
     """Rows and keys that are not ours, next to ours: they must survive clear/invalidate."""
     base = tier_url.split("?")[0]
     if tier_url.startswith(("mysql", "postgresql")):
@@ -104,9 +121,11 @@ def foreign_data(tier_url: str, table_prefix: str) -> Iterator[None]:
             conn.execute(sa.text(f"INSERT INTO {table} VALUES ('user', 'data')"))
         yield
         with engine.begin() as conn:
-            assert conn.execute(sa.text(f"SELECT v FROM {table}")).scalar() == "data"
+            rows = conn.execute(sa.text(f"SELECT v FROM {table}")).scalars().all()
+            assert rows == ["data"]
             conn.execute(sa.text(f"DROP TABLE {table}"))
         engine.dispose()
+        _record_foreign(tier_kind, checked=1, intact=len(rows))
     elif tier_url.startswith("redis"):
         import redis
 
@@ -120,12 +139,24 @@ def foreign_data(tier_url: str, table_prefix: str) -> Iterator[None]:
         for name in names:
             client.set(name, "data")
         yield
+        intact = 0
         for name in names:
             assert client.get(name) == b"data", name
+            intact += 1
             client.delete(name)
         client.close()
+        _record_foreign(tier_kind, checked=len(names), intact=intact)
     else:
         yield
+
+
+def _record_foreign(tier_kind: str, *, checked: int, intact: int) -> None:
+    record(
+        f"security: clear/invalidate next to foreign data, {tier_kind}",
+        foreign_items_checked=checked,
+        foreign_items_intact=intact,
+        entries_lost=checked - intact,
+    )
 
 
 def _plain_client(tier_url: str) -> object:
@@ -167,7 +198,18 @@ def test_secrets_in_requests_never_reach_logs_or_stats(
         cache.clear()
     assert cache.stats()["errors_by_tier"]  # the failure was counted and logged
     assert caplog.records
+    found = {
+        "logs": caplog.text.count(SECRET),
+        "stats": json.dumps(cache.stats()).count(SECRET),
+        "repr": repr(cache).count(SECRET),
+    }
     assert SECRET not in caplog.text
     assert SECRET not in json.dumps(cache.stats())
     assert SECRET not in repr(cache)
     cache.close()
+    record(
+        "security: secrets in llm_string, params and the Redis URL, failing tier",
+        log_lines_checked=len(caplog.records),
+        secrets_found_in_logs=found["logs"],
+        secrets_found_in_stats_or_repr=found["stats"] + found["repr"],
+    )

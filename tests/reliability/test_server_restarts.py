@@ -89,22 +89,22 @@ def test_a_database_crash_and_restart_mid_run(server: tuple[PrivateServer, str])
     assert before > 10
     assert recovered_after is not None, "the cache never stored again after the restart"
     recovery = recovered_after - back
+    fresh = Cache.from_urls([url], fleet_stats=False, single_flight_timeout=None)
+    try:
+        lost = [i for i, v in run.acknowledged.items() if _value(fresh, i) != v]
+    finally:
+        fresh.close()
     record(
         f"fault: {db.name} killed and restarted mid-run",
         recovery_seconds=round(recovery, 2),
         slowest_call_ms=round(run.slowest_call * 1000),
         stores_acknowledged=len(run.acknowledged),
         caller_errors=len(run.caller_errors),
+        entries_lost=len(lost),
     )
     # The port opens before the server accepts sessions (crash recovery), and the breaker
     # probes at most every 4 s: a few seconds, never a stuck tier.
     assert recovery < 10.0
-
-    fresh = Cache.from_urls([url], fleet_stats=False, single_flight_timeout=None)
-    try:
-        lost = [i for i, v in run.acknowledged.items() if _value(fresh, i) != v]
-    finally:
-        fresh.close()
     assert lost == []
 
 

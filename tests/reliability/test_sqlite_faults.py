@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from figures import record
 
 from llmcache import Cache, CacheRequest
 
@@ -62,14 +63,25 @@ def test_a_writer_killed_mid_write_leaves_a_consistent_file(tmp_path: Path) -> N
     assert len(acknowledged) > 5
 
     with sqlite3.connect(tmp_path / "killed.db") as raw:
-        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        integrity = raw.execute("PRAGMA integrity_check").fetchone()
+    assert integrity == ("ok",)
     cache = Cache.from_urls([url], fleet_stats=False)
+    intact = 0
     for i in acknowledged:
         hit = cache.get(_request(i))
         assert hit is not None, f"acknowledged entry {i} was lost"
         assert hit.entry.value == _value(i)
+        intact += 1
     assert cache.stats()["decode_errors"] == 0
     cache.close()
+    record(
+        "fault: SQLite writer killed with SIGKILL mid-write",
+        kills=1,
+        entries_acknowledged=len(acknowledged),
+        entries_intact=intact,
+        entries_lost=len(acknowledged) - intact,
+        integrity_check=integrity[0],
+    )
 
 
 @pytest.fixture
@@ -97,23 +109,40 @@ def test_a_full_disk_never_reaches_the_caller(tiny_disk: Path) -> None:
     filler.write_bytes(b"\0" * 400_000)
     cache = Cache.from_urls([url], fleet_stats=False)
     stored = []
-    for i in range(400):  # ~16 KB each: far more than 1 MB
-        if cache.set(_request(i), _value(i)):
+    attempts = 400
+    first_refused = attempts
+    for i in range(attempts):  # ~16 KB each: far more than 1 MB
+        if cache.set(_request(i), _value(i)):  # a raise here fails the test: no error counter
             stored.append(i)
+        else:
+            first_refused = min(first_refused, i)
     assert 0 < len(stored) < 400
     assert cache.stats()["errors_by_tier"]  # counted, not raised
     # What was stored before the disk filled up is still served: failed writes open the
     # tier's write breaker only, reads go on.
-    assert all(cache.get(_request(i)) is not None for i in stored)
+    served = sum(cache.get(_request(i)) is not None for i in stored)
+    assert served == len(stored)
 
     # Space comes back: stores work again (after the breaker's probe, within 5 s).
     filler.unlink()
     deadline = time.monotonic() + 10
+    freed = time.monotonic()
     while not cache.set(_request(10_000), "after the disk was freed"):
         assert time.monotonic() < deadline, "stores did not resume after space was freed"
         time.sleep(0.2)
+    resumed_after = time.monotonic() - freed
     hit = cache.get(_request(10_000))
     assert hit is not None and hit.entry.value == "after the disk was freed"
+    after_freed = sum(cache.set(_request(20_000 + i), f"after {i}") for i in range(10))
     cache.close()
     with sqlite3.connect(tiny_disk / "full.db") as raw:
         assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    record(
+        "fault: SQLite disk full (1 MB tmpfs), then space freed",
+        stores_attempted_while_full=attempts - first_refused,
+        caller_errors=0,  # every store above returned (True or False); none raised
+        earlier_entries_served=served,
+        entries_lost=len(stored) - served,
+        stores_after_space_freed=1 + after_freed,
+        seconds_until_stores_resumed=round(resumed_after, 2),
+    )

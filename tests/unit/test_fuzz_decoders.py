@@ -27,6 +27,8 @@ from llmcache.tiers import tier_from_url
 from llmcache.tiers.sql_url import parse_sql_url
 from llmcache.transfer import decode_row, import_entries, read_lines
 
+pytestmark = pytest.mark.figures("fuzzing")  # inputs tried, in the reliability figures
+
 VOCABULARY = [
     "v", "generations", "kind", "message", "type", "fields", "content", "text", "info",
     "tool_calls", "usage_metadata", "response_metadata", "id", "name", "args", "ai", "human",

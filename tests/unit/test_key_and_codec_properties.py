@@ -13,12 +13,15 @@ import random
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmcache import CacheEntry, CacheRequest, Scope, Usage, request_key
 from llmcache.entry import decode, encode
 from llmcache.errors import CodecError
+
+pytestmark = pytest.mark.figures("properties")  # inputs tried, in the reliability figures
 
 # Text ids as users send them: any code point that UTF-8 can encode (no lone surrogates).
 ids = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=20)
