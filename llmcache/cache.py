@@ -494,8 +494,8 @@ class Cache:
         removes everything). Only llmcache's own rows and keys are touched.
 
         Returns the entries removed, counted once per tier that held them, as ``clear`` does
-        (an entry in memory and in SQLite counts 2). Vectors of a semantic index are not
-        removed: they point at entries, and a vector whose entry is gone is skipped.
+        (an entry in memory and in SQLite counts 2). The semantic index loses the vectors of
+        the removed entries too (not counted).
         Raises ConfigError for bad criteria, and TierError naming the tiers that failed
         (the other tiers are invalidated; call it again once they are back).
         """
@@ -521,6 +521,8 @@ class Cache:
 
     def _invalidate_plan(self, selector: Selector) -> Plan[int]:
         now = self.clock()
+        if self._semantic is not None:
+            yield from self._unindex_plan(selector, now)
         removed, failed = 0, []
         for tier in self._tiers:
             count = yield _Op(tier, "invalidate", (selector, now))
@@ -535,6 +537,28 @@ class Cache:
                 "served: run it again once they are back"
             )
         return removed
+
+    def _unindex_plan(self, selector: Selector, now: float) -> Plan[None]:
+        """Remove the semantic index's vectors of the entries ``selector`` matches, a page of
+        the bottom tier's listing at a time (before the entries go: the listing finds them).
+        A vector whose entry is gone is never served, but it may crowd a live entry out of a
+        search's top k. Best effort: a tier or index that fails leaves vectors behind, which
+        are skipped when found."""
+        semantic, source = self._semantic, self._tiers[-1]
+        assert semantic is not None
+        cutoff = selector.cutoff(now)
+        listing = selector._replace(older_than=None)  # listing filters by index, not by age
+        cursor: Any = None
+        while True:
+            page = yield _Op(source, "list_page", (listing, now, cursor, MAX_PAGE))
+            if page is UNAVAILABLE:
+                return
+            digests = [item.key.digest for item in page.items if _old_enough(item, cutoff)]
+            if digests and (yield _Op(semantic, "delete", (digests,))) is UNAVAILABLE:
+                return
+            cursor = page.cursor
+            if cursor is None:
+                return
 
     # ------------------------------------------------------------------ listing, import
     def entries(
@@ -1280,6 +1304,20 @@ class Cache:
         if health.succeeded(method):
             logger.warning("llmcache: tier %s recovered", tier.name)
             emit(self._on_health, HealthEvent("tier_recovered", tier.name, "serving again"))
+
+
+def _old_enough(item: Listed, cutoff: float | None) -> bool:
+    """Whether a listed entry was created at or before ``cutoff`` (None: any age). One whose
+    bytes do not say (sealed, corrupt) counts as matching: losing its vector is harmless."""
+    if cutoff is None:
+        return True
+    found = item.found
+    if isinstance(found, CacheEntry):
+        return found.created_at <= cutoff
+    try:
+        return decode(found).created_at <= cutoff
+    except CodecError:
+        return True
 
 
 def _sealer(encryption: Sealer | bool | None) -> Sealer | None:

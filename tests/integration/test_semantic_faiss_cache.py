@@ -283,3 +283,26 @@ def test_the_default_verifier_guards_the_tier(semantic_cache: Build) -> None:
     assert cache.stats()["semantic_rejected"].get("numbers_differ") == 1
     hit = cache.get(req(PARAPHRASE))
     assert hit is not None and hit.entry.value == "use the reset link"
+
+
+@pytest.mark.parametrize(
+    "urls", [["memory://"], None], ids=["memory", "memory+sqlite"]
+)  # fmt: skip
+def test_invalidate_removes_the_vectors_of_what_it_removes(
+    semantic_cache: Build, fake_clock: FakeClock, urls: list[str] | None
+) -> None:
+    cache = semantic_cache(**({"urls": urls} if urls else {}))
+    cache.set(req(ASKED, tags=("faq",)), "use the reset link")
+    cache.set(req(UNRELATED, tags=("news",)), "Paris")
+    index = cache.semantic
+    assert index is not None
+    asked, unrelated = request_key(req(ASKED)).digest, request_key(req(UNRELATED)).digest
+    assert cache.invalidate(tags=["faq"]) >= 1
+    assert set(index.texts([asked, unrelated])) == {unrelated}  # the faq vector went too
+    assert cache.get(req(PARAPHRASE)) is None
+    hit = cache.get(req("What's the capital of France?"))
+    assert hit is not None and hit.entry.value == "Paris"  # the other one still matches
+    fake_clock.advance(100)
+    cache.set(req(ASKED), "again")
+    assert cache.invalidate(older_than=50) >= 1  # UNRELATED is 100 s old, ASKED is new
+    assert set(index.texts([asked, unrelated])) == {asked}
