@@ -553,12 +553,23 @@ class Cache:
             page = yield _Op(source, "list_page", (listing, now, cursor, MAX_PAGE))
             if page is UNAVAILABLE:
                 return
-            digests = [item.key.digest for item in page.items if _old_enough(item, cutoff)]
+            digests = [
+                item.key.digest
+                for item in page.items
+                if cutoff is None or self._created_by(item, source.name, cutoff)
+            ]
             if digests and (yield _Op(semantic, "delete", (digests,))) is UNAVAILABLE:
                 return
             cursor = page.cursor
             if cursor is None:
                 return
+
+    def _created_by(self, item: Listed, tier: str, cutoff: float) -> bool:
+        """Whether a listed entry was created at or before ``cutoff``, opened the way a
+        listing opens it (sealed entries too). One that cannot be read counts as matching:
+        losing its vector is harmless."""
+        entry = self._open_listed(item, tier).entry
+        return entry is None or entry.created_at <= cutoff
 
     # ------------------------------------------------------------------ listing, import
     def entries(
@@ -1304,20 +1315,6 @@ class Cache:
         if health.succeeded(method):
             logger.warning("llmcache: tier %s recovered", tier.name)
             emit(self._on_health, HealthEvent("tier_recovered", tier.name, "serving again"))
-
-
-def _old_enough(item: Listed, cutoff: float | None) -> bool:
-    """Whether a listed entry was created at or before ``cutoff`` (None: any age). One whose
-    bytes do not say (sealed, corrupt) counts as matching: losing its vector is harmless."""
-    if cutoff is None:
-        return True
-    found = item.found
-    if isinstance(found, CacheEntry):
-        return found.created_at <= cutoff
-    try:
-        return decode(found).created_at <= cutoff
-    except CodecError:
-        return True
 
 
 def _sealer(encryption: Sealer | bool | None) -> Sealer | None:
