@@ -20,6 +20,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from llmcache._sentinel import UNSET, Unset
@@ -54,6 +55,7 @@ from llmcache.stored import PutOutcome, StoredEntry
 from llmcache.tiers import Tier, tier_from_url
 from llmcache.tiers.listing import DEFAULT_PAGE, MAX_PAGE, Listed, ListPage
 from llmcache.tiers.selector import Selector, build_list_selector, build_selector
+from llmcache.tiers.write_behind import WriteBehind
 
 if TYPE_CHECKING:
     from llmcache.semantic.tier import SemanticTier
@@ -223,6 +225,14 @@ class Cache:
                 self._stats, self._stats_sink, history=self._history_sink
             )
             weakref.finalize(self, self._publisher.stop)
+        # Write-behind tiers (SQL with ?write_behind=on) store from their own thread: a failed
+        # batch is counted and drives the tier's breaker like a failed store.
+        self._write_behind: list[WriteBehind] = []
+        for tier in self._tiers:
+            behind = getattr(tier, "write_behind", None)
+            if isinstance(behind, WriteBehind):
+                behind.on_error = partial(self._store_failed_behind, tier)
+                self._write_behind.append(behind)
 
     def _name_tiers(self) -> None:
         seen: dict[str, int] = {}
@@ -875,6 +885,16 @@ class Cache:
         if self._semantic is not None:
             self._semantic.reset_stats()
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the stores queued by write-behind tiers (``?write_behind=on``) are
+        written, so other processes see them; False if ``timeout`` seconds passed first."""
+        deadline = None if timeout is None else self._monotonic() + timeout
+        for behind in self._write_behind:
+            left = None if deadline is None else max(0.0, deadline - self._monotonic())
+            if not behind.flush(left):
+                return False
+        return True
+
     def close(self) -> None:
         if self._publisher is not None:
             self._publisher.close()
@@ -1310,6 +1330,9 @@ class Cache:
                 "llmcache: tier %s failed (%s); skipping it until it recovers", tier.name, cause
             )
             emit(self._on_health, HealthEvent("tier_down", tier.name, cause))
+
+    def _store_failed_behind(self, tier: Tier, exc: Exception) -> None:
+        self._tier_failed(tier, self._breakers[tier.name], "set", exc)
 
     def _tier_succeeded(self, tier: Tier | SemanticTier, health: TierBreakers, method: str) -> None:
         if health.succeeded(method):

@@ -135,11 +135,26 @@ def with_query(url: str, **options: str) -> str:
 TIER_KINDS = ["memory", "sqlite", "mysql", "postgres", "redis", "redis_cluster", "redis_sentinel"]
 
 
+#: The server SQL tiers again with ``?write_behind=on`` (stores queued for a writer thread):
+#: the contract suites run on them too.
+WRITE_BEHIND_KINDS = ["mysql_write_behind", "postgres_write_behind"]
+
+
 @pytest.fixture(params=TIER_KINDS)
 def tier_url(request: pytest.FixtureRequest, tmp_path: object, table_prefix: str) -> Iterator[str]:
     """One URL per tier kind; SQL tiers get a private table prefix, dropped afterwards, and
     Redis tiers a private key prefix, whose keys are deleted afterwards."""
-    kind = request.param
+    yield from tier_url_of(request.param, request, tmp_path, table_prefix)
+
+
+def tier_url_of(
+    kind: str, request: pytest.FixtureRequest, tmp_path: object, table_prefix: str
+) -> Iterator[str]:
+    """``tier_url``'s body, for modules that parametrize it over more kinds."""
+    if kind.endswith("_write_behind"):
+        for url in tier_url_of(kind.removesuffix("_write_behind"), request, tmp_path, table_prefix):
+            yield with_query(url, write_behind="on")
+        return
     if kind == "memory":
         yield "memory://?maxsize=1000"
         return

@@ -9,7 +9,9 @@ is in-process file I/O), as is MySQL's when aiomysql can't be used (see ``sql_ur
 server's when greenlet is not installed.
 
 URL: ``?table_prefix=`` (default ``llmcache``) names the tables, ``?ttl=`` is the tier's default
-TTL for entries stored with ``ttl=None``; other options go to the driver (``sql_url``).
+TTL for entries stored with ``ttl=None``, ``?write_behind=on`` queues stores for a writer thread
+instead of waiting for the server's commit (``write_behind.py``); other options go to the driver
+(``sql_url``).
 
 SQLite runs in WAL mode (readers never wait for the writer) with ``synchronous=NORMAL``: in WAL
 that still never corrupts the file, it only may lose the last commits on power loss, and losing
@@ -67,6 +69,7 @@ from llmcache.tiers.sql_schema import (
     ensure_schema,
 )
 from llmcache.tiers.sql_url import SqlTarget, parse_sql_url
+from llmcache.tiers.write_behind import Queued, WriteBehind
 
 logger = logging.getLogger("llmcache")
 T = TypeVar("T")
@@ -118,6 +121,9 @@ class SqlTier(ThreadedAsync):
         self._last_purge: float | None = None
         self._aexecutor: AsyncExecutor | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
+        self.write_behind: WriteBehind | None = (
+            WriteBehind(self._write_queued, name=target.where) if target.write_behind else None
+        )
         try:
             self._ensure_schema()
         except SchemaVersionError:
@@ -185,10 +191,10 @@ class SqlTier(ThreadedAsync):
             yield Step(self._sql.purge_tags(keys))
         return len(keys)
 
-    def _purge_due(self, now: float) -> bool:
-        """Count a write; True when this write should run a purge batch."""
+    def _purge_due(self, now: float, writes: int = 1) -> bool:
+        """Count writes; True when this write should run a purge batch."""
         with self._state_lock:
-            self._writes += 1
+            self._writes += writes
             last = self._last_purge
             if (
                 self._writes < self._purge_every
@@ -205,28 +211,82 @@ class SqlTier(ThreadedAsync):
             with self._state_lock:
                 self._writes = self._purge_every
 
-    # ------------------------------------------------------------------ sync primitives
-    def get(self, key: CacheKey, now: float) -> Found:
-        return self._run(lambda: self._get_plan(key, now), write=False)
+    # ------------------------------------------------------------------ write-behind
+    def _queued(self, key: CacheKey, now: float) -> bytes | None:
+        """The payload of a store of this key still waiting for the writer (write-behind)."""
+        behind = self.write_behind
+        if behind is None:
+            return None
+        queued = behind.queued(key.digest, now)
+        return None if queued is None else queued.payload
 
-    def set(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
-        plan = lambda: self._set_plan(key, entry, payload, now)  # noqa: E731
-        self._run(plan, write=True, transaction=bool(entry.tags))
-        if self._purge_due(now):
+    def _queue(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> bool:
+        """Hand a store to the writer (write-behind); False: store it now."""
+        behind = self.write_behind
+        if behind is None:
+            return False
+        expires = effective_expiry(entry.expires_at, now, self.default_ttl)
+        return behind.submit(Queued(key, entry, payload, now, expires))
+
+    def _drain(self) -> None:
+        """Before a delete, clear, invalidation or listing: queued stores are written first,
+        so none lands after (and undoes) the removal, and listings include them."""
+        if self.write_behind is not None and not self.write_behind.idle:
+            self.write_behind.flush()
+
+    async def _adrain(self) -> None:
+        if self.write_behind is not None and not self.write_behind.idle:
+            await asyncio.to_thread(self.write_behind.flush)
+
+    def _batch_plan(self, items: Sequence[Queued]) -> Plan[None]:
+        for item in items:
+            yield from self._set_plan(item.key, item.entry, item.payload, item.now)
+
+    def _write_queued(self, items: Sequence[Queued]) -> None:
+        """The writer thread's batch: every store in one transaction (one commit)."""
+        many = len(items) > 1 or any(item.entry.tags for item in items)
+        self._run(lambda: self._batch_plan(items), write=True, transaction=many)
+        self._purge_if_due(items[-1].now, len(items))
+
+    def _stored(self, now: float) -> None:
+        """After a synchronous store: the writer may queue again; purge when due."""
+        if self.write_behind is not None:
+            self.write_behind.stored_directly()
+        self._purge_if_due(now, 1)
+
+    def _purge_if_due(self, now: float, writes: int) -> None:
+        if self._purge_due(now, writes):
             try:
                 self._purged(self._run(lambda: self._purge_plan(now), write=True))
             except TierError as exc:  # the store itself succeeded; the next purge retries
                 logger.debug("llmcache: purging expired rows failed: %s", exc)
 
+    # ------------------------------------------------------------------ sync primitives
+    def get(self, key: CacheKey, now: float) -> Found:
+        queued = self._queued(key, now)
+        if queued is not None:
+            return queued
+        return self._run(lambda: self._get_plan(key, now), write=False)
+
+    def set(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
+        if self._queue(key, entry, payload, now):
+            return
+        plan = lambda: self._set_plan(key, entry, payload, now)  # noqa: E731
+        self._run(plan, write=True, transaction=bool(entry.tags))
+        self._stored(now)
+
     def delete(self, key: CacheKey) -> None:
+        self._drain()
         self._run(lambda: self._delete_plan(key), write=True)
 
     def clear(self, scope: bytes | None) -> int:
+        self._drain()
         return self._run(lambda: self._clear_plan(scope), write=True)
 
     def invalidate(self, selector: Selector, now: float) -> int:
         """Delete the rows ``selector`` matches, in batches of ``purge_batch`` (one
         transaction each); returns how many entries were removed."""
+        self._drain()
         cutoff, size, removed = selector.cutoff(now), self._purge_batch, 0
         while True:
             plan = lambda: invalidate_batch(self.tables, selector, cutoff, size)  # noqa: E731
@@ -236,6 +296,7 @@ class SqlTier(ThreadedAsync):
                 return removed
 
     def list_page(self, selector: Selector, now: float, cursor: Any, limit: int) -> ListPage:
+        self._drain()
         plan = lambda: list_page_plan(self.tables, selector, now, cursor, limit)  # noqa: E731
         return self._run(plan, write=False)
 
@@ -254,6 +315,8 @@ class SqlTier(ThreadedAsync):
         return self._run(lambda: read_plan(self._savings_sql, since_hour), write=False)
 
     def close(self) -> None:
+        if self.write_behind is not None:  # what is queued is written first
+            self.write_behind.close()
         executor, self._aexecutor = self._aexecutor, None
         if executor is not None:  # async connections close on their own loop (aclose); drop
             executor.engine.sync_engine.dispose(close=False)
@@ -262,15 +325,22 @@ class SqlTier(ThreadedAsync):
 
     # ------------------------------------------------------------------ async primitives
     async def aget(self, key: CacheKey, now: float) -> Found:
+        queued = self._queued(key, now)
+        if queued is not None:
+            return queued
         if self.target.async_url is None:
             return await super().aget(key, now)
         return await self._arun(lambda: self._get_plan(key, now), write=False)
 
     async def aset(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
+        if self._queue(key, entry, payload, now):  # no thread hop, no await on the server
+            return
         if self.target.async_url is None:
             return await super().aset(key, entry, payload, now)
         plan = lambda: self._set_plan(key, entry, payload, now)  # noqa: E731
         await self._arun(plan, write=True, transaction=bool(entry.tags))
+        if self.write_behind is not None:
+            self.write_behind.stored_directly()
         if self._purge_due(now):
             try:
                 self._purged(await self._arun(lambda: self._purge_plan(now), write=True))
@@ -278,16 +348,19 @@ class SqlTier(ThreadedAsync):
                 logger.debug("llmcache: purging expired rows failed: %s", exc)
 
     async def adelete(self, key: CacheKey) -> None:
+        await self._adrain()
         if self.target.async_url is None:
             return await super().adelete(key)
         await self._arun(lambda: self._delete_plan(key), write=True)
 
     async def aclear(self, scope: bytes | None) -> int:
+        await self._adrain()
         if self.target.async_url is None:
             return await super().aclear(scope)
         return await self._arun(lambda: self._clear_plan(scope), write=True)
 
     async def ainvalidate(self, selector: Selector, now: float) -> int:
+        await self._adrain()
         if self.target.async_url is None:
             return await super().ainvalidate(selector, now)
         cutoff, size, removed = selector.cutoff(now), self._purge_batch, 0
@@ -299,12 +372,15 @@ class SqlTier(ThreadedAsync):
                 return removed
 
     async def alist_page(self, selector: Selector, now: float, cursor: Any, limit: int) -> ListPage:
+        await self._adrain()
         if self.target.async_url is None:
             return await super().alist_page(selector, now, cursor, limit)
         plan = lambda: list_page_plan(self.tables, selector, now, cursor, limit)  # noqa: E731
         return await self._arun(plan, write=False)
 
     async def aclose(self) -> None:
+        if self.write_behind is not None:
+            await asyncio.to_thread(self.write_behind.close)
         executor, self._aexecutor = self._aexecutor, None
         if executor is not None:
             if self._aloop is asyncio.get_running_loop():
@@ -385,6 +461,8 @@ class SqlTier(ThreadedAsync):
 
     def _error(self, exc: BaseException) -> TierError:
         """A TierError naming the store and the cause, never SQL parameters (prompts)."""
+        if self.write_behind is not None:  # the server may be down: stop queueing stores
+            self.write_behind.suspend()
         hint = ""
         if self.name != "sqlite" and isinstance(exc, sa.exc.OperationalError):
             hint = "; is the server running and reachable?"

@@ -7,8 +7,10 @@ Accepted schemes (each mapped to the one driver llmcache supports for it)::
     postgresql://, postgres://, postgresql+psycopg://              -> psycopg 3
 
 llmcache's options are removed from the query before the URL reaches SQLAlchemy:
-``table_prefix`` (default ``llmcache``) and ``ttl`` (the tier's default TTL in seconds, for
-entries stored with ``ttl=None``). Every other query option goes to the driver unchanged.
+``table_prefix`` (default ``llmcache``), ``ttl`` (the tier's default TTL in seconds, for
+entries stored with ``ttl=None``) and ``write_behind`` (``on``/``off``, default off: stores
+are queued for a writer thread instead of waiting for the commit; ``write_behind.py``). Every
+other query option goes to the driver unchanged.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from llmcache.tiers.options import ttl_option
 
 DEFAULT_TABLE_PREFIX = "llmcache"
 _PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,40}")
-OUR_OPTIONS = ("table_prefix", "ttl")
+OUR_OPTIONS = ("table_prefix", "ttl", "write_behind")
+_SWITCH = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,7 @@ class SqlTarget:
     table_prefix: str
     ttl: float | None
     where: str  # what to call this store in messages: a file, or host:port/db (no secrets)
+    write_behind: bool = False
 
     @property
     def in_memory(self) -> bool:
@@ -95,6 +99,7 @@ def parse_sql_url(raw: str) -> SqlTarget:
             "followed by up to 40 letters, digits or underscores"
         )
     ttl = ttl_option("sql", _one(url, "ttl", shown), shown)
+    write_behind = _switch(url, "write_behind", shown)
     url = url.difference_update_query(OUR_OPTIONS).set(drivername=driver.sync)
     if driver.name != "sqlite" and not url.database:
         raise ConfigError(
@@ -108,6 +113,7 @@ def parse_sql_url(raw: str) -> SqlTarget:
         table_prefix=prefix,
         ttl=ttl,
         where=_where(url, driver.name),
+        write_behind=write_behind,
     )
 
 
@@ -116,6 +122,16 @@ def _one(url: sa.URL, option: str, shown: str) -> str | None:
     if isinstance(value, tuple):
         raise ConfigError(f"sql tier: option {option!r} is given twice in {shown!r}")
     return value
+
+
+def _switch(url: sa.URL, option: str, shown: str) -> bool:
+    raw = _one(url, option, shown)
+    if raw is None:
+        return False
+    try:
+        return _SWITCH[raw.lower()]
+    except KeyError:
+        raise ConfigError(f"sql tier: {option}={raw!r} in {shown!r} must be on or off") from None
 
 
 def _native_async_url(url: sa.URL, driver: _Driver) -> sa.URL | None:

@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import delete_redis_keys, drop_tables, with_query
+from conftest import (
+    TIER_KINDS,
+    WRITE_BEHIND_KINDS,
+    delete_redis_keys,
+    drop_tables,
+    tier_url_of,
+    with_query,
+)
 
 from llmcache import Cache, CacheRequest, ConfigError, FakeClock, Scope
 from llmcache.request import ANONYMOUS
@@ -45,6 +52,11 @@ def req(
         tags=tags,
         scope=scope,
     )
+
+
+@pytest.fixture(params=TIER_KINDS + WRITE_BEHIND_KINDS)
+def tier_url(request: pytest.FixtureRequest, tmp_path: object, table_prefix: str) -> Iterator[str]:
+    yield from tier_url_of(request.param, request, tmp_path, table_prefix)
 
 
 @pytest.fixture
@@ -247,8 +259,8 @@ def _other_prefix(url: str, prefix: str) -> str:
     by its fixture; Redis keys under it are deleted by ``_other_prefix_cleanup``)."""
     if url.startswith("memory"):
         return url  # another MemoryTier: nothing shared
-    assert url.endswith(f"prefix={prefix}")  # tier_url puts the prefix last
-    return url + "o"
+    assert f"prefix={prefix}" in url
+    return url.replace(f"prefix={prefix}", f"prefix={prefix}o")
 
 
 class _ForeignData:

@@ -113,6 +113,7 @@ def test_llmcache_options_are_removed_and_driver_options_kept() -> None:
         ("mysql://root:s3cret@h/db?ttl=-5", "positive"),
         ("mysql://root:s3cret@h/db?ttl=inf", "positive"),
         ("mysql://root:s3cret@h/db?ttl=1&ttl=2", "twice"),
+        ("mysql://root:s3cret@h/db?write_behind=yes", "write_behind='yes'"),
         ("mysql+mysqldb://root:s3cret@h/db", "unsupported driver"),
         ("postgresql+psycopg2://root:s3cret@h/db", "unsupported driver"),
         ("mysql://root:s3cret@h", "names no database"),
@@ -432,6 +433,8 @@ def _monotonic() -> FakeClock:
         "mysql+pymysql://root:s3cret@127.0.0.1:1/test",
         "mariadb://root:s3cret@127.0.0.1:1/test",
         "postgresql+psycopg://postgres:s3cret@127.0.0.1:1/test",
+        "mysql+pymysql://root:s3cret@127.0.0.1:1/test?write_behind=on",
+        "postgresql+psycopg://postgres:s3cret@127.0.0.1:1/test?write_behind=on",
     ],
 )
 async def test_a_server_at_a_closed_port_fails_open(

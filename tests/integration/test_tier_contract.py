@@ -1,7 +1,8 @@
 """The tier contract: one suite, run through the public Cache API on every tier.
 
-``tier_url`` (tests/conftest.py) is parametrized over memory, SQLite, MariaDB and PostgreSQL;
-adding a tier means adding one parameter there. Every assertion is on what a user sees: the
+``tier_url`` (tests/conftest.py) is parametrized over every tier kind, here also MariaDB and
+PostgreSQL with write-behind (``?write_behind=on``); adding a tier means adding one parameter
+there. Every assertion is on what a user sees: the
 value a hit returns, the tier that served it, ``stats()``, the count ``clear`` reports.
 """
 
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from conftest import exact_ttl, with_query
+from conftest import TIER_KINDS, WRITE_BEHIND_KINDS, exact_ttl, tier_url_of, with_query
 
 from llmcache import Cache, CacheRequest, FakeClock, Scope, Usage
 from llmcache.tiers import tier_from_url
@@ -22,6 +23,11 @@ REQ = CacheRequest(model="gpt-x", prompt="What is 2+2?", model_name="gpt-x")
 
 def request(prompt: str, **scope: Any) -> CacheRequest:
     return CacheRequest(model="gpt-x", prompt=prompt, model_name="gpt-x", scope=Scope.of(**scope))
+
+
+@pytest.fixture(params=TIER_KINDS + WRITE_BEHIND_KINDS)
+def tier_url(request: pytest.FixtureRequest, tmp_path: object, table_prefix: str) -> Iterator[str]:
+    yield from tier_url_of(request.param, request, tmp_path, table_prefix)
 
 
 @pytest.fixture
