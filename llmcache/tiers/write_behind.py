@@ -12,13 +12,18 @@ process always reads its own stores. Other processes see an entry once its batch
 to drain (``flush``), so a queued store never brings back what they removed.
 
 What is given up, on purpose: entries still queued when a process dies are lost (at most
-``max_pending``; a lost cache entry costs one model call, never a wrong answer), and a store
-that fails in the background is reported through ``on_error`` (the cache's error counts,
-breaker and health events) rather than when it was made. While the writer is failing, or
-after the tier saw any statement fail (``suspend``), stores are refused here (``submit``
-returns False) and the tier writes them itself, synchronously, until one succeeds: the caller
-then learns that its store failed, and the cache's breaker sees each failure when it happens
-and opens as it would without write-behind. ``close()`` and interpreter exit flush what is queued.
+``max_pending`` entries or ``max_pending_bytes``, beyond which callers wait for the writer; a
+lost cache entry costs one model call, never a wrong answer), and a store that fails in the
+background is reported through ``on_error`` (the cache's error counts, breaker and health
+events) rather than when it was made. While the writer is failing, or after the tier saw any
+statement fail (``suspend``), stores are refused here (``submit`` returns False) and the tier
+writes them itself, synchronously, until one succeeds: the caller then learns that its store
+failed, and the cache's breaker sees each failure when it happens and opens as it would
+without write-behind. ``close()`` and interpreter exit flush what is queued.
+
+With a semantic index shared by processes, another process can find an entry's vector in the
+milliseconds before the entry is written; it then finds no entry, treats the vector as
+dangling and deletes it: that entry still serves exact repeats, not paraphrases.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from llmcache.redact import describe_error
 logger = logging.getLogger("llmcache")
 
 MAX_PENDING = 10_000
+MAX_PENDING_BYTES = 64 * 1024 * 1024
 MAX_BATCH = 256
 #: How long close() and interpreter exit wait for the queue to be written.
 FLUSH_ON_CLOSE_SECONDS = 10.0
@@ -68,13 +74,15 @@ class WriteBehind:
         *,
         name: str,
         max_pending: int = MAX_PENDING,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
         max_batch: int = MAX_BATCH,
     ) -> None:
-        if max_pending < 1 or max_batch < 1:
-            raise ValueError("max_pending and max_batch must be at least 1")
+        if max_pending < 1 or max_pending_bytes < 1 or max_batch < 1:
+            raise ValueError("max_pending, max_pending_bytes and max_batch must be at least 1")
         self._write_batch = write_batch
         self._name = name
         self._max_pending = max_pending
+        self._max_bytes = max_pending_bytes
         self._max_batch = max_batch
         #: Set by the owner (the cache): called with each failed batch's exception.
         self.on_error: Callable[[Exception], None] | None = None
@@ -85,6 +93,7 @@ class WriteBehind:
         self._cond = threading.Condition()
         # A newer store of one key replaces the queued one: only the latest is written.
         self._pending: dict[bytes, Queued] = {}
+        self._bytes = 0  # payload bytes queued
         self._in_flight = 0  # entries of the batch being written
         self._failing = False
         self._closed = False
@@ -109,10 +118,12 @@ class WriteBehind:
                 return False
             # Back-pressure: a writer that cannot keep up slows the callers down instead of
             # letting the queue (memory, and what a crash would lose) grow without bound.
-            while len(self._pending) >= self._max_pending and digest not in self._pending:
+            while self._pending and self._full(item) and digest not in self._pending:
                 self._cond.wait(0.05)
                 if self._failing or self._closed:
                     return False
+            replaced = self._pending.get(digest)
+            self._bytes += len(item.payload) - (0 if replaced is None else len(replaced.payload))
             self._pending[digest] = item
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -126,6 +137,12 @@ class WriteBehind:
         """The owner saw the server fail: store synchronously until a store succeeds again."""
         with self._cond:
             self._failing = True
+
+    def _full(self, item: Queued) -> bool:
+        return (
+            len(self._pending) >= self._max_pending
+            or self._bytes + len(item.payload) > self._max_bytes
+        )
 
     def stored_directly(self) -> None:
         """The owner's synchronous store succeeded: the writer may take stores again."""
@@ -159,6 +176,7 @@ class WriteBehind:
         with self._cond:
             self._closed = True
             self._pending.clear()
+            self._bytes = 0
             thread, self._thread = self._thread, None
             self._cond.notify_all()
         if thread is not None and thread is not threading.current_thread():
@@ -185,6 +203,7 @@ class WriteBehind:
                 for item in batch:  # a newer store queued meanwhile stays for the next batch
                     if self._pending.get(item.key.digest) is item:
                         del self._pending[item.key.digest]
+                        self._bytes -= len(item.payload)
                 self._in_flight = 0
                 self._failing = error is not None
                 self._cond.notify_all()
