@@ -5,6 +5,9 @@ and receive the results. Two small drivers run a plan: ``_run`` calls the tiers'
 primitives, ``_arun`` awaits their async ones. Neither adds logic of its own beyond the
 fail-open bookkeeping, so sync and async can not drift apart. A sync call never starts an
 event loop (it works inside Jupyter's running loop).
+
+The plan primitives are in ``plan.py``; the operations on sets of entries (invalidation,
+listing, export, import) in ``cache_entries.py``, a mixin this class inherits.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import random
 import secrets
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import IO, TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from llmcache._sentinel import UNSET, Unset
 from llmcache.breaker import TierBreakers
+from llmcache.cache_entries import EntryOperations
 from llmcache.clock import Clock, monotonic_clock, wall_clock
 from llmcache.crypto import MAGIC as SEALED_MAGIC
 from llmcache.crypto import Sealer, UnknownKeyError
@@ -35,6 +39,7 @@ from llmcache.fleet import StatsPublisher, StatsSink
 from llmcache.freshness import HitCounter, extended_expiry, recompute_early
 from llmcache.health import HealthCallback, HealthEvent, HitRateFloor, emit
 from llmcache.keys import CacheKey, request_key, scope_digest
+from llmcache.plan import UNAVAILABLE, Op, Plan, Sleep, Unavailable
 from llmcache.policy import CachePolicy
 from llmcache.redact import describe_error
 from llmcache.request import CacheRequest, Scope
@@ -51,16 +56,12 @@ from llmcache.semantic.index import Candidate, IndexedEntry
 from llmcache.semantic.partition import partition_digest
 from llmcache.singleflight import Flight, Flights, wait_async
 from llmcache.stats import Stats, fleet_view
-from llmcache.stored import PutOutcome, StoredEntry
 from llmcache.tiers import Tier, tier_from_url
-from llmcache.tiers.listing import DEFAULT_PAGE, MAX_PAGE, Listed, ListPage
-from llmcache.tiers.selector import Selector, build_list_selector, build_selector
 from llmcache.tiers.write_behind import WriteBehind
 
 if TYPE_CHECKING:
     from llmcache.semantic.tier import SemanticTier
     from llmcache.semantic.verifier import Verifier
-    from llmcache.transfer import ExportReport, ImportReport
 
 logger = logging.getLogger("llmcache")
 
@@ -89,29 +90,11 @@ class CacheHit:
     similarity: float | None = None
 
 
-class _Op(NamedTuple):
-    """One tier primitive call a plan asks its driver to make."""
-
-    tier: Tier | SemanticTier
-    method: str  # a Tier primitive (get, set, delete, clear) or a SemanticTier one
-    args: tuple[Any, ...]
-    probe: bool = False  # a health probe: made even while the tier's breaker is open
-    # An operator's call (listing): made even while the breaker is open, and its error is
-    # raised to the caller, who asked for this tier's data, instead of failing open.
-    strict: bool = False
-
-
 class _Pending(NamedTuple):
     """A lookup that the in-process tiers could not answer: the I/O tiers are next."""
 
     key: CacheKey
     now: float
-
-
-class _Sleep(NamedTuple):
-    """A pause a plan asks its driver for (``time.sleep`` or ``asyncio.sleep``)."""
-
-    seconds: float
 
 
 class _Release(NamedTuple):
@@ -137,18 +120,7 @@ class _Miss(NamedTuple):
     key: CacheKey
 
 
-class _Unavailable:
-    """Result of an operation on a tier that failed or whose breaker is open."""
-
-    __slots__ = ()
-
-
-UNAVAILABLE = _Unavailable()
-
-Plan = Generator[_Op | _Sleep, Any, T]
-
-
-class Cache:
+class Cache(EntryOperations):
     """A chain of tiers, top (fastest) first. Thread-safe and usable from asyncio."""
 
     def __init__(
@@ -485,289 +457,6 @@ class Cache:
     async def aclear(self, *, scope: Scope | None = None) -> int:
         return await self._arun(self._clear_plan(scope))
 
-    def invalidate(
-        self,
-        *,
-        tags: Iterable[str] | None = None,
-        scope: Scope | None = None,
-        model: str | None = None,
-        namespace: str | None = None,
-        older_than: float | None = None,
-    ) -> int:
-        """Remove llmcache's entries that match every criterion given, from every tier.
-
-        ``tags``: entries carrying any of these tags (``CacheRequest.tags``, or the ambient
-        ``llmcache.tags(...)`` block of the call that stored them); ``scope``: entries of
-        exactly this ``Scope``; ``model``: of this ``CacheRequest.model_name``; ``namespace``:
-        of this namespace (e.g. a prompt-template version); ``older_than``: created at least
-        this many seconds ago by the cache's clock. At least one is required (``clear()``
-        removes everything). Only llmcache's own rows and keys are touched.
-
-        Returns the entries removed, counted once per tier that held them, as ``clear`` does
-        (an entry in memory and in SQLite counts 2). The semantic index loses the vectors of
-        the removed entries too (not counted).
-        Raises ConfigError for bad criteria, and TierError naming the tiers that failed
-        (the other tiers are invalidated; call it again once they are back).
-        """
-        selector = build_selector(
-            tags=tags, scope=scope, model=model, namespace=namespace, older_than=older_than
-        )
-        return self._run(self._invalidate_plan(selector))
-
-    async def ainvalidate(
-        self,
-        *,
-        tags: Iterable[str] | None = None,
-        scope: Scope | None = None,
-        model: str | None = None,
-        namespace: str | None = None,
-        older_than: float | None = None,
-    ) -> int:
-        """``invalidate`` on the tiers' async primitives."""
-        selector = build_selector(
-            tags=tags, scope=scope, model=model, namespace=namespace, older_than=older_than
-        )
-        return await self._arun(self._invalidate_plan(selector))
-
-    def _invalidate_plan(self, selector: Selector) -> Plan[int]:
-        now = self.clock()
-        if self._semantic is not None:
-            yield from self._unindex_plan(selector, now)
-        removed, failed = 0, []
-        for tier in self._tiers:
-            count = yield _Op(tier, "invalidate", (selector, now))
-            if isinstance(count, int):
-                removed += count
-            else:  # an invalidation that silently missed a tier would serve stale answers
-                failed.append(tier.name)
-        if failed:
-            raise TierError(
-                f"invalidate removed {removed} entries but could not reach tier(s) "
-                f"{', '.join(failed)} (see the logged error); their entries may still be "
-                "served: run it again once they are back"
-            )
-        return removed
-
-    def _unindex_plan(self, selector: Selector, now: float) -> Plan[None]:
-        """Remove the semantic index's vectors of the entries ``selector`` matches, a page of
-        the bottom tier's listing at a time (before the entries go: the listing finds them).
-        A vector whose entry is gone is never served, but it may crowd a live entry out of a
-        search's top k. Best effort: a tier or index that fails leaves vectors behind, which
-        are skipped when found."""
-        semantic, source = self._semantic, self._tiers[-1]
-        assert semantic is not None
-        cutoff = selector.cutoff(now)
-        listing = selector._replace(older_than=None)  # listing filters by index, not by age
-        cursor: Any = None
-        while True:
-            page = yield _Op(source, "list_page", (listing, now, cursor, MAX_PAGE))
-            if page is UNAVAILABLE:
-                return
-            digests = [
-                item.key.digest
-                for item in page.items
-                if cutoff is None or self._created_by(item, source.name, cutoff)
-            ]
-            if digests and (yield _Op(semantic, "delete", (digests,))) is UNAVAILABLE:
-                return
-            cursor = page.cursor
-            if cursor is None:
-                return
-
-    def _created_by(self, item: Listed, tier: str, cutoff: float) -> bool:
-        """Whether a listed entry was created at or before ``cutoff``, opened the way a
-        listing opens it (sealed entries too). One that cannot be read counts as matching:
-        losing its vector is harmless."""
-        entry = self._open_listed(item, tier).entry
-        return entry is None or entry.created_at <= cutoff
-
-    # ------------------------------------------------------------------ listing, import
-    def entries(
-        self,
-        *,
-        tags: Iterable[str] | None = None,
-        scope: Scope | None = None,
-        model: str | None = None,
-        namespace: str | None = None,
-        tier: str | None = None,
-        page_size: int = DEFAULT_PAGE,
-        with_semantic: bool = False,
-    ) -> Iterator[StoredEntry]:
-        """The stored entries that match every criterion given (none: all of them), read a
-        page at a time from one tier: ``tier`` (a name in ``cache.tiers``), by default the
-        bottom one, which holds the most (memory above it keeps a subset). Entries this
-        process cannot read (sealed under keys it lacks, undecodable) come with
-        ``entry=None`` and the reason. ``with_semantic``: each entry also carries the
-        (partition, text) the semantic index holds for it. Raises TierError naming the
-        tier when it cannot be read (listing is an operator's call: it does not fail open).
-        """
-        source, selector, limit = self._listing(tier, tags, scope, model, namespace, page_size)
-        cursor = None
-        while True:
-            page, cursor = self._run(
-                self._page_plan(source, selector, cursor, limit, with_semantic)
-            )
-            yield from page
-            if cursor is None:
-                return
-
-    async def aentries(
-        self,
-        *,
-        tags: Iterable[str] | None = None,
-        scope: Scope | None = None,
-        model: str | None = None,
-        namespace: str | None = None,
-        tier: str | None = None,
-        page_size: int = DEFAULT_PAGE,
-        with_semantic: bool = False,
-    ) -> AsyncIterator[StoredEntry]:
-        """``entries`` on the tiers' async primitives."""
-        source, selector, limit = self._listing(tier, tags, scope, model, namespace, page_size)
-        cursor = None
-        while True:
-            plan = self._page_plan(source, selector, cursor, limit, with_semantic)
-            page, cursor = await self._arun(plan)
-            for stored in page:
-                yield stored
-            if cursor is None:
-                return
-
-    def export_entries(
-        self,
-        out: IO[bytes],
-        *,
-        tags: Iterable[str] | None = None,
-        scope: Scope | None = None,
-        model: str | None = None,
-        namespace: str | None = None,
-        tier: str | None = None,
-    ) -> ExportReport:
-        """Write the entries ``entries(...)`` lists to a binary file as JSON Lines (a header,
-        then one entry a line; the format is described in ``llmcache.transfer``)."""
-        from llmcache.transfer import export_entries
-
-        return export_entries(
-            self, out, tags=tags, scope=scope, model=model, namespace=namespace, tier=tier
-        )
-
-    def import_entries(self, source: IO[bytes]) -> ImportReport:
-        """Store the entries of an export (``export_entries``) in every tier: invalid lines
-        are skipped and reported with their line number, expired entries skipped, existing
-        keys replaced; texts for the semantic tier are embedded with this cache's embedder.
-        Raises ExportFileError when the file is not an export, TierError when a tier fails."""
-        from llmcache.transfer import import_entries
-
-        return import_entries(self, source)
-
-    def put_entries(self, entries: Iterable[StoredEntry]) -> PutOutcome:
-        """Store entries under their own keys, as they are (created time, expiry, usage,
-        tags kept; an existing entry of the same key is replaced): what an import does.
-        Entries carrying ``semantic`` (partition, text) are embedded with this cache's
-        embedder and indexed. Sealed again with this cache's keys when encryption is on.
-        A tier that fails is skipped and named in the outcome."""
-        return self._run(self._put_plan(list(entries)))
-
-    async def aput_entries(self, entries: Iterable[StoredEntry]) -> PutOutcome:
-        return await self._arun(self._put_plan(list(entries)))
-
-    def _listing(
-        self,
-        tier: str | None,
-        tags: Iterable[str] | None,
-        scope: Scope | None,
-        model: str | None,
-        namespace: str | None,
-        page_size: int,
-    ) -> tuple[Tier, Selector, int]:
-        selector = build_list_selector(tags=tags, scope=scope, model=model, namespace=namespace)
-        if isinstance(page_size, bool) or not isinstance(page_size, int):
-            raise ConfigError(f"page_size must be an integer, got {page_size!r}")
-        if not 1 <= page_size <= MAX_PAGE:
-            raise ConfigError(f"page_size must be between 1 and {MAX_PAGE}, got {page_size}")
-        if tier is None:
-            return self._tiers[-1], selector, page_size
-        for candidate in self._tiers:
-            if candidate.name == tier:
-                return candidate, selector, page_size
-        names = ", ".join(t.name for t in self._tiers)
-        raise ConfigError(f"no tier named {tier!r} in this cache (its tiers: {names})")
-
-    def _page_plan(
-        self, tier: Tier, selector: Selector, cursor: Any, limit: int, with_semantic: bool
-    ) -> Plan[tuple[list[StoredEntry], Any]]:
-        now = self.clock()
-        page: ListPage = yield _Op(tier, "list_page", (selector, now, cursor, limit), strict=True)
-        listed = [self._open_listed(item, tier.name) for item in page.items]
-        if with_semantic and self._semantic is not None and listed:
-            digests = [stored.key.digest for stored in listed]
-            texts = yield _Op(self._semantic, "texts", (digests,), strict=True)
-            listed = [self._with_text(stored, texts.get(stored.key.digest)) for stored in listed]
-        return listed, page.cursor
-
-    def _open_listed(self, item: Listed, tier: str) -> StoredEntry:
-        found = item.found
-        if isinstance(found, CacheEntry):  # an in-process tier keeps the entry itself
-            return StoredEntry(item.key, found, len(encode(found)), item.expires_at, tier)
-        try:
-            entry = decode(self._unseal(found, item.key))
-        except UnknownKeyError:
-            reason = "sealed under an encryption key this process does not have"
-            return StoredEntry(item.key, None, len(found), item.expires_at, tier, reason)
-        except CodecError as exc:
-            reason = f"does not decode: {exc}"
-            return StoredEntry(item.key, None, len(found), item.expires_at, tier, reason)
-        return StoredEntry(item.key, entry, len(found), item.expires_at, tier)
-
-    def _with_text(self, stored: StoredEntry, found: tuple[bytes, str] | None) -> StoredEntry:
-        if found is None:
-            return stored
-        text = self._open_text(found[1], stored.key)
-        return stored if text is None else stored._replace(semantic=(found[0], text))
-
-    def _put_plan(self, entries: list[StoredEntry]) -> Plan[PutOutcome]:
-        now = self.clock()
-        failed: dict[str, None] = {}
-        stored = 0
-        kept = []
-        for item in entries:
-            if item.entry is None or item.entry.is_expired(now):
-                continue
-            payload = self._seal(encode(item.entry), item.key)
-            took = False
-            for tier in self._tiers:
-                result = yield _Op(tier, "set", (item.key, item.entry, payload, now))
-                if result is UNAVAILABLE:
-                    failed[tier.name] = None
-                else:
-                    took = True
-            if took:
-                stored += 1
-                kept.append(item)
-        if self._semantic is not None:
-            indexed = [(i.key, i.entry, i.semantic) for i in kept if i.semantic is not None]
-            if indexed and not (yield from self._reindex_plan(self._semantic, indexed)):
-                failed[self._semantic.name] = None
-        return PutOutcome(stored, tuple(failed))
-
-    def _reindex_plan(
-        self,
-        semantic: SemanticTier,
-        rows: list[tuple[CacheKey, CacheEntry | None, tuple[bytes, str]]],
-    ) -> Plan[bool]:
-        """Embed imported texts with this cache's embedder (one call) and index them; False
-        when the semantic tier failed."""
-        vectors = yield _Op(semantic, "embed_many", ([text for _, _, (_, text) in rows],))
-        if vectors is UNAVAILABLE:
-            return False
-        ok = True
-        for (key, entry, (partition, text)), vector in zip(rows, vectors, strict=True):
-            assert entry is not None
-            stored_text = text if self._sealer is None else self._seal_text(text, key)
-            item = IndexedEntry(key, partition, vector, stored_text, entry.expires_at, entry.tags)
-            ok = (yield _Op(semantic, "add", (item,))) is not UNAVAILABLE and ok
-        return ok
-
     def _check_hit_rate(self) -> None:
         assert self._hit_floor is not None
         snap = self._stats.snapshot()
@@ -809,7 +498,7 @@ class Cache:
         results: dict[str, tuple[bool, float]] = {}
         for tier in self._tiers:
             started = self._monotonic()
-            found = yield _Op(tier, "get", (key, self.clock()), probe=True)
+            found = yield Op(tier, "get", (key, self.clock()), probe=True)
             results[tier.name] = (found is not UNAVAILABLE, (self._monotonic() - started) * 1e3)
         return results
 
@@ -970,13 +659,13 @@ class Cache:
 
     def _find_plan(
         self, key: CacheKey, now: float, start: int
-    ) -> Plan[tuple[CacheEntry, str] | _Unavailable | None]:
+    ) -> Plan[tuple[CacheEntry, str] | Unavailable | None]:
         """The entry and the name of the first tier from ``start`` down that has it, with
         every tier above it backfilled; None if none has it, UNAVAILABLE if none answered."""
         answered = False
         for index in range(start, len(self._tiers)):
             tier = self._tiers[index]
-            found = yield _Op(tier, "get", (key, now))
+            found = yield Op(tier, "get", (key, now))
             if found is UNAVAILABLE:
                 continue
             answered = True
@@ -1001,7 +690,7 @@ class Cache:
                             tier.name,
                             exc,
                         )
-                        yield _Op(tier, "delete", (key,))
+                        yield Op(tier, "delete", (key,))
                         continue
                     if decoded is not None:
                         decoded.put(key.digest, payload, entry)
@@ -1012,7 +701,7 @@ class Cache:
             if index:
                 payload = payload if payload is not None else self._seal(encode(entry), key)
                 for upper in self._tiers[:index]:  # backfill the faster tiers
-                    yield _Op(upper, "set", (key, entry, payload, now))
+                    yield Op(upper, "set", (key, entry, payload, now))
             return entry, tier.name
         return None if answered else UNAVAILABLE
 
@@ -1074,12 +763,12 @@ class Cache:
         threshold = request.semantic_threshold
         if threshold is None:
             threshold = semantic.threshold
-        vector = yield _Op(semantic, "embed", (text,))
+        vector = yield Op(semantic, "embed", (text,))
         if vector is UNAVAILABLE:
             return None
         semantic.remember(key.digest, vector)  # the store after this miss reuses it
         now = self.clock()
-        candidates = yield _Op(semantic, "search", (partition, vector, semantic.k, now))
+        candidates = yield Op(semantic, "search", (partition, vector, semantic.k, now))
         if candidates is UNAVAILABLE:
             return None
         if self._sealer is not None:
@@ -1092,7 +781,7 @@ class Cache:
                 return None  # the exact tiers are down: nothing to serve, nothing to delete
             if found is None:
                 semantic.reject("dangling", text, candidate)
-                yield _Op(semantic, "delete", ([candidate.key.digest],))
+                yield Op(semantic, "delete", ([candidate.key.digest],))
                 continue
             entry, tier = cast(tuple[CacheEntry, str], found)
             semantic.recall(key.digest)  # served: no store will follow
@@ -1111,12 +800,12 @@ class Cache:
             return
         vector = semantic.recall(key.digest)
         if vector is None:
-            vector = yield _Op(semantic, "embed", (text,))
+            vector = yield Op(semantic, "embed", (text,))
             if vector is UNAVAILABLE:
                 return
         stored_text = text if self._sealer is None else self._seal_text(text, key)
         indexed = IndexedEntry(key, partition, vector, stored_text, entry.expires_at, request.tags)
-        yield _Op(semantic, "add", (indexed,))
+        yield Op(semantic, "add", (indexed,))
 
     def _fresh_plan(self, hit: CacheHit, request: CacheRequest) -> Plan[CacheHit | None]:
         """After an exact hit: None when this caller is to recompute the entry early (it leads
@@ -1140,7 +829,7 @@ class Cache:
                 renewed = replace(entry, expires_at=expires)
                 payload = self._seal(encode(renewed), key)
                 for tier in self._tiers:  # an upsert: the same entry, a later expiry
-                    yield _Op(tier, "set", (key, renewed, payload, now))
+                    yield Op(tier, "set", (key, renewed, payload, now))
                 self._stats.extended()
                 return CacheHit(renewed, hit.tier, hit.match, key, hit.similarity)
         return hit
@@ -1156,7 +845,7 @@ class Cache:
             return True
         token = secrets.token_hex(16)
         ttl_ms = max(1, math.ceil(self._flight_timeout * 1000))
-        acquired = yield _Op(lock, "acquire_flight", (key, token, ttl_ms))
+        acquired = yield Op(lock, "acquire_flight", (key, token, ttl_ms))
         if acquired is False:  # another process is refreshing it
             self._flights.complete(key.digest)
             return False
@@ -1174,17 +863,17 @@ class Cache:
             return None  # a retry of ours: we hold the fleet lock already
         lock, token = self._fleet_lock, secrets.token_hex(16)
         ttl_ms = max(1, math.ceil(self._flight_timeout * 1000))
-        acquired = yield _Op(lock, "acquire_flight", (key, token, ttl_ms))
+        acquired = yield Op(lock, "acquire_flight", (key, token, ttl_ms))
         if acquired is not False:  # ours, or the lock tier is unavailable
             if acquired is True:
                 self._flights.hold_token(key.digest, token)
             return None
         deadline = self._monotonic() + self._flight_timeout
         while self._monotonic() < deadline:
-            yield _Sleep(FLEET_POLL_SECONDS)
+            yield Sleep(FLEET_POLL_SECONDS)
             # The lock first, then the entry: a leader stores before it releases (Redis: in
             # one round trip), so a lock seen gone means the read below sees its answer.
-            still_open = yield _Op(lock, "flight_open", (key,))
+            still_open = yield Op(lock, "flight_open", (key,))
             found = yield from self._get_plan(key, self.clock())
             if type(found) is CacheHit:
                 self._flights.complete(key.digest)  # our own followers may look again
@@ -1195,7 +884,7 @@ class Cache:
 
     def _release_plan(self, release: _Release) -> Plan[None]:
         assert self._fleet_lock is not None
-        yield _Op(self._fleet_lock, "release_flight", (release.key, release.token))
+        yield Op(self._fleet_lock, "release_flight", (release.key, release.token))
 
     def _set_plan(
         self,
@@ -1244,7 +933,7 @@ class Cache:
         payload = self._seal(payload, key)
         stored = False
         for tier in self._tiers:
-            result = yield _Op(tier, "set", (key, entry, payload, now))
+            result = yield Op(tier, "set", (key, entry, payload, now))
             stored = stored or result is not UNAVAILABLE
         if stored:
             self._stats.stored()
@@ -1254,17 +943,17 @@ class Cache:
 
     def _delete_plan(self, key: CacheKey) -> Plan[None]:
         for tier in self._tiers:
-            yield _Op(tier, "delete", (key,))
+            yield Op(tier, "delete", (key,))
 
     def _clear_plan(self, scope: Scope | None) -> Plan[int]:
         digest = None if scope is None else scope_digest(scope)
         removed = 0
         for tier in self._tiers:
-            count = yield _Op(tier, "clear", (digest,))
+            count = yield Op(tier, "clear", (digest,))
             if isinstance(count, int):
                 removed += count
         if self._semantic is not None:  # vectors point at entries: they go too (not counted)
-            yield _Op(self._semantic, "clear", (digest,))
+            yield Op(self._semantic, "clear", (digest,))
         return removed
 
     # ------------------------------------------------------------------ drivers (I/O)
@@ -1272,7 +961,7 @@ class Cache:
         try:
             op = next(plan)
             while True:
-                if isinstance(op, _Sleep):
+                if isinstance(op, Sleep):
                     time.sleep(op.seconds)
                     op = plan.send(None)
                     continue
@@ -1298,7 +987,7 @@ class Cache:
         try:
             op = next(plan)
             while True:
-                if isinstance(op, _Sleep):
+                if isinstance(op, Sleep):
                     await asyncio.sleep(op.seconds)
                     op = plan.send(None)
                     continue
