@@ -49,6 +49,9 @@ MAX_PENDING_BYTES = 64 * 1024 * 1024
 MAX_BATCH = 256
 #: How long close() and interpreter exit wait for the queue to be written.
 FLUSH_ON_CLOSE_SECONDS = 10.0
+#: A writer with nothing to write for this long ends (the next store starts another), so an
+#: idle or forgotten cache holds no thread (nor, through it, its tier and connections).
+IDLE_EXIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +190,10 @@ class WriteBehind:
         while True:
             with self._cond:
                 while not self._pending and not self._closed:
-                    self._cond.wait()
+                    if not self._cond.wait(IDLE_EXIT_SECONDS) and not self._pending:
+                        if self._thread is threading.current_thread():
+                            self._thread = None  # submit starts a new one
+                        return
                 if self._closed:
                     return
                 batch = list(islice(self._pending.values(), self._max_batch))

@@ -163,3 +163,22 @@ def test_submit_after_close_is_refused() -> None:
 def test_bounds_must_be_positive(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         WriteBehind(Writer(), name="test", **bad)
+
+
+def test_an_idle_writer_ends_and_the_next_store_starts_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llmcache.tiers import write_behind
+
+    monkeypatch.setattr(write_behind, "IDLE_EXIT_SECONDS", 0.05)
+    writer = Writer()
+    behind = WriteBehind(writer, name="test")
+    behind.submit(item(0))
+    assert behind.flush(5)
+    first = behind._thread
+    assert first is not None
+    first.join(5)
+    assert not first.is_alive() and behind._thread is None  # no idle thread left behind
+    assert behind.submit(item(1)) and behind.flush(5)
+    assert writer.batches == [[0], [1]]
+    behind.close()
