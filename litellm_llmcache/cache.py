@@ -305,7 +305,9 @@ class LiteLLMCache(_LiteLLMCache):
         payload: dict[str, Any] = entry.value
         if "choices" not in payload:
             return payload  # one embedding of a per-input lookup: LiteLLM assembles these
-        usage = usage_of(payload)  # (the core counted and prices the entry's usage itself)
+        # The usage stored with the entry (``usage_of(payload)`` when it was stored): what the
+        # core counted for this hit, so the marker and stats() agree, without parsing again.
+        usage = entry.usage
         return marked(payload, hit_marker(hit, usage, cost_of(entry.model, usage)))
 
     # ------------------------------------------------------------------ store
