@@ -36,12 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     dev = data.load("qqp_dev")
-    weights = train.dev_word_weights(dev)
     reverse = data.PairSet("qqp_dev_reverse", dev.asked, dev.cached, dev.duplicate)
-    fwd_rows, fwd = train.retrieval_rows(dev, weights)
-    rev_rows, _ = train.retrieval_rows(reverse, weights)
-    gpt_rows = train.gptcache_rows(weights)
-    syn_rows = train.synthetic_rows(dev, params, weights)
+    fwd_rows, fwd = train.retrieval_rows(dev)
+    rev_rows, _ = train.retrieval_rows(reverse)
+    gpt_rows = train.gptcache_rows()
+    syn_rows = train.synthetic_rows(dev, params)
     rows = train.concat(fwd_rows, rev_rows, gpt_rows, syn_rows)
     print(
         f"rows: dev {len(fwd_rows.y)} + reverse {len(rev_rows.y)} + gptcache {len(gpt_rows.y)}"
@@ -77,8 +76,6 @@ def main(argv: list[str] | None = None) -> int:
         "gptcache_mock_pairs.json, synthetic variants of the training half of dev questions",
         "params": {k: v for k, v in dataclasses.asdict(params).items()},
         "folds": "5, grouped by connected texts (a pair and its reverse share a fold)",
-        "word_weights": f"IDF of the content words of the {len(set(dev.cached) | set(dev.asked))}"
-        " dev questions (words seen once or never share one weight)",
         "dev_out_of_fold": {
             "correct": round(correct, 4),
             "wrong": round(rt.wrong, 4),
@@ -86,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             "plain_cosine_correct_at_3pct": round(plain[1], 4),
         },
     }
-    doc = train.export(model, thr, weights, meta)
+    doc = train.export(model, thr, meta)
     # The exported trees must reproduce sklearn's probabilities.
     from llmcache.semantic.verifier_features import FEATURE_NAMES
     from llmcache.semantic.verifier_model import parse_model

@@ -74,9 +74,7 @@ class PairVerifier:
             return Verdict(False, 0.0, rule)
         if same_words(query, candidate):
             return Verdict(True, 1.0)
-        features = pair_features(
-            query, candidate, similarity, runner_up, weights=self.model.word_weights
-        )
+        features = pair_features(query, candidate, similarity, runner_up)
         if features[_ANTONYM]:  # legal/illegal, safe/unsafe: the opposite question
             return Verdict(False, 0.0, "antonym")
         score = self.model.probability(features)
@@ -93,9 +91,7 @@ class PairVerifier:
             return 0.0
         if same_words(query, candidate):
             return 1.0
-        features = pair_features(
-            query, candidate, similarity, runner_up, weights=self.model.word_weights
-        )
+        features = pair_features(query, candidate, similarity, runner_up)
         return 0.0 if features[_ANTONYM] else self.model.probability(features)
 
     def rule_reason(self, query: str, candidate: str, similarity: float) -> str | None:

@@ -6,17 +6,11 @@ only, negation, the question word, length, the order of shared words and single-
 substitutions. The trained model (``verifier_model``) weighs them together with the cosine
 similarity and the margin to the runner-up. ``FEATURE_NAMES`` is the order the shipped model
 was trained on; changing it means retraining (``scripts/train_verifier.py``).
-
-The rarity features weigh each content word by its inverse document frequency (``WordWeights``,
-learnt from the tuning questions and shipped inside the model file): a rare word present on
-one side only ("Python" vs "Java") changes the question far more than a common one ("good" vs
-"best"), which plain word counts cannot tell apart.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
@@ -44,10 +38,6 @@ FEATURE_NAMES: tuple[str, ...] = (
     "same_words_reordered",
     "prefix_antonym",
     "symmetric_marker",
-    "rarity_only_query",
-    "rarity_only_candidate",
-    "rarest_unshared",
-    "weighted_content_jaccard",
 )
 
 # No runner-up (a partition with one entry): treat as a clear winner. Margins are clipped to
@@ -106,7 +96,7 @@ def _entities(words: tuple[str, ...]) -> frozenset[str]:
     for i, w in enumerate(words):
         if not w[0].isalpha():
             continue
-        inner = w[1:] != w[1:].lower()  # a capital after the first letter
+        inner = w[1:] != w[1:].lower()  # a capital after the first letter (ASCII words)
         if inner or (i > 0 and w[0].isupper() and w.lower() not in STOPWORDS):
             found.add(w.lower())
     return frozenset(found)
@@ -123,33 +113,6 @@ def parse(text: str) -> Parsed:
     squashed = " ".join(lower)
     char3 = frozenset(squashed[i : i + 3] for i in range(max(1, len(squashed) - 2)))
     return Parsed(words, lower, content, numbers, _entities(words), negs, qword, char3)
-
-
-@dataclass(frozen=True)
-class WordWeights:
-    """Inverse document frequency of content words: ``weights`` for words seen at least
-    twice in the questions it was built from, ``unknown`` for any other word (rare, so heavy)."""
-
-    weights: Mapping[str, float]
-    unknown: float
-
-    def __call__(self, word: str) -> float:
-        return self.weights.get(word, self.unknown)
-
-
-def word_weights(texts: Iterable[str], min_count: int = 2) -> WordWeights:
-    """IDF of the content words of ``texts`` (one document per distinct text); words seen
-    fewer than ``min_count`` times share the weight of a word seen once (keeps the table small)."""
-    counts: dict[str, int] = {}
-    distinct = set(texts)
-    for text in distinct:
-        for w in set(parse(text).content):
-            counts[w] = counts.get(w, 0) + 1
-    n = len(distinct)
-    return WordWeights(
-        {w: round(log((n + 1) / (c + 1)), 4) for w, c in sorted(counts.items()) if c >= min_count},
-        round(log((n + 1) / 2), 4),
-    )
 
 
 def _jaccard(a: frozenset[str] | set[str], b: frozenset[str] | set[str]) -> float:
@@ -202,15 +165,9 @@ def is_prefix_antonym(x: str, y: str) -> bool:
 
 
 def pair_features(
-    query: str,
-    candidate: str,
-    similarity: float,
-    runner_up: float | None = None,
-    *,
-    weights: WordWeights,
+    query: str, candidate: str, similarity: float, runner_up: float | None = None
 ) -> list[float]:
-    """The feature vector, in ``FEATURE_NAMES`` order. ``weights``: the model's word weights
-    (``PairModel.word_weights``), the table the model was trained with."""
+    """The feature vector, in ``FEATURE_NAMES`` order."""
     q = parse(query)
     c = parse(candidate)
     margin = MARGIN_CAP if runner_up is None else min(max(similarity - runner_up, 0.0), MARGIN_CAP)
@@ -222,11 +179,6 @@ def pair_features(
     subs, antonym = _single_substitutions(matcher, q.lower, c.lower)
     reordered = qcont == ccont and len(qcont) >= 2 and q.content != c.content
     symmetric = bool((qset | cset) & SYMMETRIC_MARKERS)
-    # Sorted before summing: set order varies between processes, float sums with it.
-    only_q = sorted(weights(w) for w in qcont - ccont)
-    only_c = sorted(weights(w) for w in ccont - qcont)
-    shared = sum(sorted(weights(w) for w in qcont & ccont))
-    total = shared + sum(only_q) + sum(only_c)
     return [
         similarity,
         margin,
@@ -249,8 +201,4 @@ def pair_features(
         float(reordered),
         float(antonym),
         float(symmetric),
-        sum(only_q),
-        sum(only_c),
-        max(only_q + only_c, default=0.0),
-        shared / total if total else 1.0,
     ]

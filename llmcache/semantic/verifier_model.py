@@ -1,9 +1,8 @@
 """The shipped pair model: gradient-boosted trees read from JSON and evaluated in pure Python.
 
 The file is data only (never pickle): feature names, a baseline log-odds, for each tree
-parallel lists (feature, threshold, left, right, value, is_leaf), and the word weights (IDF)
-the rarity features were computed with. Evaluating ~150 shallow trees in plain Python costs
-tens of microseconds, cheaper than converting one row to numpy. The
+parallel lists (feature, threshold, left, right, value, is_leaf). Evaluating ~150 shallow trees
+in plain Python costs tens of microseconds, cheaper than converting one row to numpy. The
 file is written by ``scripts/train_verifier.py``; it is checked when loaded, and a missing or
 malformed file raises ``VerifierModelError`` naming the file and the problem.
 """
@@ -19,11 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from llmcache.errors import LLMCacheError
-from llmcache.semantic.verifier_features import WordWeights
 
 FORMAT = "llmcache-pair-verifier"
-# 2: word weights added (rarity features).
-FORMAT_VERSION = 2
+FORMAT_VERSION = 1
 DEFAULT_MODEL_FILE = "verifier_model.json"
 
 
@@ -73,7 +70,6 @@ class PairModel:
     trees: tuple[Tree, ...]
     threshold: float  # default operating point (probability), chosen on the dev split
     min_similarity: float  # cosine below which the model was never trained (pre-threshold)
-    word_weights: WordWeights  # the IDF table the rarity features were trained with
     meta: dict[str, Any]
     _flat: tuple[_FlatTree, ...] = field(init=False, repr=False, compare=False)
 
@@ -151,12 +147,7 @@ def parse_model(doc: Any, source: str, expected_features: Sequence[str]) -> Pair
         baseline = float(doc["baseline"])
         threshold = float(doc["threshold"])
         min_similarity = float(doc["min_similarity"])
-        raw_weights = doc["word_weights"]
-        word_weights = WordWeights(
-            {word: float(w) for w, words in raw_weights["groups"] for word in words.split()},
-            float(raw_weights["unknown"]),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise _fail(source, f"missing or bad field ({exc!r})") from exc
     return PairModel(
         features=features,
@@ -164,7 +155,6 @@ def parse_model(doc: Any, source: str, expected_features: Sequence[str]) -> Pair
         trees=tuple(_tree(t, len(features), source, i) for i, t in enumerate(trees)),
         threshold=threshold,
         min_similarity=min_similarity,
-        word_weights=word_weights,
         meta=dict(doc.get("meta", {})),
     )
 

@@ -22,24 +22,6 @@ def test_shipped_model_loads_and_is_json_only() -> None:
     assert len(model.trees) > 10
     doc = json.loads(SHIPPED.read_text())
     assert doc["format"] == "llmcache-pair-verifier"
-    # The word weights came with it: common words light, rare ones heavy, unknown heaviest.
-    w = model.word_weights
-    assert len(w.weights) > 1000
-    assert w("learn") < w("python") <= w.unknown
-    assert SHIPPED.stat().st_size < 200_000  # a small data file
-
-
-def test_the_verifier_computes_features_with_its_models_weights() -> None:
-    # With the shipped weights, replacing a rare word costs more than replacing a common one;
-    # a verifier fed another table (here: every word alike) would score the pair differently.
-    from dataclasses import replace
-
-    from llmcache.semantic.verifier_features import WordWeights
-
-    shipped = PairVerifier()
-    flat = PairVerifier(replace(shipped.model, word_weights=WordWeights({}, 1.0)))
-    q, c = "How do I learn Python quickly?", "How do I learn Haskell quickly?"
-    assert shipped.score(q, c, 0.9, 0.7) != flat.score(q, c, 0.9, 0.7)
 
 
 def test_flattened_trees_give_the_trees_sum() -> None:
@@ -83,8 +65,6 @@ def _shipped_doc() -> dict[str, object]:
         (lambda d: d.update(features=["cosine"]), "features differ"),
         (lambda d: d.update(trees=[]), "no trees"),
         (lambda d: d.pop("threshold"), "missing or bad field"),
-        (lambda d: d.pop("word_weights"), "missing or bad field"),
-        (lambda d: d["word_weights"].update(groups=[[1.0, 2]]), "missing or bad field"),
         (lambda d: d["trees"][0].update(left=[0] * len(d["trees"][0]["left"])), "points outside"),
         (lambda d: d["trees"][0].update(value=[]), "different lengths"),
         (lambda d: d["trees"][0].pop("feature"), "tree 0 is malformed"),

@@ -19,12 +19,7 @@ from typing import Any
 from llmcache.semantic.training import data, protocol, traps
 from llmcache.semantic.verifier import same_words
 from llmcache.semantic.verifier_direction import direction_reason
-from llmcache.semantic.verifier_features import (
-    FEATURE_NAMES,
-    WordWeights,
-    pair_features,
-    word_weights,
-)
+from llmcache.semantic.verifier_features import FEATURE_NAMES, pair_features
 from llmcache.semantic.verifier_model import FORMAT, FORMAT_VERSION
 
 # Candidates below this cosine are not worth verifying: the semantic tier's threshold in front
@@ -38,15 +33,15 @@ class Params:
     max_iter: int = 150
     learning_rate: float = 0.08
     max_leaf_nodes: int = 8
-    min_samples_leaf: int = 100
+    min_samples_leaf: int = 40
     l2_regularization: float = 1.0
     synthetic_weight: float = 0.5
     paraphrase_weight: float = 1.0  # synthetic paraphrases: the traps' counterweight
     synthetic_per_kind: int = 800
     seed: int = 0
-    # A closer candidate or a clearer winner never scores lower. (Overlap features were
-    # monotone too; freeing them scored better in group cross-validation on dev.)
-    monotonic: dict[str, int] = field(default_factory=lambda: {"cosine": 1, "margin": 1})
+    monotonic: dict[str, int] = field(
+        default_factory=lambda: {"cosine": 1, "margin": 1, "char3_jaccard": 1, "content_jaccard": 1}
+    )
 
 
 @dataclass
@@ -86,7 +81,7 @@ def component_groups(texts: list[tuple[str, str]]) -> Any:
     return np.array([_group(root(q)) for q, _ in texts], dtype=np.int64)
 
 
-def retrieval_rows(pairs: data.PairSet, weights: WordWeights) -> tuple[Rows, protocol.Retrieval]:
+def retrieval_rows(pairs: data.PairSet) -> tuple[Rows, protocol.Retrieval]:
     import numpy as np
 
     r = protocol.retrieve(pairs)
@@ -99,13 +94,7 @@ def retrieval_rows(pairs: data.PairSet, weights: WordWeights) -> tuple[Rows, pro
     keep = np.flatnonzero((r.top_sim >= MIN_SIMILARITY) & ~same)
     dup = np.asarray(pairs.duplicate, dtype=bool)
     x = [
-        pair_features(
-            pairs.asked[i],
-            r.top_text[i],
-            float(r.top_sim[i]),
-            float(r.second_sim[i]),
-            weights=weights,
-        )
+        pair_features(pairs.asked[i], r.top_text[i], float(r.top_sim[i]), float(r.second_sim[i]))
         for i in keep
     ]
     y = (dup & r.own)[keep]
@@ -122,9 +111,7 @@ def retrieval_rows(pairs: data.PairSet, weights: WordWeights) -> tuple[Rows, pro
     )
 
 
-def synthetic_rows(
-    dev: data.PairSet, params: Params, weights: WordWeights, half: traps.Half = "train"
-) -> Rows:
+def synthetic_rows(dev: data.PairSet, params: Params, half: traps.Half = "train") -> Rows:
     """Traps and paraphrases of dev questions of one half, as the verifier would see them: the
     cache holds the original, the variant is asked; the runner-up is the closest other dev
     question."""
@@ -157,9 +144,7 @@ def synthetic_rows(
     for i, v in enumerate(chosen):
         if cos[i] < MIN_SIMILARITY:
             continue
-        x.append(
-            pair_features(v.text, v.original, float(cos[i]), float(runner[i]), weights=weights)
-        )
+        x.append(pair_features(v.text, v.original, float(cos[i]), float(runner[i])))
         y.append(int(v.same))
         src.append(f"synthetic:{v.kind}")
         texts.append((v.text, v.original))
@@ -173,7 +158,7 @@ def synthetic_rows(
     )
 
 
-def gptcache_rows(weights: WordWeights) -> Rows:
+def gptcache_rows() -> Rows:
     """GPTCache's paraphrase pairs (all duplicates) of the training half, searched both ways;
     the evaluation half is left to the trap set's real paraphrases."""
     gpt = data.load("gptcache")
@@ -182,7 +167,7 @@ def gptcache_rows(weights: WordWeights) -> Rows:
     asked = [gpt.asked[i] for i in keep]
     fwd = data.PairSet("gptcache_train", cached, asked, [True] * len(keep))
     rev = data.PairSet("gptcache_train_reverse", asked, cached, [True] * len(keep))
-    return concat(retrieval_rows(fwd, weights)[0], retrieval_rows(rev, weights)[0])
+    return concat(retrieval_rows(fwd)[0], retrieval_rows(rev)[0])
 
 
 def concat(*parts: Rows) -> Rows:
@@ -217,23 +202,7 @@ def fit(rows: Rows, params: Params) -> Any:
     return model
 
 
-def dev_word_weights(dev: data.PairSet) -> WordWeights:
-    """The word weights, from the dev questions only (no labels are used)."""
-    return word_weights([*dev.cached, *dev.asked])
-
-
-def weight_groups(weights: WordWeights) -> list[list[Any]]:
-    """The table as [weight, "word word ..."] groups: words seen as often share a weight, so
-    the file holds each weight once (a third of the size of a word -> weight mapping)."""
-    groups: dict[float, list[str]] = {}
-    for word, w in weights.weights.items():
-        groups.setdefault(w, []).append(word)
-    return [[w, " ".join(sorted(words))] for w, words in sorted(groups.items())]
-
-
-def export(
-    model: Any, threshold: float, weights: WordWeights, meta: dict[str, Any]
-) -> dict[str, Any]:
+def export(model: Any, threshold: float, meta: dict[str, Any]) -> dict[str, Any]:
     """The fitted trees as plain lists (sklearn's predictors hold shrunk leaf values)."""
     trees = []
     for (predictor,) in model._predictors:
@@ -256,7 +225,6 @@ def export(
         "baseline": baseline,
         "threshold": threshold,
         "min_similarity": MIN_SIMILARITY,
-        "word_weights": {"unknown": weights.unknown, "groups": weight_groups(weights)},
         "trees": trees,
         "meta": meta,
     }
