@@ -117,7 +117,9 @@ class WriteBehind:
         digest = item.key.digest
         with self._cond:
             if self._failing or self._closed:
-                self._pending.pop(digest, None)  # the caller's own store supersedes it
+                dropped = self._pending.pop(digest, None)  # the caller's own store supersedes it
+                if dropped is not None:
+                    self._bytes -= len(dropped.payload)
                 return False
             # Back-pressure: a writer that cannot keep up slows the callers down instead of
             # letting the queue (memory, and what a crash would lose) grow without bound.

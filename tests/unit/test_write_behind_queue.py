@@ -7,7 +7,7 @@ SQL tiers' use of the queue is tested against the servers in test_sql_write_behi
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -182,3 +182,28 @@ def test_an_idle_writer_ends_and_the_next_store_starts_another(
     assert behind.submit(item(1)) and behind.flush(5)
     assert writer.batches == [[0], [1]]
     behind.close()
+
+
+def test_a_store_made_while_failing_replaces_the_queued_one_and_its_bytes() -> None:
+    writer = Writer()
+    writer.hold.clear()
+    behind = WriteBehind(writer, name="test", max_pending_bytes=10)
+    behind.submit(item(0, b"a"))
+    assert writer.entered.wait(5)
+    behind.submit(item(1, b"x" * 8))  # queued behind the held batch: 9 of 10 bytes
+    behind.suspend()  # the owner saw the server fail
+    assert behind.submit(item(1, b"y")) is False  # stored by the owner; the queued one dropped
+    assert behind.queued(item(1).key.digest, 0.0) is None
+    behind.stored_directly()
+    # The dropped store's 8 bytes are free again: 1 + 8 fits without waiting for the writer.
+    assert returns_quickly(lambda: behind.submit(item(2, b"z" * 8)))
+    writer.hold.set()
+    behind.close()
+
+
+def returns_quickly(call: Callable[[], bool]) -> bool:
+    done: list[bool] = []
+    worker = threading.Thread(target=lambda: done.append(call()), daemon=True)
+    worker.start()
+    worker.join(0.3)
+    return not worker.is_alive() and done == [True]
