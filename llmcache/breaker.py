@@ -81,7 +81,7 @@ class CircuitBreaker:
 
 
 #: Tier primitives that only read: they get a breaker of their own (see TierBreakers).
-READ_METHODS = frozenset({"get", "search", "embed", "flight_open"})
+READ_METHODS = frozenset({"get", "get_or_lock", "search", "embed", "flight_open"})
 
 _SEVERITY = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 

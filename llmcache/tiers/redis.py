@@ -102,6 +102,18 @@ return 1
 """
 
 
+# A lookup that takes the key's fleet lock when it misses, in the same round trip: the entry
+# (KEYS[1]) if present, else 1 if the lock (KEYS[2]) was free and is now ours (SET NX PX with
+# the token ARGV[1] for ARGV[2] ms), 0 if another caller holds it. Both keys carry the scope's
+# hash tag: one Cluster slot.
+_GET_OR_LOCK = """
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+
+
 # Delete the flight lock only if it still holds our token (never another leader's).
 _RELEASE_FLIGHT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -109,6 +121,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+class Looked(NamedTuple):
+    """What ``get_or_lock`` found: the entry's payload (or None), and whether the key's fleet
+    lock is now ours (True), held by another caller (False), or was not asked for (None:
+    the key held a value, or the server refused the script and a plain GET answered)."""
+
+    found: Found
+    acquired: bool | None
 
 
 class _Store(NamedTuple):
@@ -312,11 +333,41 @@ class RedisTier:
         with self._errors():
             self._cmd().run((("EVAL", _RELEASE_FLIGHT, 1, name, token),))
 
+    def get_or_lock(self, key: CacheKey, now: float, token: str, ttl_ms: int) -> Looked:
+        """``get``, taking the key's fleet lock on a miss in the same round trip."""
+        name, entry = self._flight_key(key), self.entry_key(key)
+        try:
+            with self._errors():
+                (reply,) = self._cmd().run((("EVAL", _GET_OR_LOCK, 2, entry, name, token, ttl_ms),))
+        except TierError as exc:
+            if not _refused_write(exc):
+                raise
+            return Looked(self.get(key, now), None)  # a read-only or full server still reads
+        return self._looked(reply, name, token, ttl_ms, now)
+
+    def _looked(self, reply: Any, name: str, token: str, ttl_ms: int, now: float) -> Looked:
+        if type(reply) is int:
+            return Looked(None, self._took(name, token, ttl_ms, reply))
+        return Looked(_unwrap(reply, now), None)
+
     async def aacquire_flight(self, key: CacheKey, token: str, ttl_ms: int) -> bool:
         name = self._flight_key(key)
         with self._errors():
             (reply,) = await self._acmd().run((("SET", name, token, "NX", "PX", ttl_ms),))
         return self._took(name, token, ttl_ms, reply)
+
+    async def aget_or_lock(self, key: CacheKey, now: float, token: str, ttl_ms: int) -> Looked:
+        name, entry = self._flight_key(key), self.entry_key(key)
+        try:
+            with self._errors():
+                (reply,) = await self._acmd().run(
+                    (("EVAL", _GET_OR_LOCK, 2, entry, name, token, ttl_ms),)
+                )
+        except TierError as exc:
+            if not _refused_write(exc):
+                raise
+            return Looked(await self.aget(key, now), None)
+        return self._looked(reply, name, token, ttl_ms, now)
 
     async def aflight_open(self, key: CacheKey) -> bool:
         with self._errors():
@@ -592,6 +643,14 @@ class _ErrorContext:
         if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
             hint = "; is the server running and reachable?"
         raise TierError(f"{self.where}: {describe_error(exc)}{hint}") from exc
+
+
+def _refused_write(exc: TierError) -> bool:
+    """Whether the server answered but refused to write: a replica (READONLY), out of memory
+    (OOM), or scripts disabled. A lookup then still reads; connection faults are raised."""
+    from redis.exceptions import ResponseError
+
+    return isinstance(exc.__cause__, ResponseError)  # LOADING is a connection error: raised
 
 
 def _unwrap(raw: bytes | None, now: float) -> Found:

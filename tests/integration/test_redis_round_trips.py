@@ -35,29 +35,43 @@ def req(prompt: str) -> CacheRequest:
     return CacheRequest(model="m", prompt=prompt)
 
 
-def count_writes(pool: Any) -> list[int]:
-    """Count the writes (one per round trip) on the connections ``pool`` makes from now on."""
-    count = [0]
+def count_writes(pool: Any) -> list[bytes]:
+    """Record the writes (one per round trip) on the connections ``pool`` makes from now on:
+    each write's bytes, so a test can tell a GET from a script."""
+    sent: list[bytes] = []
     base = pool.connection_class
+
+    def joined(packed: Any) -> bytes:
+        return b"".join(packed) if isinstance(packed, list) else bytes(packed)
 
     if asyncio.iscoroutinefunction(base.send_packed_command):
 
         class ACounting(base):  # type: ignore[misc,valid-type]
-            async def send_packed_command(self, *args: Any, **kwargs: Any) -> Any:
-                count[0] += 1
-                return await super().send_packed_command(*args, **kwargs)
+            async def send_packed_command(self, command: Any, *args: Any, **kwargs: Any) -> Any:
+                sent.append(joined(command))
+                return await super().send_packed_command(command, *args, **kwargs)
 
         pool.connection_class = ACounting
     else:
 
         class Counting(base):  # type: ignore[misc,valid-type]
-            def send_packed_command(self, *args: Any, **kwargs: Any) -> Any:
-                count[0] += 1
-                return super().send_packed_command(*args, **kwargs)
+            def send_packed_command(self, command: Any, *args: Any, **kwargs: Any) -> Any:
+                sent.append(joined(command))
+                return super().send_packed_command(command, *args, **kwargs)
 
         pool.connection_class = Counting
     pool.reset()  # forget connections of the old class (the tier drops its own, too)
-    return count
+    return sent
+
+
+def locked(server: RedisProcess, tier: RedisTier, prompt: str) -> bool:
+    """Whether the fleet lock of ``prompt`` is held (asked on a client of its own)."""
+    with server.client() as admin:
+        return bool(admin.exists(tier._flight_key(request_key(req(prompt)))))
+
+
+def is_plain_get(write: bytes) -> bool:
+    return b"\r\nGET\r\n" in write and b"EVAL" not in write
 
 
 def clients(server: RedisProcess) -> int:
@@ -66,22 +80,68 @@ def clients(server: RedisProcess) -> int:
         return len(admin.client_list()) - 1
 
 
-def test_a_hit_is_one_round_trip_and_a_miss_that_stores_three(server: RedisProcess) -> None:
+def test_a_hit_is_one_round_trip_and_a_miss_that_stores_two(server: RedisProcess) -> None:
     tier = RedisTier.from_url(server.url)
     cache = Cache([tier], fleet_stats=False)  # single-flight across processes: on
     cache.set(req("warm"), "v")
     writes = count_writes(tier._sync().connection_pool)
     assert cache.get(req("warm")) is not None  # connects: the handshake writes too
-    writes[0] = 0
+    writes.clear()
     assert cache.get(req("warm")) is not None
-    assert writes[0] == 1  # GET
+    assert len(writes) == 1
+    writes.clear()
     assert cache.get(req("fresh")) is None
+    assert locked(server, tier, "fresh")  # the lookup took the lock
     assert cache.set(req("fresh"), "w") is True
-    # GET; SET NX of the fleet lock; the store and the lock's release in one write.
-    assert writes[0] == 4
+    # The read that also takes the fleet lock; the store and the lock's release in one write.
+    assert len(writes) == 2
     assert tier.flight_open(request_key(req("fresh"))) is False  # released
     hit = cache.get(req("fresh"))
     assert hit is not None and hit.entry.value == "w"
+    cache.close()
+
+
+def test_after_a_run_of_hits_a_lookup_is_a_plain_get(server: RedisProcess) -> None:
+    # Reading and locking in one script costs a hit a little; once lookups mostly hit, a
+    # lookup is a GET again, and a miss then takes the lock in a round trip of its own.
+    tier = RedisTier.from_url(server.url)
+    cache = Cache([tier], fleet_stats=False)
+    cache.set(req("hot"), "v")
+    writes = count_writes(tier._sync().connection_pool)
+    for _ in range(30):
+        assert cache.get(req("hot")) is not None
+    writes.clear()
+    assert cache.get(req("hot")) is not None
+    assert len(writes) == 1 and is_plain_get(writes[0])
+    writes.clear()
+    assert cache.get(req("cold")) is None
+    assert locked(server, tier, "cold")  # locked all the same
+    assert len(writes) == 2 and is_plain_get(writes[0])  # GET, then SET NX
+    assert cache.set(req("cold"), "w") is True
+    assert tier.flight_open(request_key(req("cold"))) is False
+    for n in range(3):  # misses again: back to reading and locking in one round trip
+        assert cache.get(req(f"new{n}")) is None
+    writes.clear()
+    assert cache.get(req("newest")) is None
+    assert len(writes) == 1 and not is_plain_get(writes[0])
+    assert locked(server, tier, "newest")
+    cache.close()
+
+
+def test_a_lookup_that_locks_still_reads_from_a_server_that_refuses_writes(
+    server: RedisProcess,
+) -> None:
+    tier = RedisTier.from_url(server.url)
+    cache = Cache([tier], fleet_stats=False)
+    cache.set(req("kept"), "v")
+    with server.client() as admin:
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", 1)  # every write is refused (OOM)
+        hit = cache.get(req("kept"))  # the script is refused: a plain GET answers
+        assert hit is not None and hit.entry.value == "v"
+        assert cache.get(req("other")) is None  # a miss, and no exception
+        admin.config_set("maxmemory", 0)
+    assert cache.stats()["errors_by_tier"].get("redis", 0) >= 1  # the refused lock counted
     cache.close()
 
 
@@ -91,12 +151,12 @@ async def test_async_hit_and_miss_round_trips(server: RedisProcess) -> None:
     await cache.aset(req("warm"), "v")
     writes = count_writes(tier._async().connection_pool)
     assert await cache.aget(req("warm")) is not None
-    writes[0] = 0
+    writes.clear()
     assert await cache.aget(req("warm")) is not None
-    assert writes[0] == 1
+    assert len(writes) == 1
     assert await cache.aget(req("fresh")) is None
     assert await cache.aset(req("fresh"), "w") is True
-    assert writes[0] == 4
+    assert len(writes) == 3
     assert await tier.aflight_open(request_key(req("fresh"))) is False
     await cache.aclose()
 
@@ -156,7 +216,7 @@ async def test_concurrent_tasks_share_writes_and_each_gets_its_answer(
 
     answers = await asyncio.gather(*(lookup(i) for i in range(64)))
     assert answers == [f"a{i}" for i in range(64)]
-    assert writes[0] < 64  # queued calls went out together
+    assert len(writes) < 64  # queued calls went out together
     assert clients(server) <= 3  # not one connection per task
     await cache.aclose()
 
