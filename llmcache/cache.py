@@ -15,20 +15,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import math
 import os
 import random
 import secrets
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from llmcache._sentinel import UNSET, Unset
 from llmcache.breaker import TierBreakers
 from llmcache.cache_entries import EntryOperations
+from llmcache.cache_flights import FlightPlans, Joined
 from llmcache.clock import Clock, monotonic_clock, wall_clock
 from llmcache.crypto import MAGIC as SEALED_MAGIC
 from llmcache.crypto import Sealer, UnknownKeyError
@@ -38,6 +38,7 @@ from llmcache.errors import CodecError, ConfigError, TierError
 from llmcache.fleet import StatsPublisher, StatsSink
 from llmcache.freshness import HitCounter, extended_expiry, recompute_early
 from llmcache.health import HealthCallback, HealthEvent, HitRateFloor, emit
+from llmcache.hit import CacheHit as CacheHit  # re-exported: the public name
 from llmcache.keys import CacheKey, request_key, scope_digest
 from llmcache.plan import UNAVAILABLE, Op, Plan, Sleep, Unavailable
 from llmcache.policy import CachePolicy
@@ -70,8 +71,6 @@ T = TypeVar("T")
 
 #: How long a caller that misses waits for an identical call already in flight (seconds).
 DEFAULT_SINGLE_FLIGHT_TIMEOUT = 30.0
-#: How often a process waiting for another process's answer looks for it (seconds).
-FLEET_POLL_SECONDS = 0.05
 #: Above this share of recent lookups missing, a lookup takes the key's fleet lock in the same
 #: round trip as its read (``get_or_lock``). Measured on loopback Redis: the combined script
 #: costs a hit about 8 µs more than a GET and saves a miss a round trip (30 to 70 µs), so it
@@ -85,37 +84,11 @@ SEALED_TEXT = "llmcache-sealed:"
 DEFAULT_URLS = ("memory://?maxsize=10000", "sqlite:///./llmcache.db")
 
 
-@dataclass(slots=True)
-class CacheHit:
-    """A served entry and where it came from."""
-
-    entry: CacheEntry
-    tier: str
-    match: str  # "exact" or "semantic"
-    key: CacheKey
-    similarity: float | None = None
-
-
 class _Pending(NamedTuple):
     """A lookup that the in-process tiers could not answer: the I/O tiers are next."""
 
     key: CacheKey
     now: float
-
-
-class _Joined(NamedTuple):
-    """A miss whose lookup already joined the key's flight (``_locked_get_plan``): the
-    flight to wait for, or None when this caller leads it (its fleet lock settled)."""
-
-    key: CacheKey
-    flight: Flight | None
-
-
-class _Release(NamedTuple):
-    """A fleet lock this process holds for a key, to release once the key is stored."""
-
-    key: CacheKey
-    token: str
 
 
 class _Stored(NamedTuple):
@@ -134,7 +107,7 @@ class _Miss(NamedTuple):
     key: CacheKey
 
 
-class Cache(EntryOperations):
+class Cache(FlightPlans, EntryOperations):
     """A chain of tiers, top (fastest) first. Thread-safe and usable from asyncio."""
 
     def __init__(
@@ -329,7 +302,7 @@ class Cache(EntryOperations):
         waits for it, bounded by ``single_flight_timeout``, and returns it as a hit.
         """
         found = self._lookup(request)
-        if type(found) is _Joined:  # joined its flight, and took the fleet lock, in the lookup
+        if type(found) is Joined:  # joined its flight, and took the fleet lock, in the lookup
             flight: Flight | bool = found.flight or False
         elif type(found) is not _Miss:
             if type(found) is CacheHit and self._keeps_fresh():
@@ -342,7 +315,7 @@ class Cache(EntryOperations):
         ):
             return close
         else:
-            flight = self._join_flight(found, request)
+            flight = self._join_flight(found.key, request)
             # This caller leads here; across processes it may have to wait.
             if (
                 flight is True
@@ -361,7 +334,7 @@ class Cache(EntryOperations):
 
     async def aget(self, request: CacheRequest) -> CacheHit | None:
         found = await self._alookup(request)
-        if type(found) is _Joined:
+        if type(found) is Joined:
             flight: Flight | bool = found.flight or False
         elif type(found) is not _Miss:
             if type(found) is CacheHit and self._keeps_fresh():
@@ -374,7 +347,7 @@ class Cache(EntryOperations):
         ):
             return close
         else:
-            flight = self._join_flight(found, request)
+            flight = self._join_flight(found.key, request)
             if (
                 flight is True
                 and self._fleet_lock is not None
@@ -390,7 +363,7 @@ class Cache(EntryOperations):
             self._check_hit_rate()
         return None
 
-    def _lookup(self, request: CacheRequest) -> CacheHit | _Miss | _Joined | None:
+    def _lookup(self, request: CacheRequest) -> CacheHit | _Miss | Joined | None:
         probed = self._probe_local(request)
         if type(probed) is _Pending:
             found = self._run(self._pending_plan(probed, request))
@@ -399,7 +372,7 @@ class Cache(EntryOperations):
             return found
         return probed  # type: ignore[return-value]
 
-    async def _alookup(self, request: CacheRequest) -> CacheHit | _Miss | _Joined | None:
+    async def _alookup(self, request: CacheRequest) -> CacheHit | _Miss | Joined | None:
         probed = self._probe_local(request)
         if type(probed) is _Pending:
             found = await self._arun(self._pending_plan(probed, request))
@@ -410,7 +383,7 @@ class Cache(EntryOperations):
 
     def _pending_plan(
         self, pending: _Pending, request: CacheRequest
-    ) -> Plan[CacheHit | _Miss] | Plan[CacheHit | _Joined]:
+    ) -> Plan[CacheHit | _Miss] | Plan[CacheHit | Joined]:
         """The walk below the in-process tiers; the lookup that also takes the fleet lock when
         misses are frequent enough for it to pay, and the request may lead a flight (it
         stores, no semantic search comes between, the lock tier is healthy)."""
@@ -424,34 +397,9 @@ class Cache(EntryOperations):
             return self._locked_get_plan(pending.key, pending.now)
         return self._get_plan(pending.key, pending.now)
 
-    def _join_flight(self, miss: _Miss, request: CacheRequest) -> Flight | bool:
-        """After a miss: the flight to wait for, True when this caller leads it, False when
-        there is none (single-flight is off, or this call stores nothing: nobody may wait
-        for it, and it need not wait for others)."""
-        if self._flights is None or request.control.stores_nothing:
-            return False
-        flight = self._flights.join(miss.key.digest)
-        return True if flight is None else flight
-
     def _keeps_fresh(self) -> bool:
         """Whether a hit may be recomputed early or extended (off: the hot path is untouched)."""
         return self.policy.early_recompute > 0 or self.policy.popularity is not None
-
-    def _complete_flight(self, request: CacheRequest, key: CacheKey | None) -> _Release | None:
-        """A store ended (stored or refused): followers of its key may look again. Returns the
-        fleet lock to release when this process led the key across processes. ``key`` is the
-        store's own, or None when it stopped before building one."""
-        if self._flights is None or not len(self._flights):
-            return None
-        if key is None:
-            try:
-                key = request_key(request)
-            except CodecError:  # an unkeyable request has no flight
-                return None
-        flight = self._flights.complete(key.digest)
-        if flight is None or flight.token is None:
-            return None
-        return _Release(key, flight.token)
 
     def set(
         self,
@@ -897,102 +845,6 @@ class Cache(EntryOperations):
                 self._stats.extended()
                 return CacheHit(renewed, hit.tier, hit.match, key, hit.similarity)
         return hit
-
-    def _lead_refresh_plan(self, key: CacheKey) -> Plan[bool]:
-        """Whether this caller may recompute ``key`` early: only the leader of its flight (in
-        this process, and across processes with a fleet lock). Any other caller is served the
-        still-valid entry at once: nobody waits for a refresh."""
-        if self._flights is None or self._flights.join(key.digest) is not None:
-            return False
-        lock = self._fleet_lock
-        if lock is None or self._flights.token_of(key.digest) is not None:
-            return True
-        token = secrets.token_hex(16)
-        acquired = yield Op(lock, "acquire_flight", (key, token, self._lock_ms()))
-        if acquired is False:  # another process is refreshing it
-            self._flights.complete(key.digest)
-            return False
-        if acquired is True:
-            self._flights.hold_token(key.digest, token)
-        return True  # ours, or the lock tier is down: refresh in this process (fail open)
-
-    def _fleet_plan(self, key: CacheKey) -> Plan[CacheHit | None]:
-        """After leading a key in this process: lead it across processes too (take its lock
-        in the shared tier), or wait, bounded, for the process that holds the lock and serve
-        its answer. A lock tier that fails means leading (fail open)."""
-        assert self._fleet_lock is not None
-        assert self._flights is not None
-        if self._flights.token_of(key.digest) is not None:
-            return None  # a retry of ours: we hold the fleet lock already
-        lock, token = self._fleet_lock, secrets.token_hex(16)
-        acquired = yield Op(lock, "acquire_flight", (key, token, self._lock_ms()))
-        if acquired is not False:  # ours, or the lock tier is unavailable
-            if acquired is True:
-                self._flights.hold_token(key.digest, token)
-            return None
-        return (yield from self._await_leader_plan(key))
-
-    def _await_leader_plan(self, key: CacheKey) -> Plan[CacheHit | None]:
-        """Another process holds the key's fleet lock: wait, bounded, for its answer. None
-        when it gave up or the wait ran out: this caller then leads without the lock."""
-        assert self._fleet_lock is not None
-        assert self._flights is not None
-        lock = self._fleet_lock
-        deadline = self._monotonic() + self._flight_timeout
-        while self._monotonic() < deadline:
-            yield Sleep(FLEET_POLL_SECONDS)
-            # The lock first, then the entry: a leader stores before it releases (Redis: in
-            # one round trip), so a lock seen gone means the read below sees its answer.
-            still_open = yield Op(lock, "flight_open", (key,))
-            found = yield from self._get_plan(key, self.clock())
-            if type(found) is CacheHit:
-                self._flights.complete(key.digest)  # our own followers may look again
-                return found
-            if still_open is not True:
-                return None  # the leader gave up (its lock is gone), or the tier failed
-        return None
-
-    def _locked_get_plan(self, key: CacheKey, now: float) -> Plan[CacheHit | _Joined]:
-        """The read of the lock tier (the only one below the in-process tiers) that takes the
-        key's fleet lock on a miss: one round trip where a miss otherwise takes two (a GET,
-        then SET NX). The caller joins the key's flight in this process first, so only its
-        leader here may take the lock."""
-        assert self._fleet_lock is not None
-        assert self._flights is not None
-        lock, flights = self._fleet_lock, self._flights
-        flight = flights.join(key.digest)
-        if flight is not None:  # a caller of this process leads: read, else wait for it (a
-            # leader recomputing an entry early leaves it served meanwhile)
-            found = yield from self._get_plan(key, now)
-            return found if type(found) is CacheHit else _Joined(key, flight)
-        if flights.token_of(key.digest) is not None:  # a retry of ours: the lock is ours
-            found = yield from self._get_plan(key, now)
-            return found if type(found) is CacheHit else _Joined(key, None)
-        token = secrets.token_hex(16)
-        looked = yield Op(lock, "get_or_lock", (key, now, token, self._lock_ms()))
-        if looked is UNAVAILABLE:
-            return _Joined(key, None)  # lead, without a fleet lock (fail open)
-        if looked.acquired is True:
-            flights.hold_token(key.digest, token)
-            return _Joined(key, None)
-        if looked.acquired is False:  # another process leads: serve its answer
-            hit = yield from self._await_leader_plan(key)
-            return hit if hit is not None else _Joined(key, None)
-        index = len(self._tiers) - 1
-        entry = yield from self._entry_plan(index, key, looked.found, now)
-        if entry is None:  # expired by our clock, or undecodable: take the lock on its own
-            hit = yield from self._fleet_plan(key)
-            return hit if hit is not None else _Joined(key, None)
-        flights.complete(key.digest)  # nothing to lead: our own followers may look again
-        return self._hit(entry, lock.name, key)
-
-    def _lock_ms(self) -> int:
-        """A fleet lock's lifetime: a leader that never stores frees the key by then."""
-        return max(1, math.ceil(self._flight_timeout * 1000))
-
-    def _release_plan(self, release: _Release) -> Plan[None]:
-        assert self._fleet_lock is not None
-        yield Op(self._fleet_lock, "release_flight", (release.key, release.token))
 
     def _set_plan(
         self,
