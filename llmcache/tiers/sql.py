@@ -4,9 +4,11 @@ SQLAlchemy Core with statements built once (``sql_schema.Statements``). Each pri
 small generator "plan" that yields ``Step``s (statement, parameters, what to read) and receives
 what was read; ``sql_engine``'s executors run a plan in one transaction, the sync one on the
 sync engine's pool, the async one on the async engine's (psycopg's async mode; aiomysql). So
-the SQL is written once and the executors stay thin. SQLite's async path is a thread (its I/O
-is in-process file I/O), as is MySQL's when aiomysql can't be used (see ``sql_url``) and any
-server's when greenlet is not installed.
+the SQL is written once and the executors stay thin. The sync lookup and the tagless store,
+one statement each and most calls, run that statement directly (``SyncExecutor.run_step``:
+the same connection handling, retries and errors, without the generator). SQLite's async path
+is a thread (its I/O is in-process file I/O), as is MySQL's when aiomysql can't be used (see
+``sql_url``) and any server's when greenlet is not installed.
 
 URL: ``?table_prefix=`` (default ``llmcache``) names the tables, ``?ttl=`` is the tier's default
 TTL for entries stored with ``ttl=None``, ``?write_behind=on`` queues stores for a writer thread
