@@ -27,7 +27,12 @@ MAX_ENTRY_BYTES = 256 * 1024
 
 
 class DecodedEntries:
-    """A bounded, thread-safe LRU of (digest, stored bytes) -> decoded entry."""
+    """A bounded, thread-safe LRU of digest -> (stored bytes, decoded entry).
+
+    Keyed by the digest alone, the bytes compared on a lookup: comparing equal bytes is a
+    memcmp, where hashing them (a (digest, bytes) key) costs SipHash over every byte of the
+    value on every hit. A key holds the last bytes decoded for it: new bytes replace them.
+    """
 
     def __init__(
         self,
@@ -35,7 +40,7 @@ class DecodedEntries:
         max_bytes: int = MAX_BYTES,
         max_entry_bytes: int = MAX_ENTRY_BYTES,
     ) -> None:
-        self._entries: OrderedDict[tuple[bytes, bytes], CacheEntry] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[bytes, CacheEntry]] = OrderedDict()
         self._lock = threading.Lock()
         self._bytes = 0
         self._max_entries = max_entries
@@ -43,25 +48,25 @@ class DecodedEntries:
         self._max_entry_bytes = max_entry_bytes
 
     def get(self, digest: bytes, payload: bytes) -> CacheEntry | None:
-        key = (digest, payload)
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-            return entry
+            kept = self._entries.get(digest)
+            if kept is None or kept[0] != payload:
+                return None
+            self._entries.move_to_end(digest)
+            return kept[1]
 
     def put(self, digest: bytes, payload: bytes, entry: CacheEntry) -> None:
         size = len(payload)
         if size > self._max_entry_bytes:
             return
-        key = (digest, payload)
         with self._lock:
-            if key in self._entries:
-                return
-            self._entries[key] = entry
+            kept = self._entries.pop(digest, None)
+            if kept is not None:
+                self._bytes -= len(kept[0])
+            self._entries[digest] = (payload, entry)
             self._bytes += size
             while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
-                (_, old), _ = self._entries.popitem(last=False)
+                _, (old, _) = self._entries.popitem(last=False)
                 self._bytes -= len(old)
 
     def clear(self) -> None:

@@ -4,9 +4,11 @@ SQLAlchemy Core with statements built once (``sql_schema.Statements``). Each pri
 small generator "plan" that yields ``Step``s (statement, parameters, what to read) and receives
 what was read; ``sql_engine``'s executors run a plan in one transaction, the sync one on the
 sync engine's pool, the async one on the async engine's (psycopg's async mode; aiomysql). So
-the SQL is written once and the executors stay thin. SQLite's async path is a thread (its I/O
-is in-process file I/O), as is MySQL's when aiomysql can't be used (see ``sql_url``) and any
-server's when greenlet is not installed.
+the SQL is written once and the executors stay thin. The sync lookup and the tagless store,
+one statement each and most calls, run that statement directly (``SyncExecutor.run_step``:
+the same connection handling, retries and errors, without the generator). SQLite's async path
+is a thread (its I/O is in-process file I/O), as is MySQL's when aiomysql can't be used (see
+``sql_url``) and any server's when greenlet is not installed.
 
 URL: ``?table_prefix=`` (default ``llmcache``) names the tables, ``?ttl=`` is the tier's default
 TTL for entries stored with ``ttl=None``, ``?write_behind=on`` queues stores for a writer thread
@@ -112,9 +114,8 @@ class SqlTier(ThreadedAsync):
             self.engine.dialect.loaded_dbapi.Error,
         )
         # An sqlite :memory: database is one shared connection: one user at a time.
-        self._serial: AbstractContextManager[Any] = (
-            threading.Lock() if target.in_memory else nullcontext()
-        )
+        self._one_user = threading.Lock() if target.in_memory else None
+        self._serial: AbstractContextManager[Any] = self._one_user or nullcontext()
         self._state_lock = threading.Lock()
         self._schema_ready = False
         self._writes = 0
@@ -149,8 +150,11 @@ class SqlTier(ThreadedAsync):
         row = yield Step(self._sql.get, {"key": key.digest, "now": now}, "first")
         return None if row is None else row[0]
 
-    def _set_plan(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> Plan[None]:
-        row = {
+    def _entry_row(
+        self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float
+    ) -> dict[str, Any]:
+        """The upsert's parameters for one entry."""
+        return {
             "key": key.digest,
             "scope": key.scope,
             "model": key.model,
@@ -159,7 +163,9 @@ class SqlTier(ThreadedAsync):
             "expires_at": effective_expiry(entry.expires_at, now, self.default_ttl),
             "value": payload,
         }
-        yield Step(self._sql.upsert, row)
+
+    def _set_plan(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> Plan[None]:
+        yield Step(self._sql.upsert, self._entry_row(key, entry, payload, now))
         if entry.tags:
             # In the entry's transaction, after it: its row lock orders concurrent stores of
             # one key, so their tag statements never interleave (nor deadlock).
@@ -263,16 +269,21 @@ class SqlTier(ThreadedAsync):
 
     # ------------------------------------------------------------------ sync primitives
     def get(self, key: CacheKey, now: float) -> Found:
-        queued = self._queued(key, now)
-        if queued is not None:
+        if self.write_behind is not None and (queued := self._queued(key, now)) is not None:
             return queued
-        return self._run(lambda: self._get_plan(key, now), write=False)
+        # _get_plan's one statement, run directly (the hot path; the async side runs the plan).
+        step = Step(self._sql.get, {"key": key.digest, "now": now}, "first")
+        row = self._run_step(step, write=False)
+        return None if row is None else row[0]
 
     def set(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
         if self._queue(key, entry, payload, now):
             return
-        plan = lambda: self._set_plan(key, entry, payload, now)  # noqa: E731
-        self._run(plan, write=True, transaction=bool(entry.tags))
+        if entry.tags:
+            self._run(lambda: self._set_plan(key, entry, payload, now), write=True)
+        else:  # _set_plan without tags is its one upsert, without BEGIN/COMMIT: run directly
+            row = self._entry_row(key, entry, payload, now)
+            self._run_step(Step(self._sql.upsert, row), write=True)
         self._stored(now)
 
     def delete(self, key: CacheKey) -> None:
@@ -427,6 +438,22 @@ class SqlTier(ThreadedAsync):
             try:
                 with self._serial:
                     return self._executor.run(make_plan(), transaction=in_transaction)
+            except self._db_errors as exc:
+                if not self._retry(exc, attempt, write=write):
+                    raise self._error(exc) from exc
+
+    def _run_step(self, step: Step, *, write: bool) -> Any:
+        """``_run`` of a one-statement plan outside a transaction (``SyncExecutor.run_step``)."""
+        if not self._schema_ready:
+            self._ensure_schema()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if self._one_user is None:  # no context manager to enter: the hot path
+                    return self._executor.run_step(step)
+                with self._one_user:
+                    return self._executor.run_step(step)
             except self._db_errors as exc:
                 if not self._retry(exc, attempt, write=write):
                     raise self._error(exc) from exc

@@ -51,6 +51,19 @@ def test_bounded_by_count_bytes_and_entry_size() -> None:
     assert decoded.get(b"a", b"1111") is not None and decoded.get(b"d", b"444444") is not None
 
 
+def test_new_bytes_under_a_key_replace_its_entry_and_its_bytes() -> None:
+    decoded = DecodedEntries(max_bytes=6)
+    old, new = _entry("old"), _entry("new")
+    decoded.put(b"k1", b"aaaa", old)
+    decoded.put(b"k1", b"bb", new)
+    assert decoded.get(b"k1", b"aaaa") is None
+    assert decoded.get(b"k1", b"bb") is new
+    assert len(decoded) == 1
+    # k1's old 4 bytes no longer count: 2 + 4 fits in 6, nothing is evicted.
+    decoded.put(b"k2", b"cccc", _entry("k2"))
+    assert decoded.get(b"k1", b"bb") is new and decoded.get(b"k2", b"cccc") is not None
+
+
 def test_a_sqlite_hit_follows_the_stored_bytes(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/c.db"
     clock = FakeClock(1000.0)
