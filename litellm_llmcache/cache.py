@@ -55,6 +55,9 @@ from llmcache.request import CacheRequest
 
 logger = logging.getLogger("llmcache.litellm")
 
+#: LiteLLM's ``should_use_cache`` (``_should_use`` answers its default case without it).
+_SHOULD_USE_CACHE = _LiteLLMCache.should_use_cache
+
 #: Keys handed to LiteLLM and not yet used again (LiteLLM looks embeddings up by key alone).
 _REMEMBERED_KEYS = 4096
 #: The ``cache_key`` of a call that cannot be keyed (never remembered, never looked up).
@@ -187,7 +190,9 @@ class LiteLLMCache(_LiteLLMCache):
                 self._keys.popitem(last=False)
         return token
 
-    def _request(self, kwargs: Mapping[str, Any]) -> CacheRequest | None:
+    def _request(
+        self, kwargs: Mapping[str, Any], controls: Controls | None = None
+    ) -> CacheRequest | None:
         """The call's request; LiteLLM's per-input embedding lookups pass only our key.
 
         A caller-given ``cache_key`` is never trusted: keys are shown in ``_hidden_params``,
@@ -196,7 +201,9 @@ class LiteLLMCache(_LiteLLMCache):
         nothing else, with a key ``get_cache_key`` just built from the whole call.
         """
         if any(f in kwargs for f in PROMPT_FIELDS):
-            return build_request(kwargs, self.llmcache_namespace, semantic=self._semantic)
+            return build_request(
+                kwargs, self.llmcache_namespace, semantic=self._semantic, controls=controls
+            )
         token = kwargs.get("cache_key")
         if isinstance(token, str) and len(kwargs) == 1:
             with self._keys_lock:
@@ -205,6 +212,12 @@ class LiteLLMCache(_LiteLLMCache):
 
     def _should_use(self, kwargs: Mapping[str, Any]) -> bool:
         """LiteLLM's own rule (mode, ``use-cache``, ``max_messages``)."""
+        if (
+            self.max_messages is None
+            and self.mode == CacheMode.default_on
+            and type(self).should_use_cache is _SHOULD_USE_CACHE
+        ):
+            return True  # what LiteLLM's rule answers then, without repacking the kwargs
         return bool(self.should_use_cache(**kwargs))  # type: ignore[no-untyped-call]
 
     # ------------------------------------------------------------------ lookup
@@ -220,7 +233,7 @@ class LiteLLMCache(_LiteLLMCache):
             inputs = sync_embedding_inputs(kwargs)
             if inputs is not None:
                 return self._sync_embeddings(kwargs, inputs, controls)
-            request = self._request(kwargs)
+            request = self._request(kwargs, controls)
             served = None if request is None else self._lookup(request, controls)
             return None if served is None else replayed_stream(served, kwargs)
         except _ModelCallError as failed:
@@ -264,7 +277,7 @@ class LiteLLMCache(_LiteLLMCache):
     async def async_get_cache(self, dynamic_cache_object: Any = None, **kwargs: Any) -> Any:
         try:
             controls = controls_of(kwargs)
-            request = self._request(kwargs) if self._readable(kwargs, controls) else None
+            request = self._request(kwargs, controls) if self._readable(kwargs, controls) else None
             if request is None:
                 return None
             await _await_litellm_writes(kwargs)
@@ -317,7 +330,7 @@ class LiteLLMCache(_LiteLLMCache):
         controls = controls_of(kwargs)
         if controls.disabled or controls.no_store or not self._should_use(kwargs):
             return None
-        request = self._request(kwargs)
+        request = self._request(kwargs, controls)
         if request is None:
             return None
         payload = to_payload(result)

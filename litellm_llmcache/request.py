@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from litellm_llmcache.controls import controls_of, tags_of
+from litellm_llmcache.controls import Controls, controls_of, tags_of
 from litellm_llmcache.scope import scope_of
 from litellm_llmcache.semantic import semantic_fields
 from llmcache.context import current_tags
@@ -103,6 +103,8 @@ def model_identity(kwargs: Mapping[str, Any]) -> str:
     Through a ``Router`` every deployment of one model group shares entries, as with
     LiteLLM's own caches.
     """
+    if not ("metadata" in kwargs or "litellm_metadata" in kwargs or "litellm_params" in kwargs):
+        return str(kwargs.get("model") or "")  # a plain call: no group can apply
     sources = _metadata_sources(kwargs)
     group = next((str(m["model_group"]) for m in sources if m.get("model_group")), None)
     for metadata in sources:
@@ -125,21 +127,27 @@ def _jsonable(value: Any) -> Any:
 
 
 def build_request(
-    kwargs: Mapping[str, Any], base_namespace: str, *, semantic: bool = False
+    kwargs: Mapping[str, Any],
+    base_namespace: str,
+    *,
+    semantic: bool = False,
+    controls: Controls | None = None,
 ) -> CacheRequest:
     """The ``CacheRequest`` of one LiteLLM call (scope from the call and ``llmcache.scope``).
 
     ``semantic``: fill the semantic fields (chat calls only); False when the cache has no
     semantic component, so plain exact caching pays nothing for them.
+    ``controls``: ``controls_of(kwargs)`` when the caller has already read them (they are
+    read once per lookup or store, not twice).
     """
     prompt = {f: _jsonable(kwargs[f]) for f in PROMPT_FIELDS if f in kwargs}
     params = {k: _jsonable(v) for k, v in kwargs.items() if k in ANSWER_PARAMS and v is not None}
     if params.get("stream") is False:  # the Router passes it, a plain call does not
         del params["stream"]
-    controls = kwargs.get("cache")
+    cache_arg = kwargs.get("cache")
     namespace = base_namespace
-    if _is_mapping(controls) and controls.get("namespace"):
-        namespace = f"{base_namespace}/{controls['namespace']}"
+    if _is_mapping(cache_arg) and cache_arg.get("namespace"):
+        namespace = f"{base_namespace}/{cache_arg['namespace']}"
     metadata = metadata_of(kwargs)
     tags = current_tags()  # llmcache.tags(...) blocks and metadata: for invalidate(tags=...)
     if extra_tags := tags_of(metadata):
@@ -152,7 +160,7 @@ def build_request(
         namespace=namespace,
         model_name=str(kwargs.get("model") or ""),
         tags=tags,
-        control=controls_of(kwargs).cache_control(),
+        control=(controls if controls is not None else controls_of(kwargs)).cache_control(),
     )
     if semantic and "messages" in prompt:
         request.semantic_text, request.semantic_context = semantic_fields(prompt["messages"])

@@ -10,6 +10,7 @@ from typing import Any
 
 import litellm
 import pytest
+from litellm.caching.caching import CacheMode
 from ll_helpers import MODEL, ask
 
 from litellm_llmcache import LiteLLMCache
@@ -117,6 +118,37 @@ def test_default_off_mode_needs_use_cache(
     assert answer(mock_response="opted", cache={"use-cache": True}) == "opted"
     assert answer(mock_response="x", cache={"use-cache": True}) == "opted"
     assert answer(mock_response="three") == "three"
+
+
+def test_a_subclass_rule_for_using_the_cache_is_honoured(
+    ll_cache: Cache, answer: Callable[..., str]
+) -> None:
+    """The adapter answers LiteLLM's default rule itself (default_on, no max_messages), but
+    only while ``should_use_cache`` is LiteLLM's own: an override still decides."""
+
+    class NeverUse(LiteLLMCache):
+        def should_use_cache(self, **kwargs: Any) -> bool:
+            return False
+
+    before = litellm.cache
+    litellm.cache = NeverUse(ll_cache)
+    try:
+        assert answer(mock_response="one") == "one"
+        assert answer(mock_response="two") == "two"
+    finally:
+        litellm.cache = before
+    assert ll_cache.stats()["stores"] == 0
+
+
+def test_mode_switched_after_construction_is_honoured(
+    ll_cache: Cache, ll_install: Callable[..., LiteLLMCache], answer: Callable[..., str]
+) -> None:
+    adapter = ll_install(ll_cache)
+    adapter.mode = CacheMode.default_off
+    assert answer(mock_response="one") == "one"
+    assert answer(mock_response="two") == "two"
+    assert answer(mock_response="opted", cache={"use-cache": True}) == "opted"
+    assert answer(mock_response="x", cache={"use-cache": True}) == "opted"
 
 
 def test_supported_call_types(ll_cache: Cache, ll_install: Callable[..., LiteLLMCache]) -> None:
