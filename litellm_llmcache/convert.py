@@ -9,7 +9,7 @@ own caches. Stored values are parsed by orjson only (never ``eval``/``literal_ev
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -46,12 +46,18 @@ def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def _is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
+    # type(...) is dict first: a parsed payload holds plain dicts, and an ABC isinstance
+    # check costs about a microsecond.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def finish_reasons_of(payload: Mapping[str, Any]) -> list[str | None]:
     """Why each choice of a response ended (LiteLLM normalizes providers' reasons)."""
     choices = payload.get("choices")
     if not isinstance(choices, list):
         return []
-    return [c.get("finish_reason") for c in choices if isinstance(c, Mapping)]
+    return [c.get("finish_reason") for c in choices if _is_mapping(c)]
 
 
 def usage_of(payload: Mapping[str, Any]) -> Usage:
@@ -63,10 +69,10 @@ def usage_of(payload: Mapping[str, Any]) -> Usage:
     those are reported apart as well, never added twice.
     """
     usage = payload.get("usage")
-    if not isinstance(usage, Mapping):
+    if not _is_mapping(usage):
         return Usage(_int(payload.get("prompt_tokens")), 0)
     details = usage.get("prompt_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
+    cached = _int(details.get("cached_tokens")) if _is_mapping(details) else 0
     cached = max(cached, _int(usage.get("cache_read_input_tokens")))
     return Usage(
         _int(usage.get("prompt_tokens")),
@@ -99,6 +105,10 @@ def marked(payload: Mapping[str, Any], marker: dict[str, Any]) -> dict[str, Any]
     ``cache_key`` to the same dict.
     """
     served = dict(payload)
-    hidden = payload.get("_hidden_params")
-    served["_hidden_params"] = {**(hidden if isinstance(hidden, Mapping) else {}), MARKER: marker}
+    hidden = payload.get("_hidden_params")  # None for what this adapter stores
+    served["_hidden_params"] = (
+        {**hidden, MARKER: marker}
+        if hidden is not None and _is_mapping(hidden)
+        else {MARKER: marker}
+    )
     return served

@@ -21,8 +21,10 @@ _NOT_PASSED_ON = frozenset(
 
 def sync_embedding_inputs(kwargs: Mapping[str, Any]) -> list[Any] | None:
     """The inputs of a sync ``embedding`` call (one or a list), else None."""
+    if "input" not in kwargs:  # first: a chat call stops here, without the getattr
+        return None
     logging_obj = kwargs.get("litellm_logging_obj")
-    if getattr(logging_obj, "call_type", None) != "embedding" or "input" not in kwargs:
+    if getattr(logging_obj, "call_type", None) != "embedding":
         return None
     inputs = kwargs["input"]
     if isinstance(inputs, list):
