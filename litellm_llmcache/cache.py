@@ -58,6 +58,8 @@ logger = logging.getLogger("llmcache.litellm")
 #: LiteLLM's ``should_use_cache`` (``_should_use`` answers its default case without it).
 _SHOULD_USE_CACHE = _LiteLLMCache.should_use_cache
 
+_PROMPT_FIELDS = frozenset(PROMPT_FIELDS)
+
 #: Keys handed to LiteLLM and not yet used again (LiteLLM looks embeddings up by key alone).
 _REMEMBERED_KEYS = 4096
 #: The ``cache_key`` of a call that cannot be keyed (never remembered, never looked up).
@@ -112,6 +114,12 @@ class _LookedUp(NamedTuple):
     served: dict[str, Any] | None
     delete: bool  # the entry is unusable
     release: bool  # a miss whose answer will not be stored
+
+
+# The outcomes that serve nothing (shared: a lookup builds a tuple only for a hit).
+_UNUSABLE = _LookedUp(None, delete=True, release=False)
+_MISS = _LookedUp(None, delete=False, release=False)
+_MISS_RELEASED = _LookedUp(None, delete=False, release=True)
 
 
 class LiteLLMCache(_LiteLLMCache):
@@ -200,7 +208,7 @@ class LiteLLMCache(_LiteLLMCache):
         call; a key alone is honoured only in LiteLLM's per-input lookup, which passes
         nothing else, with a key ``get_cache_key`` just built from the whole call.
         """
-        if any(f in kwargs for f in PROMPT_FIELDS):
+        if not _PROMPT_FIELDS.isdisjoint(kwargs):  # a C loop, not a generator per lookup
             return build_request(
                 kwargs, self.llmcache_namespace, semantic=self._semantic, controls=controls
             )
@@ -296,14 +304,14 @@ class LiteLLMCache(_LiteLLMCache):
         """What a lookup serves and what is left to do (the I/O is the caller's)."""
         if hit is not None and not isinstance(hit.entry.value, dict):
             logger.warning("llmcache: a LiteLLM entry is not a response; deleted it")
-            return _LookedUp(None, delete=True, release=False)
+            return _UNUSABLE
         if hit is None:
             # A miss made this call the single-flight leader; one that stores nothing
             # releases the identical calls waiting for it.
             # (A call's own ttl, e.g. from cache_control, wins over the adapter's ttl=0.)
             adapter_stores_nothing = controls.ttl is UNSET and self.default_ttl == 0
             release = controls.stores_nothing or adapter_stores_nothing
-            return _LookedUp(None, delete=False, release=release)
+            return _MISS_RELEASED if release else _MISS
         return _LookedUp(self._serve(hit, controls), delete=False, release=False)
 
     def _serve(self, hit: CacheHit, controls: Controls) -> dict[str, Any] | None:
