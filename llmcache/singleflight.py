@@ -106,13 +106,22 @@ class Flights:
                 token = flight.token if flight is not None and flight.leader == me else None
                 if flight is not None:
                     flight.complete()  # a stale or re-asked flight: release its followers
+                    del self._open[digest]  # the new one goes last: the dict stays in age order
                 self._open[digest] = Flight(leader=me, started=now, token=token)
                 return None
             return flight
 
     def _sweep(self, now: float) -> None:
-        """Drop flights older than the bound (leaders that never stored); under the lock."""
-        stale = [d for d, f in self._open.items() if now - f.started >= self.timeout]
+        """Drop flights older than the bound (leaders that never stored); under the lock.
+
+        Flights are kept in the order they started, so the stale ones are at the front: the
+        sweep stops at the first live one. Many live flights (a burst of distinct misses)
+        then cost a join one look, not a scan of them all."""
+        stale: list[bytes] = []
+        for digest, flight in self._open.items():
+            if now - flight.started < self.timeout:
+                break
+            stale.append(digest)
         for digest in stale:
             self._open.pop(digest).complete()
 

@@ -178,3 +178,21 @@ def test_flights_of_leaders_that_never_stored_are_swept() -> None:
     clock.advance(1.0)
     flights.join(b"new")
     assert len(flights) == 1
+
+
+def test_a_flight_asked_again_is_swept_by_its_new_age_and_the_stale_ones_still_go() -> None:
+    # The sweep stops at the first live flight (they are kept in age order): a flight asked
+    # again must move behind the older ones, or it would shield every stale flight after it.
+    from llmcache import FakeClock
+    from llmcache.singleflight import SWEEP_ABOVE, Flights
+
+    clock = FakeClock(0.0)
+    flights = Flights(timeout=1.0, clock=clock)
+    assert flights.join(b"again") is None
+    for i in range(SWEEP_ABOVE - 1):
+        assert flights.join(i.to_bytes(4, "big")) is None
+    clock.advance(0.9)
+    assert flights.join(b"again") is None  # the same leader asks again: a new flight
+    clock.advance(0.1)
+    assert flights.join(b"new") is None
+    assert len(flights) == 2  # "again" (0.1 s old) and "new"; the 1,023 stale ones are gone
