@@ -86,6 +86,14 @@ _RETRY_PG_STATES = frozenset({"40001", "40P01"})
 _PG_ENDED = frozenset({"57P01", "57P02"})
 
 
+def live_value(row: Any, now: float) -> bytes | None:
+    """The value of a ``(value, expires_at)`` row, or None when there is none or it expired
+    (an expired row is never returned; the purge removes it later)."""
+    if row is None or (row[1] is not None and row[1] <= now):
+        return None
+    return row[0]  # type: ignore[no-any-return]
+
+
 class SqlTier(ThreadedAsync):
     def __init__(
         self,
@@ -147,8 +155,8 @@ class SqlTier(ThreadedAsync):
 
     # ------------------------------------------------------------------ plans (SQL, once)
     def _get_plan(self, key: CacheKey, now: float) -> Plan[Found]:
-        row = yield Step(self._sql.get, {"key": key.digest, "now": now}, "first")
-        return None if row is None else row[0]
+        row = yield Step(self._sql.get, {"key": key.digest}, "first")
+        return live_value(row, now)
 
     def _entry_row(
         self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float
@@ -272,9 +280,8 @@ class SqlTier(ThreadedAsync):
         if self.write_behind is not None and (queued := self._queued(key, now)) is not None:
             return queued
         # _get_plan's one statement, run directly (the hot path; the async side runs the plan).
-        step = Step(self._sql.get, {"key": key.digest, "now": now}, "first")
-        row = self._run_step(step, write=False)
-        return None if row is None else row[0]
+        row = self._run_step(Step(self._sql.get, {"key": key.digest}, "first"), write=False)
+        return live_value(row, now)
 
     def set(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
         if self._queue(key, entry, payload, now):

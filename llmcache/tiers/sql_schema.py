@@ -118,9 +118,9 @@ class Statements:
         e, t = tables.entries, tables.tags
         key: sa.BindParameter[bytes] = sa.bindparam("key")
         now: sa.BindParameter[float] = sa.bindparam("now")
-        self.get = sa.select(e.c.value).where(
-            e.c.key == key, sa.or_(e.c.expires_at.is_(None), e.c.expires_at > now)
-        )
+        # The expiry is checked by the caller (``live_value``), not in the WHERE clause: the
+        # OR costs the server a plan it need not make (MariaDB: ~10 µs of a ~115 µs lookup).
+        self.get = sa.select(e.c.value, e.c.expires_at).where(e.c.key == key)
         self.upsert = _upsert(e, dialect)
         self.add_tags = _insert_ignore(t, dialect)
         self.delete_tags = sa.delete(t).where(t.c.key == key)
