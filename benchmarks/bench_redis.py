@@ -14,6 +14,11 @@ For each contender: µs per call on a hit and on a miss that stores, through ``i
 ``ainvoke``; hit throughput (calls/s) with 16 threads calling ``invoke`` and with 64 asyncio
 tasks calling ``ainvoke``; then the ratios ours/theirs against the issue's targets.
 
+A "floor" contender shows what any Redis cache must cost here: LangChain's InMemoryCache
+plus one Redis round trip per lookup and one per store (a GET and a SET of a fixed small key,
+on the same server), so no serialization and no key of its own. Under it no cache that reads
+Redis on a hit can go.
+
     python benchmarks/bench_redis.py
     python benchmarks/bench_redis.py --rounds 15 --calls 200 --markdown benchmarks/results/redis.md
 
@@ -27,6 +32,7 @@ import argparse
 import asyncio
 import gc
 import random
+import socket
 import statistics
 import sys
 import threading
@@ -101,6 +107,99 @@ def community_caches(url: str, written: set[str]) -> tuple[BaseCache, BaseCache]
     return Recorded(redis.Redis.from_url(url)), ARecorded(aioredis.Redis.from_url(url))
 
 
+def _resp(*parts: bytes) -> bytes:
+    """One command in Redis's wire protocol (RESP), packed once."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
+    return b"".join(out)
+
+
+def _reply_done(buffer: bytes) -> bool:
+    """Whether ``buffer`` holds a whole simple reply (+OK, -ERR, :n, or a bulk $n string)."""
+    head, sep, rest = buffer.partition(b"\r\n")
+    if not sep:
+        return False
+    if head[:1] != b"$" or head == b"$-1":
+        return True
+    return len(rest) >= int(head[1:]) + 2
+
+
+class OneRoundTripFloor(BaseCache):
+    """InMemoryCache's dict plus one round trip to Redis per lookup and per store, on raw
+    sockets with pre-packed commands (a GET and a SET of one small key): the least a cache
+    that reads Redis on every hit and writes it on every store can cost (see the module
+    docstring). Not a cache anyone should use: it only measures the wire."""
+
+    def __init__(self, url: str, probe: str) -> None:
+        parts = urlsplit(url)
+        self._address = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        db = (parts.path or "/0").strip("/") or "0"
+        self._hello = _resp(b"SELECT", db.encode())
+        self._get = _resp(b"GET", probe.encode())
+        self._set = _resp(b"SET", probe.encode(), b"1")
+        self._store: dict[tuple[str, str], Any] = {}
+        self._local = threading.local()  # a socket per thread
+        self._streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    def _round_trip(self, packed: bytes) -> None:
+        sock = getattr(self._local, "sock", None)
+        if sock is None:
+            sock = self._local.sock = socket.create_connection(self._address)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._exchange(sock, self._hello)
+        self._exchange(sock, packed)
+
+    @staticmethod
+    def _exchange(sock: socket.socket, packed: bytes) -> None:
+        sock.sendall(packed)
+        buffer = sock.recv(65536)
+        while not _reply_done(buffer):
+            buffer += sock.recv(65536)
+
+    async def _around_trip(self, packed: bytes) -> None:
+        # A stream per concurrent task, kept for the next call (list pop/append: one loop).
+        if self._streams:
+            reader, writer = self._streams.pop()
+        else:
+            reader, writer = await asyncio.open_connection(*self._address)
+            writer.write(self._hello)
+            await self._aread(reader)
+        writer.write(packed)
+        await self._aread(reader)
+        self._streams.append((reader, writer))
+
+    @staticmethod
+    async def _aread(reader: asyncio.StreamReader) -> None:
+        buffer = await reader.read(65536)
+        while not _reply_done(buffer):
+            buffer += await reader.read(65536)
+
+    def lookup(self, prompt: str, llm_string: str) -> Any:
+        self._round_trip(self._get)
+        return self._store.get((prompt, llm_string))
+
+    def update(self, prompt: str, llm_string: str, return_val: Any) -> None:
+        self._round_trip(self._set)
+        self._store[(prompt, llm_string)] = return_val
+
+    async def alookup(self, prompt: str, llm_string: str) -> Any:
+        await self._around_trip(self._get)
+        return self._store.get((prompt, llm_string))
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: Any) -> None:
+        await self._around_trip(self._set)
+        self._store[(prompt, llm_string)] = return_val
+
+    def clear(self, **kwargs: Any) -> None:
+        self._store.clear()
+
+    async def aclose(self) -> None:
+        for _, writer in self._streams:
+            writer.close()
+        self._streams.clear()
+
+
 def build(args: argparse.Namespace) -> tuple[list[Contender], list[Callable[[], None]], str]:
     run_id = uuid.uuid4().hex[:8]
     contenders = [Contender("no cache", "-", False)]
@@ -110,7 +209,9 @@ def build(args: argparse.Namespace) -> tuple[list[Contender], list[Callable[[], 
     written: set[str] = set()
     sync_theirs, async_theirs = community_caches(args.redis_url, written)
     ours = Cache.from_urls([f"{args.redis_url}?prefix=bench{run_id}"])
+    floor = OneRoundTripFloor(args.redis_url, f"bench{run_id}:floor")
     contenders += [
+        Contender("floor: InMemoryCache + 1 round trip", "Redis", floor),
         Contender("LangChain-community RedisCache", "Redis", sync_theirs),
         Contender("LangChain-community AsyncRedisCache", "Redis", async_theirs, sync=False),
         Contender("llmcache redis", "Redis", LangChainCache(ours)),
@@ -120,7 +221,7 @@ def build(args: argparse.Namespace) -> tuple[list[Contender], list[Callable[[], 
         ours.clear()
         ours.close()
         with redis.Redis.from_url(args.redis_url) as client:
-            client.unlink(f"bench{run_id}:stats")
+            client.unlink(f"bench{run_id}:stats", f"bench{run_id}:floor")
             names = list(written)
             for start in range(0, len(names), 500):
                 client.unlink(*names[start : start + 500])
@@ -262,6 +363,8 @@ def run(args: argparse.Namespace) -> str:
 
 async def _close_async(contenders: list[Contender]) -> None:
     for c in contenders:
+        if isinstance(c.cache, OneRoundTripFloor):
+            await c.cache.aclose()
         client = getattr(c.cache, "redis", None)
         if isinstance(client, aioredis.Redis):
             await client.aclose()
@@ -282,6 +385,7 @@ PLAIN = ("llmcache redis", "Redis")
 COMMUNITY = ("LangChain-community RedisCache", "Redis")
 ASYNC_COMMUNITY = ("LangChain-community AsyncRedisCache", "Redis")
 STACK = ("llmcache redis", "Redis Stack")
+FLOOR = ("floor: InMemoryCache + 1 round trip", "Redis")
 LC_REDIS = ("langchain-redis RedisCache", "Redis Stack")
 RATIOS: list[tuple[tuple[str, str], tuple[str, str], str, float, str]] = [
     (PLAIN, COMMUNITY, "hit_us", 0.7, "lower"),
@@ -296,6 +400,10 @@ RATIOS: list[tuple[tuple[str, str], tuple[str, str], str, float, str]] = [
     (STACK, LC_REDIS, "amiss_us", 0.7, "lower"),
     (STACK, LC_REDIS, "threads_cps", None, "higher"),  # type: ignore[list-item]
     (STACK, LC_REDIS, "tasks_cps", None, "higher"),  # type: ignore[list-item]
+    (FLOOR, COMMUNITY, "hit_us", 0.7, "lower"),
+    (FLOOR, COMMUNITY, "miss_us", 0.7, "lower"),
+    (FLOOR, ASYNC_COMMUNITY, "ahit_us", 0.7, "lower"),
+    (FLOOR, ASYNC_COMMUNITY, "amiss_us", 0.7, "lower"),
 ]
 CPU_LABELS = {
     "hit_cpu": "hit, invoke, CPU",
