@@ -31,10 +31,29 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 Command = tuple[Any, ...]
+
+_hiredis_pack: Callable[[Command], bytes] | None
+try:  # the `redis` extra installs hiredis; without it, redis-py's own packer
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - exercised only without hiredis
+    _hiredis_pack = None
+
+
+def _pack(conn: Any, commands: Sequence[Command]) -> Any:
+    """``commands`` in the wire protocol, for one write.
+
+    Our commands hold only str (ASCII: names, keys, scripts, tokens), bytes and int, which
+    hiredis packs in C as redis-py would; redis-py's own packer first runs every argument
+    through its encoder in Python (about a quarter of a store's client CPU here)."""
+    if _hiredis_pack is not None:  # a list of chunks, as send_packed_command takes them
+        return [_hiredis_pack(command) for command in commands]
+    if len(commands) == 1:
+        return conn.pack_command(*commands[0])
+    return conn.pack_commands(commands)
 
 
 def _fast_capable(client: Any) -> bool:
@@ -99,11 +118,7 @@ class Commands:
                 if not stale:  # connect(), not send's own: Sentinel asks for the master there
                     conn.connect()
                 try:
-                    if len(commands) == 1:
-                        packed = conn.pack_command(*commands[0])
-                    else:
-                        packed = conn.pack_commands(commands)
-                    conn.send_packed_command(packed, check_health=False)
+                    conn.send_packed_command(_pack(conn, commands), check_health=False)
                     replies: list[Any] = []
                     for _ in commands:
                         try:
@@ -210,11 +225,7 @@ class ACommands:
                 if not stale:
                     await conn.connect()
                 try:
-                    if len(flat) == 1:
-                        packed = conn.pack_command(*flat[0])
-                    else:
-                        packed = conn.pack_commands(flat)
-                    await conn.send_packed_command(packed, check_health=False)
+                    await conn.send_packed_command(_pack(conn, flat), check_health=False)
                     outcomes: list[list[Any]] = []
                     for group in groups:
                         replies: list[Any] = []

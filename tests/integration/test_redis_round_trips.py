@@ -281,3 +281,37 @@ def test_a_forked_child_never_shares_the_parents_connections(server: RedisProces
     assert mine == expected and theirs == expected  # no reply read by the wrong process
     _forked_cache = None
     cache.close()
+
+
+def test_commands_packed_in_c_are_the_bytes_redis_py_would_send() -> None:
+    import redis
+
+    from llmcache.tiers import redis_direct
+
+    conn = redis.Connection()  # never connected: only its packer is used
+    commands = [
+        ("GET", "llmcache:{ab}:e:01"),
+        ("SET", "k", b"\x00\xffbinary\r\n", "PX", 1500),
+        ("EVAL", "return redis.call('GET', KEYS[1])", 1, "k"),
+        ("SET", "f", "token", "NX", "PX", 30000),
+    ]
+    assert redis_direct._hiredis_pack is not None  # the `redis` extra installs hiredis
+    ours = b"".join(redis_direct._pack(conn, commands))
+    assert ours == b"".join(conn.pack_commands(commands))
+    assert b"".join(redis_direct._pack(conn, commands[:1])) == b"".join(
+        conn.pack_command(*commands[0])
+    )
+
+
+def test_without_hiredis_redis_py_packs_them(
+    server: RedisProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmcache.tiers import redis_direct
+
+    monkeypatch.setattr(redis_direct, "_hiredis_pack", None)
+    cache = Cache([RedisTier.from_url(server.url)], fleet_stats=False)
+    assert cache.get(req("q")) is None  # the lookup that also takes the lock
+    assert cache.set(req("q"), "v") is True  # the store and the release in one write
+    hit = cache.get(req("q"))
+    assert hit is not None and hit.entry.value == "v"
+    cache.close()
