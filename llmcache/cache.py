@@ -366,20 +366,21 @@ class Cache(FlightPlans, EntryOperations):
     def _lookup(self, request: CacheRequest) -> CacheHit | _Miss | Joined | None:
         probed = self._probe_local(request)
         if type(probed) is _Pending:
-            found = self._run(self._pending_plan(probed, request))
-            if self._locks_below:
-                self._miss_share += ((type(found) is not CacheHit) - self._miss_share) / 8
-            return found
+            return self._noted(self._run(self._pending_plan(probed, request)))
         return probed  # type: ignore[return-value]
 
     async def _alookup(self, request: CacheRequest) -> CacheHit | _Miss | Joined | None:
         probed = self._probe_local(request)
         if type(probed) is _Pending:
-            found = await self._arun(self._pending_plan(probed, request))
-            if self._locks_below:
-                self._miss_share += ((type(found) is not CacheHit) - self._miss_share) / 8
-            return found
+            return self._noted(await self._arun(self._pending_plan(probed, request)))
         return probed  # type: ignore[return-value]
+
+    def _noted(self, found: CacheHit | _Miss | Joined) -> CacheHit | _Miss | Joined:
+        """``found``, after counting it in the share of recent lookups below the in-process
+        tiers that missed (an average over about the last 8, read by ``_pending_plan``)."""
+        if self._locks_below:
+            self._miss_share += ((type(found) is not CacheHit) - self._miss_share) / 8
+        return found
 
     def _pending_plan(
         self, pending: _Pending, request: CacheRequest

@@ -157,13 +157,12 @@ class FlightPlans:
         assert self._flights is not None
         lock, flights = self._fleet_lock, self._flights
         flight = flights.join(key.digest)
-        if flight is not None:  # a caller of this process leads: read, else wait for it (a
-            # leader recomputing an entry early leaves it served meanwhile)
+        # Nothing to lock: a caller of this process leads (read, else wait for it; a leader
+        # recomputing an entry early leaves it served meanwhile), or this is a retry of ours
+        # and the lock is ours already (read, else lead).
+        if flight is not None or flights.token_of(key.digest) is not None:
             found = yield from self._get_plan(key, now)
             return found if type(found) is CacheHit else Joined(key, flight)
-        if flights.token_of(key.digest) is not None:  # a retry of ours: the lock is ours
-            found = yield from self._get_plan(key, now)
-            return found if type(found) is CacheHit else Joined(key, None)
         token = secrets.token_hex(16)
         looked = yield Op(lock, "get_or_lock", (key, now, token, self._lock_ms()))
         if looked is UNAVAILABLE:
