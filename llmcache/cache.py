@@ -301,7 +301,9 @@ class Cache(FlightPlans, EntryOperations):
         On a miss while another caller is already computing the same answer (single-flight),
         waits for it, bounded by ``single_flight_timeout``, and returns it as a hit.
         """
-        found = self._lookup(request)
+        found: CacheHit | _Pending | _Miss | Joined | None = self._probe_local(request)
+        if type(found) is _Pending:  # _lookup, written out: the hot path
+            found = self._noted(self._run(self._pending_plan(found, request)))
         if type(found) is Joined:  # joined its flight, and took the fleet lock, in the lookup
             flight: Flight | bool = found.flight or False
         elif type(found) is not _Miss:
@@ -640,13 +642,16 @@ class Cache(FlightPlans, EntryOperations):
         if not self.policy.decide(request).read:
             self._stats.skip()
             return None
-        key = request_key(request)
+        key = request.key_memo or request_key(request)  # the memo read here: the hot path
         now = self.clock()
         if self._local:
             top = self._tiers[0]
             entry = top.get(key, now)
-            if isinstance(entry, CacheEntry) and not entry.is_expired(now):
-                return self._hit(entry, top.name, key)
+            if isinstance(entry, CacheEntry) and (
+                entry.expires_at is None or now < entry.expires_at  # entry.is_expired, inlined
+            ):
+                self._stats.hit(top.name, "exact", entry.model, entry.usage, now)
+                return CacheHit(entry, top.name, "exact", key)
         if self._local == len(self._tiers):
             return _Miss(key)
         return _Pending(key, now)

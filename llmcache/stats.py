@@ -103,8 +103,12 @@ class Stats:
         self._hour_ends = (self._cut_hour + 1) * HOUR
         prune(self.buckets, self._cut_hour)
 
-    def hit(self, tier: str, match: str, model: str, usage: Usage) -> None:
-        now = self._clock()
+    def hit(
+        self, tier: str, match: str, model: str, usage: Usage, now: float | None = None
+    ) -> None:
+        """Count a hit; ``now``: the caller's reading of the same clock, when it has one."""
+        if now is None:
+            now = self._clock()
         tokens_in, tokens_out, cache_read, cache_creation = usage
         with self._lock:
             if now >= self._hour_ends:
