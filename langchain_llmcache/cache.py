@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -30,13 +31,13 @@ from langchain_llmcache.convert import (
     to_payload,
     usage_of,
 )
-from langchain_llmcache.hits import fresh_hit, mark_in_place
+from langchain_llmcache.hits import Template, fresh_hit, mark_in_place, templates_of
 from langchain_llmcache.llm_string import parse_llm_string
 from langchain_llmcache.prompt_key import key_prompt
 from langchain_llmcache.semantic_text import semantic_fields
 from llmcache._sentinel import UNSET, Unset
 from llmcache.cache import Cache, CacheHit
-from llmcache.context import current_control, current_scope, current_tags
+from llmcache.context import read_control, read_scope, read_tags
 from llmcache.entry import Usage
 from llmcache.errors import ConfigError
 from llmcache.policy import check_ttl
@@ -48,8 +49,8 @@ logger = logging.getLogger("llmcache.langchain")
 NAMESPACE = "langchain"
 
 
-#: Requests remembered for calls made again (the oldest go first), and the longest prompt
-#: remembered: a long conversation is rarely asked twice, and is not kept.
+#: Requests remembered for calls made again (the least recently used go first), and the
+#: longest prompt remembered: a long conversation is rarely asked twice, and is not kept.
 REMEMBERED_REQUESTS = 1024
 REMEMBERED_PROMPT_CHARS = 16 * 1024
 
@@ -63,7 +64,7 @@ _SEEN_ONCE = object()
 class _Decoded(NamedTuple):
     """What this adapter keeps in ``CacheEntry.memo``: the rebuilt generations (templates)."""
 
-    generations: tuple[Generation, ...]
+    generations: tuple[Template, ...]
 
 
 class LangChainCache(BaseCache):
@@ -101,6 +102,9 @@ class LangChainCache(BaseCache):
         self.namespace = namespace
         self.ttl = ttl if ttl is UNSET else check_ttl(ttl)
         self._requests: dict[_MadeFrom, CacheRequest] = {}
+        # The last request per (prompt, llm_string, answered_by), checked by identity; in
+        # least recently used order, so a stream of new prompts never pushes out hot ones.
+        self._recent: OrderedDict[tuple[str, str, str], CacheRequest] = OrderedDict()
         self._requests_lock = threading.Lock()
 
     def _request(self, prompt: str, llm_string: str, answered_by: str = "") -> CacheRequest:
@@ -108,24 +112,39 @@ class LangChainCache(BaseCache):
         computed once: ``request_key``). ``answered_by``: the model a stored answer's metadata
         names; the entry's model name (which prices its hits) when the ``llm_string`` names
         only the model's class."""
+        scope, tags, control = read_scope(), read_tags(), read_control()
+        # Hot path: the same call again in the same ambient context (the very same scope,
+        # tags and control objects: a contextvar hands back what was set) is the request
+        # made last time for these strings. Only identity is checked here; anything else
+        # goes through the by-value lookup below.
+        made_for = (prompt, llm_string, answered_by)
+        recent = self._recent.get(made_for)
+        if (
+            recent is not None
+            and recent.scope is scope
+            and recent.tags is tags
+            and recent.control is control
+        ):
+            try:  # noqa: SIM105 - contextlib.suppress costs a context manager per hit
+                self._recent.move_to_end(made_for)
+            except KeyError:  # another thread just let it go; it is still this call's request
+                pass
+            return recent
         # Everything the request is built from, compared by value (scope, tags and control
         # too: an equal scope is the same scope, never another user's).
-        made_from = (
-            prompt,
-            llm_string,
-            current_scope(),
-            current_tags(),
-            current_control(),
-            answered_by,
-        )
+        made_from = (prompt, llm_string, scope, tags, control, answered_by)
         request = self._requests.get(made_from)
         if request is None:
             request = self._build_request(made_from)
-            if len(prompt) <= REMEMBERED_PROMPT_CHARS:
-                with self._requests_lock:
-                    if len(self._requests) >= REMEMBERED_REQUESTS:
-                        del self._requests[next(iter(self._requests))]  # the oldest
-                    self._requests[made_from] = request
+        if len(prompt) <= REMEMBERED_PROMPT_CHARS:
+            with self._requests_lock:
+                if made_from not in self._requests and len(self._requests) >= REMEMBERED_REQUESTS:
+                    del self._requests[next(iter(self._requests))]  # the oldest
+                self._requests[made_from] = request
+                if made_for not in self._recent and len(self._recent) >= REMEMBERED_REQUESTS:
+                    # popitem, not iter(): the hot path reorders this one without the lock
+                    self._recent.popitem(last=False)  # the least recently used
+                self._recent[made_for] = request
         return request
 
     def _build_request(self, made_from: _MadeFrom) -> CacheRequest:
@@ -192,8 +211,9 @@ class LangChainCache(BaseCache):
             logger.warning("llmcache: a LangChain entry did not rebuild (%s); deleted it", exc)
             return None
         if memo is _SEEN_ONCE:
-            hit.entry.memo = _Decoded(generations)
-            return fresh_hit(generations, hit)
+            templates = templates_of(generations)
+            hit.entry.memo = _Decoded(templates)
+            return fresh_hit(templates, hit)
         hit.entry.memo = _SEEN_ONCE
         return mark_in_place(generations, hit)
 

@@ -14,7 +14,6 @@ import random
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, Generation
 from langchain_core.utils.utils import LC_ID_PREFIX
 from pydantic import BaseModel
@@ -109,45 +108,94 @@ def _unmarked(info: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in info.items() if k != MARKER} if MARKER in info else info
 
 
-#: The fields ``_fresh_message`` gives an AIMessage copy of its own.
-_AI_FRESH = ("id", "response_metadata", "additional_kwargs", "tool_calls", "invalid_tool_calls")
-_OTHER_FRESH = _AI_FRESH[:3]
+#: Message fields a hit gets a copy of its own of, when they hold a list or dict (``id`` and
+#: ``response_metadata`` are replaced on every hit anyway).
+_MESSAGE_CONTAINERS = ("additional_kwargs", "tool_calls", "invalid_tool_calls", "usage_metadata")
+#: ``ChatGeneration`` fields every hit replaces.
+_GENERATION_FRESH = frozenset(("message", "generation_info"))
+
+# Pydantic's own slot descriptors: one C call each, where ``object.__setattr__`` first looks
+# the name up along the class's MRO (hot path: four per object, two objects per hit).
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
-def _fresh_message(message: BaseMessage, marker: dict[str, Any]) -> BaseMessage:
-    # Written out rather than through ``clone``: one dict copy instead of an update dict and a
-    # merge (hot path: every memory hit).
-    fields = message.__dict__.copy()
-    fields["id"] = new_message_id()
-    fields["response_metadata"] = {**fields["response_metadata"], MARKER: marker}
-    fields["additional_kwargs"] = fields["additional_kwargs"].copy()
-    content = fields["content"]
-    changed: tuple[str, ...] = _OTHER_FRESH
-    if isinstance(message, AIMessage):
-        fields["tool_calls"] = fields["tool_calls"].copy()
-        fields["invalid_tool_calls"] = fields["invalid_tool_calls"].copy()
-        changed = _AI_FRESH
-        usage = fields["usage_metadata"]
-        if usage is not None:
-            fields["usage_metadata"] = usage.copy()
-            changed += ("usage_metadata",)
-    if type(content) is list:
-        fields["content"] = content.copy()
-        changed += ("content",)
-    return _with_fields(message, fields, changed)
+class _ChatTemplate:
+    """A decoded ``ChatGeneration``, with what every hit of it needs worked out once.
+
+    A hit is two new pydantic objects (generation, message) built straight from field dicts:
+    what ``model_copy`` does, without its per-call bookkeeping.
+    """
+
+    __slots__ = (
+        "containers",
+        "generation",
+        "generation_fields_set",
+        "message",
+        "message_fields_set",
+    )
+
+    def __init__(self, generation: ChatGeneration) -> None:
+        self.generation = generation
+        message = self.message = generation.message
+        fields = message.__dict__
+        containers = [
+            name for name in _MESSAGE_CONTAINERS if isinstance(fields.get(name), (list, dict))
+        ]
+        if type(fields.get("content")) is list:
+            containers.append("content")
+        self.containers: tuple[str, ...] = tuple(containers)
+        self.message_fields_set = frozenset(
+            (*message.__pydantic_fields_set__, "id", "response_metadata", *containers)
+        )
+        self.generation_fields_set = _GENERATION_FRESH | generation.__pydantic_fields_set__
+
+    def fresh(self, marker: dict[str, Any]) -> ChatGeneration:
+        message = self.message
+        fields = message.__dict__.copy()
+        for name in self.containers:
+            fields[name] = fields[name].copy()
+        fields["id"] = new_message_id()
+        fields["response_metadata"] = {**fields["response_metadata"], MARKER: marker}
+        served_message = _built(message, fields, self.message_fields_set)
+        generation = self.generation
+        info = generation.generation_info
+        gen_fields = generation.__dict__.copy()
+        gen_fields["message"] = served_message
+        gen_fields["generation_info"] = None if info is None else info.copy()
+        return _built(generation, gen_fields, self.generation_fields_set)
 
 
-def fresh_hit(templates: Iterable[Generation], hit: CacheHit) -> list[Generation]:
+def _built(model: M, fields: dict[str, Any], fields_set: frozenset[str]) -> M:
+    """A new ``type(model)`` holding ``fields`` (``_with_fields`` with the set known)."""
+    new = object.__new__(type(model))
+    _set_dict(new, fields)
+    _set_fields_set(new, set(fields_set))
+    extra, private = model.__pydantic_extra__, model.__pydantic_private__
+    _set_extra(new, None if extra is None else extra.copy())
+    _set_private(new, None if private is None else private.copy())
+    return new
+
+
+Template = _ChatTemplate | Generation
+
+
+def templates_of(generations: Iterable[Generation]) -> tuple[Template, ...]:
+    """The decoded generations of an entry, prepared for ``fresh_hit`` (done once per entry)."""
+    return tuple(_ChatTemplate(g) if isinstance(g, ChatGeneration) else g for g in generations)
+
+
+def fresh_hit(templates: Iterable[Template], hit: CacheHit) -> list[Generation]:
     """New generation objects equal in content to ``templates``, marked as ``hit``."""
     served: list[Generation] = []
     for template in templates:
-        info = template.generation_info
-        if isinstance(template, ChatGeneration):
-            message = _fresh_message(template.message, hit_marker(hit))
-            info = None if info is None else info.copy()
-            served.append(clone(template, {"message": message, "generation_info": info}))
+        if type(template) is _ChatTemplate:
+            served.append(template.fresh(hit_marker(hit)))
         else:
-            marked = HitInfo(info or ())
+            assert isinstance(template, Generation)
+            marked = HitInfo(template.generation_info or ())
             marked[MARKER] = hit_marker(hit)
             served.append(clone(template, {"generation_info": marked}))
     return served

@@ -22,6 +22,12 @@ _current_scope: ContextVar[Scope] = ContextVar("llmcache_scope", default=ANONYMO
 _current_tags: ContextVar[tuple[str, ...]] = ContextVar("llmcache_tags", default=())
 _current_control: ContextVar[CacheControl] = ContextVar("llmcache_control", default=NO_CONTROL)
 
+#: The three readers above, bound once: an adapter's hot path calls them directly (one
+#: C call each) instead of through the ``current_*`` functions.
+read_scope = _current_scope.get
+read_tags = _current_tags.get
+read_control = _current_control.get
+
 _KEEP = object()
 
 
