@@ -179,3 +179,30 @@ def test_namespaces_keep_apps_apart(lc_cache: LangChainCache) -> None:
     app1.update("p", "llm", [ChatGeneration(message=AIMessage(content="one"))])
     assert app2.lookup("p", "llm") is None
     assert [g.text for g in app1.lookup("p", "llm") or []] == ["one"]
+
+
+def test_alternating_users_on_one_prompt_each_get_their_own_entry() -> None:
+    # The adapter remembers the last request per prompt and reuses it only for the very same
+    # scope object; equal-valued scopes built anew in each block, alternating, must still
+    # land on their own entries every time.
+    lc = LangChainCache(Cache.from_urls(["memory://"]))
+    for user in ("alice", "bob"):
+        with scope(user=user):
+            lc.update("p", "llm", gen(f"{user}'s"))
+    for _ in range(3):
+        for user in ("alice", "bob", "alice"):
+            with scope(user=user):
+                assert texts(lc.lookup("p", "llm")) == [f"{user}'s"]
+        assert texts(lc.lookup("p", "llm")) is None  # anonymous: neither user's
+
+
+def test_a_hot_prompt_keeps_its_request_through_a_stream_of_new_prompts() -> None:
+    from langchain_llmcache import cache as adapter
+
+    lc = LangChainCache(Cache.from_urls(["memory://"]))
+    hot = lc._request("hot", "llm")
+    for i in range(adapter.REMEMBERED_REQUESTS * 2):
+        lc._request(f"new {i}", "llm")
+        if i % 100 == 0:
+            assert lc._request("hot", "llm") is hot  # used again: kept, key not recomputed
+    assert lc._request("new 0", "llm") is not lc._request("new 0", "other-llm")
