@@ -50,8 +50,9 @@ class Stats:
             self.skipped = 0
             self.early_refreshes = 0
             self.ttl_extensions = 0
-            self.hits_by_tier: Counter[str] = Counter()
-            self.hits_by_match: Counter[str] = Counter()
+            # Hits by (tier, match): one counter per hit, not one per grouping (hot path);
+            # ``hits_by_tier`` and ``hits_by_match`` are read from it.
+            self._hits_by: dict[tuple[str, str], int] = {}
             self.errors_by_tier: Counter[str] = Counter()
             self.decode_errors = 0
             self.store_rejected: Counter[str] = Counter()
@@ -59,6 +60,20 @@ class Stats:
             self.by_model: dict[str, Row] = {}
             self._cut_at: dict[str, Row] = {}  # by_model at the last cut
             self._taken: dict[str, float] = {}  # flat counters at the last take_deltas()
+
+    @property
+    def hits_by_tier(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for (tier, _), count in self._hits_by.items():
+            counts[tier] += count
+        return counts
+
+    @property
+    def hits_by_match(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for (_, match), count in self._hits_by.items():
+            counts[match] += count
+        return counts
 
     # Hits and tokens saved are the sums of the per-model rows: a hit updates its row only.
     @property
@@ -113,8 +128,8 @@ class Stats:
         with self._lock:
             if now >= self._hour_ends:
                 self._cut(now)
-            self.hits_by_tier[tier] += 1
-            self.hits_by_match[match] += 1
+            hits_by = self._hits_by
+            hits_by[tier, match] = hits_by.get((tier, match), 0) + 1
             row = self.by_model.get(model) or self._row(model)
             row[0] += 1  # written out, not add_hit: this runs on every hit
             row[1] += tokens_in
@@ -134,11 +149,11 @@ class Stats:
         """A counted hit that the caller refused (an adapter's freshness rule, e.g. LiteLLM's
         ``s-maxage``): for the caller it was a miss, so it is counted as one instead."""
         with self._lock:
-            self.hits_by_tier[tier] -= 1
-            self.hits_by_match[match] -= 1
-            for counter, name in ((self.hits_by_tier, tier), (self.hits_by_match, match)):
-                if counter[name] <= 0:
-                    del counter[name]
+            left = self._hits_by.get((tier, match), 0) - 1
+            if left > 0:
+                self._hits_by[tier, match] = left
+            else:
+                self._hits_by.pop((tier, match), None)
             add_hit(self._row(model), usage, -1)
             self.misses += 1
 
