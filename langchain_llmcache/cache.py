@@ -177,9 +177,6 @@ class LangChainCache(BaseCache):
         hit = self.cache.get(request)
         if hit is None:
             return None
-        memo = hit.entry.memo
-        if type(memo) is _Decoded:  # _serve's first case, written out: the hot path
-            return fresh_hit(memo.generations, hit)
         served = self._serve(hit)
         if served is None:  # an entry that does not rebuild is a miss, and goes
             self.cache.delete_hit(hit)

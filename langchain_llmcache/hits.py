@@ -191,10 +191,8 @@ def fresh_hit(templates: Iterable[Template], hit: CacheHit) -> list[Generation]:
     """New generation objects equal in content to ``templates``, marked as ``hit``."""
     served: list[Generation] = []
     for template in templates:
-        if type(template) is _ChatTemplate:  # hit_marker(hit), written out: the hot path
-            served.append(
-                template.fresh({"tier": hit.tier, "match": hit.match, "similarity": hit.similarity})
-            )
+        if type(template) is _ChatTemplate:
+            served.append(template.fresh(hit_marker(hit)))
         else:
             assert isinstance(template, Generation)
             marked = HitInfo(template.generation_info or ())
