@@ -53,9 +53,6 @@ def new_message_id() -> str:
     return f"{LC_ID_PREFIX}-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-_setattr = object.__setattr__
-
-
 def clone(model: M, update: dict[str, Any]) -> M:
     """``model.model_copy(update=update)`` without its overhead: a shallow copy, no validation.
 
@@ -69,15 +66,7 @@ def clone(model: M, update: dict[str, Any]) -> M:
 
 def _with_fields(model: M, fields: dict[str, Any], changed: Iterable[str]) -> M:
     """A new ``type(model)`` holding ``fields``, with ``model``'s other slots copied."""
-    new = object.__new__(type(model))
-    _setattr(new, "__dict__", fields)
-    fields_set = model.__pydantic_fields_set__.copy()
-    fields_set.update(changed)
-    _setattr(new, "__pydantic_fields_set__", fields_set)
-    extra, private = model.__pydantic_extra__, model.__pydantic_private__
-    _setattr(new, "__pydantic_extra__", None if extra is None else extra.copy())
-    _setattr(new, "__pydantic_private__", None if private is None else private.copy())
-    return new
+    return _built(model, fields, model.__pydantic_fields_set__.union(changed))
 
 
 class HitInfo(dict[str, Any]):
@@ -159,20 +148,21 @@ class _ChatTemplate:
             fields[name] = fields[name].copy()
         fields["id"] = new_message_id()
         fields["response_metadata"] = {**fields["response_metadata"], MARKER: marker}
-        served_message = _built(message, fields, self.message_fields_set)
+        served_message = _built(message, fields, set(self.message_fields_set))
         generation = self.generation
         info = generation.generation_info
         gen_fields = generation.__dict__.copy()
         gen_fields["message"] = served_message
         gen_fields["generation_info"] = None if info is None else info.copy()
-        return _built(generation, gen_fields, self.generation_fields_set)
+        return _built(generation, gen_fields, set(self.generation_fields_set))
 
 
-def _built(model: M, fields: dict[str, Any], fields_set: frozenset[str]) -> M:
-    """A new ``type(model)`` holding ``fields`` (``_with_fields`` with the set known)."""
+def _built(model: M, fields: dict[str, Any], fields_set: set[str]) -> M:
+    """A new ``type(model)`` holding ``fields`` and ``fields_set`` (both its own from now on),
+    with ``model``'s extra and private slots copied."""
     new = object.__new__(type(model))
     _set_dict(new, fields)
-    _set_fields_set(new, set(fields_set))
+    _set_fields_set(new, fields_set)
     extra, private = model.__pydantic_extra__, model.__pydantic_private__
     _set_extra(new, None if extra is None else extra.copy())
     _set_private(new, None if private is None else private.copy())

@@ -301,9 +301,7 @@ class Cache(FlightPlans, EntryOperations):
         On a miss while another caller is already computing the same answer (single-flight),
         waits for it, bounded by ``single_flight_timeout``, and returns it as a hit.
         """
-        found: CacheHit | _Pending | _Miss | Joined | None = self._probe_local(request)
-        if type(found) is _Pending:  # _lookup, written out: the hot path
-            found = self._noted(self._run(self._pending_plan(found, request)))
+        found = self._lookup(request)
         if type(found) is Joined:  # joined its flight, and took the fleet lock, in the lookup
             flight: Flight | bool = found.flight or False
         elif type(found) is not _Miss:
@@ -647,24 +645,24 @@ class Cache(FlightPlans, EntryOperations):
         if self._local:
             top = self._tiers[0]
             entry = top.get(key, now)
-            if isinstance(entry, CacheEntry) and (
-                entry.expires_at is None or now < entry.expires_at  # entry.is_expired, inlined
-            ):
-                self._stats.hit(top.name, "exact", entry.model, entry.usage, now)
-                return CacheHit(entry, top.name, "exact", key)
+            if isinstance(entry, CacheEntry) and not entry.is_expired(now):
+                return self._hit(entry, top.name, key, now)
         if self._local == len(self._tiers):
             return _Miss(key)
         return _Pending(key, now)
 
-    def _hit(self, entry: CacheEntry, tier: str, key: CacheKey) -> CacheHit:
-        self._stats.hit(tier, "exact", entry.model, entry.usage)
+    def _hit(
+        self, entry: CacheEntry, tier: str, key: CacheKey, now: float | None = None
+    ) -> CacheHit:
+        """An exact hit, counted; ``now``: the lookup's reading of the clock, when it has one."""
+        self._stats.hit(tier, "exact", entry.model, entry.usage, now)
         return CacheHit(entry=entry, tier=tier, match="exact", key=key)
 
     def _get_plan(self, key: CacheKey, now: float) -> Plan[CacheHit | _Miss]:
         """Walk the tiers below the probed one; backfill every tier above a hit."""
         found = yield from self._find_plan(key, now, self._local)
         if type(found) is tuple:
-            return self._hit(found[0], found[1], key)
+            return self._hit(found[0], found[1], key, now)
         return _Miss(key)
 
     def _find_plan(

@@ -63,16 +63,17 @@ class Stats:
 
     @property
     def hits_by_tier(self) -> Counter[str]:
-        counts: Counter[str] = Counter()
-        for (tier, _), count in self._hits_by.items():
-            counts[tier] += count
-        return counts
+        return self._hits_summed_by(0)
 
     @property
     def hits_by_match(self) -> Counter[str]:
+        return self._hits_summed_by(1)
+
+    def _hits_summed_by(self, part: int) -> Counter[str]:
+        """Hits summed by one part of their (tier, match) key: 0 the tier, 1 the match."""
         counts: Counter[str] = Counter()
-        for (_, match), count in self._hits_by.items():
-            counts[match] += count
+        for key, count in self._hits_by.items():
+            counts[key[part]] += count
         return counts
 
     # Hits and tokens saved are the sums of the per-model rows: a hit updates its row only.
