@@ -193,8 +193,8 @@ class Cache(FlightPlans, EntryOperations):
                 self._stats, self._stats_sink, history=self._history_sink
             )
             weakref.finalize(self, self._publisher.stop)
-        # Write-behind tiers (SQL with ?write_behind=on) store from their own thread: a failed
-        # batch is counted and drives the tier's breaker like a failed store.
+        # Write-behind tiers (server SQL tiers unless ?write_behind=off) store from their own
+        # thread: a failed batch is counted and drives the tier's breaker like a failed store.
         self._write_behind: list[WriteBehind] = []
         for tier in self._tiers:
             behind = getattr(tier, "write_behind", None)
@@ -580,7 +580,7 @@ class Cache(FlightPlans, EntryOperations):
             self._semantic.reset_stats()
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until the stores queued by write-behind tiers (``?write_behind=on``) are
+        """Wait until the stores queued by write-behind tiers (server SQL tiers by default) are
         written, so other processes see them; False if ``timeout`` seconds passed first."""
         deadline = None if timeout is None else self._monotonic() + timeout
         for behind in self._write_behind:

@@ -135,9 +135,10 @@ def with_query(url: str, **options: str) -> str:
 TIER_KINDS = ["memory", "sqlite", "mysql", "postgres", "redis", "redis_cluster", "redis_sentinel"]
 
 
-#: The server SQL tiers again with ``?write_behind=on`` (stores queued for a writer thread):
-#: the contract suites run on them too.
-WRITE_BEHIND_KINDS = ["mysql_write_behind", "postgres_write_behind"]
+#: The server SQL tiers store through write-behind by default (a writer thread); these kinds
+#: are the same servers with ``?write_behind=off`` (each store waits for its commit): the
+#: contract suites run on both.
+SYNC_STORE_KINDS = ["mysql_sync_stores", "postgres_sync_stores"]
 
 
 @pytest.fixture(params=TIER_KINDS)
@@ -151,9 +152,9 @@ def tier_url_of(
     kind: str, request: pytest.FixtureRequest, tmp_path: object, table_prefix: str
 ) -> Iterator[str]:
     """``tier_url``'s body, for modules that parametrize it over more kinds."""
-    if kind.endswith("_write_behind"):
-        for url in tier_url_of(kind.removesuffix("_write_behind"), request, tmp_path, table_prefix):
-            yield with_query(url, write_behind="on")
+    if kind.endswith("_sync_stores"):
+        for url in tier_url_of(kind.removesuffix("_sync_stores"), request, tmp_path, table_prefix):
+            yield with_query(url, write_behind="off")
         return
     if kind == "memory":
         yield "memory://?maxsize=1000"

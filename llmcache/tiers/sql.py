@@ -11,9 +11,9 @@ is a thread (its I/O is in-process file I/O), as is MySQL's when aiomysql can't 
 ``sql_url``) and any server's when greenlet is not installed.
 
 URL: ``?table_prefix=`` (default ``llmcache``) names the tables, ``?ttl=`` is the tier's default
-TTL for entries stored with ``ttl=None``, ``?write_behind=on`` queues stores for a writer thread
-instead of waiting for the server's commit (``write_behind.py``); other options go to the driver
-(``sql_url``).
+TTL for entries stored with ``ttl=None``, ``?write_behind=on|off`` queues stores for a writer
+thread instead of waiting for the server's commit (``write_behind.py``; on by default for
+MySQL/MariaDB and PostgreSQL, off for SQLite); other options go to the driver (``sql_url``).
 
 SQLite runs in WAL mode (readers never wait for the writer) with ``synchronous=NORMAL``: in WAL
 that still never corrupts the file, it only may lose the last commits on power loss, and losing

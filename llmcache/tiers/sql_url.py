@@ -8,9 +8,11 @@ Accepted schemes (each mapped to the one driver llmcache supports for it)::
 
 llmcache's options are removed from the query before the URL reaches SQLAlchemy:
 ``table_prefix`` (default ``llmcache``), ``ttl`` (the tier's default TTL in seconds, for
-entries stored with ``ttl=None``) and ``write_behind`` (``on``/``off``, default off: stores
-are queued for a writer thread instead of waiting for the commit; ``write_behind.py``). Every
-other query option goes to the driver unchanged.
+entries stored with ``ttl=None``) and ``write_behind`` (``on``/``off``: stores are queued for
+a writer thread instead of waiting for the commit; ``write_behind.py``). It is on by default
+for MySQL/MariaDB and PostgreSQL, whose commit waits for a log flush to disk (an fsync on the
+path of every miss), and off for SQLite, whose WAL commit with ``synchronous=NORMAL`` does not
+fsync. Every other query option goes to the driver unchanged.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def parse_sql_url(raw: str) -> SqlTarget:
             "followed by up to 40 letters, digits or underscores"
         )
     ttl = ttl_option("sql", _one(url, "ttl", shown), shown)
-    write_behind = _switch(url, "write_behind", shown)
+    write_behind = _switch(url, "write_behind", shown, default=driver.name != "sqlite")
     url = url.difference_update_query(OUR_OPTIONS).set(drivername=driver.sync)
     if driver.name != "sqlite" and not url.database:
         raise ConfigError(
@@ -124,10 +126,10 @@ def _one(url: sa.URL, option: str, shown: str) -> str | None:
     return value
 
 
-def _switch(url: sa.URL, option: str, shown: str) -> bool:
+def _switch(url: sa.URL, option: str, shown: str, *, default: bool) -> bool:
     raw = _one(url, option, shown)
     if raw is None:
-        return False
+        return default
     try:
         return _SWITCH[raw.lower()]
     except KeyError:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import (
+    SYNC_STORE_KINDS,
     TIER_KINDS,
-    WRITE_BEHIND_KINDS,
     delete_redis_keys,
     drop_tables,
     tier_url_of,
@@ -54,7 +54,7 @@ def req(
     )
 
 
-@pytest.fixture(params=TIER_KINDS + WRITE_BEHIND_KINDS)
+@pytest.fixture(params=TIER_KINDS + SYNC_STORE_KINDS)
 def tier_url(request: pytest.FixtureRequest, tmp_path: object, table_prefix: str) -> Iterator[str]:
     yield from tier_url_of(request.param, request, tmp_path, table_prefix)
 

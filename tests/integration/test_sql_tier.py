@@ -52,8 +52,12 @@ def sql_base(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 
 @pytest.fixture
 def sql_url(sql_base: str, table_prefix: str) -> Iterator[str]:
-    """``sql_base`` with a private table prefix; every table starting with it is dropped."""
-    yield with_query(sql_base, table_prefix=table_prefix)
+    """``sql_base`` with a private table prefix; every table starting with it is dropped.
+
+    Stores are synchronous here (``write_behind=off``) because these tests count rows on disk
+    right after a store; write-behind, the servers' default, has test_sql_write_behind.py, and
+    the contract suites run the servers both ways."""
+    yield with_query(sql_base, table_prefix=table_prefix, write_behind="off")
     drop_tables(sql_base, table_prefix)
 
 
@@ -93,6 +97,25 @@ def test_url_schemes_map_to_one_driver_each(url: str, name: str, driver: str) ->
     target = parse_sql_url(url)
     assert (target.name, target.url.drivername) == (name, driver)
     assert target.table_prefix == "llmcache" and target.ttl is None
+
+
+@pytest.mark.parametrize(
+    ("url", "queued"),
+    [
+        ("sqlite:///x.db", False),  # a WAL commit without fsync: nothing to gain
+        ("mysql://u@h/db", True),  # a commit waits for a log flush to disk
+        ("postgresql://u@h/db", True),
+        ("sqlite:///x.db?write_behind=on", True),
+        ("mysql://u@h/db?write_behind=off", False),
+        ("postgresql://u@h/db?write_behind=OFF", False),
+    ],
+)
+def test_server_tiers_write_behind_by_default_and_a_url_says_otherwise(
+    url: str, queued: bool
+) -> None:
+    target = parse_sql_url(url)
+    assert target.write_behind is queued
+    assert "write_behind" not in target.url.query
 
 
 def test_llmcache_options_are_removed_and_driver_options_kept() -> None:

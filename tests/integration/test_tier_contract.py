@@ -1,8 +1,8 @@
 """The tier contract: one suite, run through the public Cache API on every tier.
 
 ``tier_url`` (tests/conftest.py) is parametrized over every tier kind, here also MariaDB and
-PostgreSQL with write-behind (``?write_behind=on``); adding a tier means adding one parameter
-there. Every assertion is on what a user sees: the
+PostgreSQL with synchronous stores (``?write_behind=off``; write-behind is their default);
+adding a tier means adding one parameter there. Every assertion is on what a user sees: the
 value a hit returns, the tier that served it, ``stats()``, the count ``clear`` reports.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from conftest import TIER_KINDS, WRITE_BEHIND_KINDS, exact_ttl, tier_url_of, with_query
+from conftest import SYNC_STORE_KINDS, TIER_KINDS, exact_ttl, tier_url_of, with_query
 
 from llmcache import Cache, CacheRequest, FakeClock, Scope, Usage
 from llmcache.tiers import tier_from_url
@@ -25,7 +25,7 @@ def request(prompt: str, **scope: Any) -> CacheRequest:
     return CacheRequest(model="gpt-x", prompt=prompt, model_name="gpt-x", scope=Scope.of(**scope))
 
 
-@pytest.fixture(params=TIER_KINDS + WRITE_BEHIND_KINDS)
+@pytest.fixture(params=TIER_KINDS + SYNC_STORE_KINDS)
 def tier_url(request: pytest.FixtureRequest, tmp_path: object, table_prefix: str) -> Iterator[str]:
     yield from tier_url_of(request.param, request, tmp_path, table_prefix)
 

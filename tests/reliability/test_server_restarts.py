@@ -3,9 +3,10 @@
 A private server (its own data directory and port) takes a steady stream of stores and reads;
 it is killed and started again. No error may reach a caller, the cache must serve again soon
 after the server is back (measured: the figure RELIABILITY.md reports), and every store it
-acknowledged, before or after the crash, must read back afterwards. With write-behind
-(``?write_behind=on``) a store is acknowledged when queued: the stores still queued when the
-server died are lost (that is the documented trade), and no other.
+acknowledged, before or after the crash, must read back afterwards, with synchronous stores
+(``?write_behind=off``). With write-behind (the server tiers' default) a store is acknowledged
+when queued: the stores still queued when the server died are lost (that is the documented
+trade), and no other.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def test_a_database_crash_and_restart_mid_run(
     server: tuple[PrivateServer, str], write_behind: bool
 ) -> None:
     db, url = server
-    ours = url + ("&" if "?" in url else "?") + "write_behind=on" if write_behind else url
+    ours = url + ("&" if "?" in url else "?") + f"write_behind={'on' if write_behind else 'off'}"
     cache = Cache.from_urls([ours], fleet_stats=False, single_flight_timeout=None)
     run, stop = Run(), threading.Event()
     worker = threading.Thread(target=_traffic, args=(cache, run, stop))
