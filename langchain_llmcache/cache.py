@@ -18,7 +18,6 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, NamedTuple
 
 from langchain_core.caches import BaseCache
@@ -41,7 +40,6 @@ from llmcache.cache import Cache, CacheHit
 from llmcache.context import read_control, read_scope, read_tags
 from llmcache.entry import Usage
 from llmcache.errors import ConfigError
-from llmcache.keys import relabeled
 from llmcache.policy import check_ttl
 from llmcache.request import CacheControl, CacheRequest, Scope
 
@@ -137,7 +135,7 @@ class LangChainCache(BaseCache):
         made_from = (prompt, llm_string, scope, tags, control, answered_by)
         request = self._requests.get(made_from)
         if request is None:
-            request = self._answered(made_from) or self._build_request(made_from)
+            request = self._build_request(made_from)
         if len(prompt) <= REMEMBERED_PROMPT_CHARS:
             with self._requests_lock:
                 if made_from not in self._requests and len(self._requests) >= REMEMBERED_REQUESTS:
@@ -149,30 +147,6 @@ class LangChainCache(BaseCache):
                 self._recent[made_for] = request
         return request
 
-    def _answered(self, made_from: _MadeFrom) -> CacheRequest | None:
-        """The store after a miss, from the request its lookup just made (same strings, the
-        very same ambient objects), instead of building and hashing another: only the model
-        name may differ (the answer reports it), and it is not part of the entry's digest.
-        None when there is no such request to start from."""
-        prompt, llm_string, scope, tags, control, answered_by = made_from
-        if not answered_by:
-            return None
-        looked_up = self._recent.get((prompt, llm_string, ""))
-        if (
-            looked_up is None
-            or looked_up.key_memo is None
-            or looked_up.scope is not scope
-            or looked_up.tags is not tags
-            or looked_up.control is not control
-        ):
-            return None
-        model_name = _model_name(llm_string, answered_by)
-        if model_name == looked_up.model_name:
-            return looked_up
-        request = replace(looked_up, model_name=model_name)
-        request.key_memo = relabeled(looked_up.key_memo, request)
-        return request
-
     def _build_request(self, made_from: _MadeFrom) -> CacheRequest:
         prompt, llm_string, scope, tags, control, answered_by = made_from
         parsed = parse_llm_string(llm_string)
@@ -182,7 +156,11 @@ class LangChainCache(BaseCache):
             params=parsed.params,
             scope=scope,
             namespace=self.namespace,
-            model_name=_model_name(llm_string, answered_by),
+            model_name=(
+                answered_by
+                if answered_by and (parsed.class_named or not parsed.model_name)
+                else parsed.model_name
+            ),
             tags=tags,  # llmcache.tags(...) blocks: for invalidate(tags=...)
             control=control,  # llmcache.cache_control(...) blocks
         )
@@ -309,12 +287,3 @@ def _clear_scope(kwargs: dict[str, Any]) -> Scope | None:
             "build one with Scope.of(user=..., tenant=..., acl=[...])"
         )
     return scope
-
-
-def _model_name(llm_string: str, answered_by: str) -> str:
-    """The entry's model name: the one the ``llm_string`` names, unless it names only the
-    model's class (or nothing) and the answer reports which model answered."""
-    parsed = parse_llm_string(llm_string)
-    if answered_by and (parsed.class_named or not parsed.model_name):
-        return answered_by
-    return parsed.model_name

@@ -94,13 +94,6 @@ def _label_parts(model_name: str, namespace: str) -> tuple[bytes, bytes]:
     return label_digest("model", model_name), label_digest("namespace", namespace)
 
 
-def relabeled(key: CacheKey, request: CacheRequest) -> CacheKey:
-    """``request_key(request)`` for a request that differs from ``key``'s only in the fields
-    that describe the entry (``model_name``): the digest stays, the model label is redone."""
-    model, namespace = _label_parts(request.model_name, request.namespace)
-    return key._replace(model=model, namespace=namespace)
-
-
 def request_key(request: CacheRequest) -> CacheKey:
     """The key of ``request``: equal requests, equal keys; anything else, different keys.
 

@@ -206,33 +206,3 @@ def test_a_hot_prompt_keeps_its_request_through_a_stream_of_new_prompts() -> Non
         if i % 100 == 0:
             assert lc._request("hot", "llm") is hot  # used again: kept, key not recomputed
     assert lc._request("new 0", "llm") is not lc._request("new 0", "other-llm")
-
-
-@pytest.mark.parametrize(
-    ("llm_string", "named"),
-    [
-        ("[('_type', 'scripted-chat')]", "gpt-answered"),  # names the class: the answer's model
-        ("[('model_name', 'gpt-asked')]", "gpt-asked"),  # names the model: that one
-    ],
-)
-def test_the_store_after_a_miss_is_the_entry_a_fresh_request_would_make(
-    llm_string: str, named: str
-) -> None:
-    # The store reuses the lookup's request (its digest) with the answer's model name: the
-    # entry must be found and invalidated exactly as one built from scratch.
-    from llmcache.keys import request_key
-
-    lc = LangChainCache(Cache.from_urls(["memory://"]))
-    reply = AIMessage(content="stored", response_metadata={"model_name": "gpt-answered"})
-    for user in ("alice", "bob"):
-        with scope(user=user):
-            assert lc.lookup("p", llm_string) is None
-            lc.update("p", llm_string, [ChatGeneration(message=reply)])
-            stored = lc._request("p", llm_string, "gpt-answered")
-            fresh = LangChainCache(lc.cache)._request("p", llm_string, "gpt-answered")
-            assert stored.model_name == fresh.model_name == named
-            assert stored.key_memo == request_key(fresh)
-            assert texts(lc.lookup("p", llm_string)) == ["stored"]
-    assert lc.cache.invalidate(model=named) == 2
-    with scope(user="alice"):
-        assert lc.lookup("p", llm_string) is None
