@@ -61,12 +61,7 @@ def clone(model: M, update: dict[str, Any]) -> M:
     """
     fields = model.__dict__.copy()
     fields.update(update)
-    return _with_fields(model, fields, update)
-
-
-def _with_fields(model: M, fields: dict[str, Any], changed: Iterable[str]) -> M:
-    """A new ``type(model)`` holding ``fields``, with ``model``'s other slots copied."""
-    return _built(model, fields, model.__pydantic_fields_set__.union(changed))
+    return _built(model, fields, model.__pydantic_fields_set__.union(update))
 
 
 class HitInfo(dict[str, Any]):
