@@ -3,8 +3,8 @@
 A store to MySQL or PostgreSQL waits for a durable commit (InnoDB's default flushes the redo
 log on every commit): an fsync, milliseconds on many disks, on the path of the caller's call.
 With write-behind the store is queued and the call returns; one writer thread upserts the queue
-in batches of one transaction each, so stores made while a commit is under way share the next
-one instead of each paying their own. Server SQL tiers use it unless their URL says
+in batches of one transaction each (its untagged entries as one executemany), so stores made
+while a commit is under way share the next one instead of each paying their own. Server SQL tiers use it unless their URL says
 ``?write_behind=off``; SQLite only with ``?write_behind=on``.
 
 What the process sees: a queued entry is served from the queue until it is written, so a
@@ -101,6 +101,7 @@ class WriteBehind:
         self._in_flight = 0  # entries of the batch being written
         self._failing = False
         self._closed = False
+        self._writer_idle = False  # the writer waits for work: a store must wake it
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ callers
@@ -136,7 +137,8 @@ class WriteBehind:
                     target=self._write_loop, name=f"llmcache-write-behind-{self._name}", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify_all()
+            elif self._writer_idle:  # a busy writer takes it with its next batch
+                self._cond.notify_all()
         return True
 
     def suspend(self) -> None:
@@ -193,7 +195,10 @@ class WriteBehind:
         while True:
             with self._cond:
                 while not self._pending and not self._closed:
-                    if not self._cond.wait(IDLE_EXIT_SECONDS) and not self._pending:
+                    self._writer_idle = True
+                    woken = self._cond.wait(IDLE_EXIT_SECONDS)
+                    self._writer_idle = False
+                    if not woken and not self._pending:
                         if self._thread is threading.current_thread():
                             self._thread = None  # submit starts a new one
                         return

@@ -135,6 +135,26 @@ def test_stores_queued_during_a_commit_share_the_next_one(
         drop_tables(mysql_url, table_prefix)
 
 
+def test_a_batch_of_tagged_and_untagged_stores_is_written_whole(base_url: str) -> None:
+    # The writer upserts a batch's untagged entries in one executemany and each tagged one
+    # with its tag rows: every entry arrives, and the tags still select exactly theirs.
+    with Cache.from_urls([behind(base_url)], fleet_stats=False) as cache:
+        with writes_blocked(cache):  # everything below waits for one batch
+            for i in range(30):
+                tags = ("even",) if i % 2 == 0 else ()
+                request = CacheRequest(model="gpt-x", prompt=f"q{i}", model_name="gpt-x", tags=tags)
+                assert cache.set(request, f"answer {i}") is True
+        assert cache.flush(timeout=10) is True
+    with Cache.from_urls([base_url], fleet_stats=False) as other:
+        values = [other.get(req(f"q{i}")) for i in range(30)]
+        assert [hit.entry.value if hit else None for hit in values] == [
+            f"answer {i}" for i in range(30)
+        ]
+        assert other.invalidate(tags=["even"]) == 15
+        left = [i for i in range(30) if other.get(req(f"q{i}")) is not None]
+        assert left == list(range(1, 30, 2))
+
+
 def test_close_writes_what_is_queued(base_url: str) -> None:
     cache = Cache.from_urls([behind(base_url)], fleet_stats=False)
     for i in range(20):
