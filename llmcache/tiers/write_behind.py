@@ -4,8 +4,9 @@ A store to MySQL or PostgreSQL waits for a durable commit (InnoDB's default flus
 log on every commit): an fsync, milliseconds on many disks, on the path of the caller's call.
 With write-behind the store is queued and the call returns; one writer thread upserts the queue
 in batches of one transaction each (its untagged entries as one executemany), so stores made
-while a commit is under way share the next one instead of each paying their own. Server SQL tiers use it unless their URL says
-``?write_behind=off``; SQLite only with ``?write_behind=on``.
+while a commit is under way share the next one instead of each paying their own. Server SQL
+tiers use it unless their URL says ``?write_behind=off``; SQLite only with
+``?write_behind=on``.
 
 What the process sees: a queued entry is served from the queue until it is written, so a
 process always reads its own stores. Other processes see an entry once its batch commits
