@@ -36,6 +36,7 @@ from llmcache.decoded import DecodedEntries
 from llmcache.entry import NO_USAGE, CacheEntry, Usage, decode, encode
 from llmcache.errors import CodecError, ConfigError, TierError
 from llmcache.fleet import StatsPublisher, StatsSink
+from llmcache.fleet_invalidation import Broadcaster, FleetInvalidation, LocalTier
 from llmcache.freshness import HitCounter, extended_expiry, recompute_early
 from llmcache.health import HealthCallback, HealthEvent, HitRateFloor, emit
 from llmcache.hit import CacheHit as CacheHit  # re-exported: the public name
@@ -119,6 +120,7 @@ class Cache(FlightPlans, EntryOperations):
         monotonic: Clock = monotonic_clock,
         single_flight_timeout: float | None = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
         fleet_stats: bool = True,
+        fleet_invalidation: bool = True,
         semantic: SemanticTier | None = None,
         encryption: Sealer | None = None,
         on_health: HealthCallback | None = None,
@@ -201,6 +203,15 @@ class Cache(FlightPlans, EntryOperations):
             if isinstance(behind, WriteBehind):
                 behind.on_error = partial(self._store_failed_behind, tier)
                 self._write_behind.append(behind)
+        # A memory tier in front of Redis: this cache's invalidate/clear reach the other
+        # processes' memory tiers too, and theirs reach this one (llmcache.fleet_invalidation).
+        self._fleet_invalidation: FleetInvalidation | None = None
+        carrier = next((t for t in self._tiers[self._local :] if hasattr(t, "pubsub")), None)
+        if fleet_invalidation and self._local and carrier is not None:
+            self._fleet_invalidation = FleetInvalidation(
+                cast(Broadcaster, carrier), cast(LocalTier, self._tiers[0]), clock
+            )
+            weakref.finalize(self, self._fleet_invalidation.close)
 
     def _name_tiers(self) -> None:
         seen: dict[str, int] = {}
@@ -224,6 +235,7 @@ class Cache(FlightPlans, EntryOperations):
         monotonic: Clock = monotonic_clock,
         single_flight_timeout: float | None = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
         fleet_stats: bool = True,
+        fleet_invalidation: bool = True,
         encryption: Sealer | bool | None = None,
         on_health: HealthCallback | None = None,
         hit_rate_floor: float | None = None,
@@ -266,6 +278,7 @@ class Cache(FlightPlans, EntryOperations):
             monotonic=monotonic,
             single_flight_timeout=single_flight_timeout,
             fleet_stats=fleet_stats,
+            fleet_invalidation=fleet_invalidation,
             semantic=semantic_tier,
             encryption=_sealer(encryption),
             on_health=on_health,
@@ -456,11 +469,23 @@ class Cache(FlightPlans, EntryOperations):
         await self._arun(self._delete_plan(hit.key))
 
     def clear(self, *, scope: Scope | None = None) -> int:
-        """Remove llmcache's entries (only ``scope``'s when given); returns how many."""
-        return self._run(self._clear_plan(scope))
+        """Remove llmcache's entries (only ``scope``'s when given); returns how many.
+
+        With a memory tier in front of Redis, the other processes' memory tiers drop the same
+        entries (``fleet_invalidation``)."""
+        try:
+            return self._run(self._clear_plan(scope))
+        finally:
+            if self._fleet_invalidation is not None:
+                self._fleet_invalidation.cleared(None if scope is None else scope_digest(scope))
 
     async def aclear(self, *, scope: Scope | None = None) -> int:
-        return await self._arun(self._clear_plan(scope))
+        try:
+            return await self._arun(self._clear_plan(scope))
+        finally:
+            if self._fleet_invalidation is not None:
+                digest = None if scope is None else scope_digest(scope)
+                await self._fleet_invalidation.acleared(digest)
 
     def _check_hit_rate(self) -> None:
         assert self._hit_floor is not None
@@ -590,6 +615,8 @@ class Cache(FlightPlans, EntryOperations):
         return True
 
     def close(self) -> None:
+        if self._fleet_invalidation is not None:
+            self._fleet_invalidation.close()
         if self._publisher is not None:
             self._publisher.close()
         parts: tuple[Tier | SemanticTier, ...] = self._tiers
@@ -602,6 +629,8 @@ class Cache(FlightPlans, EntryOperations):
                 logger.debug("llmcache: closing tier %s failed: %s", tier.name, describe_error(exc))
 
     async def aclose(self) -> None:
+        if self._fleet_invalidation is not None:
+            await asyncio.to_thread(self._fleet_invalidation.close)
         if self._publisher is not None:
             await asyncio.to_thread(self._publisher.close)
         parts: tuple[Tier | SemanticTier, ...] = self._tiers

@@ -26,6 +26,7 @@ from llmcache.tiers.selector import Selector, build_list_selector, build_selecto
 if TYPE_CHECKING:
     from llmcache.cache import Cache
     from llmcache.clock import Clock
+    from llmcache.fleet_invalidation import FleetInvalidation
     from llmcache.semantic.tier import SemanticTier
     from llmcache.transfer import ExportReport, ImportReport
 
@@ -39,6 +40,7 @@ class EntryOperations:
         _tiers: tuple[Tier, ...]
         _semantic: SemanticTier | None
         _sealer: Sealer | None
+        _fleet_invalidation: FleetInvalidation | None
         clock: Clock
 
         def _run(self, plan: Plan[T]) -> T: ...
@@ -76,7 +78,11 @@ class EntryOperations:
         selector = build_selector(
             tags=tags, scope=scope, model=model, namespace=namespace, older_than=older_than
         )
-        return self._run(self._invalidate_plan(selector))
+        try:
+            return self._run(self._invalidate_plan(selector))
+        finally:  # even when a tier failed: the memory tiers of other processes still drop them
+            if self._fleet_invalidation is not None:
+                self._fleet_invalidation.invalidated(selector, self.clock())
 
     async def ainvalidate(
         self,
@@ -91,7 +97,11 @@ class EntryOperations:
         selector = build_selector(
             tags=tags, scope=scope, model=model, namespace=namespace, older_than=older_than
         )
-        return await self._arun(self._invalidate_plan(selector))
+        try:
+            return await self._arun(self._invalidate_plan(selector))
+        finally:
+            if self._fleet_invalidation is not None:
+                await self._fleet_invalidation.ainvalidated(selector, self.clock())
 
     def _invalidate_plan(self, selector: Selector) -> Plan[int]:
         now = self.clock()

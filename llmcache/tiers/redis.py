@@ -264,6 +264,19 @@ class RedisTier:
                     pipe.hincrby(self._stats_key(), field_name, int(amount))
             pipe.execute()
 
+    # Fleet invalidation (``llmcache.fleet_invalidation``): a pub/sub channel, not a key.
+    def publish(self, channel: str, message: bytes) -> None:
+        with self._errors():
+            self._cmd().run((("PUBLISH", channel, message),))
+
+    async def apublish(self, channel: str, message: bytes) -> None:
+        with self._errors():
+            await self._acmd().run((("PUBLISH", channel, message),))
+
+    def pubsub(self) -> Any:
+        """A pub/sub object on a connection of its own (the listener thread's)."""
+        return self._sync().pubsub()
+
     def read_stats(self) -> dict[str, float]:
         with self._errors():
             raw = self._sync().hgetall(self._stats_key())
