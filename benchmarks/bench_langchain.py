@@ -90,6 +90,10 @@ def build_contenders(
     ours: dict[str, Cache] = {
         "llmcache memory": Cache.from_urls(["memory://?maxsize=100000"]),
         "llmcache sqlite": Cache.from_urls([f"sqlite:///{tmp}/ours.db"]),
+        # Opt-in for SQLite: stores queued for a writer thread (write_behind.py).
+        "llmcache sqlite write-behind": Cache.from_urls(
+            [f"sqlite:///{tmp}/ours_wb.db?write_behind=on"]
+        ),
         "llmcache memory+sqlite": Cache.from_urls(
             ["memory://?maxsize=100000", f"sqlite:///{tmp}/ours2.db"]
         ),
@@ -149,6 +153,8 @@ RATIOS = [
     ("llmcache memory", "LangChain InMemoryCache", "miss", None),
     ("llmcache sqlite", "LangChain SQLiteCache", "hit", 0.35),
     ("llmcache sqlite", "LangChain SQLiteCache", "miss", 0.15),
+    ("llmcache sqlite write-behind", "LangChain SQLiteCache", "hit", None),
+    ("llmcache sqlite write-behind", "LangChain SQLiteCache", "miss", None),
     ("llmcache memory+sqlite", "LangChain SQLiteCache", "hit", None),
     ("llmcache memory+sqlite", "LangChain SQLiteCache", "miss", None),
     ("llmcache mysql", "LangChain SQLAlchemyCache (MariaDB)", "hit", 0.35),

@@ -203,14 +203,13 @@ class Cache(FlightPlans, EntryOperations):
             if isinstance(behind, WriteBehind):
                 behind.on_error = partial(self._store_failed_behind, tier)
                 self._write_behind.append(behind)
-        # A memory tier in front of Redis: this cache's invalidate/clear reach the other
-        # processes' memory tiers too, and theirs reach this one (llmcache.fleet_invalidation).
+        # With Redis below: this cache's invalidate/clear reach the other processes' memory
+        # tiers, and theirs reach this one's memory tier (llmcache.fleet_invalidation).
         self._fleet_invalidation: FleetInvalidation | None = None
         carrier = next((t for t in self._tiers[self._local :] if hasattr(t, "pubsub")), None)
-        if fleet_invalidation and self._local and carrier is not None:
-            self._fleet_invalidation = FleetInvalidation(
-                cast(Broadcaster, carrier), cast(LocalTier, self._tiers[0]), clock
-            )
+        if fleet_invalidation and carrier is not None:
+            local = cast(LocalTier, self._tiers[0]) if self._local else None
+            self._fleet_invalidation = FleetInvalidation(cast(Broadcaster, carrier), local, clock)
             weakref.finalize(self, self._fleet_invalidation.close)
 
     def _name_tiers(self) -> None:

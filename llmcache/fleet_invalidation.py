@@ -14,7 +14,9 @@ still in Redis: the next lookups refill it from there). A message can only remov
 a memory tier, never add or change one, so a forged one costs hits, not wrong answers; a
 malformed one is logged at debug level and ignored.
 
-One daemon thread per cache, started with the cache, stopped by ``close``. A process forked
+A cache without a memory tier (Redis alone, as ``llmcache invalidate --url redis://...`` builds)
+publishes its removals and listens to nothing. One daemon thread per cache with a memory tier,
+started with the cache, stopped by ``close``. A process forked
 after the cache was made has no listener (threads do not survive ``fork``): build the cache
 after forking, as for any client with connections.
 """
@@ -147,8 +149,10 @@ class FleetInvalidation:
     """Publishes this cache's removals and applies the other caches' to its memory tier."""
 
     def __init__(
-        self, broadcaster: Broadcaster, local: LocalTier, clock: Callable[[], float]
+        self, broadcaster: Broadcaster, local: LocalTier | None, clock: Callable[[], float]
     ) -> None:
+        """``local``: the memory tier to apply the others' removals to; None for a cache
+        without one (``llmcache invalidate`` from a shell): it only publishes."""
         self._broadcaster = broadcaster
         self._local = local
         self._clock = clock
@@ -157,10 +161,12 @@ class FleetInvalidation:
         self.sender = secrets.token_hex(8)
         self.subscribed = threading.Event()  # set while the listener is subscribed
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._listen, name=f"llmcache-invalidations-{broadcaster.name}", daemon=True
-        )
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if local is not None:
+            self._thread = threading.Thread(
+                target=self._listen, name=f"llmcache-invalidations-{broadcaster.name}", daemon=True
+            )
+            self._thread.start()
 
     # ------------------------------------------------------------------ this cache's removals
     def invalidated(self, selector: Selector, now: float) -> None:
@@ -203,15 +209,16 @@ class FleetInvalidation:
         except (ValueError, UnicodeDecodeError) as exc:
             logger.debug("llmcache: ignored a malformed invalidation message: %s", exc)
             return
-        if removal.sender == self.sender:
+        local = self._local
+        if removal.sender == self.sender or local is None:
             return
         if removal.clear:
-            self._local.clear(removal.scope)
+            local.clear(removal.scope)
             return
         assert removal.selector is not None
         now = self._clock()
         older = None if removal.cutoff is None else now - removal.cutoff
-        self._local.invalidate(removal.selector._replace(older_than=older), now)
+        local.invalidate(removal.selector._replace(older_than=older), now)
 
     def _listen(self) -> None:
         delay, lost = RETRY_FIRST, False
@@ -227,7 +234,7 @@ class FleetInvalidation:
                     if message["type"] == "subscribe":
                         # After a failure, or again on one subscription (redis-py reconnected
                         # and subscribed again by itself): messages sent meanwhile are lost.
-                        if lost or self.subscribed.is_set():
+                        if (lost or self.subscribed.is_set()) and self._local is not None:
                             self._local.clear(None)
                             logger.info(
                                 "llmcache: invalidation channel back on %s; cleared the "
@@ -257,5 +264,6 @@ class FleetInvalidation:
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(POLL_SECONDS * 8)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(POLL_SECONDS * 8)

@@ -47,7 +47,7 @@ def eventually(check: Callable[[], bool]) -> bool:
 
 def listening(cache: Cache) -> FleetInvalidation:
     fleet = cache._fleet_invalidation
-    assert fleet is not None, "a memory tier in front of Redis subscribes by default"
+    assert fleet is not None, "a cache with a Redis tier takes part by default"
     assert fleet.subscribed.wait(WAIT), "the listener did not subscribe"
     return fleet
 
@@ -132,6 +132,22 @@ async def test_the_async_calls_broadcast_too(fleet: tuple[Cache, Cache]) -> None
         lambda: served_by(b, req("q1")) is None and served_by(b, req("q2")) is None,
     )
     assert gone
+
+
+def test_llmcache_invalidate_from_a_shell_reaches_the_memory_tiers(
+    fleet: tuple[Cache, Cache], shared: str
+) -> None:
+    # The CLI's cache is Redis alone: it has no memory tier to listen for, but it publishes.
+    from click.testing import CliRunner
+
+    from llmcache.cli.app import cli
+
+    a, b = fleet
+    a.set(req("q", tags=("kb",)), "answer")
+    warm(b, req("q", tags=("kb",)))
+    result = CliRunner().invoke(cli, ["invalidate", "--url", shared, "--tag", "kb"])
+    assert result.exit_code == 0, result.output
+    assert eventually(lambda: served_by(b, req("q")) is None)
 
 
 def test_without_it_the_other_memory_tier_keeps_serving(shared: str) -> None:
