@@ -28,6 +28,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -44,6 +45,12 @@ MAX_MESSAGE_BYTES = 128 * 1024
 MAX_DIGEST_BYTES = 64
 #: How long the listener waits for a message before it checks whether it should stop.
 POLL_SECONDS = 0.25
+#: A quiet channel is PINGed this often, and a connection that does not answer a PING (or
+#: the SUBSCRIBE) within REPLY_SECONDS is replaced: a subscriber only reads, so without this a
+#: connection that died silently (a NAT or load balancer dropping idle flows) would leave the
+#: listener deaf for good.
+PING_EVERY_SECONDS = 30.0
+REPLY_SECONDS = 10.0
 RETRY_FIRST, RETRY_MOST = 0.1, 5.0
 
 
@@ -227,10 +234,19 @@ class FleetInvalidation:
             try:
                 pubsub = self._broadcaster.pubsub()
                 pubsub.subscribe(self.channel)
+                heard = time.monotonic()
+                awaiting: float | None = heard  # since when a reply is due (None: none is)
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=POLL_SECONDS)
+                    now = time.monotonic()
                     if message is None:
+                        if awaiting is not None and now - awaiting > REPLY_SECONDS:
+                            raise ConnectionError(f"no reply within {REPLY_SECONDS:g} s")
+                        if awaiting is None and now - heard > PING_EVERY_SECONDS:
+                            pubsub.ping()
+                            awaiting = now
                         continue
+                    heard, awaiting = now, None
                     if message["type"] == "subscribe":
                         # After a failure, or again on one subscription (redis-py reconnected
                         # and subscribed again by itself): messages sent meanwhile are lost.

@@ -82,4 +82,15 @@ def flaky_proxy(target_port: int) -> Iterator[FlakyProxy]:
     try:
         yield proxy
     finally:
+        asyncio.run_coroutine_threadsafe(_shut_down(), proxy._loop).result(5)
         proxy._loop.call_soon_threadsafe(proxy._loop.stop)
+        proxy._thread.join(5)
+
+
+async def _shut_down() -> None:
+    """Cancel the pipes (some may be sleeping out a long ``delay``) and let them finish."""
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -14,7 +14,7 @@ from conftest import delete_redis_keys, with_query
 from figures import record
 from flaky_proxy import FlakyProxy, flaky_proxy
 
-from llmcache import Cache, CacheRequest
+from llmcache import Cache, CacheRequest, fleet_invalidation
 
 SOCKET_TIMEOUT = 0.5  # the redis tier's default (seconds)
 
@@ -75,3 +75,38 @@ def test_a_slow_then_dropped_then_healed_link(proxied: tuple[FlakyProxy, str]) -
     )
     cache.close()
     below_only.close()
+
+
+def test_a_silently_dead_invalidation_channel_is_noticed(
+    proxied: tuple[FlakyProxy, str],
+    redis_url: str,
+    table_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A subscriber only reads: a path that stops carrying data without closing (a NAT or load
+    # balancer forgetting an idle flow) would leave it deaf to invalidations for good. The
+    # listener PINGs a quiet channel and replaces a connection that does not answer; back on
+    # the channel it empties the memory tier, since what was sent meanwhile never arrived.
+    monkeypatch.setattr(fleet_invalidation, "PING_EVERY_SECONDS", 0.3)
+    monkeypatch.setattr(fleet_invalidation, "REPLY_SECONDS", 0.5)
+    proxy, url = proxied
+    with (
+        Cache.from_urls(["memory://", url], fleet_stats=False) as far,
+        Cache.from_urls([with_query(redis_url, prefix=table_prefix)], fleet_stats=False) as near,
+    ):
+        listener = far._fleet_invalidation
+        assert listener is not None and listener.subscribed.wait(5)
+        far.set(_req(1), "answer")
+        assert (hit := far.get(_req(1))) is not None and hit.tier == "memory"
+
+        proxy.delay = 3600.0  # the path holds every byte from now on, and closes nothing
+        near.clear()  # published while the far listener cannot hear it
+        started = time.monotonic()
+        while listener.subscribed.is_set():  # the unanswered PING gives it away
+            assert time.monotonic() - started < 5.0, "a deaf channel went unnoticed"
+            time.sleep(0.05)
+
+        proxy.heal()  # new connections pass again
+        assert listener.subscribed.wait(10)
+        hit = far.get(_req(1))
+        assert hit is None or hit.tier != "memory"  # the memory tier was emptied
