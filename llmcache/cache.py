@@ -470,8 +470,8 @@ class Cache(FlightPlans, EntryOperations):
     def clear(self, *, scope: Scope | None = None) -> int:
         """Remove llmcache's entries (only ``scope``'s when given); returns how many.
 
-        With a memory tier in front of Redis, the other processes' memory tiers drop the same
-        entries (``fleet_invalidation``)."""
+        With a Redis tier, the other processes' memory tiers drop the same entries
+        (``fleet_invalidation``)."""
         try:
             return self._run(self._clear_plan(scope))
         finally:

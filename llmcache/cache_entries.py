@@ -71,7 +71,8 @@ class EntryOperations:
 
         Returns the entries removed, counted once per tier that held them, as ``clear`` does
         (an entry in memory and in SQLite counts 2). The semantic index loses the vectors of
-        the removed entries too (not counted).
+        the removed entries too (not counted). With a Redis tier, the other processes' memory
+        tiers drop them as well (``llmcache.fleet_invalidation``).
         Raises ConfigError for bad criteria, and TierError naming the tiers that failed
         (the other tiers are invalidated; call it again once they are back).
         """

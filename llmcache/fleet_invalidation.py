@@ -16,9 +16,9 @@ malformed one is logged at debug level and ignored.
 
 A cache without a memory tier (Redis alone, as ``llmcache invalidate --url redis://...`` builds)
 publishes its removals and listens to nothing. One daemon thread per cache with a memory tier,
-started with the cache, stopped by ``close``. A process forked
-after the cache was made has no listener (threads do not survive ``fork``): build the cache
-after forking, as for any client with connections.
+started with the cache, stopped by ``close``. A process forked after the cache was made has no
+listener (threads do not survive ``fork``): build the cache after forking, as for any client
+with connections.
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ POLL_SECONDS = 0.25
 PING_EVERY_SECONDS = 30.0
 REPLY_SECONDS = 10.0
 RETRY_FIRST, RETRY_MOST = 0.1, 5.0
+_NOT_PUBLISHED = (
+    "llmcache: could not tell other processes about an invalidation (%s); their memory tiers "
+    "drop those entries at their TTL"
+)
 
 
 class Broadcaster(Protocol):
@@ -192,21 +196,13 @@ class FleetInvalidation:
         try:
             self._broadcaster.publish(self.channel, message)
         except Exception as exc:  # the removal itself is done; other processes rely on TTLs
-            logger.warning(
-                "llmcache: could not tell other processes about an invalidation (%s); their "
-                "memory tiers drop those entries at their TTL",
-                describe_error(exc),
-            )
+            logger.warning(_NOT_PUBLISHED, describe_error(exc))
 
     async def _apublish(self, message: bytes) -> None:
         try:
             await self._broadcaster.apublish(self.channel, message)
         except Exception as exc:
-            logger.warning(
-                "llmcache: could not tell other processes about an invalidation (%s); their "
-                "memory tiers drop those entries at their TTL",
-                describe_error(exc),
-            )
+            logger.warning(_NOT_PUBLISHED, describe_error(exc))
 
     # ------------------------------------------------------------------ the others'
     def apply(self, raw: bytes) -> None:
