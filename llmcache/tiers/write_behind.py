@@ -102,7 +102,6 @@ class WriteBehind:
         self._in_flight = 0  # entries of the batch being written
         self._failing = False
         self._closed = False
-        self._writer_idle = False  # the writer waits for work: a store must wake it
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ callers
@@ -138,8 +137,7 @@ class WriteBehind:
                     target=self._write_loop, name=f"llmcache-write-behind-{self._name}", daemon=True
                 )
                 self._thread.start()
-            elif self._writer_idle:  # a busy writer takes it with its next batch
-                self._cond.notify_all()
+            self._cond.notify_all()
         return True
 
     def suspend(self) -> None:
@@ -196,10 +194,7 @@ class WriteBehind:
         while True:
             with self._cond:
                 while not self._pending and not self._closed:
-                    self._writer_idle = True
-                    woken = self._cond.wait(IDLE_EXIT_SECONDS)
-                    self._writer_idle = False
-                    if not woken and not self._pending:
+                    if not self._cond.wait(IDLE_EXIT_SECONDS) and not self._pending:
                         if self._thread is threading.current_thread():
                             self._thread = None  # submit starts a new one
                         return
