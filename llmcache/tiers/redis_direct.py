@@ -42,6 +42,23 @@ try:  # the `redis` extra installs hiredis; without it, redis-py's own packer
 except ImportError:  # pragma: no cover - exercised only without hiredis
     _hiredis_pack = None
 
+try:  # the redis extra; this module is imported without it only to be type-checked
+    from redis import exceptions as _errors
+except ImportError:  # pragma: no cover - nothing here runs without redis-py
+    _errors = None  # type: ignore[assignment]
+
+# Bumped in a forked child: borrowed connections are the parent's sockets (checked per
+# command, so a counter, not a getpid() system call).
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
 
 def _pack(conn: Any, commands: Sequence[Command]) -> Any:
     """``commands`` in the wire protocol, for one write.
@@ -72,10 +89,8 @@ def _fast_capable(client: Any) -> bool:
 
 
 def _raise_first(replies: list[Any]) -> list[Any]:
-    from redis.exceptions import ResponseError
-
     for reply in replies:
-        if isinstance(reply, ResponseError):
+        if isinstance(reply, _errors.ResponseError):
             raise reply
     return replies
 
@@ -88,7 +103,7 @@ class Commands:
     def __init__(self, client: Any) -> None:
         self._pool = client.connection_pool
         self._free: list[Any] = []
-        self._epoch: tuple[int, object] = (os.getpid(), self._in_use())
+        self._epoch: tuple[int, object] = (_forks, self._in_use())
 
     def _in_use(self) -> object:
         # The pool's in-use set is replaced by reset() (fork, or a caller resetting it): our
@@ -97,12 +112,9 @@ class Commands:
 
     def run(self, commands: Sequence[Command]) -> list[Any]:
         """Send ``commands`` in one write; their raw replies in order (error replies raised)."""
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import ResponseError
-
-        if self._epoch != (os.getpid(), self._in_use()):
+        if self._epoch != (_forks, self._in_use()):
             self._free = []
-            self._epoch = (os.getpid(), self._in_use())
+            self._epoch = (_forks, self._in_use())
         free = self._free
         try:
             conn = free.pop()
@@ -123,10 +135,10 @@ class Commands:
                     for _ in commands:
                         try:
                             replies.append(conn.read_response())
-                        except ResponseError as exc:  # keep reading: stay in step
+                        except _errors.ResponseError as exc:  # keep reading: stay in step
                             replies.append(exc)
                     return _raise_first(replies)
-                except RedisConnectionError:
+                except _errors.ConnectionError:
                     if not stale:
                         raise
         finally:
@@ -208,9 +220,6 @@ class ACommands:
 
     async def _exchange(self, groups: list[Sequence[Command]]) -> list[list[Any]]:
         """Send every group's commands in one write; each group's replies (errors as values)."""
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import ResponseError
-
         if self._epoch is not self._in_use():
             self._free = []
             self._epoch = self._in_use()
@@ -232,11 +241,11 @@ class ACommands:
                         for _ in group:
                             try:
                                 replies.append(await conn.read_response())
-                            except ResponseError as exc:
+                            except _errors.ResponseError as exc:
                                 replies.append(exc)
                         outcomes.append(replies)
                     return outcomes
-                except RedisConnectionError:
+                except _errors.ConnectionError:
                     if not stale:
                         raise
         finally:
@@ -262,13 +271,11 @@ class ClientCommands:
         self.client = client
 
     def run(self, commands: Sequence[Command]) -> list[Any]:
-        from redis.exceptions import ResponseError
-
         replies: list[Any] = []
         for command in commands:
             try:
                 replies.append(self.client.execute_command(*command))
-            except ResponseError as exc:
+            except _errors.ResponseError as exc:
                 replies.append(exc)
         return _raise_first(replies)
 
@@ -285,13 +292,11 @@ class AClientCommands:
         self.client = client
 
     async def run(self, commands: Sequence[Command]) -> list[Any]:
-        from redis.exceptions import ResponseError
-
         replies: list[Any] = []
         for command in commands:
             try:
                 replies.append(await self.client.execute_command(*command))
-            except ResponseError as exc:
+            except _errors.ResponseError as exc:
                 replies.append(exc)
         return _raise_first(replies)
 
