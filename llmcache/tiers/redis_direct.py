@@ -47,6 +47,19 @@ try:  # the redis extra; this module is imported without it only to be type-chec
 except ImportError:  # pragma: no cover - nothing here runs without redis-py
     _errors = None  # type: ignore[assignment]
 
+_streamed_connections: tuple[type, ...] = ()
+try:  # the redis.asyncio connections whose stream ACommands reads itself (see _exchange_on_stream)
+    from redis.asyncio.connection import Connection as _AConnection
+    from redis.asyncio.connection import SSLConnection as _ASSLConnection
+    from redis.asyncio.connection import UnixDomainSocketConnection as _AUnixConnection
+
+    # Exactly these classes: a Sentinel-managed connection reads replies its own way (a
+    # READONLY reply from a demoted primary drops it). asyncio.timeout: Python 3.11+.
+    if hasattr(asyncio, "timeout"):
+        _streamed_connections = (_AConnection, _ASSLConnection, _AUnixConnection)
+except ImportError:  # pragma: no cover - without redis-py (or another layout): redis-py reads
+    pass
+
 # Bumped in a forked child: borrowed connections are the parent's sockets (checked per
 # command, so a counter, not a getpid() system call).
 _forks = 0
@@ -234,16 +247,19 @@ class ACommands:
                 if not stale:
                     await conn.connect()
                 try:
+                    if type(conn) in _streamed_connections:
+                        replies = iter(await _exchange_on_stream(conn, flat))
+                        return [[next(replies) for _ in group] for group in groups]
                     await conn.send_packed_command(_pack(conn, flat), check_health=False)
                     outcomes: list[list[Any]] = []
                     for group in groups:
-                        replies: list[Any] = []
+                        read: list[Any] = []
                         for _ in group:
                             try:
-                                replies.append(await conn.read_response())
+                                read.append(await conn.read_response())
                             except _errors.ResponseError as exc:
-                                replies.append(exc)
-                        outcomes.append(replies)
+                                read.append(exc)
+                        outcomes.append(read)
                     return outcomes
                 except _errors.ConnectionError:
                     if not stale:
@@ -256,6 +272,47 @@ class ACommands:
         """Forget the borrowed connections: they stay in the pool's in-use set, so the pool's
         ``disconnect`` (``aclose`` of the client) closes them; releasing takes an await."""
         self._free = []
+
+
+async def _exchange_on_stream(conn: Any, commands: list[Command]) -> list[Any]:
+    """``commands`` written on ``conn``'s stream in one write and their replies read (error
+    replies as values), all under one timeout of the connection's ``socket_timeout``.
+
+    Why not ``send_packed_command`` and ``read_response``: the first runs every write in
+    ``asyncio.wait_for`` (a new task, and a turn of the loop, per command) and the second
+    sets a timer per reply; together about 50 µs of a 90 µs GET here. Failures are handled
+    as those two handle them: the connection is dropped (a reply half read must never be
+    taken for the next command's), a timeout raises TimeoutError, a socket error
+    ConnectionError; the parser itself raises a connection error reply (LOADING) and hands
+    push frames to redis-py's handler.
+    """
+    replies: list[Any] = []
+    try:
+        writer = conn._writer
+        if writer is None or writer.transport.is_closing():
+            raise _errors.ConnectionError("Connection closed by the server before write")
+        async with asyncio.timeout(conn.socket_timeout):
+            writer.writelines(_pack(conn, commands))
+            await writer.drain()
+            for _ in commands:
+                replies.append(await conn._read_response_from_parser())
+    except TimeoutError as exc:  # asyncio.timeout's, or ETIMEDOUT from the OS
+        await conn.disconnect(nowait=True)
+        if exc.errno is not None:  # the OS's: a dead connection, not a slow one
+            raise _errors.ConnectionError(f"Error talking to {_address(conn)}: {exc}") from exc
+        raise _errors.TimeoutError(f"Timeout talking to {_address(conn)}") from None
+    except OSError as exc:
+        await conn.disconnect(nowait=True)
+        raise _errors.ConnectionError(f"Error talking to {_address(conn)}: {exc}") from exc
+    except BaseException:
+        await conn.disconnect(nowait=True)
+        raise
+    return replies
+
+
+def _address(conn: Any) -> str:
+    path = getattr(conn, "path", None)  # a unix socket
+    return str(path) if path else f"{conn.host}:{conn.port}"
 
 
 class ClientCommands:

@@ -12,6 +12,7 @@ on how fast this machine is; recovery runs on real clocks, polled for at most 5 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import socket
@@ -412,6 +413,47 @@ def test_a_stalled_server_times_out_and_fails_open(
         seconds_until_hits_after_the_stall=recovery,
     )
     cache.close()
+
+
+async def test_a_stalled_server_times_out_on_the_async_path_and_no_late_reply_is_served(
+    server: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The async path reads replies under its own timeout (redis_direct): a GET that timed
+    out must drop its connection, or the stalled reply, arriving later, would be read as the
+    answer to the next command on it."""
+    tier = RedisTier.from_url(server.url)
+    breaker_clock = FakeClock()
+    cache = Cache([tier], monotonic=breaker_clock, single_flight_timeout=None)
+    llm = Answering(cache=LangChainCache(cache))
+    for i in range(4):  # entries the stalled reads ask for
+        assert await llm.ainvoke(f"stored {i}") == f"answer to stored {i}"
+    sleeper = threading.Thread(target=lambda: server.client().execute_command("DEBUG", "SLEEP", 2))
+    sleeper.start()
+    wait_until_stalled(server)
+    started = time.monotonic()
+    try:
+        with caplog.at_level(logging.WARNING, logger="llmcache"):
+            stalled = await asyncio.gather(*(llm.ainvoke(f"stored {i}") for i in range(4)))
+            answers = [await llm.ainvoke(f"q{i}") for i in range(10)]
+    finally:
+        await asyncio.to_thread(sleeper.join, 10)
+    assert stalled == [f"answer to stored {i}" for i in range(4)]  # the model's, or a hit
+    assert answers == [f"answer to q{i}" for i in range(10)]
+    assert time.monotonic() - started < 2.0  # timed out (0.5 s), then skipped by the breaker
+    failures = warnings_about(caplog, "redis", "failed")
+    assert len(failures) == 1 and "Timeout" in failures[0], failures
+    breaker_clock.advance(60)  # the breaker probes Redis again
+    for i in range(4):  # every entry is its own, on whichever connection serves it
+        hit = await cache.aget(CacheRequest(model="m", prompt=f"own {i}"))
+        assert hit is None
+        await cache.aset(CacheRequest(model="m", prompt=f"own {i}"), f"value {i}")
+    for _ in range(3):
+        served = await asyncio.gather(
+            *(cache.aget(CacheRequest(model="m", prompt=f"own {i}")) for i in range(4))
+        )
+        assert [h.entry.value if h else None for h in served] == [f"value {i}" for i in range(4)]
+        assert [h.tier if h else None for h in served] == ["redis"] * 4
+    await cache.aclose()
 
 
 # ---------------------------------------------------------------------------- Sentinel failover
