@@ -295,7 +295,7 @@ async def _exchange_on_stream(conn: Any, commands: list[Command]) -> list[Any]:
             writer.writelines(_pack(conn, commands))
             await writer.drain()
             for _ in commands:
-                replies.append(await conn._read_response_from_parser())
+                replies.append(await conn._parser.read_response())  # as redis-py 5 to 8 call it
     except TimeoutError as exc:  # asyncio.timeout's, or ETIMEDOUT from the OS
         await conn.disconnect(nowait=True)
         if exc.errno is not None:  # the OS's: a dead connection, not a slow one
