@@ -5,13 +5,16 @@ Two kinds: the fleet-wide totals (a Redis tier: ``llmcache stats``) and the savi
 every ``interval`` seconds and sends it in one batch (Redis: one pipeline of HINCRBY; SQL: one
 transaction of upserts), so a lookup never pays a round trip for statistics. What could not be
 sent (the tier is down) is kept for the next batch. ``close()`` stops the thread and sends what
-is left.
+is left. A process forked after the cache was made (a pre-forking server) starts a thread of its
+own and publishes only what it gains itself: what the parent had not sent yet is the parent's.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
@@ -49,13 +52,28 @@ class StatsPublisher:
         self._interval = interval
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
-        owner = sink if sink is not None else history
-        self._thread = threading.Thread(
+        self._thread = self._started()
+        _LIVE.add(self)
+
+    def _started(self) -> threading.Thread:
+        owner = self._sink if self._sink is not None else self._history
+        thread = threading.Thread(
             target=self._loop,
             name=f"llmcache-stats-{owner.name if owner is not None else 'none'}",
             daemon=True,
         )
-        self._thread.start()
+        thread.start()
+        return thread
+
+    def _after_fork_in_child(self) -> None:
+        stopped = self._stop.is_set()
+        # New locks and events: the parent's thread may have held them at the fork.
+        self._stop, self._flush_lock = threading.Event(), threading.Lock()
+        self._stats.leave_unsent_to_parent(buckets=self._history is not None)
+        if stopped:
+            self._stop.set()
+        else:
+            self._thread = self._started()
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
@@ -106,3 +124,15 @@ def _send(
         logger.debug("llmcache: publishing %s failed: %s", what, describe_error(exc))
         return False
     return True
+
+
+_LIVE: weakref.WeakSet[StatsPublisher] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for publisher in list(_LIVE):
+        publisher._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)

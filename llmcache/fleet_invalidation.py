@@ -16,9 +16,11 @@ malformed one is logged at debug level and ignored.
 
 A cache without a memory tier (Redis alone, as ``llmcache invalidate --url redis://...`` builds)
 publishes its removals and listens to nothing. One daemon thread per cache with a memory tier,
-started with the cache, stopped by ``close``. A process forked after the cache was made has no
-listener (threads do not survive ``fork``): build the cache after forking, as for any client
-with connections.
+started with the cache, stopped by ``close``. A process forked after the cache was made (a
+pre-forking server: gunicorn ``--preload``, Celery's prefork pool) starts a listener of its own
+and takes a sender id of its own (threads do not survive ``fork``, and a shared id would make
+parent and child ignore each other's messages); its memory tier, inherited from the parent,
+is cleared once the child's listener has subscribed (messages sent meanwhile reached nobody).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -173,11 +177,31 @@ class FleetInvalidation:
         self.subscribed = threading.Event()  # set while the listener is subscribed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        if local is not None:
-            self._thread = threading.Thread(
-                target=self._listen, name=f"llmcache-invalidations-{broadcaster.name}", daemon=True
-            )
-            self._thread.start()
+        self._start_listener(inherited=False)
+        _LIVE.add(self)
+
+    def _start_listener(self, *, inherited: bool) -> None:
+        if self._local is None:
+            return
+        self._thread = threading.Thread(
+            target=self._listen,
+            args=(inherited,),
+            name=f"llmcache-invalidations-{self._broadcaster.name}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: an id and a listener of its own (see the module docstring)."""
+        closed = self._stop.is_set()
+        self.sender = secrets.token_hex(8)
+        # New events: the parent's listener may have been inside one of them at the fork.
+        self.subscribed, self._stop = threading.Event(), threading.Event()
+        self._thread = None
+        if closed:
+            self._stop.set()
+        else:
+            self._start_listener(inherited=True)
 
     # ------------------------------------------------------------------ this cache's removals
     def invalidated(self, selector: Selector, now: float) -> None:
@@ -223,8 +247,10 @@ class FleetInvalidation:
         older = None if removal.cutoff is None else now - removal.cutoff
         local.invalidate(removal.selector._replace(older_than=older), now)
 
-    def _listen(self) -> None:
-        delay, lost = RETRY_FIRST, False
+    def _listen(self, inherited: bool) -> None:
+        """``inherited``: the memory tier came from a parent process (``fork``), and may hold
+        entries removed before this listener subscribed: cleared once it has."""
+        delay, lost = RETRY_FIRST, inherited
         while not self._stop.is_set():
             pubsub: Any = None
             try:
@@ -248,13 +274,15 @@ class FleetInvalidation:
                         # and subscribed again by itself): messages sent meanwhile are lost.
                         if (lost or self.subscribed.is_set()) and self._local is not None:
                             self._local.clear(None)
-                            logger.info(
-                                "llmcache: invalidation channel back on %s; cleared the "
+                            logger.log(
+                                logging.DEBUG if inherited else logging.INFO,
+                                "llmcache: invalidation channel %s on %s; cleared the "
                                 "memory tier (it refills from %s)",
+                                "subscribed after a fork" if inherited else "back",
                                 self._broadcaster.name,
                                 self._broadcaster.name,
                             )
-                        lost, delay = False, RETRY_FIRST
+                        lost, delay, inherited = False, RETRY_FIRST, False
                         self.subscribed.set()
                     elif message["type"] == "message":
                         self.apply(message["data"])
@@ -279,3 +307,15 @@ class FleetInvalidation:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(POLL_SECONDS * 8)
+
+
+_LIVE: weakref.WeakSet[FleetInvalidation] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for fleet in list(_LIVE):
+        fleet._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -269,6 +269,17 @@ class Stats:
             taken, self._taken = self._taken, flat
         return {k: v - taken.get(k, 0) for k, v in flat.items() if v != taken.get(k, 0)}
 
+    def leave_unsent_to_parent(self, *, buckets: bool) -> None:
+        """In a forked child: what the counters gained before the fork and was not published
+        yet is the parent's to publish; the child publishes only its own gains from now on
+        (``buckets``: the savings history is published too, so its unsent buckets also go)."""
+        self._lock = threading.Lock()  # the parent's may have been held by a thread now gone
+        with self._lock:
+            self._taken = self._flat()
+            if buckets:
+                self._cut(self._clock())
+                self.buckets = {}
+
     def untake(self, deltas: dict[str, float]) -> None:
         """Deltas that could not be published: hand them to the next ``take_deltas``."""
         with self._lock:

@@ -10,6 +10,7 @@ Sentinel; the reconnect test kills the listener's connection on the server.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -215,3 +216,41 @@ def test_a_malformed_or_foreign_message_changes_nothing(fleet: tuple[Cache, Cach
 def test_decode_refuses_what_is_not_a_removal(raw: bytes) -> None:
     with pytest.raises(ValueError):
         decode(raw)
+
+
+def test_a_forked_worker_hears_the_others_and_is_heard(redis_url: str, table_prefix: str) -> None:
+    """A pre-forking server (gunicorn --preload, Celery prefork) builds the cache, then forks
+    workers. Threads do not survive a fork: the worker must start a listener of its own, and
+    take a sender id of its own, or parent and worker ignore each other's messages."""
+    url = with_query(redis_url, prefix=table_prefix)
+    cache = Cache.from_urls(["memory://", url], fleet_stats=False)
+    listening(cache)
+    policy, hours = req("refund policy?", tags=("kb",)), req("opening hours?", tags=("hours",))
+    cache.set(policy, "30 days")
+    cache.set(hours, "9 to 5")
+    warm(cache, hours)
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: its exit code says what it saw
+        code = 1
+        try:
+            listening(cache)  # a listener of its own (its inherited memory tier was cleared)
+            warm(cache, policy)
+            os.write(ready_w, b"!")
+            os.read(go_r, 1)  # the parent has invalidated "kb"
+            code = 0 if eventually(lambda: served_by(cache, policy) is None) else 2
+            cache.invalidate(tags=["hours"])  # heard by the parent, unless it shares our id
+        finally:
+            os._exit(code)
+    try:
+        assert os.read(ready_r, 1) == b"!"
+        cache.invalidate(tags=["kb"])
+        os.write(go_w, b"!")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the worker kept serving from memory"
+        assert eventually(lambda: served_by(cache, hours) is None), "the worker was not heard"
+    finally:
+        for fd in (ready_r, ready_w, go_r, go_w):
+            os.close(fd)
+        cache.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 
 from click.testing import CliRunner
 
@@ -84,3 +86,34 @@ def test_llmcache_stats_without_redis_is_one_clear_line() -> None:
     assert result.exit_code == 1
     assert "Redis tier" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_forked_worker_publishes_its_own_gains_once(redis_prefix_url: str) -> None:
+    """Built before a fork (gunicorn --preload): the worker's counters reach the fleet from a
+    publisher thread of its own (threads do not survive a fork), and what the parent had
+    gained but not yet sent is counted once, not by both."""
+    cache = process_view(redis_prefix_url)
+    question = CacheRequest(model="m", prompt="q")
+    assert cache.get(question) is None  # the parent's miss, perhaps not yet published
+    cache.set(question, "answer")
+    pid = os.fork()
+    if pid == 0:  # the worker: 3 hits, published by its own thread (it never calls close)
+        code = 1
+        try:
+            for _ in range(3):
+                assert cache.get(question) is not None
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                fleet = cache._stats_sink.read_stats()  # type: ignore[union-attr]
+                if fleet.get("hits", 0) >= 3:
+                    code = 0
+                    break
+                time.sleep(0.05)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the worker's hits never reached Redis"
+    fleet = cache.fleet_stats()
+    assert fleet is not None
+    assert (fleet["hits"], fleet["misses"], fleet["stores"]) == (3, 1, 1)
+    cache.close()
