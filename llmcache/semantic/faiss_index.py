@@ -32,6 +32,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -134,10 +135,8 @@ class FaissIndex:
             folder = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(folder):
                 raise ConfigError(f"faiss index: folder {folder!r} does not exist")
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        # As the SQL tier's: a writer holding the file longer than this is a failure (the
-        # cache fails open), not a reason to keep the user's call waiting.
-        self._db.execute("PRAGMA busy_timeout = 5000")
+        self._db = self._connect()
+        self._closed = False
         self._setup()
         # Loaded partitions, least recently searched first; bounded: a chat app makes a new
         # partition per conversation turn (earlier turns are part of it).
@@ -148,8 +147,30 @@ class FaissIndex:
         self.ef_search = HNSW_EF_SEARCH  # HNSW's breadth per query: recall against time
         self._generation, self._last_id = self._position()
         self._refreshed = time.monotonic()
+        _OPEN.add(self)
 
     # ------------------------------------------------------------------ storage
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        # As the SQL tier's: a writer holding the file longer than this is a failure (the
+        # cache fails open), not a reason to keep the user's call waiting.
+        db.execute("PRAGMA busy_timeout = 5000")
+        return db
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child (a pre-forking server) opens the file anew: SQLite forbids using a
+        connection across ``fork`` (its locks belong to the process that took them), and the
+        parent's connection is neither used nor closed here (closing could release the
+        parent's locks). The parent's background HNSW builds do not run here: a partition
+        waiting for one stays exact until its next append tries again."""
+        self._lock = threading.RLock()  # the parent's may have been held by a thread now gone
+        self._builds = []
+        for part in self._parts.values():
+            part.upgrading = False
+        if self.path != ":memory:" and not self._closed:  # :memory: is the child's own copy
+            _INHERITED.append(self._db)
+            self._db = self._connect()
+
     def _setup(self) -> None:
         for attempt in range(50):  # another opener of a fresh file may hold its lock
             try:
@@ -355,6 +376,7 @@ class FaissIndex:
             self._parts.clear()
             self._where.clear()
             self._db.close()
+            self._closed = True
 
     async def aadd(self, entry: IndexedEntry) -> None:
         await asyncio.to_thread(self.add, entry)
@@ -523,3 +545,17 @@ class _Transaction:
 
     def __exit__(self, kind: object, *rest: object) -> None:
         self._db.execute("ROLLBACK" if kind is not None else "COMMIT")
+
+
+_OPEN: weakref.WeakSet[FaissIndex] = weakref.WeakSet()
+#: Connections a forked child inherited: kept referenced, so that they are never closed there.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+def _after_fork_in_child() -> None:
+    for index in list(_OPEN):
+        index._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -9,12 +9,18 @@ Every tier kind that has connections, against the real servers.
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import TIER_KINDS, tier_url_of
+from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from llmcache import Cache, CacheRequest
+from llmcache.semantic.verifier import AcceptAll
 
 ANSWERS = {f"question {i}?": f"answer {i}" for i in range(40)}
 ROUNDS = 15
@@ -65,3 +71,78 @@ def test_a_forked_worker_and_its_parent_never_share_a_connection(shared_url: str
         os.close(go_r)
         os.close(go_w)
         cache.close()
+
+
+class NormalizedFakeEmbedding(DeterministicFakeEmbedding):
+    """LangChain's deterministic fake, on the text's lower-case words: "Question 3?" and
+    "question 3" are one vector (a semantic match) under two exact keys. No model: a forked
+    process with torch's thread pools is another test's subject."""
+
+    def embed_query(self, text: str) -> list[float]:
+        return super().embed_query(" ".join(re.findall(r"[a-z0-9]+", text.lower())))
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self.embed_query(text) for text in texts]
+
+
+def semantic_req(text: str) -> CacheRequest:
+    return CacheRequest(model="m", prompt=text, semantic_text=text)
+
+
+def served_semantically(cache: Cache, who: str, count: int) -> bool:
+    """Each of ``who``'s questions, asked in other words, gets its own answer by meaning."""
+    for i in range(count):
+        hit = cache.get(semantic_req(f"{who} question {i}"))
+        if hit is None or (hit.match, hit.entry.value) != ("semantic", f"{who} answer {i}"):
+            return False
+    return True
+
+
+def test_a_forked_worker_shares_the_faiss_index_file_with_its_parent(tmp_path: Path) -> None:
+    """Both store and search the same FAISS index file at the same time; each finds the
+    other's entries, and the file is whole afterwards (SQLite forbids using a connection
+    across a fork: the worker opens its own)."""
+    cache = Cache.from_urls(
+        ["memory://", f"sqlite:///{tmp_path}/entries.db"],
+        semantic=f"faiss://{tmp_path}/vectors.faiss?threshold=0.95&refresh=0",
+        embedder=NormalizedFakeEmbedding(size=64),
+        verifier=AcceptAll(),
+        fleet_stats=False,
+    )
+    cache.set(semantic_req("Parent question 0?"), "Parent answer 0")
+    assert served_semantically(cache, "Parent", 1)  # the index file in use before the fork
+    index: Any = cache.semantic.index  # type: ignore[union-attr]
+    parents_connection = index._db
+    stored_r, stored_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        code = 1
+        try:
+            if index._db is parents_connection:  # SQLite's rule: never across a fork
+                os._exit(4)
+            for i in range(30):
+                cache.set(semantic_req(f"Worker question {i}?"), f"Worker answer {i}")
+            if not served_semantically(cache, "Worker", 30):
+                code = 2
+            else:
+                os.read(stored_r, 1)  # the parent's stores are done
+                code = 0 if served_semantically(cache, "Parent", 30) else 3
+        finally:
+            os._exit(code)
+    try:
+        for i in range(1, 30):
+            cache.set(semantic_req(f"Parent question {i}?"), f"Parent answer {i}")
+        os.write(stored_w, b"!")
+        assert served_semantically(cache, "Parent", 30)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        assert code == 0, f"worker: {'used the parent connection' if code == 4 else 'wrong'}"
+        assert served_semantically(cache, "Worker", 30)
+    finally:
+        os.close(stored_r)
+        os.close(stored_w)
+        cache.close()
+    for path in tmp_path.iterdir():
+        if path.suffix in (".faiss", ".db"):
+            with sqlite3.connect(path) as db:
+                assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",), path
