@@ -40,6 +40,7 @@ from llmcache.cache import Cache, CacheHit
 from llmcache.context import read_control, read_scope, read_tags
 from llmcache.entry import Usage
 from llmcache.errors import ConfigError
+from llmcache.fork_safety import renew_after_fork
 from llmcache.policy import check_ttl
 from llmcache.request import CacheControl, CacheRequest, Scope
 
@@ -106,6 +107,7 @@ class LangChainCache(BaseCache):
         # least recently used order, so a stream of new prompts never pushes out hot ones.
         self._recent: OrderedDict[tuple[str, str, str], CacheRequest] = OrderedDict()
         self._requests_lock = threading.Lock()
+        renew_after_fork(self, "_requests_lock")
 
     def _request(self, prompt: str, llm_string: str, answered_by: str = "") -> CacheRequest:
         """The request of one call, the same object for the same call again (its key is then

@@ -48,6 +48,7 @@ from litellm_llmcache.stream import replayed_stream
 from llmcache._sentinel import UNSET, Unset
 from llmcache.cache import Cache, CacheHit
 from llmcache.errors import ConfigError
+from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import request_key
 from llmcache.policy import check_ttl
 from llmcache.pricing import cost_of
@@ -176,6 +177,7 @@ class LiteLLMCache(_LiteLLMCache):
         self.default_ttl = ttl if ttl is UNSET else check_ttl(ttl)
         self._keys: OrderedDict[str, CacheRequest] = OrderedDict()
         self._keys_lock = threading.Lock()
+        renew_after_fork(self, "_keys_lock")
 
     # ------------------------------------------------------------------ keys
     def get_cache_key(self, **kwargs: Any) -> str:

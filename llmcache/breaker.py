@@ -14,6 +14,7 @@ import threading
 from typing import cast
 
 from llmcache.clock import Clock, monotonic_clock
+from llmcache.fork_safety import renew_after_fork
 
 
 class BreakerState(enum.Enum):
@@ -35,6 +36,7 @@ class CircuitBreaker:
         self._max = max_cooldown
         self._clock = clock
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
         self.state = BreakerState.CLOSED
         self._cooldown = cooldown
         self._retry_at = 0.0

@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 
 from llmcache.entry import CacheEntry
+from llmcache.fork_safety import renew_after_fork
 
 #: Bounds: how many entries, how many stored bytes in all, and the largest entry kept.
 MAX_ENTRIES = 2048
@@ -42,6 +43,7 @@ class DecodedEntries:
     ) -> None:
         self._entries: OrderedDict[bytes, tuple[bytes, CacheEntry]] = OrderedDict()
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
         self._bytes = 0
         self._max_entries = max_entries
         self._max_bytes = max_bytes

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from llmcache.entry import CacheEntry
 from llmcache.errors import ConfigError
+from llmcache.fork_safety import renew_after_fork
 
 #: Entries whose hits one process counts at once (least recently hit forgotten first).
 MAX_COUNTED_ENTRIES = 10_000
@@ -69,6 +70,7 @@ class HitCounter:
         self._capacity = capacity
         self._counts: OrderedDict[bytes, int] = OrderedDict()
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
 
     def add(self, digest: bytes) -> int:
         """Count one hit; returns the entry's count so far."""

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from llmcache.errors import ConfigError
+from llmcache.fork_safety import renew_after_fork
 
 logger = logging.getLogger("llmcache")
 
@@ -58,6 +59,7 @@ class HitRateFloor:
         self.window = window
         self._callback = callback
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
         self._start_hits = 0
         self._start_lookups = 0
         self.low = False

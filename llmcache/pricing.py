@@ -28,6 +28,7 @@ import threading
 from typing import Any, NamedTuple
 
 from llmcache.entry import Usage
+from llmcache.fork_safety import renew_after_fork
 
 logger = logging.getLogger("llmcache")
 
@@ -126,6 +127,7 @@ def _litellm() -> Any:
 
 #: Serializes reading rates: LiteLLM's ``suppress_debug_info`` is set around each read.
 _reading = threading.Lock()
+renew_after_fork(sys.modules[__name__], "_reading")
 
 
 @functools.lru_cache(maxsize=MODELS_REMEMBERED)

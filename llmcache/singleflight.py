@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from llmcache.clock import Clock, monotonic_clock
+from llmcache.fork_safety import renew_after_fork
 
 
 def caller_identity() -> tuple[int, int]:
@@ -79,6 +81,7 @@ class Flight:
 
 
 _WAKERS_LOCK = threading.Lock()
+renew_after_fork(sys.modules[__name__], "_WAKERS_LOCK")
 #: Open flights above which stale ones (leaders whose call failed) are swept on ``join``.
 SWEEP_ABOVE = 1024
 
@@ -90,6 +93,7 @@ class Flights:
         self.timeout = timeout
         self._clock = clock
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
         self._open: dict[bytes, Flight] = {}
 
     def join(self, digest: bytes) -> Flight | None:

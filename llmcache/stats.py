@@ -9,6 +9,7 @@ from typing import Any
 
 from llmcache.clock import Clock, wall_clock
 from llmcache.entry import Usage
+from llmcache.fork_safety import renew_after_fork
 from llmcache.savings import (
     COUNTERS,
     HOUR,
@@ -35,6 +36,7 @@ class Stats:
 
     def __init__(self, clock: Clock = wall_clock) -> None:
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
         self._clock = clock
         self.buckets: Buckets = {}
         self._cut_hour: int | None = None  # the hour gains since the last cut belong to
@@ -273,8 +275,7 @@ class Stats:
         """In a forked child: what the counters gained before the fork and was not published
         yet is the parent's to publish; the child publishes only its own gains from now on
         (``buckets``: the savings history is published too, so its unsent buckets also go)."""
-        self._lock = threading.Lock()  # the parent's may have been held by a thread now gone
-        with self._lock:
+        with self._lock:  # a new lock already (llmcache.fork_safety)
             self._taken = self._flat()
             if buckets:
                 self._cut(self._clock())

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from llmcache._optional import require
 from llmcache.errors import ConfigError
+from llmcache.fork_safety import renew_after_fork
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,6 +67,7 @@ class CachingEmbedder:
         self._batch = batch_size
         self._lru: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
 
     def _compute(self, texts: list[str]) -> Any:
         """Raw vectors (any float array-like of shape (n, dim)) for ``texts``."""
@@ -133,6 +135,7 @@ class MiniLMEmbedder(CachingEmbedder):
         self._device = device
         self._model: Any = None
         self._load_lock = threading.Lock()
+        renew_after_fork(self, "_load_lock")
 
     def _load(self) -> Any:
         with self._load_lock:

@@ -56,6 +56,7 @@ from urllib.parse import parse_qsl, urlsplit
 from llmcache._optional import require
 from llmcache.clock import Clock, wall_clock
 from llmcache.errors import ConfigError, TierError
+from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey
 from llmcache.redact import redact_url
 from llmcache.semantic.index import Candidate, IndexedEntry, Vector
@@ -153,6 +154,7 @@ class RedisVLIndex:
         self._sizes: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
         self._total: tuple[int, float] | None = None  # (documents in the index, counted at)
         self._sizes_lock = threading.Lock()
+        renew_after_fork(self, "_ready_lock", "_sizes_lock")
         self._watch = _IndexWatch(self)
 
     @classmethod

@@ -18,6 +18,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Sequence
 
 from llmcache.errors import ConfigError
+from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey
 from llmcache.semantic.embedders import Embedder
 from llmcache.semantic.index import Candidate, IndexedEntry, Vector, VectorIndex
@@ -65,6 +66,7 @@ class SemanticTier:
         self.name = f"semantic:{index.name}"
         self._pending: OrderedDict[bytes, Vector] = OrderedDict()
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
         self._rejected: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ pure decisions

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from llmcache.entry import CacheEntry
 from llmcache.errors import ConfigError
+from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey
 from llmcache.policy import check_ttl
 from llmcache.tiers.base import Found, InProcessAsync, effective_expiry
@@ -55,6 +56,7 @@ class MemoryTier(InProcessAsync):
         self._data: OrderedDict[bytes, _Slot] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
 
     @classmethod
     def from_url(cls, url: str) -> MemoryTier:

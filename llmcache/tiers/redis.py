@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 from llmcache.entry import CacheEntry
 from llmcache.errors import ConfigError, LLMCacheError, TierError
+from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
 from llmcache.savings import COUNTERS, HISTORY_HOURS, HOUR, Buckets, history_from_fields
@@ -183,6 +184,7 @@ class RedisTier:
         self._owns_client = client is None
         self._client = client
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
         self._borrowed_async = async_client
         # redis.asyncio connections belong to the loop that opened them: one client per loop,
         # so threads each running their own loop never close each other's connections.

@@ -44,6 +44,7 @@ import sqlalchemy as sa
 
 from llmcache.entry import CacheEntry
 from llmcache.errors import SchemaVersionError, TierError
+from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
 from llmcache.savings import Buckets
@@ -125,6 +126,7 @@ class SqlTier(ThreadedAsync):
         self._one_user = threading.Lock() if target.in_memory else None
         self._serial: AbstractContextManager[Any] = self._one_user or nullcontext()
         self._state_lock = threading.Lock()
+        renew_after_fork(self, "_one_user", "_state_lock")
         self._schema_ready = False
         self._writes = 0
         self._last_purge: float | None = None

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,9 @@ from typing import Any
 import pytest
 from conftest import TIER_KINDS, tier_url_of
 from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.outputs import Generation
 
+from langchain_llmcache import LangChainCache
 from llmcache import Cache, CacheRequest
 from llmcache.semantic.verifier import AcceptAll
 
@@ -146,3 +151,60 @@ def test_a_forked_worker_shares_the_faiss_index_file_with_its_parent(tmp_path: P
         if path.suffix in (".faiss", ".db"):
             with sqlite3.connect(path) as db:
                 assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",), path
+
+
+def test_a_worker_forked_while_threads_use_the_cache_does_not_hang() -> None:
+    """A fork copies each lock as it is: one held by a request thread of the parent stays
+    held in the child, where that thread does not exist (before llmcache.fork_safety: 55 of
+    60 such children hung on their first lookup). Threads look up and store all the time
+    here, through the core and the LangChain adapter, while the parent forks 30 workers."""
+    cache = Cache.from_urls(["memory://?maxsize=1000"], fleet_stats=False)
+    adapter = LangChainCache(cache)
+    generations = [Generation(text="an answer")]
+    requests = [req(f"question {i}?") for i in range(100)]
+    for request in requests:
+        cache.set(request, "an answer")
+    stop = threading.Event()
+
+    def use_the_cache() -> None:
+        i = 0
+        while not stop.is_set():
+            cache.get(requests[i % 100])
+            cache.set(requests[(i * 7) % 100], "an answer")
+            adapter.update(f"prompt {i % 50}", "llm", generations)
+            adapter.lookup(f"prompt {(i * 3) % 50}", "llm")
+            i += 1
+
+    threads = [threading.Thread(target=use_the_cache, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    hung = failed = 0
+    try:
+        for _ in range(30):
+            pid = os.fork()
+            if pid == 0:  # the worker: a lookup, a store, the stats
+                code = 1
+                try:
+                    ok = cache.get(requests[3]) is not None and cache.set(requests[4], "new")
+                    ok = ok and adapter.lookup("prompt 1", "llm") is not None
+                    code = 0 if ok and cache.stats()["hits"] else 2
+                finally:
+                    os._exit(code)
+            deadline = time.monotonic() + 5
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    failed += os.waitstatus_to_exitcode(status) != 0
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    hung += 1
+                    break
+                time.sleep(0.005)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        cache.close()
+    assert (hung, failed) == (0, 0)
