@@ -28,6 +28,10 @@ _OWNERS: dict[int, tuple[weakref.ref[Any], tuple[str, ...]]] = {}
 def renew_after_fork(owner: object, *names: str) -> None:
     """Give ``owner``'s lock attributes ``names`` new locks of the same kind after a fork."""
     key = id(owner)
+    known = _OWNERS.get(key)
+    if known is not None and known[0]() is owner:  # a subclass adding locks of its own
+        _OWNERS[key] = (known[0], (*known[1], *names))
+        return
     _OWNERS[key] = (weakref.ref(owner, lambda _ref: _OWNERS.pop(key, None)), names)
 
 
