@@ -12,12 +12,11 @@ own and publishes only what it gains itself: what the parent had not sent yet is
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
+from llmcache.fork_safety import call_after_fork
 from llmcache.redact import describe_error
 from llmcache.savings import HistorySink
 from llmcache.stats import Stats
@@ -53,7 +52,7 @@ class StatsPublisher:
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
         self._thread = self._started()
-        _LIVE.add(self)
+        call_after_fork(self, "_after_fork_in_child")
 
     def _started(self) -> threading.Thread:
         owner = self._sink if self._sink is not None else self._history
@@ -124,15 +123,3 @@ def _send(
         logger.debug("llmcache: publishing %s failed: %s", what, describe_error(exc))
         return False
     return True
-
-
-_LIVE: weakref.WeakSet[StatsPublisher] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for publisher in list(_LIVE):
-        publisher._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(after_in_child=_after_fork_in_child)

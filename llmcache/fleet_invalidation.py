@@ -28,15 +28,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import secrets
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from llmcache.fork_safety import call_after_fork
 from llmcache.redact import describe_error
 from llmcache.tiers.selector import MAX_TAGS, Selector
 
@@ -178,7 +177,7 @@ class FleetInvalidation:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_listener(inherited=False)
-        _LIVE.add(self)
+        call_after_fork(self, "_after_fork_in_child")
 
     def _start_listener(self, *, inherited: bool) -> None:
         if self._local is None:
@@ -307,15 +306,3 @@ class FleetInvalidation:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(POLL_SECONDS * 8)
-
-
-_LIVE: weakref.WeakSet[FleetInvalidation] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for fleet in list(_LIVE):
-        fleet._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(after_in_child=_after_fork_in_child)

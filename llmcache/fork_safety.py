@@ -9,7 +9,9 @@ is registered here with its owner, and replaced in the child right after ``fork`
 mid-update in the child (the parent's thread stopped inside it): for a cache, a count or an
 order slightly off, never a wrong answer, and better than a hang.
 
-Registering costs nothing on the hot path: the owners keep their plain locks.
+Registering costs nothing on the hot path: the owners keep their plain locks. Owners that
+must do more in a child (start a thread again, reopen a file, drop the parent's connections)
+register a method with ``call_after_fork``; it runs after every lock is renewed.
 """
 
 from __future__ import annotations
@@ -35,6 +37,16 @@ def renew_after_fork(owner: object, *names: str) -> None:
     _OWNERS[key] = (weakref.ref(owner, lambda _ref: _OWNERS.pop(key, None)), names)
 
 
+#: id(owner) -> (a weak reference to it, the name of the method to call in a forked child).
+_CALLBACKS: dict[int, tuple[weakref.ref[Any], str]] = {}
+
+
+def call_after_fork(owner: object, method: str) -> None:
+    """Call ``owner.<method>()`` in a forked child, after the locks are renewed."""
+    key = id(owner)
+    _CALLBACKS[key] = (weakref.ref(owner, lambda _ref: _CALLBACKS.pop(key, None)), method)
+
+
 def _fresh(lock: Any) -> Any:
     if lock is None:  # an optional lock (the SQL tier's for a ``:memory:`` database only)
         return None
@@ -52,6 +64,10 @@ def _after_fork_in_child() -> None:
             continue
         for name in names:
             setattr(owner, name, _fresh(getattr(owner, name)))
+    for ref, method in list(_CALLBACKS.values()):
+        owner = ref()
+        if owner is not None:
+            getattr(owner, method)()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows

@@ -32,7 +32,6 @@ import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from typing import Any, NamedTuple
 
 from llmcache._optional import require
 from llmcache.errors import ConfigError
+from llmcache.fork_safety import call_after_fork, renew_after_fork
 from llmcache.keys import CacheKey
 from llmcache.semantic.index import Candidate, IndexedEntry, Vector
 
@@ -131,6 +131,7 @@ class FaissIndex:
         self._hnsw_above = hnsw_above
         self._refresh_every = refresh
         self._lock = threading.RLock()
+        renew_after_fork(self, "_lock")
         if path != ":memory:":
             folder = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(folder):
@@ -147,7 +148,7 @@ class FaissIndex:
         self.ef_search = HNSW_EF_SEARCH  # HNSW's breadth per query: recall against time
         self._generation, self._last_id = self._position()
         self._refreshed = time.monotonic()
-        _OPEN.add(self)
+        call_after_fork(self, "_after_fork_in_child")
 
     # ------------------------------------------------------------------ storage
     def _connect(self) -> sqlite3.Connection:
@@ -163,7 +164,6 @@ class FaissIndex:
         parent's connection is neither used nor closed here (closing could release the
         parent's locks). The parent's background HNSW builds do not run here: a partition
         waiting for one stays exact until its next append tries again."""
-        self._lock = threading.RLock()  # the parent's may have been held by a thread now gone
         self._builds = []
         for part in self._parts.values():
             part.upgrading = False
@@ -547,15 +547,5 @@ class _Transaction:
         self._db.execute("ROLLBACK" if kind is not None else "COMMIT")
 
 
-_OPEN: weakref.WeakSet[FaissIndex] = weakref.WeakSet()
 #: Connections a forked child inherited: kept referenced, so that they are never closed there.
 _INHERITED: list[sqlite3.Connection] = []
-
-
-def _after_fork_in_child() -> None:
-    for index in list(_OPEN):
-        index._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(after_in_child=_after_fork_in_child)

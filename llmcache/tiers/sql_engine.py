@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import inspect
 import operator
-import os
 import sqlite3
 import time
-import weakref
 from collections.abc import Callable, Generator
 from typing import Any, Literal, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from llmcache.fork_safety import call_after_fork
 from llmcache.tiers.sql_schema import Statement
 from llmcache.tiers.sql_url import SqlTarget
 
@@ -280,7 +279,7 @@ class SyncExecutor:
         self._keep = max(0, size)
         # list.append/pop are atomic: threads share the list without a lock.
         self._held: list[_Held] = []
-        _EXECUTORS.add(self)
+        call_after_fork(self, "_forget_after_fork")
 
     def run(self, plan: Plan[T], *, transaction: bool) -> T:
         conn, since = self._take()
@@ -390,21 +389,6 @@ class SyncExecutor:
         return None
 
 
-_EXECUTORS: weakref.WeakSet[SyncExecutor] = weakref.WeakSet()
-_ASYNC_EXECUTORS: weakref.WeakSet[AsyncExecutor] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for executor in list(_EXECUTORS):
-        executor._forget_after_fork()
-    for aexecutor in list(_ASYNC_EXECUTORS):
-        aexecutor._forget_after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 def _rollback_or_discard(conn: Any) -> None:
     try:
         conn.rollback()
@@ -435,7 +419,7 @@ class AsyncExecutor:
         self.engine = engine
         self._begin = f"BEGIN {begin}".strip()
         self._sql = Compiler(engine.sync_engine.dialect)
-        _ASYNC_EXECUTORS.add(self)
+        call_after_fork(self, "_forget_after_fork")
 
     def _forget_after_fork(self) -> None:
         # As SyncExecutor's: a child opens connections of its own.
