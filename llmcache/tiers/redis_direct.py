@@ -70,7 +70,8 @@ def _count_fork() -> None:
     _forks += 1
 
 
-os.register_at_fork(after_in_child=_count_fork)
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_count_fork)
 
 
 def _pack(conn: Any, commands: Sequence[Command]) -> Any:
@@ -280,9 +281,9 @@ async def _exchange_on_stream(conn: Any, commands: list[Command]) -> list[Any]:
 
     Why not ``send_packed_command`` and ``read_response``: the first runs every write in
     ``asyncio.wait_for`` (a new task, and a turn of the loop, per command) and the second
-    sets a timer per reply; together about 50 µs of a 90 µs GET here. Failures are handled
-    as those two handle them: the connection is dropped (a reply half read must never be
-    taken for the next command's), a timeout raises TimeoutError, a socket error
+    sets a timer per reply: a GET cost 91 µs of CPU that way here, 72 this way. Failures are
+    handled as those two handle them: the connection is dropped (a reply half read must
+    never be taken for the next command's), a timeout raises TimeoutError, a socket error
     ConnectionError; the parser itself raises a connection error reply (LOADING) and hands
     push frames to redis-py's handler.
     """
