@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from llmcache.fork_safety import call_after_fork
+from llmcache.fork_safety import call_after_fork, renew_after_fork
 from llmcache.redact import describe_error
 from llmcache.savings import HistorySink
 from llmcache.stats import Stats
@@ -51,6 +51,7 @@ class StatsPublisher:
         self._interval = interval
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
+        renew_after_fork(self, "_flush_lock")
         self._thread = self._started()
         call_after_fork(self, "_after_fork_in_child")
 
@@ -66,8 +67,7 @@ class StatsPublisher:
 
     def _after_fork_in_child(self) -> None:
         stopped = self._stop.is_set()
-        # New locks and events: the parent's thread may have held them at the fork.
-        self._stop, self._flush_lock = threading.Event(), threading.Lock()
+        self._stop = threading.Event()  # the parent's thread may have been waiting in it
         self._stats.leave_unsent_to_parent(buckets=self._history is not None)
         if stopped:
             self._stop.set()

@@ -23,16 +23,18 @@ Only plain clients take this path (standalone or Sentinel-managed, without clien
 caching); a Cluster client, or a subclass that may override commands, gets ``ClientCommands``:
 the same interface on redis-py's public API.
 
-The list is dropped, not reused, when the pool was reset (after a fork, redis-py resets the
-pool: a child must never share its parent's sockets) or closed.
+The list is dropped, not reused, in a forked child (a child must never share its parent's
+sockets: ``llmcache.fork_safety`` calls ``Commands._forget``) and when the pool was reset or
+closed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from llmcache.fork_safety import call_after_fork
 
 Command = tuple[Any, ...]
 
@@ -59,19 +61,6 @@ try:  # the redis.asyncio connections whose stream ACommands reads itself (see _
         _streamed_connections = (_AConnection, _ASSLConnection, _AUnixConnection)
 except ImportError:  # pragma: no cover - without redis-py (or another layout): redis-py reads
     pass
-
-# Bumped in a forked child: borrowed connections are the parent's sockets (checked per
-# command, so a counter, not a getpid() system call).
-_forks = 0
-
-
-def _count_fork() -> None:
-    global _forks
-    _forks += 1
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(after_in_child=_count_fork)
 
 
 def _pack(conn: Any, commands: Sequence[Command]) -> Any:
@@ -112,23 +101,29 @@ def _raise_first(replies: list[Any]) -> list[Any]:
 class Commands:
     """Sync commands on borrowed connections of a plain redis-py client."""
 
-    __slots__ = ("_epoch", "_free", "_pool")
+    __slots__ = ("__weakref__", "_epoch", "_free", "_pool")
 
     def __init__(self, client: Any) -> None:
         self._pool = client.connection_pool
         self._free: list[Any] = []
-        self._epoch: tuple[int, object] = (_forks, self._in_use())
+        self._epoch = self._in_use()
+        call_after_fork(self, "_forget")
 
     def _in_use(self) -> object:
-        # The pool's in-use set is replaced by reset() (fork, or a caller resetting it): our
-        # borrowed connections then belong to no pool any more.
+        # The pool's in-use set is replaced by reset() (a caller resetting it): our borrowed
+        # connections then belong to no pool any more.
         return getattr(self._pool, "_in_use_connections", None)
+
+    def _forget(self) -> None:
+        """In a forked child: the borrowed connections are the parent's sockets (never used
+        nor closed here); the pool opens new ones (redis-py resets it after a fork)."""
+        self._free = []
 
     def run(self, commands: Sequence[Command]) -> list[Any]:
         """Send ``commands`` in one write; their raw replies in order (error replies raised)."""
-        if self._epoch != (_forks, self._in_use()):
+        if self._epoch is not self._in_use():
             self._free = []
-            self._epoch = (_forks, self._in_use())
+            self._epoch = self._in_use()
         free = self._free
         try:
             conn = free.pop()

@@ -366,11 +366,8 @@ class SyncExecutor:
         # (``dispose(close=False)``). Before this, a pre-forked worker checked out the
         # connection the parent had used last: on PostgreSQL the two processes' replies
         # interleaved on one socket (measured: 178 of the parent's 200 lookups failed).
-        # sqlite's ``:memory:`` (StaticPool) keeps its one connection: the child's copy of
-        # that database lives in the child's own memory.
         self._held = []
-        if not isinstance(self.engine.pool, sa.pool.StaticPool):
-            self.engine.dispose(close=False)
+        _drop_pool_after_fork(self.engine)
 
     def _execute(self, cursor: Any, step: Step) -> Any:
         sql, args = self._sql.args(step)
@@ -387,6 +384,14 @@ class SyncExecutor:
         if step.want == "rowcount":
             return cursor.rowcount
         return None
+
+
+def _drop_pool_after_fork(engine: sa.Engine) -> None:
+    """Forget the pool's connections without closing them (they are the parent's). sqlite's
+    ``:memory:`` (StaticPool) keeps its one connection: the child's copy of that database lives
+    in the child's own memory."""
+    if not isinstance(engine.pool, sa.pool.StaticPool):
+        engine.dispose(close=False)
 
 
 def _rollback_or_discard(conn: Any) -> None:
@@ -423,8 +428,7 @@ class AsyncExecutor:
 
     def _forget_after_fork(self) -> None:
         # As SyncExecutor's: a child opens connections of its own.
-        if not isinstance(self.engine.sync_engine.pool, sa.pool.StaticPool):
-            self.engine.sync_engine.dispose(close=False)
+        _drop_pool_after_fork(self.engine.sync_engine)
 
     async def run(self, plan: Plan[T], *, transaction: bool) -> T:
         async with self.engine.connect() as pooled:  # checkout (idle ones pinged)

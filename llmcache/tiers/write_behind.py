@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 import time
 import weakref
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from llmcache.entry import CacheEntry
+from llmcache.fork_safety import call_after_fork
 from llmcache.keys import CacheKey
 from llmcache.redact import describe_error
 
@@ -93,6 +93,9 @@ class WriteBehind:
         self.on_error: Callable[[Exception], None] | None = None
         self._reset()
         _LIVE.add(self)
+        # In a forked child: the parent's writer thread does not exist there, and its queue is
+        # the parent's to write (both processes writing it would store every entry twice).
+        call_after_fork(self, "_reset")
 
     def _reset(self) -> None:
         self._cond = threading.Condition()
@@ -231,18 +234,9 @@ class WriteBehind:
 _LIVE: weakref.WeakSet[WriteBehind] = weakref.WeakSet()
 
 
-def _after_fork_in_child() -> None:
-    # The parent's writer thread does not exist in the child; its queue is the parent's to
-    # write (both processes writing it would store every entry twice).
-    for behind in list(_LIVE):
-        behind._reset()
-
-
 def _flush_at_exit() -> None:
     for behind in list(_LIVE):
         behind.flush(FLUSH_ON_CLOSE_SECONDS)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_flush_at_exit)
