@@ -41,6 +41,7 @@ from llmcache.context import read_control, read_scope, read_tags
 from llmcache.entry import Usage
 from llmcache.errors import ConfigError
 from llmcache.fork_safety import renew_after_fork
+from llmcache.keys import with_model_name
 from llmcache.policy import check_ttl
 from llmcache.request import CacheControl, CacheRequest, Scope
 
@@ -55,8 +56,8 @@ NAMESPACE = "langchain"
 REMEMBERED_REQUESTS = 1024
 REMEMBERED_PROMPT_CHARS = 16 * 1024
 
-#: What a request is built from: prompt, llm_string, scope, tags, control, answered_by.
-_MadeFrom = tuple[str, str, Scope, tuple[str, ...], CacheControl, str]
+#: What a request is built from: prompt, llm_string, scope, tags, control.
+_MadeFrom = tuple[str, str, Scope, tuple[str, ...], CacheControl]
 
 #: ``CacheEntry.memo`` of an entry decoded once and handed out as decoded.
 _SEEN_ONCE = object()
@@ -103,23 +104,21 @@ class LangChainCache(BaseCache):
         self.namespace = namespace
         self.ttl = ttl if ttl is UNSET else check_ttl(ttl)
         self._requests: dict[_MadeFrom, CacheRequest] = {}
-        # The last request per (prompt, llm_string, answered_by), checked by identity; in
-        # least recently used order, so a stream of new prompts never pushes out hot ones.
-        self._recent: OrderedDict[tuple[str, str, str], CacheRequest] = OrderedDict()
+        # The last request per (prompt, llm_string), checked by identity; in least recently
+        # used order, so a stream of new prompts never pushes out hot ones.
+        self._recent: OrderedDict[tuple[str, str], CacheRequest] = OrderedDict()
         self._requests_lock = threading.Lock()
         renew_after_fork(self, "_requests_lock")
 
-    def _request(self, prompt: str, llm_string: str, answered_by: str = "") -> CacheRequest:
+    def _request(self, prompt: str, llm_string: str) -> CacheRequest:
         """The request of one call, the same object for the same call again (its key is then
-        computed once: ``request_key``). ``answered_by``: the model a stored answer's metadata
-        names; the entry's model name (which prices its hits) when the ``llm_string`` names
-        only the model's class."""
+        computed once: ``request_key``)."""
         scope, tags, control = read_scope(), read_tags(), read_control()
         # Hot path: the same call again in the same ambient context (the very same scope,
         # tags and control objects: a contextvar hands back what was set) is the request
         # made last time for these strings. Only identity is checked here; anything else
         # goes through the by-value lookup below.
-        made_for = (prompt, llm_string, answered_by)
+        made_for = (prompt, llm_string)
         recent = self._recent.get(made_for)
         if (
             recent is not None
@@ -134,7 +133,7 @@ class LangChainCache(BaseCache):
             return recent
         # Everything the request is built from, compared by value (scope, tags and control
         # too: an equal scope is the same scope, never another user's).
-        made_from = (prompt, llm_string, scope, tags, control, answered_by)
+        made_from = (prompt, llm_string, scope, tags, control)
         request = self._requests.get(made_from)
         if request is None:
             request = self._build_request(made_from)
@@ -150,7 +149,7 @@ class LangChainCache(BaseCache):
         return request
 
     def _build_request(self, made_from: _MadeFrom) -> CacheRequest:
-        prompt, llm_string, scope, tags, control, answered_by = made_from
+        prompt, llm_string, scope, tags, control = made_from
         parsed = parse_llm_string(llm_string)
         request = CacheRequest(
             model=llm_string,
@@ -158,11 +157,7 @@ class LangChainCache(BaseCache):
             params=parsed.params,
             scope=scope,
             namespace=self.namespace,
-            model_name=(
-                answered_by
-                if answered_by and (parsed.class_named or not parsed.model_name)
-                else parsed.model_name
-            ),
+            model_name=parsed.model_name,
             tags=tags,  # llmcache.tags(...) blocks: for invalidate(tags=...)
             control=control,  # llmcache.cache_control(...) blocks
         )
@@ -225,7 +220,7 @@ class LangChainCache(BaseCache):
         stored = self._stored(return_val)
         if stored is not None:
             payload, usage = stored
-            request = self._request(prompt, llm_string, model_of(return_val))
+            request = self._stored_request(prompt, llm_string, return_val)
             reasons = finish_reasons_of(return_val)
             self.cache.set(request, payload, usage=usage, ttl=self.ttl, finish_reasons=reasons)
 
@@ -233,11 +228,24 @@ class LangChainCache(BaseCache):
         stored = self._stored(return_val)
         if stored is not None:
             payload, usage = stored
-            request = self._request(prompt, llm_string, model_of(return_val))
+            request = self._stored_request(prompt, llm_string, return_val)
             reasons = finish_reasons_of(return_val)
             await self.cache.aset(
                 request, payload, usage=usage, ttl=self.ttl, finish_reasons=reasons
             )
+
+    def _stored_request(
+        self, prompt: str, llm_string: str, return_val: Sequence[Generation]
+    ) -> CacheRequest:
+        """The lookup's request (the same key, computed once), naming the model that answered
+        when the ``llm_string`` names only the model's class: that name prices the entry."""
+        request = self._request(prompt, llm_string)
+        answered_by = model_of(return_val)
+        if answered_by:
+            parsed = parse_llm_string(llm_string)
+            if parsed.class_named or not parsed.model_name:
+                return with_model_name(request, answered_by)
+        return request
 
     @staticmethod
     def _stored(return_val: Sequence[Generation]) -> tuple[dict[str, Any], Usage] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -120,3 +121,17 @@ def request_key(request: CacheRequest) -> CacheKey:
     key = CacheKey(hasher.digest(), scope, model, namespace)
     request.key_memo = key
     return key
+
+
+def with_model_name(request: CacheRequest, model_name: str) -> CacheRequest:
+    """``request`` describing its entry as ``model_name`` (for pricing and invalidation by
+    model). The model name is not hashed into the digest: a key already computed keeps its
+    digest and only its model label changes."""
+    if model_name == request.model_name:
+        return request
+    renamed = replace(request, model_name=model_name)
+    known: CacheKey | None = request.key_memo
+    if known is not None:
+        model, _ = _label_parts(model_name, request.namespace)
+        renamed.key_memo = known._replace(model=model)
+    return renamed

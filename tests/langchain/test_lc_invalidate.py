@@ -4,6 +4,8 @@ stores, and ``cache.invalidate(tags=...)`` makes the next ``invoke`` a miss, on 
 from __future__ import annotations
 
 import pytest
+from langchain_core.language_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
 from lc_fakes import ScriptedChat
 
 from langchain_llmcache import LangChainCache
@@ -27,6 +29,26 @@ def test_invalidating_a_tag_makes_the_next_invoke_a_miss(lc_tier_cache: LangChai
     model.invoke("untagged question")
     model.invoke("what does kb-9 say?")
     assert model.calls == 4  # the others still hit
+
+
+def test_invalidating_the_model_that_answered(lc_tier_cache: LangChainCache) -> None:
+    """A chat model whose llm_string names only its class (LangChain's fakes, some wrappers)
+    is known by the model its answers name: ``invalidate(model=...)`` with that name makes
+    its next ``invoke`` a miss and leaves other models' entries alone."""
+    answers = iter(
+        AIMessage(content=f"answer {i}", response_metadata={"model_name": "gpt-4o-mini"})
+        for i in range(1, 3)
+    )
+    llm = GenericFakeChatModel(messages=answers, cache=lc_tier_cache)
+    other = ScriptedChat(cache=lc_tier_cache)
+    assert llm.invoke("q").content == "answer 1"
+    other.invoke("q")
+    assert llm.invoke("q").content == "answer 1"  # a hit
+
+    assert lc_tier_cache.cache.invalidate(model="gpt-4o-mini") == 1
+    assert llm.invoke("q").content == "answer 2"  # the model was asked again
+    other.invoke("q")
+    assert other.calls == 1  # the other model's entry still hits
 
 
 async def test_async_invoke_and_ainvalidate(lc_tier_cache: LangChainCache) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from llmcache import CacheRequest, Scope, request_key
 from llmcache.errors import CodecError
-from llmcache.keys import KEY_VERSION, scope_digest
+from llmcache.keys import KEY_VERSION, scope_digest, with_model_name
 
 
 def key(**kw: object) -> bytes:
@@ -81,3 +81,19 @@ def test_key_is_versioned_and_fixed_size() -> None:
 def test_unkeyable_prompt_is_a_clear_error() -> None:
     with pytest.raises(CodecError, match="cannot build a cache key"):
         key(prompt=object())
+
+
+def test_a_renamed_request_keeps_its_digest_and_labels_the_new_model() -> None:
+    """``with_model_name`` (the adapters' store under the model that answered) gives the key a
+    freshly built request with that model name has, whether or not the key was computed."""
+    for computed_first in (True, False):
+        request = CacheRequest(model="m", prompt="p", namespace="ns", model_name="Class")
+        if computed_first:
+            request_key(request)
+        renamed = with_model_name(request, "gpt-4o-mini")
+        fresh = CacheRequest(model="m", prompt="p", namespace="ns", model_name="gpt-4o-mini")
+        assert request_key(renamed) == request_key(fresh)
+        assert request_key(renamed).model != request_key(request).model
+        assert request.model_name == "Class"  # the looked-up request is left as it was
+    same = CacheRequest(model="m", prompt="p", model_name="gpt")
+    assert with_model_name(same, "gpt") is same
