@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from llmcache import CacheRequest, Scope, request_key
 from llmcache.errors import CodecError
 from llmcache.keys import KEY_VERSION, scope_digest, with_model_name
+from llmcache.request import CacheControl
 
 
 def key(**kw: object) -> bytes:
@@ -97,3 +100,24 @@ def test_a_renamed_request_keeps_its_digest_and_labels_the_new_model() -> None:
         assert request.model_name == "Class"  # the looked-up request is left as it was
     same = CacheRequest(model="m", prompt="p", model_name="gpt")
     assert with_model_name(same, "gpt") is same
+
+
+def test_a_renamed_request_carries_every_other_field() -> None:
+    request = CacheRequest(
+        model="m",
+        prompt=[{"role": "user", "content": "hi"}],
+        params={"temperature": 0},
+        scope=Scope.of(user="alice", tenant="acme", acl=["kb"]),
+        namespace="ns",
+        model_name="Class",
+        tags=("faq",),
+        semantic_text="hi",
+        semantic_context={"system": "be brief"},
+        semantic_threshold=0.9,
+        control=CacheControl(ttl=60),
+    )
+    renamed = with_model_name(request, "gpt-4o-mini")
+    for f in dataclasses.fields(CacheRequest):
+        if f.name not in ("model_name", "key_memo"):
+            assert getattr(renamed, f.name) == getattr(request, f.name), f.name
+    assert renamed.model_name == "gpt-4o-mini"
