@@ -6,6 +6,7 @@ driver only matters to the user who asks for that tier.
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from llmcache.errors import ConfigError
@@ -36,6 +37,7 @@ def _tier_from_url(url: str) -> Tier:
         raise ConfigError(
             f"not a tier URL: {url!r} (expected e.g. 'memory://' or 'sqlite:///x.db')"
         )
+    _check_bracketed_host(url)
     scheme = urlsplit(url).scheme.lower()
     base = scheme.split("+", 1)[0]
     if scheme == "memory":
@@ -53,3 +55,15 @@ def _tier_from_url(url: str) -> Tier:
         "mysql+pymysql://, postgresql+psycopg://, redis://, rediss://, unix://, "
         "redis+cluster:// or redis+sentinel://"
     )
+
+
+def _check_bracketed_host(url: str) -> None:
+    """Refuse a bracketed host that is no IPv6 address (``redis://[x]:1``), as urllib itself
+    does from Python 3.11.4 on; older versions would hand it to the driver."""
+    host = urlsplit(url).netloc.rpartition("@")[2]
+    if host.startswith("["):
+        inside = host[1:].partition("]")[0]
+        try:
+            ipaddress.IPv6Address(inside)
+        except ValueError:
+            raise ValueError(f"Invalid IPv6 URL: the host {host!r} is no IPv6 address") from None

@@ -493,11 +493,17 @@ def tls_server(tmp_path: Any) -> Iterator[tuple[int, str]]:
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True)
 
+    # The extensions Python 3.13's strict verification (VERIFY_X509_STRICT) requires.
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
             "-keyout", str(tmp_path / "ca-key.pem"), "-out", str(ca))  # fmt: skip
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
             "-keyout", str(key), "-out", str(tmp_path / "req.pem"))  # fmt: skip
-    (tmp_path / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    (tmp_path / "san.cnf").write_text(
+        "subjectAltName=IP:127.0.0.1\nauthorityKeyIdentifier=keyid\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+    )
     openssl("x509", "-req", "-in", str(tmp_path / "req.pem"), "-CA", str(ca),
             "-CAkey", str(tmp_path / "ca-key.pem"), "-CAcreateserial", "-days", "1",
             "-extfile", str(tmp_path / "san.cnf"), "-out", str(cert))  # fmt: skip

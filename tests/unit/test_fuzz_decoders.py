@@ -102,6 +102,13 @@ def test_urls_urllib_cannot_parse_are_config_errors(url: str) -> None:
         tier_from_url(url)
 
 
+def test_a_bracketed_ipv6_host_is_a_host() -> None:
+    """The bracketed-host check (urllib's own from Python 3.11.4, ours before it) refuses only
+    what is no IPv6 address."""
+    for url in ("redis://[::1]:6379/0", "redis://user:pw@[::1]:6379", "redis://[fe80::1%25lo]:1"):
+        tier_from_url(url).close()
+
+
 def test_a_huge_payload_is_handled_without_blowing_up() -> None:
     payload = _valid_payload()
     payload["generations"] = payload["generations"] * 20_000
