@@ -37,8 +37,9 @@ def _tier_from_url(url: str) -> Tier:
         raise ConfigError(
             f"not a tier URL: {url!r} (expected e.g. 'memory://' or 'sqlite:///x.db')"
         )
-    _check_bracketed_host(url)
-    scheme = urlsplit(url).scheme.lower()
+    parts = urlsplit(url)
+    _check_bracketed_host(parts.netloc)
+    scheme = parts.scheme.lower()
     base = scheme.split("+", 1)[0]
     if scheme == "memory":
         return MemoryTier.from_url(url)
@@ -57,10 +58,10 @@ def _tier_from_url(url: str) -> Tier:
     )
 
 
-def _check_bracketed_host(url: str) -> None:
+def _check_bracketed_host(netloc: str) -> None:
     """Refuse a bracketed host that is no IPv6 address (``redis://[x]:1``), as urllib itself
     does from Python 3.11.4 on; older versions would hand it to the driver."""
-    host = urlsplit(url).netloc.rpartition("@")[2]
+    host = netloc.rpartition("@")[2]
     if host.startswith("["):
         inside = host[1:].partition("]")[0]
         try:
