@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from llmcache.fork_safety import call_after_fork
+from llmcache.tiers.loop_timeout import ServerTimeout
 
 Command = tuple[Any, ...]
 
@@ -272,7 +273,8 @@ class ACommands:
 
 async def _exchange_on_stream(conn: Any, commands: list[Command]) -> list[Any]:
     """``commands`` written on ``conn``'s stream in one write and their replies read (error
-    replies as values), all under one timeout of the connection's ``socket_timeout``.
+    replies as values), all under one timeout of the connection's ``socket_timeout`` (a
+    ``ServerTimeout``: a stall of the event loop itself at the deadline does not count).
 
     Why not ``send_packed_command`` and ``read_response``: the first runs every write in
     ``asyncio.wait_for`` (a new task, and a turn of the loop, per command) and the second
@@ -287,11 +289,15 @@ async def _exchange_on_stream(conn: Any, commands: list[Command]) -> list[Any]:
         writer = conn._writer
         if writer is None or writer.transport.is_closing():
             raise _errors.ConnectionError("Connection closed by the server before write")
-        async with asyncio.timeout(conn.socket_timeout):
-            writer.writelines(_pack(conn, commands))
-            await writer.drain()
-            for _ in commands:
-                replies.append(await conn._parser.read_response())  # as redis-py 5 to 8 call it
+        async with asyncio.timeout(None) as timeout:
+            watch = ServerTimeout(timeout, conn.socket_timeout)  # a busy loop is not a stall
+            try:
+                writer.writelines(_pack(conn, commands))
+                await writer.drain()
+                for _ in commands:
+                    replies.append(await conn._parser.read_response())  # as redis-py 5 to 8
+            finally:
+                watch.cancel()
     except TimeoutError as exc:  # asyncio.timeout's, or ETIMEDOUT from the OS
         await conn.disconnect(nowait=True)
         if exc.errno is not None:  # the OS's: a dead connection, not a slow one

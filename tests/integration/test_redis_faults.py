@@ -456,6 +456,63 @@ async def test_a_stalled_server_times_out_on_the_async_path_and_no_late_reply_is
     await cache.aclose()
 
 
+async def block_the_loop(seconds: float) -> None:
+    """CPU-bound work on the event loop (an app's own, or LiteLLM's after 64 calls): it
+    starts on the loop's next turn, when a read just sent is waiting for its reply."""
+    await asyncio.sleep(0)
+    time.sleep(seconds)  # noqa: ASYNC251 - blocking the loop is the point
+
+
+async def test_a_busy_event_loop_is_not_an_outage(
+    server: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The event loop busy past the socket timeout (0.5 s) while Redis answers at once: the
+    reply is in the socket buffer when the loop comes back, so it is read, not timed out.
+    (Before, each store was lost and logged as an outage, and the breaker skipped Redis.)"""
+    cache = Cache.from_urls([server.url])
+    await cache.aset(CacheRequest(model="m", prompt="warm-up"), "connected")
+    with caplog.at_level(logging.WARNING, logger="llmcache"):
+        for i in range(3):
+            request = CacheRequest(model="m", prompt=f"q{i}")
+            busy = asyncio.create_task(block_the_loop(0.8))
+            await cache.aset(request, f"a{i}")
+            await busy
+            busy = asyncio.create_task(block_the_loop(0.8))
+            hit = await cache.aget(request)
+            await busy
+            assert hit is not None, f"q{i}: a miss"
+            assert (hit.tier, hit.entry.value) == ("redis", f"a{i}")
+    assert warnings_about(caplog, "redis", "failed") == []
+    assert cache.stats()["errors_by_tier"].get("redis", 0) == 0
+    await cache.aclose()
+
+
+async def test_a_stalled_server_still_times_out_while_the_loop_is_busy(
+    server: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The grace a busy loop gets is one more timeout, not an unbounded wait: with Redis
+    stalled for 3 s and the loop busy 0.8 s at the deadline, the store gives up after about
+    0.8 + 0.5 s and fails open."""
+    cache = Cache.from_urls([server.url])
+    await cache.aset(CacheRequest(model="m", prompt="warm-up"), "connected")
+    sleeper = threading.Thread(target=lambda: server.client().execute_command("DEBUG", "SLEEP", 3))
+    sleeper.start()
+    wait_until_stalled(server)
+    started = time.monotonic()
+    try:
+        with caplog.at_level(logging.WARNING, logger="llmcache"):
+            busy = asyncio.create_task(block_the_loop(0.8))
+            await cache.aset(CacheRequest(model="m", prompt="during the stall"), "lost")
+            await busy
+            waited = time.monotonic() - started
+    finally:
+        await asyncio.to_thread(sleeper.join, 10)
+    assert waited < 2.5, waited  # the server stays stalled until about 3 s
+    failures = warnings_about(caplog, "redis", "failed")
+    assert len(failures) == 1 and "Timeout" in failures[0], failures
+    await cache.aclose()
+
+
 # ---------------------------------------------------------------------------- Sentinel failover
 FAILOVER_SECONDS = 20.0  # down-after 1 s, then election and promotion: a few seconds
 
