@@ -71,7 +71,10 @@ def _pack(conn: Any, commands: Sequence[Command]) -> Any:
     hiredis packs in C as redis-py would; redis-py's own packer first runs every argument
     through its encoder in Python (about a quarter of a store's client CPU here)."""
     if _hiredis_pack is not None:  # a list of chunks, as send_packed_command takes them
-        return [_hiredis_pack(command) for command in commands]
+        if len(commands) == 1:
+            return [_hiredis_pack(commands[0])]
+        # One chunk: the sync send makes a syscall (and, with TCP_NODELAY, a packet) per chunk.
+        return [b"".join([_hiredis_pack(command) for command in commands])]
     if len(commands) == 1:
         return conn.pack_command(*commands[0])
     return conn.pack_commands(commands)
