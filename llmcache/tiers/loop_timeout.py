@@ -15,16 +15,21 @@ stall later). A reply already in the buffer is read on the next turn of the loop
 before that.
 
 Where it applies: the Redis tier's async commands on a plain standalone connection
-(``redis_direct``, Python 3.11+). Reads that redis-py makes itself (a connect, a Cluster or
+(``redis_direct``, Python 3.11+), and its connects (``again_if_late``: a connect timed out
+while the loop was busy is tried once more). Reads that redis-py makes itself (a Cluster or
 Sentinel-managed connection, any read on Python 3.10) keep its plain wall-time timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 #: How late (a fraction of the timeout) the timer must run to count the loop as busy.
 LATE = 0.05
+
+T = TypeVar("T")
 
 
 class ServerTimeout:
@@ -72,3 +77,29 @@ class ServerTimeout:
         # Due now: asyncio's own timeout cancels the block on the loop's next turn and turns
         # the cancellation into TimeoutError, as asyncio.timeout(seconds) would have.
         self._timeout.reschedule(now)
+
+
+async def again_if_late(
+    attempt: Callable[[], Awaitable[T]], seconds: float | None, timed_out: type[BaseException]
+) -> T:
+    """``attempt()``, and once more if it raised ``timed_out`` while the loop was busy at the
+    ``seconds`` deadline (a timer due then ran ``LATE`` late).
+
+    For what runs under a timeout this module cannot reach: redis-py's connect, whose
+    wall-time timeout (0.25 s by default) a burst of concurrent tasks starting together
+    overruns on its own. Without this, the first connect of a busy app reads as an outage.
+    """
+    if seconds is None:
+        return await attempt()
+    loop = asyncio.get_running_loop()
+    due = loop.time() + seconds
+    lateness: list[float] = []
+    watch = loop.call_at(due, lambda: lateness.append(loop.time() - due))
+    try:
+        return await attempt()
+    except timed_out:
+        if not lateness or lateness[0] <= LATE * seconds:
+            raise
+    finally:
+        watch.cancel()
+    return await attempt()

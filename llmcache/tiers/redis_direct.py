@@ -16,7 +16,8 @@ the release of its fleet lock); a reply that is an error is raised after all rep
 so the connection stays in step. A connection error on a socket that was open is retried once
 on the same connection (it reconnects: a pooled socket the server closed); a failed connect
 is not retried again (redis-py's connect already retries once), a timeout never, as
-``redis_url`` sets for redis-py's own retries. redis-py disconnects a connection on any
+``redis_url`` sets for redis-py's own retries (except on the async side when the event
+loop itself was busy at the deadline: ``loop_timeout``). redis-py disconnects a connection on any
 error but an error reply, so a connection goes back on the list in a usable state either way.
 
 Only plain clients take this path (standalone or Sentinel-managed, without client-side
@@ -35,7 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from llmcache.fork_safety import call_after_fork
-from llmcache.tiers.loop_timeout import ServerTimeout
+from llmcache.tiers.loop_timeout import ServerTimeout, again_if_late
 
 Command = tuple[Any, ...]
 
@@ -237,15 +238,18 @@ class ACommands:
             self._free = []
             self._epoch = self._in_use()
         free = self._free
-        conn = free.pop() if free else None
+        conn: Any = free.pop() if free else None
         flat = [command for group in groups for command in group]
         try:
-            if conn is None:
-                conn = await self._pool.get_connection()
+            if conn is None:  # connects it; a busy loop is not a dead server (loop_timeout)
+                pool = self._pool
+                timeout = pool.connection_kwargs.get("socket_connect_timeout")
+                conn = await again_if_late(pool.get_connection, timeout, _errors.TimeoutError)
             while True:
                 stale = conn.is_connected
                 if not stale:
-                    await conn.connect()
+                    timeout = conn.socket_connect_timeout
+                    await again_if_late(conn.connect, timeout, _errors.TimeoutError)
                 try:
                     if type(conn) in _streamed_connections:
                         replies = iter(await _exchange_on_stream(conn, flat))

@@ -14,7 +14,8 @@ stored with ``ttl=None``). Every other option goes to redis-py (``socket_timeout
 Timeouts default small (connect 0.25 s, socket 0.5 s) so a dead or stalled Redis costs a call
 at most about half a second before the cache's breaker skips the tier; a connection error is
 retried once at once (a pooled connection the server closed), a timeout never (it would only
-double the stall).
+double the stall), unless the async side's event loop was itself busy at the deadline
+(``loop_timeout``: the reply, or the connect, may have been there all along).
 """
 
 from __future__ import annotations

@@ -487,6 +487,24 @@ async def test_a_busy_event_loop_is_not_an_outage(
     await cache.aclose()
 
 
+async def test_a_busy_event_loop_at_the_first_connect_is_not_an_outage(
+    server: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same at the first call of a new cache, which connects (timeout 0.25 s): an app
+    whose first requests arrive together keeps its loop busy while the connect completes."""
+    cache = Cache.from_urls([server.url])
+    request = CacheRequest(model="m", prompt="first")
+    with caplog.at_level(logging.WARNING, logger="llmcache"):
+        busy = asyncio.create_task(block_the_loop(0.8))
+        await cache.aset(request, "stored")
+        await busy
+        hit = await cache.aget(request)
+    assert hit is not None, "the first store was lost"
+    assert (hit.tier, hit.entry.value) == ("redis", "stored")
+    assert warnings_about(caplog, "redis", "failed") == []
+    await cache.aclose()
+
+
 async def test_a_stalled_server_still_times_out_while_the_loop_is_busy(
     server: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
