@@ -32,6 +32,7 @@ closed.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -251,20 +252,10 @@ class ACommands:
                     timeout = conn.socket_connect_timeout
                     await again_if_late(conn.connect, timeout, _errors.TimeoutError)
                 try:
-                    if type(conn) in _streamed_connections:
-                        replies = iter(await _exchange_on_stream(conn, flat))
-                        return [[next(replies) for _ in group] for group in groups]
-                    await conn.send_packed_command(_pack(conn, flat), check_health=False)
-                    outcomes: list[list[Any]] = []
-                    for group in groups:
-                        read: list[Any] = []
-                        for _ in group:
-                            try:
-                                read.append(await conn.read_response())
-                            except _errors.ResponseError as exc:
-                                read.append(exc)
-                        outcomes.append(read)
-                    return outcomes
+                    streamed = type(conn) in _streamed_connections
+                    exchange = _exchange_on_stream if streamed else _exchange_by_redis_py
+                    replies = iter(await exchange(conn, flat))
+                    return [[next(replies) for _ in group] for group in groups]
                 except _errors.ConnectionError:
                     if not stale:
                         raise
@@ -316,6 +307,41 @@ async def _exchange_on_stream(conn: Any, commands: list[Command]) -> list[Any]:
     except BaseException:
         await conn.disconnect(nowait=True)
         raise
+    return replies
+
+
+async def _exchange_by_redis_py(conn: Any, commands: list[Command]) -> list[Any]:
+    """The same through redis-py's send and reads (a Sentinel-managed connection, whose reads
+    handle a demoted primary; any connection on Python 3.10).
+
+    On Python 3.11+ the reads run under a ``ServerTimeout`` too, and redis-py's own per-read
+    wall-time timeout is off (``math.inf``); on 3.10 (no ``asyncio.timeout``) redis-py's stays.
+    """
+    if not hasattr(asyncio, "timeout"):
+        return await _send_and_read(conn, commands, None)
+    try:
+        async with asyncio.timeout(None) as timeout:
+            watch = ServerTimeout(timeout, conn.socket_timeout)  # a busy loop is not a stall
+            try:
+                return await _send_and_read(conn, commands, math.inf)
+            finally:
+                watch.cancel()
+    except TimeoutError as exc:  # the watch's (redis-py raises its own TimeoutError class)
+        await conn.disconnect(nowait=True)  # redis-py dropped it too: a reply half read
+        if exc.errno is not None:  # the OS's: a dead connection, not a slow one
+            raise _errors.ConnectionError(f"Error talking to {_address(conn)}: {exc}") from exc
+        raise _errors.TimeoutError(f"Timeout talking to {_address(conn)}") from None
+
+
+async def _send_and_read(conn: Any, commands: list[Command], timeout: float | None) -> list[Any]:
+    """``commands`` sent in one write, their replies read (error replies as values)."""
+    await conn.send_packed_command(_pack(conn, commands), check_health=False)
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(await conn.read_response(timeout=timeout))
+        except _errors.ResponseError as exc:  # keep reading: stay in step
+            replies.append(exc)
     return replies
 
 
