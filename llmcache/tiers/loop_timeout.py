@@ -14,10 +14,10 @@ timeout saw the loop busy at the deadline, so it grants the read one more full t
 stall later). A reply already in the buffer is read on the next turn of the loop, long
 before that.
 
-Where it applies: the Redis tier's async commands on a plain standalone connection
-(``redis_direct``, Python 3.11+), and its connects (``again_if_late``: a connect timed out
-while the loop was busy is tried once more). Reads that redis-py makes itself (a Cluster or
-Sentinel-managed connection, any read on Python 3.10) keep its plain wall-time timeout.
+Where it applies: the Redis tier's async commands on standalone and Sentinel-managed
+connections (``redis_direct``, Python 3.11+), and their connects (``again_if_late``: a
+connect timed out while the loop was busy is tried once more). A Cluster's commands, and any
+read on Python 3.10 (no ``asyncio.timeout``), keep redis-py's plain wall-time timeout.
 """
 
 from __future__ import annotations
