@@ -296,11 +296,8 @@ async def _exchange_on_stream(conn: Any, commands: list[Command]) -> list[Any]:
                     replies.append(await conn._parser.read_response())  # as redis-py 5 to 8
             finally:
                 watch.cancel()
-    except TimeoutError as exc:  # asyncio.timeout's, or ETIMEDOUT from the OS
-        await conn.disconnect(nowait=True)
-        if exc.errno is not None:  # the OS's: a dead connection, not a slow one
-            raise _errors.ConnectionError(f"Error talking to {_address(conn)}: {exc}") from exc
-        raise _errors.TimeoutError(f"Timeout talking to {_address(conn)}") from None
+    except TimeoutError as exc:  # the watch's, or ETIMEDOUT from the OS
+        raise await _timed_out(conn, exc) from None
     except OSError as exc:
         await conn.disconnect(nowait=True)
         raise _errors.ConnectionError(f"Error talking to {_address(conn)}: {exc}") from exc
@@ -327,10 +324,16 @@ async def _exchange_by_redis_py(conn: Any, commands: list[Command]) -> list[Any]
             finally:
                 watch.cancel()
     except TimeoutError as exc:  # the watch's (redis-py raises its own TimeoutError class)
-        await conn.disconnect(nowait=True)  # redis-py dropped it too: a reply half read
-        if exc.errno is not None:  # the OS's: a dead connection, not a slow one
-            raise _errors.ConnectionError(f"Error talking to {_address(conn)}: {exc}") from exc
-        raise _errors.TimeoutError(f"Timeout talking to {_address(conn)}") from None
+        raise await _timed_out(conn, exc) from None
+
+
+async def _timed_out(conn: Any, exc: TimeoutError) -> Exception:
+    """The redis-py error for a timed-out exchange, ``conn`` dropped (a reply half read must
+    never be taken for the next command's)."""
+    await conn.disconnect(nowait=True)
+    if exc.errno is not None:  # ETIMEDOUT from the OS: a dead connection, not a slow one
+        return _errors.ConnectionError(f"Error talking to {_address(conn)}: {exc}")
+    return _errors.TimeoutError(f"Timeout talking to {_address(conn)}")
 
 
 async def _send_and_read(conn: Any, commands: list[Command], timeout: float | None) -> list[Any]:
