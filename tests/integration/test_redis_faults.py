@@ -196,6 +196,17 @@ def record_outage(fault: str, answers: list[str], prompts: list[str], **figures:
     record(f"fault: {fault}", calls_during_outage=len(prompts), caller_errors=errors, **figures)
 
 
+def stall(server: RedisProcess, seconds: int) -> threading.Thread:
+    """Stall the server (DEBUG SLEEP, from a thread) and return once it has stopped answering;
+    join the thread to wait for the end of the stall."""
+    sleeper = threading.Thread(
+        target=lambda: server.client().execute_command("DEBUG", "SLEEP", seconds)
+    )
+    sleeper.start()
+    wait_until_stalled(server)
+    return sleeper
+
+
 def wait_until_stalled(server: RedisProcess) -> None:
     """Return once the server has stopped answering (DEBUG SLEEP started), within 5 s."""
     deadline = time.monotonic() + 5
@@ -389,9 +400,7 @@ def test_a_stalled_server_times_out_and_fails_open(
     llm = Answering(cache=LangChainCache(cache))
     assert llm.invoke("warm-up") == "answer to warm-up"
     attempts = counting(tier)
-    sleeper = threading.Thread(target=lambda: server.client().execute_command("DEBUG", "SLEEP", 2))
-    sleeper.start()
-    wait_until_stalled(server)
+    sleeper = stall(server, 2)
     try:
         with caplog.at_level(logging.WARNING, logger="llmcache"):
             answers = [llm.invoke(f"q{i}") for i in range(10)]
@@ -429,9 +438,7 @@ async def test_a_stalled_server_times_out_on_the_async_path_and_no_late_reply_is
     llm = Answering(cache=LangChainCache(cache))
     for i in range(4):  # entries the stalled reads ask for
         assert await llm.ainvoke(f"stored {i}") == f"answer to stored {i}"
-    sleeper = threading.Thread(target=lambda: server.client().execute_command("DEBUG", "SLEEP", 2))
-    sleeper.start()
-    wait_until_stalled(server)
+    sleeper = stall(server, 2)
     started = time.monotonic()
     try:
         with caplog.at_level(logging.WARNING, logger="llmcache"):
@@ -558,9 +565,7 @@ async def test_a_stalled_server_still_times_out_while_the_loop_is_busy(
     0.8 + 0.5 s and fails open."""
     cache = Cache.from_urls([server.url])
     await cache.aset(CacheRequest(model="m", prompt="warm-up"), "connected")
-    sleeper = threading.Thread(target=lambda: server.client().execute_command("DEBUG", "SLEEP", 3))
-    sleeper.start()
-    wait_until_stalled(server)
+    sleeper = stall(server, 3)
     started = time.monotonic()
     try:
         with caplog.at_level(logging.WARNING, logger="llmcache"):
