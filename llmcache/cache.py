@@ -335,10 +335,14 @@ class Cache(FlightPlans, EntryOperations):
                 and (hit := self._run(self._fleet_plan(found.key)))
             ):
                 return hit
-        if isinstance(flight, Flight) and flight.wait(self._flight_timeout):
+        while isinstance(flight, Flight):
+            done = flight.wait(self._flight_timeout)
             again = self._lookup(request)
             if type(again) is CacheHit:
                 return again
+            if done and not flight.abandoned:
+                break  # its store was refused (too large, not cacheable): so would ours be
+            flight = self._rejoin(again, request)  # the leader gave up: elect a new one
         self._stats.miss()
         if self._hit_floor is not None:
             self._check_hit_rate()
@@ -366,14 +370,30 @@ class Cache(FlightPlans, EntryOperations):
                 and (hit := await self._arun(self._fleet_plan(found.key)))
             ):
                 return hit
-        if isinstance(flight, Flight) and await wait_async(flight, self._flight_timeout):
+        while isinstance(flight, Flight):
+            done = await wait_async(flight, self._flight_timeout)
             again = await self._alookup(request)
             if type(again) is CacheHit:
                 return again
+            if done and not flight.abandoned:
+                break
+            flight = self._rejoin(again, request)
         self._stats.miss()
         if self._hit_floor is not None:
             self._check_hit_rate()
         return None
+
+    def _rejoin(
+        self, again: CacheHit | _Miss | Joined | None, request: CacheRequest
+    ) -> Flight | bool:
+        """After the leader gave up (its call failed, or it outlived the bound) and the key is
+        still missing: the new leader's flight to follow, or True when this caller leads now
+        (the first to rejoin; one more model call, not one per follower)."""
+        if type(again) is Joined:  # the lookup joined the flight itself (and took the lock)
+            return again.flight or True
+        if type(again) is _Miss:
+            return self._join_flight(again.key, request)
+        return False
 
     def _lookup(self, request: CacheRequest) -> CacheHit | _Miss | Joined | None:
         probed = self._probe_local(request)

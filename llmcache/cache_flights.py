@@ -8,8 +8,9 @@ is the tier's ``acquire_flight``/``get_or_lock``/``release_flight``). Kept apart
 
 What it guarantees: concurrent identical misses make one model call; the others wait,
 bounded by ``single_flight_timeout``, and are served the leader's answer. A leader whose
-call fails never stores: its followers stop waiting at the bound, and its fleet lock expires
-by itself at the same bound. A lock tier that fails means leading (fail open).
+call fails never stores: its followers stop waiting when its task ends (an asyncio leader) or
+at the bound (a thread), and elect a new leader among them (``Cache._rejoin``); its fleet lock
+expires by itself at the bound. A lock tier that fails means leading (fail open).
 """
 
 from __future__ import annotations

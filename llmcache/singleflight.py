@@ -4,9 +4,17 @@ The first caller to miss a key becomes its *leader* and goes on to call the mode
 that miss the same key while the leader's flight is open are *followers*: they wait, bounded,
 until the leader stores the answer (``Cache.set`` completes the flight), then look the key up
 again and are served from the cache. A leader that never stores (its call failed) leaves its
-followers waiting until the bound, after which they proceed on their own; a flight older than
-the bound is taken over by the next caller. A leader that asks again for its own key (a retry
-in the same thread or task) is not made to wait for itself.
+followers waiting until the bound; a flight older than the bound is taken over by the next
+caller. A leader that asks again for its own key (a retry in the same thread or task) is not
+made to wait for itself.
+
+A leader that is an asyncio task is watched: when its task ends and the flight is still open
+(the model call raised, or the task was cancelled: nothing will be stored), the flight is
+*abandoned* at once instead of at the bound. Followers of an abandoned (or timed-out) flight
+elect a new leader among themselves: the first to rejoin leads, the others wait for it, so a
+failed call (a rate limit in a burst of identical requests) costs one more model call, not one
+per follower. A leader thread cannot be watched that way (it lives on in its pool): its
+followers wait for the bound.
 
 This module only keeps the book of flights; waiting happens in the cache's sync and async
 paths (a thread on a ``threading.Event``, a task on a future woken from any thread).
@@ -25,13 +33,13 @@ from llmcache.clock import Clock, monotonic_clock
 from llmcache.fork_safety import renew_after_fork
 
 
-def caller_identity() -> tuple[int, int]:
-    """Who is asking: the thread, and the asyncio task if one is running in it."""
+def _current_task() -> asyncio.Task[object] | None:
+    """The asyncio task asking, if one is running in this thread (a caller is its thread and
+    this task)."""
     try:
-        task = asyncio.current_task()
+        return asyncio.current_task()
     except RuntimeError:  # no running loop in this thread
-        task = None
-    return threading.get_ident(), id(task) if task is not None else 0
+        return None
 
 
 @dataclass(eq=False, slots=True)
@@ -46,6 +54,11 @@ class Flight:
     started: float
     #: The fleet lock's token, when this process's leader also leads across processes.
     token: str | None = None
+    #: Ended without an answer (the leader's task ended, or the flight outlived the bound):
+    #: its followers elect a new leader instead of each calling the model.
+    abandoned: bool = False
+    #: The leader's task and the done-callback watching it (removed when the flight ends).
+    _watch: tuple[asyncio.Task[object], Callable[[asyncio.Task[object]], None]] | None = None
     _done: bool = False
     _event: threading.Event | None = None
     _wakers: list[Callable[[], None]] | None = None
@@ -70,14 +83,34 @@ class Flight:
                 return
         waker()
 
-    def complete(self) -> None:
+    def complete(self, *, abandoned: bool = False) -> None:
         with _WAKERS_LOCK:
+            if abandoned and not self._done:
+                self.abandoned = True
             self._done = True
             event, wakers, self._wakers = self._event, self._wakers, None
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            _unwatch(*watch)
         if event is not None:
             event.set()
         for waker in wakers or ():
             waker()
+
+
+def _unwatch(task: asyncio.Task[object], callback: Callable[[asyncio.Task[object]], None]) -> None:
+    """Stop watching a leader's task (a long-lived task leads many flights: its callbacks must
+    not pile up). The task's callbacks belong to its loop's thread."""
+    loop = task.get_loop()
+    try:
+        on_loop = asyncio.get_running_loop() is loop
+    except RuntimeError:
+        on_loop = False
+    if on_loop:
+        task.remove_done_callback(callback)
+    else:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: so is the task
+            loop.call_soon_threadsafe(task.remove_done_callback, callback)
 
 
 _WAKERS_LOCK = threading.Lock()
@@ -99,21 +132,46 @@ class Flights:
     def join(self, digest: bytes) -> Flight | None:
         """After a miss: None if the caller now leads (it should call the model), else the
         flight to wait for."""
-        me = caller_identity()
+        task = _current_task()
+        me = threading.get_ident(), id(task) if task is not None else 0
         now = self._clock()
         with self._lock:
             if len(self._open) >= SWEEP_ABOVE:
                 self._sweep(now)
             flight = self._open.get(digest)
-            if flight is None or flight.leader == me or now - flight.started >= self.timeout:
-                # A retry by the same leader keeps its fleet lock (still within its lifetime).
-                token = flight.token if flight is not None and flight.leader == me else None
-                if flight is not None:
-                    flight.complete()  # a stale or re-asked flight: release its followers
-                    del self._open[digest]  # the new one goes last: the dict stays in age order
-                self._open[digest] = Flight(leader=me, started=now, token=token)
-                return None
-            return flight
+            if flight is not None and flight.leader != me and now - flight.started < self.timeout:
+                return flight
+            # A retry by the same leader keeps its fleet lock (still within its lifetime).
+            token = flight.token if flight is not None and flight.leader == me else None
+            if flight is not None:
+                # A stale or re-asked flight: release its followers (from a stale one, as
+                # abandoned: they elect a new leader).
+                flight.complete(abandoned=flight.leader != me)
+                del self._open[digest]  # the new one goes last: the dict stays in age order
+            led = self._open[digest] = Flight(leader=me, started=now, token=token)
+        if task is not None:
+            self._watch(digest, led, task)
+        return None
+
+    def _watch(self, digest: bytes, flight: Flight, task: asyncio.Task[object]) -> None:
+        """Abandon ``flight`` when its leader's task ends while it is still open."""
+
+        def leader_done(_: asyncio.Task[object]) -> None:
+            self.abandon(digest, flight)
+
+        with _WAKERS_LOCK:
+            if flight._done:  # already stored, from another thread
+                return
+            flight._watch = (task, leader_done)
+        task.add_done_callback(leader_done)
+
+    def abandon(self, digest: bytes, flight: Flight) -> None:
+        """``flight``'s leader will not store (its task ended): wake its followers now."""
+        with self._lock:
+            if self._open.get(digest) is not flight:
+                return  # completed (stored) or replaced already
+            del self._open[digest]
+        flight.complete(abandoned=True)
 
     def _sweep(self, now: float) -> None:
         """Drop flights older than the bound (leaders that never stored); under the lock.
@@ -127,7 +185,7 @@ class Flights:
                 break
             stale.append(digest)
         for digest in stale:
-            self._open.pop(digest).complete()
+            self._open.pop(digest).complete(abandoned=True)
 
     def complete(self, digest: bytes) -> Flight | None:
         """The key was stored (or its store was refused): wake every follower. Returns the

@@ -196,3 +196,91 @@ def test_a_flight_asked_again_is_swept_by_its_new_age_and_the_stale_ones_still_g
     clock.advance(0.1)
     assert flights.join(b"new") is None
     assert len(flights) == 2  # "again" (0.1 s old) and "new"; the 1,023 stale ones are gone
+
+
+class FailingFirstChat(SlowChat):
+    """Its first call fails (a rate limit, say) after ``delay``; later calls answer."""
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        with self._lock:
+            self._calls += 1
+            first = self._calls == 1
+        threading.Event().wait(self.delay)
+        if first:
+            raise RuntimeError("429: rate limited")
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="Paris"))])
+
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        return await asyncio.to_thread(self._generate, messages)
+
+
+@pytest.mark.timeout(20)
+async def test_a_task_leader_that_fails_releases_its_followers_at_once() -> None:
+    """The leader's task ends without storing: its followers do not wait for the bound (30 s
+    here), and one of them leads the second try; the others are served its answer."""
+    llm = FailingFirstChat(cache=LangChainCache(Cache([MemoryTier()], single_flight_timeout=30)))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    replies = await asyncio.gather(
+        *(llm.ainvoke("Capital of France?") for _ in range(N)), return_exceptions=True
+    )
+    errors = [r for r in replies if isinstance(r, Exception)]
+    assert [str(e) for e in errors] == ["429: rate limited"]  # the first leader's, only
+    assert [r.content for r in replies if not isinstance(r, Exception)] == ["Paris"] * (N - 1)
+    assert llm._calls == 2  # the failed call and one more, not one per follower
+    assert loop.time() - started < 10  # released when the leader failed, not at the bound
+
+
+@pytest.mark.timeout(20)
+async def test_a_cancelled_task_leader_releases_its_followers_at_once() -> None:
+    cache, model = Cache([MemoryTier()], single_flight_timeout=30), Model(delay=0.1)
+    leading = asyncio.Event()
+
+    async def leader() -> None:
+        assert await cache.aget(REQ) is None
+        leading.set()
+        await asyncio.sleep(60)  # "calling the model" until the request is cancelled
+
+    async def follower() -> str:
+        hit = await cache.aget(REQ)
+        if hit is not None:
+            return str(hit.entry.value)
+        answer = await asyncio.to_thread(model.call)
+        await cache.aset(REQ, answer)
+        return answer
+
+    lead = asyncio.create_task(leader())
+    await leading.wait()
+    followers = [asyncio.create_task(follower()) for _ in range(N)]
+    await asyncio.sleep(0.05)  # they are waiting for the leader
+    lead.cancel()
+    assert await asyncio.gather(*followers) == ["Paris"] * N
+    assert model.calls == 1
+
+
+def test_followers_elect_one_new_leader_at_the_bound() -> None:
+    """A thread leader that never stores cannot be watched: its followers wait for the bound,
+    then the first of them to rejoin leads and the others are served its answer."""
+    cache, model = Cache([MemoryTier()], single_flight_timeout=0.3), Model(delay=0.1)
+    assert cache.get(REQ) is None  # this thread leads; its model call "fails"
+    answers = run_threads(lambda: cached_call(cache, model))  # other threads: followers
+    assert answers == ["Paris"] * N
+    assert model.calls == 1  # before: each follower called the model at the bound
+
+
+async def test_a_long_lived_task_that_leads_many_flights_keeps_no_watch_on_them() -> None:
+    """A task that leads flight after flight (a worker looping over prompts) and stores each
+    must not collect one done-callback per flight."""
+    cache = Cache([MemoryTier()])
+    task = asyncio.current_task()
+    assert task is not None
+    before = len(task._callbacks or ())  # type: ignore[attr-defined]
+    for i in range(200):
+        request = CacheRequest(model="m", prompt=f"q{i}")
+        assert await cache.aget(request) is None  # leads
+        await cache.aset(request, "a")
+    assert len(task._callbacks or ()) == before  # type: ignore[attr-defined]
