@@ -9,12 +9,12 @@ caller. A leader that asks again for its own key (a retry in the same thread or 
 made to wait for itself.
 
 A leader that is an asyncio task is watched: when its task ends and the flight is still open
-(the model call raised, or the task was cancelled: nothing will be stored), the flight is
-*abandoned* at once instead of at the bound. Followers of an abandoned (or timed-out) flight
-elect a new leader among themselves: the first to rejoin leads, the others wait for it, so a
-failed call (a rate limit in a burst of identical requests) costs one more model call, not one
-per follower. A leader thread cannot be watched that way (it lives on in its pool): its
-followers wait for the bound.
+half a second later (the model call raised, or the task was cancelled: nothing will be
+stored), the flight is *abandoned* then instead of at the bound. Followers of an abandoned
+(or timed-out) flight elect a new leader among themselves: the first to rejoin leads, the
+others wait for it, so a failed call (a rate limit in a burst of identical requests) costs
+one more model call, not one per follower. A leader thread cannot be watched that way (it
+lives on in its pool): its followers wait for the bound.
 
 This module only keeps the book of flights; waiting happens in the cache's sync and async
 paths (a thread on a ``threading.Event``, a task on a future woken from any thread).
@@ -117,6 +117,10 @@ _WAKERS_LOCK = threading.Lock()
 renew_after_fork(sys.modules[__name__], "_WAKERS_LOCK")
 #: Open flights above which stale ones (leaders whose call failed) are swept on ``join``.
 SWEEP_ABOVE = 1024
+#: Seconds a flight may stay open after its leader's task ended before it is abandoned: the
+#: answer may still be on its way from a task of its own (LiteLLM stores an async call's
+#: answer in a background task, after the call has returned).
+ABANDON_AFTER = 0.5
 
 
 class Flights:
@@ -154,10 +158,10 @@ class Flights:
         return None
 
     def _watch(self, digest: bytes, flight: Flight, task: asyncio.Task[object]) -> None:
-        """Abandon ``flight`` when its leader's task ends while it is still open."""
+        """Abandon ``flight`` if still open ``ABANDON_AFTER`` after its leader's task ended."""
 
-        def leader_done(_: asyncio.Task[object]) -> None:
-            self.abandon(digest, flight)
+        def leader_done(ended: asyncio.Task[object]) -> None:
+            ended.get_loop().call_later(ABANDON_AFTER, self.abandon, digest, flight)
 
         with _WAKERS_LOCK:
             if flight._done:  # already stored, from another thread

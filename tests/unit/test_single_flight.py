@@ -284,3 +284,28 @@ async def test_a_long_lived_task_that_leads_many_flights_keeps_no_watch_on_them(
         assert await cache.aget(request) is None  # leads
         await cache.aset(request, "a")
     assert len(task._callbacks or ()) == before  # type: ignore[attr-defined]
+
+
+async def test_a_leader_whose_answer_is_stored_by_another_task_is_not_abandoned() -> None:
+    """LiteLLM stores an async call's answer in a background task, after the call (the
+    leader's task) has returned: its followers must wait for that store, not elect a new
+    leader and call the model again."""
+    cache, model = Cache([MemoryTier()], single_flight_timeout=30), Model(delay=0.0)
+    background: list[asyncio.Task[None]] = []
+
+    async def store_later() -> None:
+        await asyncio.sleep(0.1)
+        await cache.aset(REQ, model.call())
+
+    async def leader() -> None:
+        assert await cache.aget(REQ) is None
+        background.append(asyncio.create_task(store_later()))  # the call returns meanwhile
+
+    async def follower() -> str | None:
+        hit = await cache.aget(REQ)
+        return None if hit is None else str(hit.entry.value)
+
+    await asyncio.create_task(leader())
+    assert await asyncio.gather(*(follower() for _ in range(N))) == ["Paris"] * N
+    assert model.calls == 1
+    await asyncio.gather(*background)
