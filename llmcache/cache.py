@@ -165,7 +165,11 @@ class Cache(FlightPlans, EntryOperations):
             )
         # None or 0: no single-flight; concurrent misses each call the model.
         self._flight_timeout = single_flight_timeout or 0.0
-        self._flights = Flights(self._flight_timeout, monotonic) if single_flight_timeout else None
+        self._flights = (
+            Flights(self._flight_timeout, monotonic, on_abandon=self._release_abandoned)
+            if single_flight_timeout
+            else None
+        )
         self._monotonic = monotonic
         # A tier that can hold a lock shared by processes (Redis) extends single-flight to
         # the whole fleet.
@@ -342,7 +346,10 @@ class Cache(FlightPlans, EntryOperations):
                 return again
             if done and not flight.abandoned:
                 break  # its store was refused (too large, not cacheable): so would ours be
-            flight = self._rejoin(again, request)  # the leader gave up: elect a new one
+            led = self._run(self._rejoin_plan(again, request))  # the leader gave up
+            if isinstance(led, CacheHit):  # another process led the next try
+                return led
+            flight = led
         self._stats.miss()
         if self._hit_floor is not None:
             self._check_hit_rate()
@@ -377,23 +384,14 @@ class Cache(FlightPlans, EntryOperations):
                 return again
             if done and not flight.abandoned:
                 break
-            flight = self._rejoin(again, request)
+            led = await self._arun(self._rejoin_plan(again, request))
+            if isinstance(led, CacheHit):
+                return led
+            flight = led
         self._stats.miss()
         if self._hit_floor is not None:
             self._check_hit_rate()
         return None
-
-    def _rejoin(
-        self, again: CacheHit | _Miss | Joined | None, request: CacheRequest
-    ) -> Flight | bool:
-        """After the leader gave up (its call failed, or it outlived the bound) and the key is
-        still missing: the new leader's flight to follow, or True when this caller leads now
-        (the first to rejoin; one more model call, not one per follower)."""
-        if type(again) is Joined:  # the lookup joined the flight itself (and took the lock)
-            return again.flight or True
-        if type(again) is _Miss:
-            return self._join_flight(again.key, request)
-        return False
 
     def _lookup(self, request: CacheRequest) -> CacheHit | _Miss | Joined | None:
         probed = self._probe_local(request)

@@ -9,12 +9,14 @@ is the tier's ``acquire_flight``/``get_or_lock``/``release_flight``). Kept apart
 What it guarantees: concurrent identical misses make one model call; the others wait,
 bounded by ``single_flight_timeout``, and are served the leader's answer. A leader whose
 call fails never stores: its followers stop waiting when its task ends (an asyncio leader) or
-at the bound (a thread), and elect a new leader among them (``Cache._rejoin``); its fleet lock
-expires by itself at the bound. A lock tier that fails means leading (fail open).
+at the bound (a thread), and elect a new leader among them (``_rejoin_plan``); its fleet
+lock is released then (an asyncio leader) or expires by itself at the bound, and the first
+process to take it over leads the next try. A lock tier that fails means leading (fail open).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import secrets
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
@@ -36,6 +38,8 @@ T = TypeVar("T")
 
 #: How often a process waiting for another process's answer looks for it (seconds).
 FLEET_POLL_SECONDS = 0.05
+#: Releases of abandoned flights' fleet locks still running.
+_RELEASES: set[asyncio.Task[None]] = set()
 
 
 class Joined(NamedTuple):
@@ -69,6 +73,7 @@ class FlightPlans:
             self, index: int, key: CacheKey, found: Found, now: float
         ) -> Plan[CacheEntry | None]: ...
         def _hit(self, entry: CacheEntry, tier: str, key: CacheKey) -> CacheHit: ...
+        async def _arun(self, plan: Plan[T]) -> T: ...
 
     def _join_flight(self, key: CacheKey, request: CacheRequest) -> Flight | bool:
         """After a miss: the flight to wait for, True when this caller leads it, False when
@@ -110,7 +115,7 @@ class FlightPlans:
             self._flights.complete(key.digest)
             return False
         if acquired is True:
-            self._flights.hold_token(key.digest, token)
+            self._flights.hold_token(key, token)
         return True  # ours, or the lock tier is down: refresh in this process (fail open)
 
     def _fleet_plan(self, key: CacheKey) -> Plan[CacheHit | None]:
@@ -125,7 +130,7 @@ class FlightPlans:
         acquired = yield Op(lock, "acquire_flight", (key, token, self._lock_ms()))
         if acquired is not False:  # ours, or the lock tier is unavailable
             if acquired is True:
-                self._flights.hold_token(key.digest, token)
+                self._flights.hold_token(key, token)
             return None
         return (yield from self._await_leader_plan(key))
 
@@ -145,8 +150,19 @@ class FlightPlans:
             if type(found) is CacheHit:
                 self._flights.complete(key.digest)  # our own followers may look again
                 return found
+            if still_open is False:
+                # The leader gave up (released its lock, or it expired) and stored nothing:
+                # the first process to take the lock leads the next try, the others go on
+                # waiting for its answer.
+                token = secrets.token_hex(16)
+                acquired = yield Op(lock, "acquire_flight", (key, token, self._lock_ms()))
+                if acquired is False:
+                    continue
+                if acquired is True:
+                    self._flights.hold_token(key, token)
+                return None
             if still_open is not True:
-                return None  # the leader gave up (its lock is gone), or the tier failed
+                return None  # the lock tier failed: lead without the lock (fail open)
         return None
 
     def _locked_get_plan(self, key: CacheKey, now: float) -> Plan[CacheHit | Joined]:
@@ -169,7 +185,7 @@ class FlightPlans:
         if looked is UNAVAILABLE:
             return Joined(key, None)  # lead, without a fleet lock (fail open)
         if looked.acquired is True:
-            flights.hold_token(key.digest, token)
+            flights.hold_token(key, token)
             return Joined(key, None)
         if looked.acquired is False:  # another process leads: serve its answer
             hit = yield from self._await_leader_plan(key)
@@ -181,6 +197,34 @@ class FlightPlans:
             return hit if hit is not None else Joined(key, None)
         flights.complete(key.digest)  # nothing to lead: our own followers may look again
         return self._hit(entry, lock.name, key)
+
+    def _rejoin_plan(self, again: object, request: CacheRequest) -> Plan[Flight | bool | CacheHit]:
+        """After the leader gave up (its call failed, or it outlived the bound) and the key is
+        still missing: the new leader's flight to follow, or True when this caller leads now
+        (the first to rejoin here; across processes it takes the fleet lock, or is served by
+        the process that took it first). One more model call, not one per follower."""
+        if type(again) is Joined:  # the lookup joined the flight itself (and took the lock)
+            return again.flight or True
+        key = getattr(again, "key", None)  # a miss's key; None: nothing to key, no flight
+        if not isinstance(key, CacheKey):
+            return False
+        flight = self._join_flight(key, request)
+        if flight is True and self._fleet_lock is not None:
+            hit = yield from self._fleet_plan(key)
+            if hit is not None:
+                return hit
+        return flight
+
+    def _release_abandoned(self, flight: Flight) -> None:
+        """An asyncio leader ended without storing (``Flights.abandon``, on its event loop):
+        release its fleet lock now, so other processes waiting for it elect a new leader
+        instead of waiting for the lock to expire at the bound."""
+        if flight.token is None or flight.lock_key is None:
+            return
+        plan = self._release_plan(Release(flight.lock_key, flight.token))
+        task = asyncio.get_running_loop().create_task(self._arun(plan))
+        _RELEASES.add(task)  # a strong reference until it is done
+        task.add_done_callback(_RELEASES.discard)
 
     def _lock_ms(self) -> int:
         """A fleet lock's lifetime: a leader that never stores frees the key by then."""

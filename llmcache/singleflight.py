@@ -28,9 +28,13 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from llmcache.clock import Clock, monotonic_clock
 from llmcache.fork_safety import renew_after_fork
+
+if TYPE_CHECKING:
+    from llmcache.keys import CacheKey
 
 
 def _current_task() -> asyncio.Task[object] | None:
@@ -52,8 +56,10 @@ class Flight:
 
     leader: tuple[int, int]
     started: float
-    #: The fleet lock's token, when this process's leader also leads across processes.
+    #: The fleet lock's token, when this process's leader also leads across processes, and
+    #: the key it locks (to release the lock of an abandoned flight).
     token: str | None = None
+    lock_key: CacheKey | None = None
     #: Ended without an answer (the leader's task ended, or the flight outlived the bound):
     #: its followers elect a new leader instead of each calling the model.
     abandoned: bool = False
@@ -126,9 +132,17 @@ ABANDON_AFTER = 0.5
 class Flights:
     """The open flights of one cache, by entry digest. Thread-safe; no I/O."""
 
-    def __init__(self, timeout: float, clock: Clock = monotonic_clock) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        clock: Clock = monotonic_clock,
+        on_abandon: Callable[[Flight], None] | None = None,
+    ) -> None:
         self.timeout = timeout
         self._clock = clock
+        #: Called (on the leader's event loop) with a flight abandoned while holding a fleet
+        #: lock: the cache releases the lock, so other processes need not wait for its expiry.
+        self._on_abandon = on_abandon
         self._lock = threading.Lock()
         renew_after_fork(self, "_lock")
         self._open: dict[bytes, Flight] = {}
@@ -176,6 +190,8 @@ class Flights:
                 return  # completed (stored) or replaced already
             del self._open[digest]
         flight.complete(abandoned=True)
+        if flight.token is not None and self._on_abandon is not None:
+            self._on_abandon(flight)
 
     def _sweep(self, now: float) -> None:
         """Drop flights older than the bound (leaders that never stored); under the lock.
@@ -205,12 +221,12 @@ class Flights:
         flight = self._open.get(digest)
         return None if flight is None else flight.token
 
-    def hold_token(self, digest: bytes, token: str) -> None:
-        """Remember that the open flight of ``digest`` holds the fleet lock ``token``."""
+    def hold_token(self, key: CacheKey, token: str) -> None:
+        """Remember that the open flight of ``key`` holds the fleet lock ``token``."""
         with self._lock:
-            flight = self._open.get(digest)
+            flight = self._open.get(key.digest)
             if flight is not None:
-                flight.token = token
+                flight.token, flight.lock_key = token, key
 
     def __len__(self) -> int:
         return len(self._open)

@@ -132,3 +132,41 @@ def test_real_processes_make_one_model_call(
             answers = pool.starmap(_worker, [(redis_prefix_url, barrier, counter)] * 4, chunksize=1)
     assert answers == ["Paris"] * 4
     assert int(redis.Redis.from_url(redis_url).get(counter) or 0) == 1
+
+
+@pytest.mark.timeout(25)
+async def test_a_failed_async_leader_frees_its_fleet_lock_and_one_other_process_leads(
+    redis_prefix_url: str,
+) -> None:
+    """The fleet leader's task ends without storing (its model call failed): its lock is
+    released half a second later instead of expiring at the bound (30 s here), and of the
+    processes waiting for it one takes the lock and calls the model; the other is served."""
+    a, b, c = (fleet_cache(redis_prefix_url, timeout=30.0) for _ in range(3))
+    loop = asyncio.get_running_loop()
+    leading, calls = asyncio.Event(), []
+
+    async def failing_leader() -> None:
+        assert await a.aget(REQ) is None  # leads here and across the fleet
+        leading.set()
+        await asyncio.sleep(0.1)
+        raise RuntimeError("429: rate limited")
+
+    async def follower(cache: Cache, name: str) -> str:
+        hit = await cache.aget(REQ)
+        if hit is not None:
+            return str(hit.entry.value)
+        calls.append(name)  # the model call
+        await cache.aset(REQ, "Paris")
+        return "Paris"
+
+    lead = asyncio.create_task(failing_leader())
+    await leading.wait()
+    started = loop.time()
+    answers = await asyncio.gather(follower(b, "b"), follower(c, "c"))
+    with pytest.raises(RuntimeError):
+        await lead
+    assert answers == ["Paris", "Paris"]
+    assert len(calls) == 1  # one of b and c led the next try; the other was served
+    assert loop.time() - started < 10  # the lock was released, not left to expire
+    for cache in (a, b, c):
+        await cache.aclose()
