@@ -159,14 +159,15 @@ class Flights:
             flight = self._open.get(digest)
             if flight is not None and flight.leader != me and now - flight.started < self.timeout:
                 return flight
-            # A retry by the same leader keeps its fleet lock (still within its lifetime).
-            token = flight.token if flight is not None and flight.leader == me else None
+            led = Flight(leader=me, started=now)
             if flight is not None:
+                if flight.leader == me:  # a retry keeps its fleet lock (within its lifetime)
+                    led.token, led.lock_key = flight.token, flight.lock_key
                 # A stale or re-asked flight: release its followers (from a stale one, as
                 # abandoned: they elect a new leader).
                 flight.complete(abandoned=flight.leader != me)
                 del self._open[digest]  # the new one goes last: the dict stays in age order
-            led = self._open[digest] = Flight(leader=me, started=now, token=token)
+            self._open[digest] = led
         if task is not None:
             self._watch(digest, led, task)
         return None
