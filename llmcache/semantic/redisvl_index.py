@@ -49,8 +49,8 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from llmcache._optional import require
@@ -60,6 +60,7 @@ from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey
 from llmcache.redact import redact_url
 from llmcache.semantic.index import Candidate, IndexedEntry, Vector
+from llmcache.tiers.loop_timeout import again_if_late
 from llmcache.tiers.redis import RedisTier
 from llmcache.tiers.redis_url import DEFAULT_PREFIX, check_prefix, parse_redis_url
 
@@ -472,22 +473,31 @@ class RedisVLIndex:
         with self._conn._errors():
             client = self._conn._async()
             if ms is not None and ms <= 0:
-                await client.unlink(key)
+                await _on_server(client, lambda: client.unlink(key))
                 return
-            pipe = client.pipeline(transaction=True)
-            pipe.hset(key, mapping=fields)
-            if ms is None:  # a re-add without expiry drops an older TTL
-                pipe.persist(key)
-            else:
-                pipe.pexpire(key, ms)
-            await pipe.execute()
+
+            def add() -> Any:  # the pipeline's execute(), awaited by _on_server
+                pipe = client.pipeline(transaction=True)
+                pipe.hset(key, mapping=fields)
+                if ms is None:  # a re-add without expiry drops an older TTL
+                    pipe.persist(key)
+                else:
+                    pipe.pexpire(key, ms)
+                return pipe.execute()
+
+            await _on_server(client, add)
 
     async def atexts(self, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, str]]:
         with self._conn._errors():
-            pipe = self._conn._async().pipeline(transaction=False)
-            for digest in digests:
-                pipe.hmget(self.key_of(digest), "partition", "text")
-            return _texts(digests, await pipe.execute())
+            client = self._conn._async()
+
+            def read() -> Any:
+                pipe = client.pipeline(transaction=False)
+                for digest in digests:
+                    pipe.hmget(self.key_of(digest), "partition", "text")
+                return pipe.execute()
+
+            return _texts(digests, await _on_server(client, read))
 
     async def asearch(
         self, partition: bytes, vector: Vector, k: int, now: float
@@ -500,12 +510,17 @@ class RedisVLIndex:
         with self._conn._errors(), self._watch:
             client = self._conn._async()
             if not counts:
-                return self._candidates(await client.execute_command(*command))
-            pipe = client.pipeline(transaction=False)
-            for count in counts:
-                pipe.execute_command(*count)
-            pipe.execute_command(*command)
-            *counted, reply = await pipe.execute()
+                reply = await _on_server(client, lambda: client.execute_command(*command))
+                return self._candidates(reply)
+
+            def search() -> Any:
+                pipe = client.pipeline(transaction=False)
+                for count in counts:
+                    pipe.execute_command(*count)
+                pipe.execute_command(*command)
+                return pipe.execute()
+
+            *counted, reply = await _on_server(client, search)
         self._remember(partition, counts, counted)
         return self._candidates(reply)
 
@@ -649,6 +664,22 @@ def _unlink(client: Any, keys: Sequence[Any]) -> int:
     for start in range(0, len(keys), UNLINK_BATCH):
         removed += int(client.unlink(*keys[start : start + UNLINK_BATCH]))
     return removed
+
+
+T = TypeVar("T")
+
+
+async def _on_server(client: Any, attempt: Callable[[], Awaitable[T]]) -> T:
+    """``attempt()`` on the async ``client``, once more if redis-py's read timed out while the
+    event loop was busy at its deadline (``loop_timeout.again_if_late``): redisvl's queries go
+    through redis-py, whose timeout also counts the time the loop spent on other work, so a
+    busy app would read a slow turn of its own loop as Redis failing. Every attempt here is
+    safe to repeat (a search, a read, an upsert of the same document)."""
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    pool = getattr(client, "connection_pool", None)
+    timeout = getattr(pool, "connection_kwargs", {}).get("socket_timeout")
+    return await again_if_late(attempt, timeout, RedisTimeoutError)
 
 
 async def _aunlink(client: Any, keys: Sequence[Any]) -> int:

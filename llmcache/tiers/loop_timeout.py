@@ -16,9 +16,9 @@ before that.
 
 Where it applies: the Redis tier's async commands on standalone and Sentinel-managed
 connections (``redis_direct``, Python 3.11+), and their connects (``again_if_late``: a
-connect timed out while the loop was busy is tried once more). A Cluster's commands, the
-``redisvl://`` semantic index's queries (through redisvl) and any read on Python 3.10 (no
-``asyncio.timeout``) keep redis-py's plain wall-time timeout.
+connect timed out while the loop was busy is tried once more, as are the ``redisvl://``
+semantic index's adds, searches and reads, which go through redis-py). A Cluster's commands
+and any read on Python 3.10 (no ``asyncio.timeout``) keep redis-py's plain wall-time timeout.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ sync == async, persistence across instances, and clear errors where it cannot wo
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -505,6 +507,29 @@ async def test_through_the_cache_async_gives_the_sync_answers_and_clear_removes_
     await redisvl_cache.aclear()
     assert list(raw.scan_iter(match=f"{prefix}:vec:*")) == []
     await redisvl_cache.aclose()
+
+
+async def test_a_busy_event_loop_is_not_a_redis_stack_outage(
+    aindex: Any, raw: redis.Redis, clock: FakeClock
+) -> None:
+    """redisvl's commands go through redis-py, whose read timeout (0.5 s) also counts time the
+    event loop spends on other work. With the server paused 150 ms (CLIENT PAUSE, so each
+    command waits) and the loop busy from 50 to 850 ms, an add, a search and a read of texts
+    still answer (each is tried once more), instead of failing as if Redis were down."""
+    await aindex.aadd(entry(1, unit(1, 0.2), text="close"))  # connects, creates the index
+    loop = asyncio.get_running_loop()
+
+    def pause_and_keep_the_loop_busy() -> None:
+        raw.execute_command("CLIENT", "PAUSE", 150, "ALL")
+        loop.call_later(0.05, time.sleep, 0.8)
+
+    pause_and_keep_the_loop_busy()
+    await aindex.aadd(entry(2, unit(1, 1), text="far"))
+    pause_and_keep_the_loop_busy()
+    assert texts(await aindex.asearch(PART_1, unit(1, 0.1), 5, clock())) == ["close", "far"]
+    pause_and_keep_the_loop_busy()
+    digest = (1).to_bytes(32, "big")
+    assert await aindex.atexts([digest]) == {digest: (PART_1, "close")}
 
 
 async def test_texts_give_each_held_entrys_partition_and_text(index: Any, aindex: Any) -> None:
