@@ -265,7 +265,8 @@ async def test_a_cancelled_task_leader_releases_its_followers_at_once() -> None:
 def test_followers_elect_one_new_leader_at_the_bound() -> None:
     """A thread leader that never stores cannot be watched: its followers wait for the bound,
     then the first of them to rejoin leads and the others are served its answer."""
-    cache, model = Cache([MemoryTier()], single_flight_timeout=0.3), Model(delay=0.1)
+    # The new leader's call (50 ms) must end well inside the bound its followers then wait.
+    cache, model = Cache([MemoryTier()], single_flight_timeout=1.0), Model(delay=0.05)
     assert cache.get(REQ) is None  # this thread leads; its model call "fails"
     answers = run_threads(lambda: cached_call(cache, model))  # other threads: followers
     assert answers == ["Paris"] * N
