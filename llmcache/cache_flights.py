@@ -8,10 +8,11 @@ is the tier's ``acquire_flight``/``get_or_lock``/``release_flight``). Kept apart
 
 What it guarantees: concurrent identical misses make one model call; the others wait,
 bounded by ``single_flight_timeout``, and are served the leader's answer. A leader whose
-call fails never stores: its followers stop waiting when its task ends (an asyncio leader) or
-at the bound (a thread), and elect a new leader among them (``_rejoin_plan``); its fleet
-lock is released then (an asyncio leader) or expires by itself at the bound, and the first
-process to take it over leads the next try. A lock tier that fails means leading (fail open).
+call fails never stores: its followers stop waiting when its task ends (an asyncio leader)
+or when its thread has left the call it led (a thread leader), in both cases half a second
+later, and elect a new leader among them (``_rejoin_plan``); its fleet lock is released then
+(or expires by itself at the bound, if this process ends first), and the first process to
+take it over leads the next try. A lock tier that fails means leading (fail open).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class FlightPlans:
             self, index: int, key: CacheKey, found: Found, now: float
         ) -> Plan[CacheEntry | None]: ...
         def _hit(self, entry: CacheEntry, tier: str, key: CacheKey) -> CacheHit: ...
+        def _run(self, plan: Plan[T]) -> T: ...
         async def _arun(self, plan: Plan[T]) -> T: ...
 
     def _join_flight(self, key: CacheKey, request: CacheRequest) -> Flight | bool:
@@ -216,13 +218,19 @@ class FlightPlans:
         return flight
 
     def _release_abandoned(self, flight: Flight) -> None:
-        """An asyncio leader ended without storing (``Flights.abandon``, on its event loop):
-        release its fleet lock now, so other processes waiting for it elect a new leader
-        instead of waiting for the lock to expire at the bound."""
+        """A leader gave up without storing (``Flights.abandon``: an asyncio leader's task
+        ended, on its event loop; or a follower saw a thread leader leave its call): release
+        its fleet lock now, so other processes waiting for it elect a new leader instead of
+        waiting for the lock to expire at the bound."""
         if flight.token is None or flight.lock_key is None:
             return
         plan = self._release_plan(Release(flight.lock_key, flight.token))
-        task = asyncio.get_running_loop().create_task(self._arun(plan))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a waiting thread found its leader gone: release from here
+            self._run(plan)
+            return
+        task = loop.create_task(self._arun(plan))
         _RELEASES.add(task)  # a strong reference until it is done
         task.add_done_callback(_RELEASES.discard)
 

@@ -8,13 +8,18 @@ followers waiting until the bound; a flight older than the bound is taken over b
 caller. A leader that asks again for its own key (a retry in the same thread or task) is not
 made to wait for itself.
 
-A leader that is an asyncio task is watched: when its task ends and the flight is still open
-half a second later (the model call raised, or the task was cancelled: nothing will be
-stored), the flight is *abandoned* then instead of at the bound. Followers of an abandoned
-(or timed-out) flight elect a new leader among themselves: the first to rejoin leads, the
-others wait for it, so a failed call (a rate limit in a burst of identical requests) costs
-one more model call, not one per follower. A leader thread cannot be watched that way (it
-lives on in its pool): its followers wait for the bound.
+A leader is watched, so that a call that failed does not hold its followers until the bound.
+A leader that is an asyncio task: when its task ends and the flight is still open half a
+second later (the model call raised, or the task was cancelled: nothing will be stored), the
+flight is *abandoned* then. A leader that is a thread lives on in its pool, so what is watched
+is the call it made: the frame that asked the cache (the first caller outside llmcache and the
+libraries that only relay a lookup, ``relay_package``: LangChain's ``_generate_with_cache``,
+LiteLLM's ``wrapper``), which makes the model call and the store. Its followers look at the
+leader thread's stack while they wait; once that frame has been gone for half a second with
+the flight still open, the flight is abandoned. Followers of an abandoned (or timed-out)
+flight elect a new leader among themselves: the first to rejoin leads, the others wait for
+it, so a failed call (a rate limit in a burst of identical requests) costs one more model
+call, not one per follower.
 
 This module only keeps the book of flights; waiting happens in the cache's sync and async
 paths (a thread on a ``threading.Event``, a task on a future woken from any thread).
@@ -24,10 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING
 
 from llmcache.clock import Clock, monotonic_clock
@@ -44,6 +52,96 @@ def _current_task() -> asyncio.Task[object] | None:
         return asyncio.current_task()
     except RuntimeError:  # no running loop in this thread
         return None
+
+
+#: Seconds a flight may stay open after its leader's task ended (or its thread left the call it
+#: led) before it is abandoned: the answer may still be on its way from a task of its own
+#: (LiteLLM stores an async call's answer in a background task, after the call has returned).
+ABANDON_AFTER = 0.5
+#: How often a follower of a thread leader looks at the leader's stack (seconds).
+WATCH_EVERY = 0.25
+
+#: Packages whose frames only pass a lookup on: the leader's call is the first frame above them.
+_RELAYS: list[str] = ["llmcache", "langchain_llmcache", "litellm_llmcache"]
+#: CPython's view of other threads' stacks; without it thread leaders are not watched.
+_current_frames: Callable[[], dict[int, FrameType]] | None = getattr(sys, "_current_frames", None)
+
+#: A watched frame: its id while it runs (the frame itself is not kept: its locals would
+#: outlive the call) and its code (an id reused by another frame does not pass for it).
+CallFrame = tuple[int, CodeType]
+
+
+#: Module name -> whether it belongs to a relay package (a miss walks a few frames per call).
+_relay_modules: dict[str, bool] = {}
+
+
+def relay_package(name: str) -> None:
+    """Declare that frames of package ``name`` only relay a lookup to llmcache and return: the
+    leader's call, watched while its followers wait, is their caller (LiteLLM's caching
+    handler returns before its ``wrapper`` calls the model and stores)."""
+    if name not in _RELAYS:
+        _RELAYS.append(name)
+        _relay_modules.clear()
+
+
+def _is_relay(module: str) -> bool:
+    known = _relay_modules.get(module)
+    if known is None:
+        known = any(module == name or module.startswith(name + ".") for name in _RELAYS)
+        _relay_modules[module] = known
+    return known
+
+
+def _leader_call() -> CallFrame | None:
+    """The frame of this thread's call that asked the cache (see the module docstring)."""
+    if _current_frames is None:
+        return None
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if not _is_relay(frame.f_globals.get("__name__", "")):
+            return id(frame), frame.f_code
+        frame = frame.f_back
+    return None
+
+
+def _running(thread: int, call: CallFrame) -> bool:
+    """Whether ``call`` is still on ``thread``'s stack (a thread that ended has none)."""
+    assert _current_frames is not None
+    frame: FrameType | None = _current_frames().get(thread)
+    frame_id, code = call
+    while frame is not None:
+        if id(frame) == frame_id and frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
+
+
+class _LeaderWatch:
+    """A follower's watch on a thread leader: has the leader left the call it led?"""
+
+    __slots__ = ("_flight", "_left_at")
+
+    def __init__(self, flight: Flight) -> None:
+        self._flight = flight
+        self._left_at: float | None = None
+
+    def gave_up(self) -> bool:
+        """True once the leader's call has been over for ``ABANDON_AFTER`` with the flight
+        still open: then the flight is abandoned (its followers elect a new leader)."""
+        flight = self._flight
+        call = flight._call
+        if call is None or _running(flight.leader[0], call):  # done meanwhile, or still running
+            self._left_at = None
+            return False
+        now = time.monotonic()
+        if self._left_at is None:
+            self._left_at = now
+        if now - self._left_at < ABANDON_AFTER:
+            return False
+        abandon = flight._abandon
+        if abandon is not None:
+            abandon()
+        return True
 
 
 @dataclass(eq=False, slots=True)
@@ -65,19 +163,29 @@ class Flight:
     abandoned: bool = False
     #: The leader's task and the done-callback watching it (removed when the flight ends).
     _watch: tuple[asyncio.Task[object], Callable[[asyncio.Task[object]], None]] | None = None
+    #: A thread leader's call, watched by its followers, and how they abandon the flight.
+    _call: CallFrame | None = None
+    _abandon: Callable[[], None] | None = None
     _done: bool = False
     _event: threading.Event | None = None
     _wakers: list[Callable[[], None]] | None = None
 
     def wait(self, timeout: float) -> bool:
-        """Block this thread until the flight is done; True if it was done in time."""
+        """Block this thread until the flight is done (or abandoned: a thread leader that
+        left its call); True if it was done in time."""
         with _WAKERS_LOCK:
             if self._done:
                 return True
             if self._event is None:
                 self._event = threading.Event()
             event = self._event
-        return event.wait(timeout)
+        if self._call is None:
+            return event.wait(timeout)
+        watch, deadline = _LeaderWatch(self), time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if event.wait(min(left, WATCH_EVERY)) or watch.gave_up():
+                return True
+        return event.is_set()
 
     def wake_on_done(self, waker: Callable[[], None]) -> None:
         """Call ``waker`` (from whichever thread completes the flight) once it is done."""
@@ -96,6 +204,7 @@ class Flight:
             self._done = True
             event, wakers, self._wakers = self._event, self._wakers, None
             watch, self._watch = self._watch, None
+            self._call = self._abandon = None  # nothing to watch; no cycle left through Flights
         if watch is not None:
             _unwatch(*watch)
         if event is not None:
@@ -123,10 +232,6 @@ _WAKERS_LOCK = threading.Lock()
 renew_after_fork(sys.modules[__name__], "_WAKERS_LOCK")
 #: Open flights above which stale ones (leaders whose call failed) are swept on ``join``.
 SWEEP_ABOVE = 1024
-#: Seconds a flight may stay open after its leader's task ended before it is abandoned: the
-#: answer may still be on its way from a task of its own (LiteLLM stores an async call's
-#: answer in a background task, after the call has returned).
-ABANDON_AFTER = 0.5
 
 
 class Flights:
@@ -167,6 +272,9 @@ class Flights:
                 # abandoned: they elect a new leader).
                 flight.complete(abandoned=flight.leader != me)
                 del self._open[digest]  # the new one goes last: the dict stays in age order
+            if task is None:  # a thread: its followers watch the call it leads
+                led._call = _leader_call()
+                led._abandon = functools.partial(self.abandon, digest, led)
             self._open[digest] = led
         if task is not None:
             self._watch(digest, led, task)
@@ -234,7 +342,8 @@ class Flights:
 
 
 async def wait_async(flight: Flight, timeout: float) -> bool:
-    """Wait for ``flight`` without blocking the event loop; True if it completed in time."""
+    """Wait for ``flight`` without blocking the event loop; True if it completed in time
+    (or was abandoned: a thread leader that left its call)."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[None] = loop.create_future()
 
@@ -243,11 +352,18 @@ async def wait_async(flight: Flight, timeout: float) -> bool:
             loop.call_soon_threadsafe(_resolve, future)
 
     flight.wake_on_done(wake)
-    try:
-        await asyncio.wait_for(asyncio.shield(future), timeout)
-    except asyncio.TimeoutError:
-        return False
-    return True
+    watch = None if flight._call is None else _LeaderWatch(flight)
+    deadline = loop.time() + timeout
+    while (left := deadline - loop.time()) > 0:
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(future), left if watch is None else min(left, WATCH_EVERY)
+            )
+            return True
+        except asyncio.TimeoutError:
+            if watch is not None and watch.gave_up():
+                return True
+    return future.done()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

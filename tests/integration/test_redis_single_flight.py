@@ -10,6 +10,7 @@ import asyncio
 import multiprocessing
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -170,3 +171,41 @@ async def test_a_failed_async_leader_frees_its_fleet_lock_and_one_other_process_
     assert loop.time() - started < 10  # the lock was released, not left to expire
     for cache in (a, b, c):
         await cache.aclose()
+
+
+@pytest.mark.timeout(40)
+def test_a_failed_thread_leader_frees_its_fleet_lock_through_a_follower_thread(
+    redis_prefix_url: str,
+) -> None:
+    """The fleet leader is a thread whose call failed: a follower thread of its own process
+    sees that call end, abandons the flight and releases the lock (from its thread, no event
+    loop), so neither it nor the other process waits for the lock to expire at the bound."""
+    a, b = fleet_cache(redis_prefix_url, timeout=30.0), fleet_cache(redis_prefix_url, timeout=30.0)
+    leading, calls, lock = threading.Event(), [], threading.Lock()
+
+    def failing_leader() -> None:
+        assert a.get(REQ) is None  # leads here and across the fleet
+        leading.set()
+        time.sleep(0.1)  # the model call, which fails: nothing is stored
+
+    def follower(cache: Cache, name: str) -> str:
+        hit = cache.get(REQ)
+        if hit is not None:
+            return str(hit.entry.value)
+        with lock:
+            calls.append(name)  # the model call
+        cache.set(REQ, "Paris")
+        return "Paris"
+
+    thread = threading.Thread(target=failing_leader)
+    thread.start()
+    assert leading.wait(5)
+    started = time.monotonic()
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(follower, [a, b], ["a", "b"]))
+    thread.join()
+    assert answers == ["Paris", "Paris"]
+    assert len(calls) == 1  # a's follower or b led the next try; the other was served
+    assert time.monotonic() - started < 10  # the lock was released, not left to expire
+    a.close()
+    b.close()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import relay_fixture
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -15,6 +17,7 @@ from pydantic import PrivateAttr
 
 from langchain_llmcache import LangChainCache
 from llmcache import Cache, CacheRequest, ConfigError
+from llmcache.singleflight import ABANDON_AFTER, relay_package
 from llmcache.tiers.memory import MemoryTier
 
 REQ = CacheRequest(model="m", prompt="What is the capital of France?")
@@ -263,8 +266,9 @@ async def test_a_cancelled_task_leader_releases_its_followers_at_once() -> None:
 
 
 def test_followers_elect_one_new_leader_at_the_bound() -> None:
-    """A thread leader that never stores cannot be watched: its followers wait for the bound,
-    then the first of them to rejoin leads and the others are served its answer."""
+    """A thread leader still inside the call that asked (here the test itself, which goes on)
+    but never storing holds its followers until the bound; then the first of them to rejoin
+    leads and the others are served its answer."""
     # The new leader's call (50 ms) must end well inside the bound its followers then wait.
     cache, model = Cache([MemoryTier()], single_flight_timeout=1.0), Model(delay=0.05)
     assert cache.get(REQ) is None  # this thread leads; its model call "fails"
@@ -310,3 +314,119 @@ async def test_a_leader_whose_answer_is_stored_by_another_task_is_not_abandoned(
     assert await asyncio.gather(*(follower() for _ in range(N))) == ["Paris"] * N
     assert model.calls == 1
     await asyncio.gather(*background)
+
+
+@pytest.mark.timeout(30)
+def test_a_thread_leader_that_fails_releases_its_followers_long_before_the_bound() -> None:
+    """LangChain's ``batch`` runs each prompt in a pool thread: the leader's call raises, its
+    thread goes back to the pool. Its followers see that the call it led is over and elect a
+    new leader then, not at the bound (20 s here)."""
+    llm = FailingFirstChat(
+        cache=LangChainCache(Cache([MemoryTier()], single_flight_timeout=20)), delay=0.3
+    )
+    started = time.monotonic()
+    replies = llm.batch(
+        ["Capital of France?"] * N, config={"max_concurrency": N}, return_exceptions=True
+    )
+    errors = [r for r in replies if isinstance(r, Exception)]
+    assert [str(e) for e in errors] == ["429: rate limited"]  # the first leader's, only
+    assert [r.content for r in replies if not isinstance(r, Exception)] == ["Paris"] * (N - 1)
+    assert llm._calls == 2  # the failed call and one more, not one per follower
+    assert time.monotonic() - started < 10  # released when the call failed, not at the bound
+
+
+def failing_thread_leader(cache: Cache) -> threading.Thread:
+    """A thread that leads REQ's flight and ends without storing (its model call failed),
+    started once it leads."""
+    leading = threading.Event()
+
+    def lead() -> None:
+        assert cache.get(REQ) is None
+        leading.set()
+        time.sleep(0.3)  # the model call, which then fails: nothing is stored
+
+    thread = threading.Thread(target=lead)
+    thread.start()
+    assert leading.wait(5)
+    return thread
+
+
+@pytest.mark.timeout(30)
+def test_thread_followers_of_a_thread_leader_that_ended_elect_one_new_leader() -> None:
+    cache, model = Cache([MemoryTier()], single_flight_timeout=20), Model(delay=0.05)
+    leader = failing_thread_leader(cache)
+    started = time.monotonic()
+    with ThreadPoolExecutor(N) as pool:
+        answers = list(pool.map(lambda _: cached_call(cache, model), range(N)))
+    assert answers == ["Paris"] * N
+    assert model.calls == 1  # one follower led the next try; the others were served it
+    assert time.monotonic() - started < 10
+    leader.join()
+
+
+@pytest.mark.timeout(30)
+async def test_task_followers_of_a_thread_leader_that_ended_elect_one_new_leader() -> None:
+    cache, model = Cache([MemoryTier()], single_flight_timeout=20), Model(delay=0.05)
+    leader = await asyncio.to_thread(failing_thread_leader, cache)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def follower() -> str:
+        hit = await cache.aget(REQ)
+        if hit is not None:
+            return str(hit.entry.value)
+        answer = await asyncio.to_thread(model.call)
+        await cache.aset(REQ, answer)
+        return answer
+
+    assert await asyncio.gather(*(follower() for _ in range(N))) == ["Paris"] * N
+    assert model.calls == 1
+    assert loop.time() - started < 10
+    await asyncio.to_thread(leader.join)
+
+
+@pytest.mark.timeout(30)
+def test_a_thread_leader_still_calling_the_model_is_not_abandoned() -> None:
+    """A slow call (several times the watch's grace) keeps its followers waiting for it: they
+    are served its answer and never call the model themselves."""
+    cache, model = Cache([MemoryTier()], single_flight_timeout=20), Model(delay=0.0)
+    leading = threading.Event()
+
+    def slow_leader() -> None:
+        assert cache.get(REQ) is None
+        leading.set()
+        time.sleep(4 * ABANDON_AFTER)  # the model call
+        cache.set(REQ, "Paris (from the leader)")
+
+    leader = threading.Thread(target=slow_leader)
+    leader.start()
+    assert leading.wait(5)
+    with ThreadPoolExecutor(N) as pool:
+        answers = list(pool.map(lambda _: cached_call(cache, model), range(N)))
+    leader.join()
+    assert answers == ["Paris (from the leader)"] * N
+    assert model.calls == 0
+
+
+@pytest.mark.timeout(30)
+def test_a_leader_in_a_relaying_package_is_watched_at_its_caller() -> None:
+    """Frames of a package declared a relay (LiteLLM's caching handler) are not the call: the
+    one watched is their caller, which goes on to call the model. A relay that returns right
+    after the lookup does not make the flight look abandoned."""
+    relay_package("relay_fixture")
+    cache, model = Cache([MemoryTier()], single_flight_timeout=20), Model(delay=0.0)
+    leading = threading.Event()
+
+    def caller() -> None:
+        assert relay_fixture.look_up(cache, REQ) is None  # the relay returns at once
+        leading.set()
+        time.sleep(4 * ABANDON_AFTER)
+        cache.set(REQ, "Paris (from the leader)")
+
+    leader = threading.Thread(target=caller)
+    leader.start()
+    assert leading.wait(5)
+    answers = [cached_call(cache, model) for _ in range(2)]
+    leader.join()
+    assert answers == ["Paris (from the leader)"] * 2
+    assert model.calls == 0
