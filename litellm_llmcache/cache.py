@@ -53,8 +53,13 @@ from llmcache.keys import request_key
 from llmcache.policy import check_ttl
 from llmcache.pricing import cost_of
 from llmcache.request import CacheRequest
+from llmcache.singleflight import relay_package
 
 logger = logging.getLogger("llmcache.litellm")
+
+# LiteLLM's caching handler asks us and returns; its caller (``wrapper``) calls the model and
+# stores: that is the call a thread leader's followers watch (llmcache.singleflight).
+relay_package("litellm.caching")
 
 #: LiteLLM's ``should_use_cache`` (``_should_use`` answers its default case without it).
 _SHOULD_USE_CACHE = _LiteLLMCache.should_use_cache

@@ -1,0 +1,74 @@
+"""Single-flight through LiteLLM's sync path, where each call runs in a thread of its own.
+
+LiteLLM's caching handler looks the key up and returns; its ``wrapper`` then calls the model
+and stores. A leader thread's followers watch that call: a slow one is waited for, a failed
+one releases them long before the bound (``llmcache.singleflight``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import litellm
+import pytest
+from ll_helpers import MODEL, ask
+
+from litellm_llmcache import LiteLLMCache
+from llmcache import Cache
+
+FOLLOWERS = 4
+BOUND = 20.0
+
+
+@pytest.fixture
+def cache(ll_install: Callable[..., LiteLLMCache]) -> Iterator[Cache]:
+    cache = Cache.from_urls(["memory://"], single_flight_timeout=BOUND)
+    ll_install(cache)
+    yield cache
+    cache.close()
+
+
+def complete(reply: Any, delay: float) -> str:
+    try:
+        response = litellm.completion(
+            model=MODEL,
+            messages=ask("What is the refund window?"),
+            mock_response=reply,
+            mock_delay=delay,
+        )
+    except litellm.RateLimitError:
+        return "rate limited"
+    return str(response.choices[0].message.content)
+
+
+def burst(cache: Cache, leader_reply: Any, delay: float) -> tuple[list[str], float]:
+    """One leader thread asks first; once it has missed (it is calling the model), followers
+    ask the same. Returns every answer (the leader's first) and how long the followers took."""
+    with ThreadPoolExecutor(FOLLOWERS + 1) as pool:
+        leader = pool.submit(complete, leader_reply, delay)
+        deadline = time.monotonic() + 5
+        while cache.stats()["misses"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        started = time.monotonic()
+        followers = [pool.submit(complete, "30 days", delay) for _ in range(FOLLOWERS)]
+        answers = [leader.result()] + [f.result() for f in followers]
+        return answers, time.monotonic() - started
+
+
+@pytest.mark.timeout(60)
+def test_followers_wait_for_a_slow_leader_and_are_served_its_answer(cache: Cache) -> None:
+    answers, _ = burst(cache, "30 days (the leader's)", delay=1.5)  # 3x the watch's grace
+    assert answers == ["30 days (the leader's)"] * (FOLLOWERS + 1)
+    assert (cache.stats()["misses"], cache.stats()["hits"]) == (1, FOLLOWERS)
+
+
+@pytest.mark.timeout(60)
+def test_a_failed_leader_releases_its_followers_long_before_the_bound(cache: Cache) -> None:
+    limited = litellm.RateLimitError("429: slow down", "openai", MODEL)
+    answers, took = burst(cache, limited, delay=0.3)
+    assert answers == ["rate limited"] + ["30 days"] * FOLLOWERS
+    assert cache.stats()["misses"] == 2  # the failed call and one more, not one per follower
+    assert took < BOUND / 2
