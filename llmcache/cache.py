@@ -331,7 +331,10 @@ class Cache(FlightPlans, EntryOperations):
         ):
             return close
         else:
-            flight = self._join_flight(found.key, request)
+            joined = self._join_flight(found.key, request)
+            if isinstance(joined, CacheHit):  # stored by a leader between lookup and join
+                return joined
+            flight = joined
             # This caller leads here; across processes it may have to wait.
             if (
                 flight is True
@@ -370,7 +373,10 @@ class Cache(FlightPlans, EntryOperations):
         ):
             return close
         else:
-            flight = self._join_flight(found.key, request)
+            joined = self._join_flight(found.key, request)
+            if isinstance(joined, CacheHit):  # stored by a leader between lookup and join
+                return joined
+            flight = joined
             if (
                 flight is True
                 and self._fleet_lock is not None

@@ -73,18 +73,32 @@ class FlightPlans:
         def _entry_plan(
             self, index: int, key: CacheKey, found: Found, now: float
         ) -> Plan[CacheEntry | None]: ...
+
+        _local: int
+
         def _hit(self, entry: CacheEntry, tier: str, key: CacheKey) -> CacheHit: ...
+        def _probe_local(self, request: CacheRequest) -> object: ...
         def _run(self, plan: Plan[T]) -> T: ...
         async def _arun(self, plan: Plan[T]) -> T: ...
 
-    def _join_flight(self, key: CacheKey, request: CacheRequest) -> Flight | bool:
+    def _join_flight(self, key: CacheKey, request: CacheRequest) -> Flight | bool | CacheHit:
         """After a miss: the flight to wait for, True when this caller leads it, False when
         there is none (single-flight is off, or this call stores nothing: nobody may wait
-        for it, and it need not wait for others)."""
+        for it, and it need not wait for others).
+
+        Or a hit: a leader may have stored the key, and ended its flight, after this caller's
+        lookup and before its join; so a caller about to lead probes the in-process tiers
+        again (no I/O), and is served what the leader stored instead of calling the model a
+        second time."""
         if self._flights is None or request.control.stores_nothing:
             return False
         flight = self._flights.join(key.digest)
-        return True if flight is None else flight
+        if flight is not None:
+            return flight
+        if self._local and type(stored := self._probe_local(request)) is CacheHit:
+            self._flights.complete(key.digest)  # nothing to lead after all
+            return stored
+        return True
 
     def _complete_flight(self, request: CacheRequest, key: CacheKey | None) -> Release | None:
         """A store ended (stored or refused): followers of its key may look again. Returns the

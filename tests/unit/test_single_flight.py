@@ -430,3 +430,29 @@ def test_a_leader_in_a_relaying_package_is_watched_at_its_caller() -> None:
     leader.join()
     assert answers == ["Paris (from the leader)"] * 2
     assert model.calls == 0
+
+
+class StoreBeforeJoin(Cache):
+    """A cache on which the next caller's join is preceded by ``before_join`` (run once): the
+    interleaving where a leader stores, and ends its flight, between a follower's lookup and
+    its join, made certain instead of left to the scheduler."""
+
+    before_join: Any = None
+
+    def _join_flight(self, key: Any, request: CacheRequest) -> Any:
+        if self.before_join is not None:
+            run, self.before_join = self.before_join, None
+            run()
+        return super()._join_flight(key, request)
+
+
+def test_a_caller_whose_lookup_missed_just_before_the_leader_stored_is_served() -> None:
+    cache = StoreBeforeJoin([MemoryTier()])
+    leader = threading.Thread(target=lambda: cache.get(REQ))  # leads, then "calls the model"
+    leader.start()
+    leader.join()
+    cache.before_join = lambda: cache.set(REQ, "Paris")  # lands after the follower's lookup
+    hit = cache.get(REQ)
+    assert hit is not None  # before: it missed, and led a second model call
+    assert hit.entry.value == "Paris"
+    assert len(cache._flights or ()) == 0  # and it left no flight open for others to wait on
