@@ -49,6 +49,15 @@ def cached_call(cache: Cache, model: Model) -> str:
     return answer
 
 
+async def acached_call(cache: Cache, model: Model) -> str:
+    hit = await cache.aget(REQ)
+    if hit is not None:
+        return str(hit.entry.value)
+    answer = await asyncio.to_thread(model.call)
+    await cache.aset(REQ, answer)
+    return answer
+
+
 def run_threads(fn: Any) -> list[Any]:
     start = threading.Barrier(N)
 
@@ -248,17 +257,9 @@ async def test_a_cancelled_task_leader_releases_its_followers_at_once() -> None:
         leading.set()
         await asyncio.sleep(60)  # "calling the model" until the request is cancelled
 
-    async def follower() -> str:
-        hit = await cache.aget(REQ)
-        if hit is not None:
-            return str(hit.entry.value)
-        answer = await asyncio.to_thread(model.call)
-        await cache.aset(REQ, answer)
-        return answer
-
     lead = asyncio.create_task(leader())
     await leading.wait()
-    followers = [asyncio.create_task(follower()) for _ in range(N)]
+    followers = [asyncio.create_task(acached_call(cache, model)) for _ in range(N)]
     await asyncio.sleep(0.05)  # they are waiting for the leader
     lead.cancel()
     assert await asyncio.gather(*followers) == ["Paris"] * N
@@ -311,7 +312,7 @@ async def test_a_leader_whose_answer_is_stored_by_another_task_is_not_abandoned(
         return None if hit is None else str(hit.entry.value)
 
     await asyncio.create_task(leader())
-    assert await asyncio.gather(*(follower() for _ in range(N))) == ["Paris"] * N
+    assert await asyncio.gather(*(acached_call(cache, model) for _ in range(N))) == ["Paris"] * N
     assert model.calls == 1
     await asyncio.gather(*background)
 
@@ -371,15 +372,7 @@ async def test_task_followers_of_a_thread_leader_that_ended_elect_one_new_leader
     loop = asyncio.get_running_loop()
     started = loop.time()
 
-    async def follower() -> str:
-        hit = await cache.aget(REQ)
-        if hit is not None:
-            return str(hit.entry.value)
-        answer = await asyncio.to_thread(model.call)
-        await cache.aset(REQ, answer)
-        return answer
-
-    assert await asyncio.gather(*(follower() for _ in range(N))) == ["Paris"] * N
+    assert await asyncio.gather(*(acached_call(cache, model) for _ in range(N))) == ["Paris"] * N
     assert model.calls == 1
     assert loop.time() - started < 10
     await asyncio.to_thread(leader.join)
