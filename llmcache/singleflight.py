@@ -92,9 +92,26 @@ def _is_relay(module: str) -> bool:
     return known
 
 
-def _leader_call() -> CallFrame | None:
+#: Thread id -> whether the interpreter's view of stacks knows it (checked once per id).
+_visible_threads: dict[int, bool] = {}
+
+
+def _visible(thread: int) -> bool:
+    """Whether ``_current_frames`` shows ``thread``'s stack. Not so for a green thread (gevent,
+    eventlet: the id is the greenlet's, not an OS thread's): such a leader is not watched, and
+    its followers wait for it as before, rather than take it for gone."""
+    known = _visible_threads.get(thread)
+    if known is None:
+        assert _current_frames is not None
+        if len(_visible_threads) >= 4096:  # green threads: a new id each
+            _visible_threads.clear()
+        known = _visible_threads[thread] = thread in _current_frames()
+    return known
+
+
+def _leader_call(thread: int) -> CallFrame | None:
     """The frame of this thread's call that asked the cache (see the module docstring)."""
-    if _current_frames is None:
+    if _current_frames is None or not _visible(thread):
         return None
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
@@ -273,7 +290,7 @@ class Flights:
                 flight.complete(abandoned=flight.leader != me)
                 del self._open[digest]  # the new one goes last: the dict stays in age order
             if task is None:  # a thread: its followers watch the call it leads
-                led._call = _leader_call()
+                led._call = _leader_call(me[0])
                 led._abandon = functools.partial(self.abandon, digest, led)
             self._open[digest] = led
         if task is not None:

@@ -449,3 +449,18 @@ def test_a_caller_whose_lookup_missed_just_before_the_leader_stored_is_served() 
     assert hit is not None  # before: it missed, and led a second model call
     assert hit.entry.value == "Paris"
     assert len(cache._flights or ()) == 0  # and it left no flight open for others to wait on
+
+
+def test_a_leader_on_a_green_thread_is_not_watched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gevent and eventlet give each green thread an id that the interpreter's view of thread
+    stacks does not know: such a leader cannot be watched, so its followers wait for it (up to
+    the bound) instead of taking it for gone and calling the model again."""
+    from llmcache import singleflight
+
+    monkeypatch.setattr(singleflight.threading, "get_ident", lambda: 2**60 + 7)  # a greenlet's
+    flights = singleflight.Flights(timeout=30)
+    assert flights.join(b"key") is None  # leads
+    assert flights._open[b"key"]._call is None  # not watched
+    monkeypatch.undo()
+    assert flights.join(b"other") is None  # a real thread
+    assert flights._open[b"other"]._call is not None
