@@ -13,8 +13,9 @@ A leader that is an asyncio task: when its task ends and the flight is still ope
 second later (the model call raised, or the task was cancelled: nothing will be stored), the
 flight is *abandoned* then. A leader that is a thread lives on in its pool, so what is watched
 is the call it made: the frame that asked the cache (the first caller outside llmcache and the
-libraries that only relay a lookup, ``relay_package``: LangChain's ``_generate_with_cache``,
-LiteLLM's ``wrapper``), which makes the model call and the store. Its followers look at the
+libraries that only relay a lookup, ``relay_package``, and not a generator, which leaves the
+stack at every yield: LangChain's ``_generate_with_cache``, LiteLLM's ``wrapper``, the loop
+consuming a stream), which makes the model call and the store. Its followers look at the
 leader thread's stack while they wait; once that frame has been gone for half a second with
 the flight still open, the flight is abandoned. Followers of an abandoned (or timed-out)
 flight elect a new leader among themselves: the first to rejoin leads, the others wait for
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import sys
 import threading
 import time
@@ -92,6 +94,8 @@ def _is_relay(module: str) -> bool:
     return known
 
 
+#: Code flags of frames that leave the stack while their call goes on (generators).
+_SUSPENDS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 #: Thread id -> whether the interpreter's view of stacks knows it (checked once per id).
 _visible_threads: dict[int, bool] = {}
 
@@ -115,7 +119,11 @@ def _leader_call(thread: int) -> CallFrame | None:
         return None
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
-        if not _is_relay(frame.f_globals.get("__name__", "")):
+        # Not a generator's frame either: it leaves the stack at every yield (a stream whose
+        # consumer is busy between chunks) while the call goes on.
+        if not (
+            frame.f_code.co_flags & _SUSPENDS or _is_relay(frame.f_globals.get("__name__", ""))
+        ):
             return id(frame), frame.f_code
         frame = frame.f_back
     return None

@@ -7,6 +7,9 @@ the end shows it), so every streamed call is a paid miss.
 from __future__ import annotations
 
 import operator
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import reduce
 from typing import Any
 
@@ -184,3 +187,29 @@ def test_a_langgraph_agent_streams_from_the_cache(lc_cache: LangChainCache) -> N
     assert second[1].tool_calls[0]["args"] == {"order_id": 42}
     assert len([c for c in second_stream if isinstance(c, AIMessageChunk)]) > 2
     assert len({m.id for m in second}) == 4  # cached replies do not overwrite each other
+
+
+@pytest.mark.timeout(30)
+def test_followers_wait_for_a_stream_read_slowly(lc_cache: LangChainCache) -> None:
+    """A thread streaming a miss leads its key's flight. While its consumer works between
+    chunks the stream's generators are off the thread's stack, but the call is not over:
+    followers asking meanwhile wait for the stream's answer instead of calling the model."""
+    model = StreamingChat(cache=lc_cache)
+    llm = cached(model)
+    streaming = threading.Event()
+
+    def consume() -> str:
+        text = ""
+        for chunk in llm.stream("slow reader"):
+            streaming.set()
+            time.sleep(0.5)  # the consumer's work between chunks
+            text += str(chunk.content)
+        return text
+
+    with ThreadPoolExecutor(3) as pool:
+        leader = pool.submit(consume)
+        assert streaming.wait(5)
+        followers = [pool.submit(llm.invoke, "slow reader") for _ in range(2)]
+        assert leader.result() == "hello there friend"
+        assert [f.result().content for f in followers] == ["hello there friend"] * 2
+    assert model.calls == 1
