@@ -6,7 +6,7 @@ until the leader stores the answer (``Cache.set`` completes the flight), then lo
 again and are served from the cache. A leader that never stores (its call failed) leaves its
 followers waiting until the bound; a flight older than the bound is taken over by the next
 caller. A leader that asks again for its own key (a retry in the same thread or task) is not
-made to wait for itself.
+made to wait for itself, and its followers go on waiting for it.
 
 A leader is watched, so that a call that failed does not hold its followers until the bound.
 A leader that is an asyncio task: when its task ends and the flight is still open half a
@@ -287,15 +287,20 @@ class Flights:
             if len(self._open) >= SWEEP_ABOVE:
                 self._sweep(now)
             flight = self._open.get(digest)
-            if flight is not None and flight.leader != me and now - flight.started < self.timeout:
+            if flight is not None and flight.leader == me:
+                # The leader asks again (a retry of its call): it leads on, with the fleet
+                # lock it holds, and its followers go on waiting for it.
+                flight.started = now
+                if task is None:
+                    flight._call = _leader_call(me[0])
+                del self._open[digest]
+                self._open[digest] = flight  # last again: the dict stays in age order
+                return None
+            if flight is not None and now - flight.started < self.timeout:
                 return flight
             led = Flight(leader=me, started=now)
-            if flight is not None:
-                if flight.leader == me:  # a retry keeps its fleet lock (within its lifetime)
-                    led.token, led.lock_key = flight.token, flight.lock_key
-                # A stale or re-asked flight: release its followers (from a stale one, as
-                # abandoned: they elect a new leader).
-                flight.complete(abandoned=flight.leader != me)
+            if flight is not None:  # stale: its followers elect a new leader
+                flight.complete(abandoned=True)
                 del self._open[digest]  # the new one goes last: the dict stays in age order
             if task is None:  # a thread: its followers watch the call it leads
                 led._call = _leader_call(me[0])

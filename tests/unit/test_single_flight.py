@@ -464,3 +464,29 @@ def test_a_leader_on_a_green_thread_is_not_watched(monkeypatch: pytest.MonkeyPat
     monkeypatch.undo()
     assert flights.join(b"other") is None  # a real thread
     assert flights._open[b"other"]._call is not None
+
+
+@pytest.mark.timeout(30)
+def test_followers_wait_for_a_leader_that_retries_its_call() -> None:
+    """The leader's call fails and it tries again in its own thread (LiteLLM retries a rate
+    limit this way): it leads on, and its followers keep waiting for the retry's answer
+    instead of each calling the model."""
+    cache, model = Cache([MemoryTier()], single_flight_timeout=20), Model(delay=0.0)
+    leading = threading.Event()
+
+    def retrying_leader() -> None:
+        assert cache.get(REQ) is None  # the first try, which fails
+        leading.set()
+        time.sleep(0.2)
+        assert cache.get(REQ) is None  # the retry: no wait for itself, still the leader
+        time.sleep(0.2)
+        cache.set(REQ, "Paris (the retry's)")
+
+    leader = threading.Thread(target=retrying_leader)
+    leader.start()
+    assert leading.wait(5)
+    with ThreadPoolExecutor(N) as pool:
+        answers = list(pool.map(lambda _: cached_call(cache, model), range(N)))
+    leader.join()
+    assert answers == ["Paris (the retry's)"] * N
+    assert model.calls == 0  # before: the retry released them, and each called the model
