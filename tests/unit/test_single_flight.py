@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -352,6 +353,21 @@ def failing_thread_leader(cache: Cache) -> threading.Thread:
     return thread
 
 
+def answers_while_leading(
+    cache: Cache, model: Model, lead: Callable[[threading.Event], None]
+) -> list[str]:
+    """``lead`` runs in a thread of its own and sets the event once it leads REQ's flight;
+    then N threads ask REQ through ``cached_call``. Their answers, once the leader is done."""
+    leading = threading.Event()
+    leader = threading.Thread(target=lead, args=(leading,))
+    leader.start()
+    assert leading.wait(5)
+    with ThreadPoolExecutor(N) as pool:
+        answers = list(pool.map(lambda _: cached_call(cache, model), range(N)))
+    leader.join()
+    return answers
+
+
 @pytest.mark.timeout(30)
 def test_thread_followers_of_a_thread_leader_that_ended_elect_one_new_leader() -> None:
     cache, model = Cache([MemoryTier()], single_flight_timeout=20), Model(delay=0.05)
@@ -383,21 +399,14 @@ def test_a_thread_leader_still_calling_the_model_is_not_abandoned() -> None:
     """A slow call (several times the watch's grace) keeps its followers waiting for it: they
     are served its answer and never call the model themselves."""
     cache, model = Cache([MemoryTier()], single_flight_timeout=20), Model(delay=0.0)
-    leading = threading.Event()
 
-    def slow_leader() -> None:
+    def slow_leader(leading: threading.Event) -> None:
         assert cache.get(REQ) is None
         leading.set()
         time.sleep(4 * ABANDON_AFTER)  # the model call
         cache.set(REQ, "Paris (from the leader)")
 
-    leader = threading.Thread(target=slow_leader)
-    leader.start()
-    assert leading.wait(5)
-    with ThreadPoolExecutor(N) as pool:
-        answers = list(pool.map(lambda _: cached_call(cache, model), range(N)))
-    leader.join()
-    assert answers == ["Paris (from the leader)"] * N
+    assert answers_while_leading(cache, model, slow_leader) == ["Paris (from the leader)"] * N
     assert model.calls == 0
 
 
@@ -408,20 +417,14 @@ def test_a_leader_in_a_relaying_package_is_watched_at_its_caller() -> None:
     after the lookup does not make the flight look abandoned."""
     relay_package("relay_fixture")
     cache, model = Cache([MemoryTier()], single_flight_timeout=20), Model(delay=0.0)
-    leading = threading.Event()
 
-    def caller() -> None:
+    def caller(leading: threading.Event) -> None:
         assert relay_fixture.look_up(cache, REQ) is None  # the relay returns at once
         leading.set()
         time.sleep(4 * ABANDON_AFTER)
         cache.set(REQ, "Paris (from the leader)")
 
-    leader = threading.Thread(target=caller)
-    leader.start()
-    assert leading.wait(5)
-    answers = [cached_call(cache, model) for _ in range(2)]
-    leader.join()
-    assert answers == ["Paris (from the leader)"] * 2
+    assert answers_while_leading(cache, model, caller) == ["Paris (from the leader)"] * N
     assert model.calls == 0
 
 
@@ -472,9 +475,8 @@ def test_followers_wait_for_a_leader_that_retries_its_call() -> None:
     limit this way): it leads on, and its followers keep waiting for the retry's answer
     instead of each calling the model."""
     cache, model = Cache([MemoryTier()], single_flight_timeout=20), Model(delay=0.0)
-    leading = threading.Event()
 
-    def retrying_leader() -> None:
+    def retrying_leader(leading: threading.Event) -> None:
         assert cache.get(REQ) is None  # the first try, which fails
         leading.set()
         time.sleep(0.2)
@@ -482,11 +484,5 @@ def test_followers_wait_for_a_leader_that_retries_its_call() -> None:
         time.sleep(0.2)
         cache.set(REQ, "Paris (the retry's)")
 
-    leader = threading.Thread(target=retrying_leader)
-    leader.start()
-    assert leading.wait(5)
-    with ThreadPoolExecutor(N) as pool:
-        answers = list(pool.map(lambda _: cached_call(cache, model), range(N)))
-    leader.join()
-    assert answers == ["Paris (the retry's)"] * N
+    assert answers_while_leading(cache, model, retrying_leader) == ["Paris (the retry's)"] * N
     assert model.calls == 0  # before: the retry released them, and each called the model
