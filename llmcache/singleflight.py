@@ -4,9 +4,10 @@ The first caller to miss a key becomes its *leader* and goes on to call the mode
 that miss the same key while the leader's flight is open are *followers*: they wait, bounded,
 until the leader stores the answer (``Cache.set`` completes the flight), then look the key up
 again and are served from the cache. A leader that never stores (its call failed) leaves its
-followers waiting until the bound; a flight older than the bound is taken over by the next
-caller. A leader that asks again for its own key (a retry in the same thread or task) is not
-made to wait for itself, and its followers go on waiting for it.
+followers waiting until the bound, unless it is seen to have given up (below); a flight older
+than the bound is taken over by the next caller. A leader that asks again for its own key (a
+retry in the same thread or task) is not made to wait for itself, and its followers go on
+waiting for it.
 
 A leader is watched, so that a call that failed does not hold its followers until the bound.
 A leader that is an asyncio task: when its task ends and the flight is still open half a
@@ -270,8 +271,9 @@ class Flights:
     ) -> None:
         self.timeout = timeout
         self._clock = clock
-        #: Called (on the leader's event loop) with a flight abandoned while holding a fleet
-        #: lock: the cache releases the lock, so other processes need not wait for its expiry.
+        #: Called with a flight abandoned while holding a fleet lock (on the leader's event
+        #: loop, or in the follower thread that saw a thread leader give up): the cache
+        #: releases the lock, so other processes need not wait for its expiry.
         self._on_abandon = on_abandon
         self._lock = threading.Lock()
         renew_after_fork(self, "_lock")
@@ -323,7 +325,8 @@ class Flights:
         task.add_done_callback(leader_done)
 
     def abandon(self, digest: bytes, flight: Flight) -> None:
-        """``flight``'s leader will not store (its task ended): wake its followers now."""
+        """``flight``'s leader will not store (its task ended, or its thread left the call it
+        led): wake its followers now."""
         with self._lock:
             if self._open.get(digest) is not flight:
                 return  # completed (stored) or replaced already
