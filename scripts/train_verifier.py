@@ -2,8 +2,10 @@
 
     HF_HUB_OFFLINE=1 python scripts/train_verifier.py [--out PATH] [--no-write]
 
-Reads only qqp_dev_pairs.csv (and makes synthetic variants of the training half of its
-questions). Prints out-of-fold dev metrics, chooses the default operating point on them
+Reads only qqp_dev_pairs.csv: the verifier's half of it (``train.dev_halves``; the other half
+trained the embedder's adapter, scripts/train_embedder.py), with similarities from the default
+embedder (MiniLM with that adapter), and synthetic variants of the training half of its
+questions. Prints out-of-fold dev metrics, chooses the default operating point on them
 (wrong hits on non-duplicates held to 3%), fits on all rows and exports the trees as JSON.
 Needs the dev and local-embeddings extras; vectors are cached under /tmp.
 """
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         synthetic_weight=args.synthetic_weight, max_iter=args.max_iter, max_leaf_nodes=args.leaves
     )
 
-    dev = data.load("qqp_dev")
+    _, dev = train.dev_halves(data.load("qqp_dev"))
     reverse = data.PairSet("qqp_dev_reverse", dev.asked, dev.cached, dev.duplicate)
     fwd_rows, fwd = train.retrieval_rows(dev)
     rev_rows, _ = train.retrieval_rows(reverse)
@@ -72,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     model = train.fit(rows, params)
     meta = {
-        "trained_on": "qqp_dev_pairs.csv (both directions), the training half of "
+        "trained_on": "qqp_dev_pairs.csv, the verifier's half (both directions; "
+        "similarities of MiniLM with the shipped adapter), the training half of "
         "gptcache_mock_pairs.json, synthetic variants of the training half of dev questions",
         "params": {k: v for k, v in dataclasses.asdict(params).items()},
         "folds": "5, grouped by connected texts (a pair and its reverse share a fold)",

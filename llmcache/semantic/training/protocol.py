@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmcache.semantic.training.data import PairSet, embed
+from llmcache.semantic.training.data import DEFAULT_EMBEDDER, PairSet, embed
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,12 @@ class Retrieval:
     own: Any  # numpy bool array: top-1 is the pair's own cached question
 
 
-def retrieve(pairs: PairSet, chunk: int = 2048) -> Retrieval:
+def retrieve(pairs: PairSet, chunk: int = 2048, embedder: str = DEFAULT_EMBEDDER) -> Retrieval:
     import numpy as np
 
     entries = sorted(set(pairs.cached))
-    vec_entries = embed(entries)
-    vec_asked = embed(pairs.asked)
+    vec_entries = embed(entries, embedder)
+    vec_asked = embed(pairs.asked, embedder)
     top_idx = np.empty(len(pairs.asked), dtype=np.int64)
     top_sim = np.empty(len(pairs.asked), dtype=np.float32)
     second = np.full(len(pairs.asked), -1.0, dtype=np.float32)

@@ -48,14 +48,17 @@ def build(per_kind: int = 300, seed: int = 7) -> list[traps.Variant]:
 Decide = Callable[[str, str, float, float | None], bool]
 
 
-def evaluate(items: list[traps.Variant], decide: Decide) -> list[TrapResult]:
+def evaluate(
+    items: list[traps.Variant], decide: Decide, embedder: str = data.DEFAULT_EMBEDDER
+) -> list[TrapResult]:
     """Per mechanism: how often the pipeline ``decide(query, candidate, sim, runner_up)``
-    serves the asked variant (for a paraphrase: serves its own original)."""
+    serves the asked variant (for a paraphrase: serves its own original), on the similarities
+    of ``embedder``."""
     import numpy as np
 
     pool = sorted({v.original for v in items})
-    pool_vecs = data.embed(pool)
-    asked = data.embed([v.text for v in items])
+    pool_vecs = data.embed(pool, embedder)
+    asked = data.embed([v.text for v in items], embedder)
     sims = asked @ pool_vecs.T
     order = np.argsort(-sims, axis=1)[:, :2]
     counts: dict[str, list[int]] = {}
