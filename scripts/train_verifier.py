@@ -32,17 +32,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic-weight", type=float, default=train.Params.synthetic_weight)
     ap.add_argument("--max-iter", type=int, default=train.Params.max_iter)
     ap.add_argument("--leaves", type=int, default=train.Params.max_leaf_nodes)
+    ap.add_argument(
+        "--half-adapters",
+        nargs=2,
+        type=Path,
+        metavar=("ON_ADAPTER_HALF", "ON_VERIFIER_HALF"),
+        help="adapters trained on each half of dev (train_embedder.py --half adapter, then "
+        "--half verifier): the verifier then learns from all of dev, each half's similarities "
+        "coming from the adapter not trained on it",
+    )
     args = ap.parse_args(argv)
     params = train.Params(
         synthetic_weight=args.synthetic_weight, max_iter=args.max_iter, max_leaf_nodes=args.leaves
     )
 
-    _, dev = train.dev_halves(data.load("qqp_dev"))
-    reverse = data.PairSet("qqp_dev_reverse", dev.asked, dev.cached, dev.duplicate)
-    fwd_rows, fwd = train.retrieval_rows(dev)
-    rev_rows, _ = train.retrieval_rows(reverse)
+    adapter_half, verifier_half = train.dev_halves(data.load("qqp_dev"))
+    if args.half_adapters:
+        # Cross-fitting: each half's similarities come from the adapter not trained on it.
+        on_adapter_half, on_verifier_half = (str(p) for p in args.half_adapters)
+        parts = [(verifier_half, on_adapter_half), (adapter_half, on_verifier_half)]
+    else:
+        parts = [(verifier_half, data.DEFAULT_EMBEDDER)]
+    fwd_parts, fwd_retrievals, rev_parts, syn_parts = [], [], [], []
+    for half, embedder in parts:
+        reverse = data.PairSet(f"{half.name}_reverse", half.asked, half.cached, half.duplicate)
+        rows_, retrieval = train.retrieval_rows(half, embedder)
+        fwd_parts.append(rows_)
+        fwd_retrievals.append(retrieval)
+        rev_parts.append(train.retrieval_rows(reverse, embedder)[0])
+        syn_parts.append(train.synthetic_rows(half, params, embedder=embedder))
+    fwd_rows, rev_rows = train.concat(*fwd_parts), train.concat(*rev_parts)
+    syn_rows = train.concat(*syn_parts)
     gpt_rows = train.gptcache_rows()
-    syn_rows = train.synthetic_rows(dev, params)
     rows = train.concat(fwd_rows, rev_rows, gpt_rows, syn_rows)
     print(
         f"rows: dev {len(fwd_rows.y)} + reverse {len(rev_rows.y)} + gptcache {len(gpt_rows.y)}"
@@ -50,15 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     oof = train.oof_scores(rows, params)
-    n_fwd = len(fwd_rows.y)
     # Scores of every forward dev question as the verifier gives them (rules applied).
-    above = fwd.top_sim >= train.MIN_SIMILARITY
-    same = np.array([same_words(q, t) for q, t in zip(fwd.pairs.asked, fwd.top_text, strict=True)])
-    model_scores = np.zeros(int(above.sum()))
-    model_scores[~same[above]] = oof[:n_fwd]
-    fwd_scores = train.apply_rules(fwd, model_scores)
+    fwd_scores, start = [], 0
+    for part, r in zip(fwd_parts, fwd_retrievals, strict=True):
+        above = r.top_sim >= train.MIN_SIMILARITY
+        same = np.array([same_words(q, t) for q, t in zip(r.pairs.asked, r.top_text, strict=True)])
+        model_scores = np.zeros(int(above.sum()))
+        model_scores[~same[above]] = oof[start : start + len(part.y)]
+        start += len(part.y)
+        fwd_scores.append(train.apply_rules(r, model_scores))
+    fwd = protocol.join(*fwd_retrievals)
     thr, correct, rt = protocol.correct_at_wrong(
-        fwd, fwd_scores, train.MIN_SIMILARITY, train.TARGET_WRONG
+        fwd, np.concatenate(fwd_scores), train.MIN_SIMILARITY, train.TARGET_WRONG
     )
     plain = protocol.correct_at_wrong(fwd, fwd.top_sim, 0.0, train.TARGET_WRONG)
     print(f"dev (out of fold): plain cosine {plain[1]:.1%} at <=3% wrong (cos>={plain[0]:.3f})")

@@ -70,6 +70,25 @@ def subset(r: Retrieval, keep: Any) -> Retrieval:
     )
 
 
+def join(*parts: Retrieval) -> Retrieval:
+    """Several retrievals as one (each searched its own cache), to score them together."""
+    import numpy as np
+
+    pairs = PairSet(
+        "+".join(r.pairs.name for r in parts),
+        [c for r in parts for c in r.pairs.cached],
+        [a for r in parts for a in r.pairs.asked],
+        [d for r in parts for d in r.pairs.duplicate],
+    )
+    return Retrieval(
+        pairs,
+        [t for r in parts for t in r.top_text],
+        np.concatenate([r.top_sim for r in parts]),
+        np.concatenate([r.second_sim for r in parts]),
+        np.concatenate([r.own for r in parts]),
+    )
+
+
 @dataclass(frozen=True)
 class Rates:
     correct: float  # duplicates served their own entry

@@ -101,10 +101,12 @@ def dev_halves(dev: data.PairSet) -> tuple[data.PairSet, data.PairSet]:
     return half(odd, f"{dev.name}_adapter_half"), half(~odd, f"{dev.name}_verifier_half")
 
 
-def retrieval_rows(pairs: data.PairSet) -> tuple[Rows, protocol.Retrieval]:
+def retrieval_rows(
+    pairs: data.PairSet, embedder: str = data.DEFAULT_EMBEDDER
+) -> tuple[Rows, protocol.Retrieval]:
     import numpy as np
 
-    r = protocol.retrieve(pairs)
+    r = protocol.retrieve(pairs, embedder=embedder)
     # Pairs with the same words (up to case and punctuation) never reach the model: the
     # verifier accepts them by rule (and an exact tier would answer the identical text). In
     # QQP they are mostly a protocol artefact: a question asked again under another pair,
@@ -131,7 +133,12 @@ def retrieval_rows(pairs: data.PairSet) -> tuple[Rows, protocol.Retrieval]:
     )
 
 
-def synthetic_rows(dev: data.PairSet, params: Params, half: traps.Half = "train") -> Rows:
+def synthetic_rows(
+    dev: data.PairSet,
+    params: Params,
+    half: traps.Half = "train",
+    embedder: str = data.DEFAULT_EMBEDDER,
+) -> Rows:
     """Traps and paraphrases of dev questions of one half, as the verifier would see them: the
     cache holds the original, the variant is asked; the runner-up is the closest other dev
     question."""
@@ -149,10 +156,10 @@ def synthetic_rows(dev: data.PairSet, params: Params, half: traps.Half = "train"
         n = params.synthetic_per_kind * (2 if kind == "paraphrase" else 1)
         chosen.extend(rng.sample(vs, min(n, len(vs))))
     pool = sorted(set(dev.cached))
-    pool_vecs = data.embed(pool)
+    pool_vecs = data.embed(pool, embedder)
     pool_index = {t: i for i, t in enumerate(pool)}
-    orig_vecs = data.embed([v.original for v in chosen])
-    var_vecs = data.embed([v.text for v in chosen])
+    orig_vecs = data.embed([v.original for v in chosen], embedder)
+    var_vecs = data.embed([v.text for v in chosen], embedder)
     cos = (orig_vecs * var_vecs).sum(axis=1)
     sims = var_vecs @ pool_vecs.T
     for row, v in enumerate(chosen):
@@ -178,7 +185,7 @@ def synthetic_rows(dev: data.PairSet, params: Params, half: traps.Half = "train"
     )
 
 
-def gptcache_rows() -> Rows:
+def gptcache_rows(embedder: str = data.DEFAULT_EMBEDDER) -> Rows:
     """GPTCache's paraphrase pairs (all duplicates) of the training half, searched both ways;
     the evaluation half is left to the trap set's real paraphrases."""
     gpt = data.load("gptcache")
@@ -187,7 +194,7 @@ def gptcache_rows() -> Rows:
     asked = [gpt.asked[i] for i in keep]
     fwd = data.PairSet("gptcache_train", cached, asked, [True] * len(keep))
     rev = data.PairSet("gptcache_train_reverse", asked, cached, [True] * len(keep))
-    return concat(retrieval_rows(fwd)[0], retrieval_rows(rev)[0])
+    return concat(retrieval_rows(fwd, embedder)[0], retrieval_rows(rev, embedder)[0])
 
 
 def concat(*parts: Rows) -> Rows:
