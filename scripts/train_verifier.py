@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from llmcache.semantic.training import data, protocol, train
-from llmcache.semantic.verifier import same_words
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "llmcache" / "semantic" / "verifier_model.json"
 
@@ -74,12 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     # Scores of every forward dev question as the verifier gives them (rules applied).
     fwd_scores, start = [], 0
     for part, r in zip(fwd_parts, fwd_retrievals, strict=True):
-        above = r.top_sim >= train.MIN_SIMILARITY
-        same = np.array([same_words(q, t) for q, t in zip(r.pairs.asked, r.top_text, strict=True)])
-        model_scores = np.zeros(int(above.sum()))
-        model_scores[~same[above]] = oof[start : start + len(part.y)]
+        fwd_scores.append(train.apply_rules(r, oof[start : start + len(part.y)]))
         start += len(part.y)
-        fwd_scores.append(train.apply_rules(r, model_scores))
     fwd = protocol.join(*fwd_retrievals)
     thr, correct, rt = protocol.correct_at_wrong(
         fwd, np.concatenate(fwd_scores), train.MIN_SIMILARITY, train.TARGET_WRONG

@@ -139,13 +139,13 @@ class MiniLMEmbedder(CachingEmbedder):
         self, *, adapter: str | Path | None = "qqp", device: str = "cpu", **options: Any
     ) -> None:
         super().__init__(MINILM_DIM, **options)
-        self._adapter: Path | None
+        self.adapter_path: Path | None  # merged into the weights at load; None: plain MiniLM
         if adapter == "qqp":
-            self.name, self._adapter = "minilm", default_adapter_path()
+            self.name, self.adapter_path = "minilm", default_adapter_path()
         elif adapter is None:
-            self.name, self._adapter = "minilm-base", None
+            self.name, self.adapter_path = "minilm-base", None
         elif isinstance(adapter, Path):
-            self.name, self._adapter = f"minilm+{adapter.stem}", adapter
+            self.name, self.adapter_path = f"minilm+{adapter.stem}", adapter
         else:
             raise ConfigError(
                 f"MiniLM adapter must be 'qqp', None or a Path to an adapter file, got {adapter!r}"
@@ -165,8 +165,8 @@ class MiniLMEmbedder(CachingEmbedder):
                 st = require("sentence_transformers", extra="local-embeddings", feature="MiniLM")
                 _quiet_transformers()
                 model = st.SentenceTransformer(str(bundle.get_model_path()), device=self._device)
-                if self._adapter is not None:
-                    merge_adapter(model[0].auto_model, self._adapter)
+                if self.adapter_path is not None:
+                    merge_adapter(model[0].auto_model, self.adapter_path)
                 self._model = model
             return self._model
 

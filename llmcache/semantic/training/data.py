@@ -10,6 +10,7 @@ Only ``qqp_dev`` and ``gptcache`` may be used to pick features, thresholds or hy
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -75,6 +76,19 @@ def _read_sts(path: Path) -> PairSet:
     return PairSet("sts2016", cached, asked, dup)
 
 
+def select(pairs: PairSet, keep: Any, name: str | None = None) -> PairSet:
+    """The pairs where ``keep`` (a boolean mask) is true."""
+    import numpy as np
+
+    idx = np.flatnonzero(keep)
+    return PairSet(
+        pairs.name if name is None else name,
+        [pairs.cached[i] for i in idx],
+        [pairs.asked[i] for i in idx],
+        [pairs.duplicate[i] for i in idx],
+    )
+
+
 def load(name: str) -> PairSet:
     """One dataset by name: qqp_dev, qqp_test, gptcache or sts2016."""
     if name == "qqp_dev":
@@ -89,35 +103,30 @@ def load(name: str) -> PairSet:
 
 
 DEFAULT_EMBEDDER = "minilm"
-_MODELS: dict[str, Any] = {}
 
 
-def _adapter(spec: str) -> Path | None:
-    from llmcache.semantic.adapter import default_adapter_path
+@functools.cache
+def _embedder(spec: str) -> Any:
+    """The runtime embedder behind ``spec`` (a MiniLMEmbedder), one per spec and process."""
+    from llmcache.semantic.embedders import MiniLMEmbedder, as_embedder
 
-    if spec == "minilm":
-        return default_adapter_path()
-    if spec == "minilm-base":
-        return None
-    return Path(spec)
+    if spec in ("minilm", "minilm-base"):
+        return as_embedder(spec)
+    return MiniLMEmbedder(adapter=Path(spec))
 
 
 def _model(spec: str = DEFAULT_EMBEDDER) -> Any:
-    """The SentenceTransformer behind ``spec``, loaded as the runtime embedder loads it."""
-    if spec not in _MODELS:
-        from llmcache.semantic.embedders import MiniLMEmbedder
-
-        adapter = _adapter(spec)
-        _MODELS[spec] = MiniLMEmbedder(adapter="qqp" if spec == "minilm" else adapter).model
-    return _MODELS[spec]
+    """The SentenceTransformer behind ``spec``, loaded as the semantic tier loads it."""
+    return _embedder(spec).model
 
 
+@functools.cache
 def _store_dir(spec: str) -> Path:
     """One vector store per embedder; an adapter's is named by its file's digest, so vectors
     of a retrained adapter are never mixed with the old one's."""
     import hashlib
 
-    adapter = _adapter(spec)
+    adapter = _embedder(spec).adapter_path
     if adapter is None:
         return EMBED_CACHE
     digest = hashlib.sha256(adapter.read_bytes()).hexdigest()[:16]

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmcache.semantic.training.data import DEFAULT_EMBEDDER, PairSet, embed
+from llmcache.semantic.training.data import DEFAULT_EMBEDDER, PairSet, embed, select
+from llmcache.semantic.verifier import same_words
 
 
 @dataclass(frozen=True)
@@ -58,15 +59,22 @@ def subset(r: Retrieval, keep: Any) -> Retrieval:
     import numpy as np
 
     idx = np.flatnonzero(keep)
-    p = r.pairs
-    pairs = PairSet(
-        p.name,
-        [p.cached[i] for i in idx],
-        [p.asked[i] for i in idx],
-        [p.duplicate[i] for i in idx],
-    )
     return Retrieval(
-        pairs, [r.top_text[i] for i in idx], r.top_sim[idx], r.second_sim[idx], r.own[idx]
+        select(r.pairs, keep),
+        [r.top_text[i] for i in idx],
+        r.top_sim[idx],
+        r.second_sim[idx],
+        r.own[idx],
+    )
+
+
+def identical_words(r: Retrieval) -> Any:
+    """Per asked question (numpy bool): its top-1 has the same words up to case and
+    punctuation, which the verifier accepts by rule (``same_words``)."""
+    import numpy as np
+
+    return np.array(
+        [same_words(q, t) for q, t in zip(r.pairs.asked, r.top_text, strict=True)], dtype=bool
     )
 
 

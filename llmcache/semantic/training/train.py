@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from llmcache.semantic.training import data, protocol, traps
-from llmcache.semantic.verifier import same_words
 from llmcache.semantic.verifier_direction import direction_reason
 from llmcache.semantic.verifier_features import FEATURE_NAMES, pair_features
 from llmcache.semantic.verifier_model import FORMAT, FORMAT_VERSION
@@ -85,20 +84,18 @@ def dev_halves(dev: data.PairSet) -> tuple[data.PairSet, data.PairSet]:
     """QQP dev split in two by connected texts: (the embedder adapter's half, the verifier's
     half). The verifier learns from similarities the adapter was not fitted to, as it will
     meet them in service."""
-    import numpy as np
 
     odd = component_groups(list(zip(dev.asked, dev.cached, strict=True))) % 2 == 1
+    return (
+        data.select(dev, odd, f"{dev.name}_adapter_half"),
+        data.select(dev, ~odd, f"{dev.name}_verifier_half"),
+    )
 
-    def half(keep: Any, name: str) -> data.PairSet:
-        idx = np.flatnonzero(keep)
-        return data.PairSet(
-            name,
-            [dev.cached[i] for i in idx],
-            [dev.asked[i] for i in idx],
-            [dev.duplicate[i] for i in idx],
-        )
 
-    return half(odd, f"{dev.name}_adapter_half"), half(~odd, f"{dev.name}_verifier_half")
+def judged(r: protocol.Retrieval) -> Any:
+    """The asked questions whose top-1 the model judges (numpy bool): at or above the
+    similarity floor, and not the same words (those are accepted by rule)."""
+    return (r.top_sim >= MIN_SIMILARITY) & ~protocol.identical_words(r)
 
 
 def retrieval_rows(
@@ -112,8 +109,7 @@ def retrieval_rows(
     # QQP they are mostly a protocol artefact: a question asked again under another pair,
     # labelled "not a duplicate" of that pair; training on them would teach the model to
     # reject identical questions.
-    same = np.array([same_words(q, t) for q, t in zip(pairs.asked, r.top_text, strict=True)])
-    keep = np.flatnonzero((r.top_sim >= MIN_SIMILARITY) & ~same)
+    keep = np.flatnonzero(judged(r))
     dup = np.asarray(pairs.duplicate, dtype=bool)
     x = [
         pair_features(pairs.asked[i], r.top_text[i], float(r.top_sim[i]), float(r.second_sim[i]))
@@ -273,18 +269,19 @@ def oof_scores(rows: Rows, params: Params, folds: int = 5) -> Any:
 
 
 def apply_rules(r: protocol.Retrieval, model_scores: Any) -> Any:
-    """What ``PairVerifier.score`` returns, given the model's probabilities of the rows at or
-    above the similarity floor: 0 below the floor or when a direction check rejects, 1 for
-    the same words, the model's probability otherwise."""
+    """What ``PairVerifier.score`` returns, given the model's probabilities of the ``judged``
+    rows (those ``retrieval_rows`` makes): 0 below the floor or when a direction check
+    rejects, 1 for the same words, the model's probability otherwise."""
     import numpy as np
 
     out = np.zeros(len(r.pairs.asked))
+    out[judged(r)] = model_scores
     above = r.top_sim >= MIN_SIMILARITY
-    out[above] = model_scores
+    same = protocol.identical_words(r)
     for i, (q, t) in enumerate(zip(r.pairs.asked, r.top_text, strict=True)):
         if not above[i] or direction_reason(q, t) is not None:
             out[i] = 0.0
-        elif same_words(q, t):
+        elif same[i]:
             out[i] = 1.0
     return out
 
