@@ -21,6 +21,7 @@ import llmcache
 from llmcache.cli.demo import PROVIDERS, DemoConfig, no_progress, run_demo
 from llmcache.cli.inspect_entries import inspect
 from llmcache.cli.invalidate import invalidate
+from llmcache.cli.reindex import reindex
 from llmcache.cli.render import as_dict, progress_bar, show
 from llmcache.cli.transfer import export, import_
 from llmcache.cli.warmup import warmup
@@ -247,3 +248,4 @@ cli.add_command(warmup)
 cli.add_command(export)
 cli.add_command(import_)
 cli.add_command(inspect)
+cli.add_command(reindex)

@@ -15,6 +15,7 @@ header names the base model and the rank. A missing, malformed or mismatched fil
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,15 @@ class AdapterError(LLMCacheError):
 
 def default_adapter_path() -> Path:
     return Path(str(resources.files("llmcache.semantic").joinpath(DEFAULT_ADAPTER_FILE)))
+
+
+def adapter_digest(path: Path) -> str:
+    """The first 16 hex digits of the file's SHA-256: names the vectors an adapter makes (a
+    retrained adapter makes other vectors under the same file name)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError as exc:
+        raise AdapterError(f"embedder adapter {path}: cannot read it ({exc})") from exc
 
 
 def merge_adapter(transformer: Any, path: Path) -> dict[str, str]:

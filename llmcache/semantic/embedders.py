@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from llmcache._optional import require
 from llmcache.errors import ConfigError
 from llmcache.fork_safety import renew_after_fork
-from llmcache.semantic.adapter import default_adapter_path, merge_adapter
+from llmcache.semantic.adapter import adapter_digest, default_adapter_path, merge_adapter
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,6 +49,14 @@ class Embedder(Protocol):
     async def aembed(self, texts: Sequence[str]) -> Matrix: ...
 
 
+def identity_of(embedder: Embedder) -> str:
+    """What names the vectors ``embedder`` makes: an index holds one identity's vectors
+    (two models, or one model with two adapters, put the same text at different places).
+    An embedder may say it with an ``identity`` attribute; else its ``name`` does."""
+    identity = getattr(embedder, "identity", None)
+    return identity if isinstance(identity, str) and identity else embedder.name
+
+
 def _numpy() -> Any:
     return require("numpy", extra="semantic", feature="the semantic tier")
 
@@ -71,6 +79,11 @@ class CachingEmbedder:
         self._lru: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
         renew_after_fork(self, "_lock")
+
+    @property
+    def identity(self) -> str:
+        """See ``identity_of``: the name, unless a subclass knows more."""
+        return self.name
 
     def _compute(self, texts: list[str]) -> Any:
         """Raw vectors (any float array-like of shape (n, dim)) for ``texts``."""
@@ -151,9 +164,20 @@ class MiniLMEmbedder(CachingEmbedder):
                 f"MiniLM adapter must be 'qqp', None or a Path to an adapter file, got {adapter!r}"
             )
         self._device = device
+        self._identity: str | None = None
         self._model: Any = None
         self._load_lock = threading.Lock()
         renew_after_fork(self, "_load_lock")
+
+    @property
+    def identity(self) -> str:
+        """``minilm-base``, or ``minilm+`` the adapter file's digest (a retrained adapter
+        keeps its file name but makes other vectors)."""
+        if self.adapter_path is None:
+            return self.name
+        if self._identity is None:
+            self._identity = f"minilm+{adapter_digest(self.adapter_path)}"
+        return self._identity
 
     def _load(self) -> Any:
         with self._load_lock:
@@ -201,9 +225,24 @@ class LangChainEmbedder(CachingEmbedder):
             )
         self._embeddings = embeddings
         self.name = f"langchain:{type(embeddings).__name__}"
+        # Most LangChain embeddings name their model in one of these (OpenAIEmbeddings:
+        # model; HuggingFaceEmbeddings: model_name): two models of one class differ here.
+        model = next(
+            (
+                m
+                for a in ("model", "model_name", "model_id")
+                if isinstance(m := getattr(embeddings, a, None), str) and m
+            ),
+            None,
+        )
+        self._identity = self.name if model is None else f"{self.name}:{model}"
         super().__init__(dim or 1, **options)
         if dim is None:  # ask once: the index must know its width before the first store
             self.dim = len(embeddings.embed_documents(["dimension probe"])[0])
+
+    @property
+    def identity(self) -> str:
+        return self._identity
 
     def _compute(self, texts: list[str]) -> Any:
         return self._embeddings.embed_documents(texts)

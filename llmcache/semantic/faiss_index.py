@@ -2,10 +2,12 @@
 
 The file (``faiss://path``) is the source of truth, shared by every process that opens it:
 one row per entry (digest, scope, model, namespace, partition, float32 vector bytes, text,
-expiry), written in WAL mode. Each process keeps in memory, per partition it has searched, a
-FAISS index loaded from those rows: inner product on unit vectors (= cosine), exact
-(``IndexFlatIP``) while the partition is small and HNSW above ``hnsw_above`` entries (the
-size measured by ``benchmarks/bench_semantic_faiss.py`` where HNSW gets faster than exact).
+expiry), written in WAL mode, and the name of the embedder that made the vectors (a tier
+with another embedder refuses the file; ``reembed`` rewrites them). Each process keeps in
+memory, per partition it has searched, a FAISS index loaded from those rows: inner product
+on unit vectors (= cosine), exact (``IndexFlatIP``) while the partition is small and HNSW
+above ``hnsw_above`` entries (the size measured by ``benchmarks/bench_semantic_faiss.py``
+where HNSW gets faster than exact).
 
 Seeing other processes' writes: at most every ``refresh`` seconds (default 1 s) a search reads
 the rows added since the last rowid it saw (a store elsewhere is seen at the latest ``refresh``
@@ -33,7 +35,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -41,7 +43,7 @@ from llmcache._optional import require
 from llmcache.errors import ConfigError
 from llmcache.fork_safety import call_after_fork, renew_after_fork
 from llmcache.keys import CacheKey
-from llmcache.semantic.index import Candidate, IndexedEntry, Vector
+from llmcache.semantic.index import Candidate, IndexedEntry, Vector, wrong_embedder
 
 #: Above this many live vectors a partition switches from exact search to HNSW. Measured by
 #: benchmarks/bench_semantic_faiss.py (384-d vectors, one FAISS thread, a shared 2-core
@@ -72,6 +74,14 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS llmcache_vectors_scope ON llmcache_vectors (scope)",
     "CREATE TABLE IF NOT EXISTS llmcache_vector_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO llmcache_vector_meta (k, v) VALUES ('generation', 0)",
+    # Which embedder made the vectors (embedders.identity_of); no row: none stored yet, or
+    # stored by a version before this table.
+    "CREATE TABLE IF NOT EXISTS llmcache_vector_stamp (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+)
+_STAMP = "SELECT v FROM llmcache_vector_stamp WHERE k = 'embedder'"
+_RESTAMP = (
+    "INSERT INTO llmcache_vector_stamp (k, v) VALUES ('embedder', ?)"
+    " ON CONFLICT (k) DO UPDATE SET v = excluded.v"
 )
 logger = logging.getLogger("llmcache.semantic")
 
@@ -231,6 +241,56 @@ class FaissIndex:
         return bytes(r[5]), _Row(int(r[0]), key, str(r[7]), r[8]), vector
 
     # ------------------------------------------------------------------ VectorIndex
+    def bind_embedder(self, identity: str) -> None:
+        with self._lock, self._write():
+            row = self._db.execute(_STAMP).fetchone()
+            stored = None if row is None else str(row[0])
+            if stored == identity:
+                return
+            if self._db.execute("SELECT 1 FROM llmcache_vectors LIMIT 1").fetchone() is not None:
+                raise wrong_embedder(f"faiss index {self.path!r}", stored, identity)
+            self._db.execute(_RESTAMP, (identity,))
+
+    def reembed(
+        self,
+        embed: Callable[[list[str]], Vector],
+        identity: str,
+        *,
+        batch: int = 256,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        done, last = 0, 0
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id, text FROM llmcache_vectors WHERE id > ? ORDER BY id LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                break
+            # Embedding takes the time; the file is locked only to write each batch.
+            vectors = self._np.ascontiguousarray(embed([r[1] for r in rows]), self._np.float32)
+            if vectors.shape != (len(rows), self.dim):
+                raise ConfigError(
+                    f"faiss index {self.path!r} holds {self.dim}-d vectors, the embedder "
+                    f"made shape {vectors.shape}: use another path for a wider embedder"
+                )
+            with self._lock, self._write():
+                self._db.executemany(
+                    "UPDATE llmcache_vectors SET vector = ? WHERE id = ?",
+                    [(v.tobytes(), r[0]) for r, v in zip(rows, vectors, strict=True)],
+                )
+            last, done = int(rows[-1][0]), done + len(rows)
+            if progress is not None:
+                progress(len(rows))
+        with self._lock:
+            with self._write():
+                self._db.execute(_RESTAMP, (identity,))
+                self._bump()  # other processes reload the new vectors
+            self._parts.clear()
+            self._where.clear()
+        return done
+
     def add(self, entry: IndexedEntry) -> None:
         vector = self._np.ascontiguousarray(entry.vector, dtype=self._np.float32).reshape(-1)
         if vector.shape != (self.dim,):

@@ -12,9 +12,10 @@ the cache fetches it from there (and an index can be rebuilt from the exact tier
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
+from llmcache.errors import ConfigError
 from llmcache.keys import CacheKey
 
 if TYPE_CHECKING:
@@ -52,6 +53,25 @@ class VectorIndex(Protocol):
     name: str
     dim: int
 
+    def bind_embedder(self, identity: str) -> None:
+        """Record that this index holds the vectors of the embedder named ``identity``
+        (``embedders.identity_of``), or raise ``wrong_embedder`` when it holds another's.
+        An empty index takes any. A remote index may check on first use instead."""
+        ...
+
+    def reembed(
+        self,
+        embed: Callable[[list[str]], Vector],
+        identity: str,
+        *,
+        batch: int = 256,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Replace every stored vector by ``embed`` of its stored text and bind the index to
+        ``identity``; returns how many (``llmcache reindex``). ``progress`` gets each
+        batch's size. Sync only: an operator's job, never on a request's path."""
+        ...
+
     def add(self, entry: IndexedEntry) -> None: ...
     def search(self, partition: bytes, vector: Vector, k: int, now: float) -> list[Candidate]:
         """Up to ``k`` unexpired candidates of ``partition``, most similar first."""
@@ -82,3 +102,19 @@ class VectorIndex(Protocol):
     async def atexts(self, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, str]]: ...
     async def aclear(self, scope: bytes | None) -> int: ...
     async def aclose(self) -> None: ...
+
+
+def wrong_embedder(where: str, stored: str | None, identity: str) -> ConfigError:
+    """The error for an index that holds another embedder's vectors: cosines between two
+    embedders' vectors mean nothing, so serving from them would serve wrong answers."""
+    held = (
+        f"the vectors of embedder {stored!r}"
+        if stored
+        else "vectors of an unnamed embedder (stored before llmcache named each index's embedder)"
+    )
+    return ConfigError(
+        f"{where} holds {held}, but this semantic tier embeds with {identity!r}: their "
+        "similarities would mean nothing. Re-embed the index's texts with "
+        "`llmcache reindex --semantic URL` (stop the apps writing to it first), open it "
+        "with the embedder it was built with, or use another index"
+    )

@@ -17,6 +17,8 @@ Layout (HASH documents; the redisvl ``SearchIndex`` schema covers them)::
                                          hex), digest, text, vector (float32), expires_at, and
                                          ref (scope+model+namespace hex, then the text: what a
                                          lookup reads back, in one field)
+    <prefix>:vecstamp:<index>            the name of the embedder whose vectors the index
+                                         holds (``bind_embedder``; ``reembed`` rewrites it)
 
 The partition filter is inside the KNN query
 (``(@partition:{hex} @expires_at:[(now +inf])=>[KNN k @vector $vec ...]``), never applied to a
@@ -59,7 +61,7 @@ from llmcache.errors import ConfigError, TierError
 from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey
 from llmcache.redact import redact_url
-from llmcache.semantic.index import Candidate, IndexedEntry, Vector
+from llmcache.semantic.index import Candidate, IndexedEntry, Vector, wrong_embedder
 from llmcache.tiers.loop_timeout import again_if_late
 from llmcache.tiers.redis import RedisTier
 from llmcache.tiers.redis_url import DEFAULT_PREFIX, check_prefix, parse_redis_url
@@ -136,6 +138,11 @@ class RedisVLIndex:
             )
         self.index_name = f"{self.prefix}:vec:{index}"
         self.key_prefix = f"{self.index_name}:"
+        # Outside key_prefix: not a document, and clear() leaves it (an empty index takes
+        # any embedder anyway).
+        self.stamp_key = f"{self.prefix}:vecstamp:{index}"
+        self._embedder: str | None = None  # bind_embedder's; checked with the index
+        self._mismatch: ConfigError | None = None  # found once, raised without a round trip
         self.algorithm = algorithm
         self.clock: Clock | None = clock
         # Without a clock, the caller's clock is learned from the ``now`` of its lookups (the
@@ -203,7 +210,10 @@ class RedisVLIndex:
         )
 
     def _ensure(self) -> None:
-        """Create the index on first use, or check that the existing one fits (its dim)."""
+        """Create the index on first use, or check that the existing one fits (its dim and
+        its embedder)."""
+        if self._mismatch is not None:
+            raise self._mismatch
         if self._ready:
             return
         from redisvl.index import SearchIndex  # type: ignore[import-untyped]
@@ -211,7 +221,8 @@ class RedisVLIndex:
         with self._ready_lock:
             if self._ready:
                 return
-            index = SearchIndex(self.schema(), redis_client=self._conn._sync())
+            client = self._conn._sync()
+            index = SearchIndex(self.schema(), redis_client=client)
             with self._module_errors():
                 if not index.exists():
                     try:
@@ -219,15 +230,23 @@ class RedisVLIndex:
                     except Exception:
                         if not index.exists():  # not another process creating it first
                             raise
-                self._check_existing(index.info())
+                info = index.info()
+                self._check_existing(info)
+                if self._embedder is not None and self._stamp_needed(
+                    client.get(self.stamp_key), info
+                ):
+                    client.set(self.stamp_key, self._embedder)
             self._ready = True
 
     async def _aensure(self) -> None:
+        if self._mismatch is not None:
+            raise self._mismatch
         if self._ready:
             return
         from redisvl.index import AsyncSearchIndex
 
-        index = AsyncSearchIndex(self.schema(), redis_client=self._conn._async())
+        client = self._conn._async()
+        index = AsyncSearchIndex(self.schema(), redis_client=client)
         with self._module_errors():
             if not await index.exists():
                 try:
@@ -235,8 +254,55 @@ class RedisVLIndex:
                 except Exception:
                     if not await index.exists():
                         raise
-            self._check_existing(await index.info())
+            info = await index.info()
+            self._check_existing(info)
+            if self._embedder is not None and self._stamp_needed(
+                await client.get(self.stamp_key), info
+            ):
+                await client.set(self.stamp_key, self._embedder)
         self._ready = True
+
+    def _stamp_needed(self, stored: Any, info: dict[str, Any]) -> bool:
+        """Whether to write our embedder's name: the index holds none yet and no vectors.
+        Raises (and remembers) ``wrong_embedder`` when it holds another embedder's."""
+        assert self._embedder is not None
+        named = None if stored is None else _text(stored)
+        if named == self._embedder:
+            return False
+        if int(info.get("num_docs", 0) or 0) > 0:
+            self._mismatch = wrong_embedder(
+                f"redisvl index {self.index_name!r} on {self.where}", named, self._embedder
+            )
+            raise self._mismatch
+        return True
+
+    def bind_embedder(self, identity: str) -> None:
+        """Checked with the index, on first use (no round trip while the app starts)."""
+        self._embedder, self._mismatch, self._ready = identity, None, False
+
+    def reembed(
+        self,
+        embed: Callable[[list[str]], Vector],
+        identity: str,
+        *,
+        batch: int = 256,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        done = 0
+        with self._conn._errors():
+            client = self._conn._sync()
+            replace = client.register_script(_REPLACE_VECTOR)
+            names: list[bytes] = []
+            for name in client.scan_iter(match=f"{self.key_prefix}*", count=CLEAR_BATCH):
+                names.append(name)
+                if len(names) >= batch:
+                    done += self._reembed_batch(client, replace, names, embed, progress)
+                    names = []
+            if names:
+                done += self._reembed_batch(client, replace, names, embed, progress)
+            client.set(self.stamp_key, identity)
+        self._embedder, self._mismatch, self._ready = identity, None, False
+        return done
 
     def _check_existing(self, info: dict[str, Any]) -> None:
         for attribute in info.get("attributes", ()):
@@ -258,6 +324,40 @@ class RedisVLIndex:
 
     def _module_errors(self) -> _ModuleErrors:
         return _ModuleErrors(self.where)
+
+    def _reembed_batch(
+        self,
+        client: Any,
+        replace: Any,
+        names: list[bytes],
+        embed: Callable[[list[str]], Vector],
+        progress: Callable[[int], None] | None,
+    ) -> int:
+        np = require("numpy", extra="redisvl", feature="the redisvl index")
+        pipe = client.pipeline(transaction=False)
+        for key in names:
+            pipe.hget(key, "text")
+        texts = pipe.execute(raise_on_error=False)  # a key of another type: not a vector
+        found = [
+            (k, _text(t))
+            for k, t in zip(names, texts, strict=True)
+            if t is not None and not isinstance(t, Exception)
+        ]
+        if not found:  # expired or deleted since the scan, or not ours
+            return 0
+        vectors = np.ascontiguousarray(embed([t for _, t in found]), np.float32)
+        if vectors.shape != (len(found), self.dim):
+            raise ConfigError(
+                f"redisvl index {self.index_name!r} holds {self.dim}-d vectors, the embedder "
+                f"made shape {vectors.shape}: use another index=..."
+            )
+        pipe = client.pipeline(transaction=False)
+        for (key, _), vector in zip(found, vectors, strict=True):
+            replace(keys=[key], args=[vector.tobytes()], client=pipe)
+        pipe.execute()
+        if progress is not None:
+            progress(len(found))
+        return len(found)
 
     # ------------------------------------------------------------------ keys and commands
     def key_of(self, digest: bytes) -> str:
@@ -619,6 +719,14 @@ class _IndexWatch:
 
 
 _NO_INDEX = ("no such index", "unknown index name")
+#: Replace a document's vector only while it exists: an HSET on a key deleted meanwhile
+#: would leave a document with a vector and nothing else (no partition, no expiry).
+_REPLACE_VECTOR = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('HSET', KEYS[1], 'vector', ARGV[1])
+end
+return 0
+"""
 
 
 class _ModuleErrors:

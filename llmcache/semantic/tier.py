@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from llmcache.errors import ConfigError
 from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey
-from llmcache.semantic.embedders import Embedder
+from llmcache.semantic.embedders import Embedder, identity_of
 from llmcache.semantic.index import Candidate, IndexedEntry, Vector, VectorIndex
 from llmcache.semantic.verifier import Verifier, default_verifier
 
@@ -61,6 +61,9 @@ class SemanticTier:
             )
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"semantic k must be a positive integer, got {k!r}")
+        # Same width is not enough: two embedders' vectors of one text differ, and a cosine
+        # between them would judge candidates wrongly. The index refuses another's.
+        index.bind_embedder(identity_of(embedder))
         self.index = index
         self.embedder = embedder
         self.verifier = verifier if verifier is not None else default_verifier()

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from llmcache._optional import require
 from llmcache.errors import ConfigError
-from llmcache.semantic.embedders import as_embedder
+from llmcache.semantic.embedders import Embedder, as_embedder
 from llmcache.semantic.index import VectorIndex
 from llmcache.semantic.tier import DEFAULT_K, DEFAULT_THRESHOLD, SemanticTier, check_threshold
 from llmcache.semantic.verifier import AcceptAll, Verifier
@@ -40,6 +40,45 @@ def semantic_from_url(
     url: str, *, embedder: object = None, verifier: Verifier | None = None
 ) -> SemanticTier:
     """Build the semantic tier a URL names. ``embedder``/``verifier`` override the URL's."""
+    options = _options(url)
+    k = _number(options, "k", DEFAULT_K)
+    if k != int(k) or k < 1:
+        raise ConfigError(f"semantic URL option k must be a positive integer, got {k}")
+    verify = options.get("verify", "on").lower()
+    if verify not in ("on", "off", "true", "false", "1", "0"):
+        raise ConfigError(f"semantic URL option verify must be 'on' or 'off', got {verify!r}")
+    if verifier is None and verify in ("off", "false", "0"):
+        verifier = AcceptAll()
+    # With the verifier judging candidates, the cosine threshold only pre-filters them: the
+    # verifier's operating point was chosen (on QQP dev) over candidates at cosine >= 0.70.
+    # Plain cosine needs the stricter default.
+    default = DEFAULT_THRESHOLD if isinstance(verifier, AcceptAll) else VERIFIED_THRESHOLD
+    threshold = check_threshold(_number(options, "threshold", default))
+    index, chosen = open_index(url, embedder=embedder)
+    try:
+        return SemanticTier(index, chosen, verifier=verifier, threshold=threshold, k=int(k))
+    except BaseException:  # e.g. the index holds another embedder's vectors
+        index.close()
+        raise
+
+
+def open_index(url: str, *, embedder: object = None) -> tuple[VectorIndex, Embedder]:
+    """The index a semantic URL names and the embedder it asks for (``embedder`` overrides
+    the URL's), not yet bound to each other: ``llmcache reindex`` opens an index that
+    holds another embedder's vectors this way, to re-embed them."""
+    options = _options(url)
+    parts = urlsplit(url)
+    chosen = as_embedder(embedder if embedder is not None else options.get("embedder"))
+    if parts.scheme.lower() == "faiss":
+        return _faiss(parts.netloc + parts.path, options, chosen.dim), chosen
+    module = require(
+        "llmcache.semantic.redisvl_index", extra="redisvl", feature="the redisvl index"
+    )
+    return module.RedisVLIndex.from_url(url, dim=chosen.dim), chosen
+
+
+def _options(url: str) -> dict[str, str]:
+    """The URL's query options, after checking its scheme and (for faiss://) their names."""
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError(
             f"semantic URL must look like 'faiss://./llmcache.faiss?threshold=0.9' or "
@@ -59,27 +98,7 @@ def semantic_from_url(
                 f"unknown option(s) {sorted(unknown)} in semantic URL; faiss:// takes "
                 f"{sorted(TIER_OPTIONS | FAISS_OPTIONS)}"
             )
-    chosen = as_embedder(embedder if embedder is not None else options.get("embedder"))
-    k = _number(options, "k", DEFAULT_K)
-    if k != int(k) or k < 1:
-        raise ConfigError(f"semantic URL option k must be a positive integer, got {k}")
-    verify = options.get("verify", "on").lower()
-    if verify not in ("on", "off", "true", "false", "1", "0"):
-        raise ConfigError(f"semantic URL option verify must be 'on' or 'off', got {verify!r}")
-    if verifier is None and verify in ("off", "false", "0"):
-        verifier = AcceptAll()
-    # With the verifier judging candidates, the cosine threshold only pre-filters them: the
-    # verifier's operating point was chosen (on QQP dev) over candidates at cosine >= 0.70.
-    # Plain cosine needs the stricter default.
-    default = DEFAULT_THRESHOLD if isinstance(verifier, AcceptAll) else VERIFIED_THRESHOLD
-    threshold = check_threshold(_number(options, "threshold", default))
-    index = _faiss(parts.netloc + parts.path, options, chosen.dim) if scheme == "faiss" else None
-    if index is None:
-        module = require(
-            "llmcache.semantic.redisvl_index", extra="redisvl", feature="the redisvl index"
-        )
-        index = module.RedisVLIndex.from_url(url, dim=chosen.dim)
-    return SemanticTier(index, chosen, verifier=verifier, threshold=threshold, k=int(k))
+    return options
 
 
 def _faiss(path: str, options: dict[str, str], dim: int) -> VectorIndex:

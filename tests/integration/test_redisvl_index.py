@@ -544,3 +544,100 @@ async def test_texts_give_each_held_entrys_partition_and_text(index: Any, aindex
     assert await aindex.atexts(wanted) == expected
     index.delete([wanted[0]])
     assert index.texts(wanted) == {wanted[1]: (PART_2, "question 2")}
+
+
+# ---------------------------------------------------------------------------- embedder names
+def test_an_index_holds_one_embedders_vectors(
+    redis_stack_url: str, prefix: str, index: Any, raw: redis.Redis, clock: FakeClock
+) -> None:
+    index.bind_embedder("model-a")
+    index.add(entry(1, unit(1), text="kept"))
+    assert raw.get(f"{prefix}:vecstamp:semantic") == b"model-a"
+    other = RedisVLIndex.from_url(stack_url_of(redis_stack_url, prefix), dim=DIM, clock=clock)
+    try:
+        other.bind_embedder("model-b")  # checked on first use: no round trip at start-up
+        with pytest.raises(ConfigError, match="holds the vectors of embedder 'model-a'") as info:
+            other.search(PART_1, unit(1), 1, clock())
+        assert "'model-b'" in str(info.value) and "llmcache reindex" in str(info.value)
+        with pytest.raises(ConfigError, match="embedder 'model-a'"):  # every call, not once
+            other.add(entry(2, unit(2)))
+        assert raw.get(f"{prefix}:vecstamp:semantic") == b"model-a"
+        assert texts(index.search(PART_1, unit(1), 5, clock())) == ["kept"]  # nothing lost
+        index.clear(None)  # empty now: any embedder may start it
+        other.bind_embedder("model-b")
+        other.add(entry(2, unit(2), text="new"))
+        assert raw.get(f"{prefix}:vecstamp:semantic") == b"model-b"
+    finally:
+        other.close()
+
+
+async def test_the_async_path_refuses_another_embedders_index(
+    redis_stack_url: str, prefix: str, index: Any, aindex: Any, clock: FakeClock
+) -> None:
+    index.bind_embedder("model-a")
+    index.add(entry(1, unit(1)))
+    aindex.bind_embedder("model-b")
+    with pytest.raises(ConfigError, match="embedder 'model-a'"):
+        await aindex.asearch(PART_1, unit(1), 1, clock())
+
+
+def test_vectors_stored_before_indexes_named_their_embedder_are_refused(
+    index: Any, clock: FakeClock
+) -> None:
+    index.add(entry(1, unit(1)))  # unbound, as earlier versions stored them
+    index.bind_embedder("model-a")
+    with pytest.raises(ConfigError, match="unnamed embedder"):
+        index.search(PART_1, unit(1), 1, clock())
+
+
+def test_reembed_replaces_every_vector_and_names_the_embedder(
+    redis_stack_url: str, prefix: str, index: Any, raw: redis.Redis, clock: FakeClock
+) -> None:
+    index.bind_embedder("model-a")
+    for n in (1, 2, 3):
+        index.add(entry(n, unit(n, 1), text=f"q {n}"))
+    raw.set(f"{prefix}:vec:semantic:foreign", "not ours")  # no text field: left alone
+
+    def embed(found: list[str]) -> np.ndarray:
+        return np.stack([unit(1, 0, int(t.split()[1])) for t in found])
+
+    batches: list[int] = []
+    assert index.reembed(embed, "model-b", batch=2, progress=batches.append) == 3
+    assert sorted(batches) == [1, 2]
+    assert raw.get(f"{prefix}:vecstamp:semantic") == b"model-b"
+    assert raw.get(f"{prefix}:vec:semantic:foreign") == b"not ours"
+    best = index.search(PART_1, unit(1, 0, 2), 1, clock())[0]
+    assert best.text == "q 2" and best.similarity == pytest.approx(1.0, abs=1e-5)
+    again = RedisVLIndex.from_url(stack_url_of(redis_stack_url, prefix), dim=DIM, clock=clock)
+    try:
+        again.bind_embedder("model-b")
+        assert texts(again.search(PART_1, unit(1, 0, 3), 1, clock())) == ["q 3"]
+    finally:
+        again.close()
+
+
+def test_through_the_cache_another_embedders_index_fails_open(
+    redis_stack_url: str, prefix: str, raw: redis.Redis, minilm: Any, fake_clock: FakeClock
+) -> None:
+    from llmcache import Cache
+    from llmcache.semantic.verifier import AcceptAll
+
+    url = stack_url_of(redis_stack_url, prefix, threshold="0.8")
+    other = RedisVLIndex.from_url(url, dim=384)
+    other.bind_embedder("someone-else")
+    key = CacheKey(b"d" * 32, b"s" * 16, MODEL, NAMESPACE)
+    other.add(IndexedEntry(key, PART_1, minilm.embed([ASKED])[0], ASKED, None))
+    other.close()
+    cache = Cache.from_urls(
+        ["memory://"], semantic=url, embedder=minilm, verifier=AcceptAll(), clock=fake_clock
+    )
+    try:
+        assert cache.get(ask(ASKED)) is None  # no exception: a miss
+        assert cache.set(ask(ASKED), "answer")  # the exact tier takes it
+        hit = cache.get(ask(ASKED))
+        assert hit is not None and hit.match == "exact"
+        assert cache.get(ask(PARAPHRASE)) is None  # never a semantic hit from its vectors
+        assert cache.stats()["errors_by_tier"]["semantic:redisvl"] >= 1
+        assert raw.get(f"{prefix}:vecstamp:semantic") == b"someone-else"
+    finally:
+        cache.close()

@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
+from conftest import assert_one_error_line
 
 from llmcache import Cache
+from llmcache.cli.app import cli
 from llmcache.clock import FakeClock
+from llmcache.errors import ConfigError
 from llmcache.keys import request_key
 from llmcache.request import CacheRequest, Scope
-from llmcache.semantic.embedders import CachingEmbedder
+from llmcache.semantic.embedders import CachingEmbedder, MiniLMEmbedder
 from llmcache.semantic.verifier import Verdict
 
 Build = Callable[..., Cache]
@@ -306,3 +310,28 @@ def test_invalidate_removes_the_vectors_of_what_it_removes(
     cache.set(req(ASKED), "again")
     assert cache.invalidate(older_than=50) >= 1  # UNRELATED is 100 s old, ASKED is new
     assert set(index.texts([asked, unrelated])) == {asked}
+
+
+def test_an_index_of_another_embedder_is_refused_until_reindexed(
+    semantic_cache: Build, tmp_path: Path
+) -> None:
+    before = semantic_cache(embedder=MiniLMEmbedder(adapter=None))  # MiniLM as published
+    before.set(req(ASKED), "use the reset link")
+    before.close()
+    # The default embedder (MiniLM + adapter) would compare its vectors with these.
+    with pytest.raises(ConfigError, match=r"embedder 'minilm-base'.*llmcache reindex"):
+        semantic_cache()
+    url = f"faiss://{tmp_path}/vectors.faiss"
+    result = CliRunner().invoke(cli, ["reindex", "--semantic", url, "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"reembedded": 1' in result.stdout
+    after = semantic_cache()
+    hit = after.get(req(PARAPHRASE))
+    assert hit is not None and (hit.match, hit.entry.value) == ("semantic", "use the reset link")
+    with pytest.raises(ConfigError, match="llmcache reindex"):  # now the old one is refused
+        semantic_cache(embedder=MiniLMEmbedder(adapter=None))
+
+
+def test_reindex_names_a_bad_url_in_one_line() -> None:
+    result = CliRunner().invoke(cli, ["reindex", "--semantic", "bogus://x"])
+    assert_one_error_line(result, 2, "unknown semantic scheme 'bogus'")

@@ -265,3 +265,67 @@ async def test_texts_give_each_held_entrys_partition_and_text(path: str) -> None
     index.delete([wanted[0]])
     assert index.texts(wanted) == {wanted[1]: (P2, "text 2")}
     index.close()
+
+
+# ---------------------------------------------------------------------------- embedder names
+def renumbered(texts: list[str]) -> npt.NDArray[np.float32]:
+    """Another embedder's vectors for ``text N``: unit(1000 + N)."""
+    return np.stack([unit(1000 + int(t.split()[1])) for t in texts])
+
+
+def test_an_index_holds_one_embedders_vectors(path: str) -> None:
+    index = FaissIndex(path, dim=DIM)
+    index.bind_embedder("model-a")
+    index.add(entry(1, unit(1)))
+    index.close()
+    other = FaissIndex(path, dim=DIM)
+    with pytest.raises(ConfigError, match="holds the vectors of embedder 'model-a'") as info:
+        other.bind_embedder("model-b")
+    assert "'model-b'" in str(info.value) and "llmcache reindex" in str(info.value)
+    other.bind_embedder("model-a")  # the one that made them: nothing lost
+    assert [c.text for c in other.search(P1, unit(1), 2, NOW)] == ["text 1"]
+    other.clear(None)
+    other.bind_embedder("model-b")  # empty: any embedder may start it
+    other.add(entry(2, unit(2)))
+    with pytest.raises(ConfigError, match="embedder 'model-b'"):
+        other.bind_embedder("model-a")
+    other.close()
+
+
+def test_vectors_stored_before_indexes_named_their_embedder_are_refused(path: str) -> None:
+    index = FaissIndex(path, dim=DIM)
+    index.add(entry(1, unit(1)))  # as earlier versions stored them: no name
+    with pytest.raises(ConfigError, match="unnamed embedder"):
+        index.bind_embedder("model-a")
+    index.close()
+
+
+def test_reembed_replaces_every_vector_for_every_opener(path: str) -> None:
+    writer, reader = FaissIndex(path, dim=DIM), FaissIndex(path, dim=DIM, refresh=0)
+    writer.bind_embedder("model-a")
+    for n in (1, 2, 3):
+        writer.add(entry(n, unit(n)))
+    assert reader.search(P1, unit(2), 1, NOW)[0].text == "text 2"  # loaded with old vectors
+    batches: list[int] = []
+    assert writer.reembed(renumbered, "model-b", batch=2, progress=batches.append) == 3
+    assert batches == [2, 1]
+    for index in (writer, reader):  # the reader reloads: the clear-style generation moved
+        best = index.search(P1, unit(1002), 1, NOW)[0]
+        assert best.text == "text 2" and best.similarity == pytest.approx(1.0, abs=1e-5)
+    fresh = FaissIndex(path, dim=DIM)
+    fresh.bind_embedder("model-b")
+    with pytest.raises(ConfigError, match="embedder 'model-b'"):
+        fresh.bind_embedder("model-a")
+    for index in (writer, reader, fresh):
+        index.close()
+
+
+def test_reembed_with_a_wider_embedder_changes_nothing(path: str) -> None:
+    index = FaissIndex(path, dim=DIM)
+    index.bind_embedder("model-a")
+    index.add(entry(1, unit(1)))
+    with pytest.raises(ConfigError, match=f"holds {DIM}-d vectors"):
+        index.reembed(lambda texts: np.ones((len(texts), DIM * 2), np.float32), "wide")
+    index.bind_embedder("model-a")  # still named, still the old vectors
+    assert index.search(P1, unit(1), 1, NOW)[0].similarity == pytest.approx(1.0, abs=1e-5)
+    index.close()

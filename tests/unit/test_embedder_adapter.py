@@ -3,7 +3,9 @@ a bad file is refused with its name and the problem, before any weight changes."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +24,7 @@ from llmcache.semantic.adapter import (
     default_adapter_path,
     merge_adapter,
 )
-from llmcache.semantic.embedders import MiniLMEmbedder, as_embedder
+from llmcache.semantic.embedders import LangChainEmbedder, MiniLMEmbedder, as_embedder, identity_of
 
 HEADER = {"format": FORMAT, "base_model": BASE_MODEL, "rank": "2"}
 LAYER = "encoder.layer.0.attention.self.query"
@@ -140,3 +142,42 @@ def test_the_default_embedder_is_minilm_with_the_adapter_merged(minilm: MiniLMEm
     tuned, base = minilm.embed(text)[0], MiniLMEmbedder(adapter=None).embed(text)[0]
     similarity = float(tuned @ base)
     assert 0.5 < similarity < 0.999  # moved by the adapter, still MiniLM's space
+
+
+# ---------------------------------------------------------------------------- identities
+class _Embeddings:
+    """A LangChain Embeddings object as many are: its model named by an attribute."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [[1.0, 0.0]] * len(texts)
+
+
+def test_an_identity_names_the_vectors_an_embedder_makes(tmp_path: Path) -> None:
+    default, base = MiniLMEmbedder(), MiniLMEmbedder(adapter=None)
+    assert base.identity == "minilm-base"
+    assert default.name == "minilm" and default.identity.startswith("minilm+")
+    # A retrained adapter under the same file name makes other vectors: another identity.
+    retrained = tmp_path / default_adapter_path().name
+    retrained.write_bytes(default_adapter_path().read_bytes() + b" ")
+    assert MiniLMEmbedder(adapter=retrained).identity not in (default.identity, base.identity)
+    small, large = LangChainEmbedder(_Embeddings("small")), LangChainEmbedder(_Embeddings("large"))
+    assert (identity_of(small), identity_of(large)) == (
+        "langchain:_Embeddings:small",
+        "langchain:_Embeddings:large",
+    )
+
+
+def test_an_embedder_without_an_identity_is_named_by_its_name() -> None:
+    class Plain:
+        name, dim = "plain", 2
+
+        def embed(self, texts: Sequence[str]) -> Any:
+            return [[1.0, 0.0]] * len(texts)
+
+        async def aembed(self, texts: Sequence[str]) -> Any:
+            return self.embed(texts)
+
+    assert identity_of(Plain()) == "plain"

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmcache.semantic.adapter import adapter_digest
+
 # The datasets live beside the repository (../shared/data/semantic), never inside it.
 _BESIDE_REPO = Path(__file__).resolve().parents[4] / "shared" / "data" / "semantic"
 DATA_DIR = Path(os.environ.get("LLMCACHE_SEMANTIC_DATA", str(_BESIDE_REPO)))
@@ -124,13 +126,10 @@ def _model(spec: str = DEFAULT_EMBEDDER) -> Any:
 def _store_dir(spec: str) -> Path:
     """One vector store per embedder; an adapter's is named by its file's digest, so vectors
     of a retrained adapter are never mixed with the old one's."""
-    import hashlib
-
     adapter = _embedder(spec).adapter_path
     if adapter is None:
         return EMBED_CACHE
-    digest = hashlib.sha256(adapter.read_bytes()).hexdigest()[:16]
-    return EMBED_CACHE / f"adapter-{digest}"
+    return EMBED_CACHE / f"adapter-{adapter_digest(adapter)}"
 
 
 def _store_paths(store: Path) -> tuple[Path, Path]:

@@ -1,0 +1,75 @@
+"""``llmcache reindex --semantic URL``: re-embed a semantic index with the embedder its URL names.
+
+An index holds one embedder's vectors and names it (``VectorIndex.bind_embedder``); a semantic
+tier with another embedder refuses it, since a cosine between two embedders' vectors means
+nothing. After changing embedder (``embedder=`` in the URL, or an upgrade whose default
+embedder differs), this command embeds every text the index holds with the new one, replaces
+the vectors in place and names the new embedder; the entries themselves (in the exact tiers)
+are untouched. Stop the apps that write to the index first: a vector they store meanwhile
+with the old embedder would be re-embedded only if the scan has not passed it yet.
+
+Exit codes: 0 done; 1 the index could not be read or written; 2 usage (a bad URL, an unknown
+embedder, an embedder of another width than the index).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from llmcache.redact import redact_url
+
+DEFAULT_BATCH = 256
+
+
+@click.command("reindex")
+@click.option("--semantic", "url", required=True, help="The semantic tier's URL.")
+@click.option(
+    "--embedder",
+    default=None,
+    help="Re-embed with this embedder (minilm, minilm-base, litellm:<model>); "
+    "default: the URL's embedder= option, else minilm.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH,
+    show_default=True,
+    help="Texts embedded at a time.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def reindex(url: str, embedder: str | None, batch: int, as_json: bool) -> None:
+    """Re-embed every text of a semantic index with the embedder its URL names."""
+    from llmcache.cli.app import _one_line_errors
+    from llmcache.semantic.embedders import identity_of
+    from llmcache.semantic.url import open_index
+
+    with _one_line_errors():
+        index, chosen = open_index(url, embedder=embedder)
+        try:
+            identity = identity_of(chosen)
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("re-embedded {task.completed} texts"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                disable=as_json,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("reindex", total=None)
+                done = index.reembed(
+                    chosen.embed,
+                    identity,
+                    batch=batch,
+                    progress=lambda n: progress.advance(task, n),
+                )
+        finally:
+            index.close()
+    if as_json:
+        summary = {"reembedded": done, "embedder": identity, "index": redact_url(url)}
+        click.echo(json.dumps(summary, sort_keys=True))
+    else:
+        click.echo(f"re-embedded {done} texts with {identity}; the index now names it")
