@@ -218,7 +218,9 @@ class LangChainCache(BaseCache):
     def update(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
         """Store the generations (in every tier); never raises for a cache fault."""
         stored = self._stored(return_val)
-        if stored is not None:
+        if stored is None:  # callers waiting for this answer must not wait for it
+            self.cache.forgo(self._request(prompt, llm_string))
+        else:
             payload, usage = stored
             request = self._stored_request(prompt, llm_string, return_val)
             reasons = finish_reasons_of(return_val)
@@ -226,7 +228,9 @@ class LangChainCache(BaseCache):
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
         stored = self._stored(return_val)
-        if stored is not None:
+        if stored is None:
+            await self.cache.aforgo(self._request(prompt, llm_string))
+        else:
             payload, usage = stored
             request = self._stored_request(prompt, llm_string, return_val)
             reasons = finish_reasons_of(return_val)

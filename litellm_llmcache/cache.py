@@ -342,16 +342,24 @@ class LiteLLMCache(_LiteLLMCache):
     def _store_args(
         self, result: Any, kwargs: Mapping[str, Any]
     ) -> tuple[CacheRequest, dict[str, Any], float | Unset | None] | None:
+        target = self._store_target(kwargs)
+        if target is None:
+            return None
+        request, ttl = target
+        return request, _stored_payload(result), ttl
+
+    def _store_target(
+        self, kwargs: Mapping[str, Any]
+    ) -> tuple[CacheRequest, float | Unset | None] | None:
+        """The request an answer to this call is stored under, and its TTL; None when the
+        call stores nothing."""
         controls = controls_of(kwargs)
         if controls.disabled or controls.no_store or not self._should_use(kwargs):
             return None
         request = self._request(kwargs, controls)
         if request is None:
             return None
-        payload = to_payload(result)
-        payload.pop("_hidden_params", None)
-        ttl = self.default_ttl if controls.ttl is UNSET else controls.ttl
-        return request, payload, ttl
+        return request, self.default_ttl if controls.ttl is UNSET else controls.ttl
 
     def add_cache(self, result: Any, **kwargs: Any) -> None:
         """Store LiteLLM's answer in every tier (before the call returns)."""
@@ -363,16 +371,22 @@ class LiteLLMCache(_LiteLLMCache):
 
     def _store(self, result: Any, kwargs: Mapping[str, Any]) -> None:
         try:
-            args = self._store_args(result, kwargs)
-            if args is not None:
-                request, payload, ttl = args
-                self.llmcache.set(
-                    request,
-                    payload,
-                    usage=usage_of(payload),
-                    ttl=ttl,
-                    finish_reasons=finish_reasons_of(payload),
-                )
+            target = self._store_target(kwargs)
+            if target is None:
+                return
+            request, ttl = target
+            try:
+                payload = _stored_payload(result)
+            except PayloadError:  # callers waiting for this answer must not wait for it
+                self.llmcache.forgo(request)
+                raise
+            self.llmcache.set(
+                request,
+                payload,
+                usage=usage_of(payload),
+                ttl=ttl,
+                finish_reasons=finish_reasons_of(payload),
+            )
         except (PayloadError, ConfigError) as exc:
             logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
         except Exception as exc:
@@ -382,16 +396,22 @@ class LiteLLMCache(_LiteLLMCache):
         self, result: Any, dynamic_cache_object: Any = None, **kwargs: Any
     ) -> None:
         try:
-            args = self._store_args(result, kwargs)
-            if args is not None:
-                request, payload, ttl = args
-                await self.llmcache.aset(
-                    request,
-                    payload,
-                    usage=usage_of(payload),
-                    ttl=ttl,
-                    finish_reasons=finish_reasons_of(payload),
-                )
+            target = self._store_target(kwargs)
+            if target is None:
+                return
+            request, ttl = target
+            try:
+                payload = _stored_payload(result)
+            except PayloadError:
+                await self.llmcache.aforgo(request)
+                raise
+            await self.llmcache.aset(
+                request,
+                payload,
+                usage=usage_of(payload),
+                ttl=ttl,
+                finish_reasons=finish_reasons_of(payload),
+            )
         except (PayloadError, ConfigError) as exc:
             logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
         except Exception as exc:
@@ -466,3 +486,10 @@ class LiteLLMCache(_LiteLLMCache):
 
     def __repr__(self) -> str:
         return f"LiteLLMCache({self.llmcache!r}, namespace={self.llmcache_namespace!r})"
+
+
+def _stored_payload(result: Any) -> dict[str, Any]:
+    """What is stored of a LiteLLM response (PayloadError if it is not JSON)."""
+    payload = to_payload(result)
+    payload.pop("_hidden_params", None)
+    return payload

@@ -477,6 +477,18 @@ class Cache(FlightPlans, EntryOperations):
             if release := self._complete_flight(request, outcome.key):
                 await self._arun(self._release_plan(release))
 
+    def forgo(self, request: CacheRequest) -> None:
+        """The caller that missed ``request`` will not store an answer to it (an adapter
+        found the answer cannot be stored): callers waiting for its answer (single-flight)
+        stop waiting now and call the model on their own, as after a refused store, instead
+        of waiting for the leader to be seen gone and electing the next one."""
+        if release := self._complete_flight(request, None):
+            self._run(self._release_plan(release))
+
+    async def aforgo(self, request: CacheRequest) -> None:
+        if release := self._complete_flight(request, None):
+            await self._arun(self._release_plan(release))
+
     def delete(self, request: CacheRequest) -> None:
         self._run(self._delete_plan(request_key(request)))
 

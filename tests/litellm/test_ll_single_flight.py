@@ -7,6 +7,7 @@ one releases them long before the bound (``llmcache.singleflight``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -80,3 +81,28 @@ def test_a_failed_leader_releases_its_followers_long_before_the_bound(cache: Cac
     # (LiteLLM may retry the leader's failed call in its thread: its followers wait for that.)
     assert sorted(served for _, served in followers) == [False] + [True] * (FOLLOWERS - 1)
     assert took < BOUND / 2
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_followers_of_an_answer_that_cannot_be_stored_go_on_at_once(
+    cache: Cache, ll_install: Callable[..., LiteLLMCache], path: str
+) -> None:
+    """The leader's result is not JSON, so it is not stored: its follower stops waiting
+    then, not at the bound, although the leader's thread is still in its call."""
+    adapter = ll_install(cache)
+    call = {"model": MODEL, "messages": ask("What is the refund window?")}
+    assert adapter.get_cache(**call) is None  # this thread leads
+    with ThreadPoolExecutor(1) as pool:
+        follower = pool.submit(adapter.get_cache, **call)
+        deadline = time.monotonic() + 5
+        while cache.stats()["misses"] < 1 and time.monotonic() < deadline:  # it waits
+            time.sleep(0.005)
+        time.sleep(0.2)
+        started = time.monotonic()
+        if path == "sync":
+            adapter.add_cache(object(), **call)  # not JSON: not stored
+        else:
+            asyncio.run(adapter.async_add_cache(object(), **call))
+        assert follower.result(timeout=BOUND + 5) is None  # a miss: it calls the model
+        assert time.monotonic() - started < BOUND / 4

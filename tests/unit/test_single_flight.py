@@ -486,3 +486,58 @@ def test_followers_wait_for_a_leader_that_retries_its_call() -> None:
 
     assert answers_while_leading(cache, model, retrying_leader) == ["Paris (the retry's)"] * N
     assert model.calls == 0  # before: the retry released them, and each called the model
+
+
+class UnstorableChat(SlowChat):
+    """Answers with a generation_info value that is not JSON: llmcache cannot store it.
+    Counts how many calls run at once."""
+
+    _running: int = PrivateAttr(default=0)
+    _most: int = PrivateAttr(default=0)
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        with self._lock:
+            self._calls += 1
+            self._running += 1
+            self._most = max(self._most, self._running)
+        threading.Event().wait(self.delay)
+        with self._lock:
+            self._running -= 1
+        generation = ChatGeneration(
+            message=AIMessage(content="Paris"), generation_info={"raw": object()}
+        )
+        return ChatResult(generations=[generation])
+
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        return await asyncio.to_thread(self._generate, messages)
+
+
+def test_followers_of_a_leader_whose_answer_cannot_be_stored_call_the_model_at_once() -> None:
+    """The leader's answer is not stored (not JSON), so waiting for it is pointless: its
+    followers go on at once, together, as after a refused store; they neither wait for the
+    leader to be seen gone nor call the model one after the other (8 calls took 7.4 s)."""
+    llm = UnstorableChat(
+        cache=LangChainCache(Cache([MemoryTier()], single_flight_timeout=20)), delay=0.3
+    )
+    started = time.monotonic()
+    replies = llm.batch(["Capital of France?"] * N, config={"max_concurrency": N})
+    assert [r.content for r in replies] == ["Paris"] * N
+    assert llm._calls == N  # nothing could be served from the cache
+    assert llm._most > 1  # the followers' calls ran together
+    assert time.monotonic() - started < 5
+
+
+async def test_task_followers_of_a_leader_whose_answer_cannot_be_stored_go_on_at_once() -> None:
+    llm = UnstorableChat(
+        cache=LangChainCache(Cache([MemoryTier()], single_flight_timeout=20)), delay=0.3
+    )
+    started = asyncio.get_running_loop().time()
+    replies = await asyncio.gather(*(llm.ainvoke("Capital of France?") for _ in range(N)))
+    assert [r.content for r in replies] == ["Paris"] * N
+    assert llm._calls == N
+    assert llm._most > 1
+    assert asyncio.get_running_loop().time() - started < 5
