@@ -18,7 +18,9 @@ libraries that only relay a lookup, ``relay_package``, and not a generator, whic
 stack at every yield: LangChain's ``_generate_with_cache``, LiteLLM's ``wrapper``, the loop
 consuming a stream), which makes the model call and the store. Its followers look at the
 leader thread's stack while they wait; once that frame has been gone for half a second with
-the flight still open, the flight is abandoned. Followers of an abandoned (or timed-out)
+the flight still open, the flight is abandoned. A thread leader that also holds the fleet
+lock (other processes wait on it) is watched so by a thread of its cache as well, since no
+caller of its own process may be following it. Followers of an abandoned (or timed-out)
 flight elect a new leader among themselves: the first to rejoin leads, the others wait for
 it, so a failed call (a rate limit in a burst of identical requests) costs one more model
 call, not one per follower.
@@ -33,6 +35,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import logging
 import sys
 import threading
 import time
@@ -46,6 +49,8 @@ from llmcache.fork_safety import renew_after_fork
 
 if TYPE_CHECKING:
     from llmcache.keys import CacheKey
+
+logger = logging.getLogger("llmcache")
 
 
 def _current_task() -> asyncio.Task[object] | None:
@@ -278,6 +283,8 @@ class Flights:
         self._lock = threading.Lock()
         renew_after_fork(self, "_lock")
         self._open: dict[bytes, Flight] = {}
+        #: Watches thread leaders that hold a fleet lock (``_watch_fleet_leaders``).
+        self._watcher: threading.Thread | None = None
 
     def join(self, digest: bytes) -> Flight | None:
         """After a miss: None if the caller now leads (it should call the model), else the
@@ -369,6 +376,33 @@ class Flights:
             flight = self._open.get(key.digest)
             if flight is not None:
                 flight.token, flight.lock_key = token, key
+                if flight._call is not None and not (
+                    self._watcher is not None and self._watcher.is_alive()
+                ):
+                    self._watcher = threading.Thread(
+                        target=self._watch_fleet_leaders, name="llmcache-flights", daemon=True
+                    )
+                    self._watcher.start()
+
+    def _watch_fleet_leaders(self) -> None:
+        """Watch the calls of thread leaders that hold a fleet lock, as their followers do.
+        Other processes wait on that lock, and in this process nobody may be following the
+        leader to see its call fail: without this watch they would wait for the lock to
+        expire at the bound. Runs while such flights are open (one thread per cache)."""
+        watches: dict[Flight, _LeaderWatch] = {}
+        while True:
+            time.sleep(WATCH_EVERY)
+            with self._lock:
+                held = [f for f in self._open.values() if f.token is not None and f._call]
+                if not held:
+                    self._watcher = None
+                    return
+            watches = {f: watches.get(f) or _LeaderWatch(f) for f in held}
+            for watch in watches.values():
+                try:
+                    watch.gave_up()  # abandons (the cache releases the lock) once it ended
+                except Exception as exc:  # the lock then expires at the bound, as before
+                    logger.warning("llmcache: releasing a failed leader's lock failed: %r", exc)
 
     def __len__(self) -> int:
         return len(self._open)

@@ -209,3 +209,44 @@ def test_a_failed_thread_leader_frees_its_fleet_lock_through_a_follower_thread(
     assert time.monotonic() - started < 10  # the lock was released, not left to expire
     a.close()
     b.close()
+
+
+@pytest.mark.timeout(40)
+def test_a_failed_thread_leader_frees_its_fleet_lock_with_no_follower_of_its_own(
+    redis_prefix_url: str,
+) -> None:
+    """The fleet leader is a pool thread whose call failed, and nobody in its process follows
+    it: its cache watches the call itself and releases the lock, so the other process leads
+    the next try about a second later instead of waiting for the lock to expire (30 s)."""
+    a, b = fleet_cache(redis_prefix_url, timeout=30.0), fleet_cache(redis_prefix_url, timeout=30.0)
+    leading, finish = threading.Event(), threading.Event()
+
+    def failing_call() -> None:
+        assert a.get(REQ) is None  # leads here and across the fleet
+        leading.set()
+        time.sleep(0.1)  # the model call, which fails: nothing is stored
+
+    def pool_thread() -> None:
+        try:
+            failing_call()
+        finally:
+            finish.wait(30)  # the thread lives on, as a pool's does
+
+    thread = threading.Thread(target=pool_thread)
+    thread.start()
+    try:
+        assert leading.wait(5)
+        started = time.monotonic()
+        assert b.get(REQ) is None  # a's lock released: b leads the next try
+        assert time.monotonic() - started < 10
+        tier = b.tiers[1]
+        assert isinstance(tier, RedisTier)
+        assert tier.flight_open(request_key(REQ)) is True  # b's own lock now
+        b.set(REQ, "Paris")
+        hit = a.get(REQ)
+        assert hit is not None and hit.entry.value == "Paris"
+    finally:
+        finish.set()
+        thread.join()
+        a.close()
+        b.close()
