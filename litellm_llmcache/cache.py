@@ -371,23 +371,13 @@ class LiteLLMCache(_LiteLLMCache):
 
     def _store(self, result: Any, kwargs: Mapping[str, Any]) -> None:
         try:
-            target = self._store_target(kwargs)
-            if target is None:
-                return
-            request, ttl = target
-            try:
-                payload = _stored_payload(result)
-            except PayloadError:  # callers waiting for this answer must not wait for it
-                self.llmcache.forgo(request)
-                raise
-            self.llmcache.set(
-                request,
-                payload,
-                usage=usage_of(payload),
-                ttl=ttl,
-                finish_reasons=finish_reasons_of(payload),
-            )
-        except (PayloadError, ConfigError) as exc:
+            prepared = self._prepared(result, kwargs)
+            if isinstance(prepared, CacheRequest):
+                self.llmcache.forgo(prepared)
+            elif prepared is not None:
+                request, payload, options = prepared
+                self.llmcache.set(request, payload, **options)
+        except ConfigError as exc:
             logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
         except Exception as exc:
             logger.warning("llmcache: storing a LiteLLM answer failed: %s", exc)
@@ -396,26 +386,38 @@ class LiteLLMCache(_LiteLLMCache):
         self, result: Any, dynamic_cache_object: Any = None, **kwargs: Any
     ) -> None:
         try:
-            target = self._store_target(kwargs)
-            if target is None:
-                return
-            request, ttl = target
-            try:
-                payload = _stored_payload(result)
-            except PayloadError:
-                await self.llmcache.aforgo(request)
-                raise
-            await self.llmcache.aset(
-                request,
-                payload,
-                usage=usage_of(payload),
-                ttl=ttl,
-                finish_reasons=finish_reasons_of(payload),
-            )
-        except (PayloadError, ConfigError) as exc:
+            prepared = self._prepared(result, kwargs)
+            if isinstance(prepared, CacheRequest):
+                await self.llmcache.aforgo(prepared)
+            elif prepared is not None:
+                request, payload, options = prepared
+                await self.llmcache.aset(request, payload, **options)
+        except ConfigError as exc:
             logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
         except Exception as exc:
             logger.warning("llmcache: storing a LiteLLM answer failed: %s", exc)
+
+    def _prepared(
+        self, result: Any, kwargs: Mapping[str, Any]
+    ) -> tuple[CacheRequest, dict[str, Any], dict[str, Any]] | CacheRequest | None:
+        """What ``set`` takes for this answer: (request, payload, options); None when the
+        call stores nothing; only the request when the answer cannot be stored (not JSON),
+        which the cache is then told to forgo, so that callers waiting for it stop waiting."""
+        target = self._store_target(kwargs)
+        if target is None:
+            return None
+        request, ttl = target
+        try:
+            payload = _stored_payload(result)
+        except PayloadError as exc:
+            logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
+            return request
+        options = {
+            "usage": usage_of(payload),
+            "ttl": ttl,
+            "finish_reasons": finish_reasons_of(payload),
+        }
+        return request, payload, options
 
     async def async_add_cache_pipeline(
         self, result: Any, dynamic_cache_object: Any = None, **kwargs: Any
