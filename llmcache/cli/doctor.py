@@ -15,6 +15,7 @@ from llmcache.cache import Cache
 from llmcache.diagnose import describe_tier
 from llmcache.keys import CacheKey
 from llmcache.redact import describe_error
+from llmcache.semantic.embedders import identity_of
 
 PROBES = 5
 #: Vectors whose entries the consistency check looks up (one lookup each, per tier).
@@ -74,7 +75,12 @@ def _check_semantic(cache: Cache) -> dict[str, Any]:
     except Exception as exc:  # an unreachable index is what the doctor reports
         return {**found, "reachable": False, "latency_ms": 0.0, "problem": describe_error(exc)}
     found.update(reachable=True, latency_ms=(time.perf_counter() - started) * 1000)
+    found["embedder"] = identity_of(semantic.embedder)
     now = cache.clock()
+    try:  # what only a search checks (redisvl: that the index holds this embedder's vectors)
+        semantic.search(bytes(16), _probe_vector(semantic.index.dim), 1, now)
+    except Exception as exc:
+        return {**found, "problem": describe_error(exc)}
     orphans = sum(1 for key in keys if not _held(cache, key, now))
     found.update(vectors_checked=len(keys), vectors_without_entry=orphans)
     if orphans:
@@ -84,6 +90,14 @@ def _check_semantic(cache: Cache) -> dict[str, Any]:
             "memory-only cache over a persistent index); they are never served"
         )
     return found
+
+
+def _probe_vector(dim: int) -> Any:
+    import numpy as np
+
+    vector = np.zeros(dim, dtype=np.float32)
+    vector[0] = 1.0
+    return vector
 
 
 def _held(cache: Cache, key: CacheKey, now: float) -> bool:

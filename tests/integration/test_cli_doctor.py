@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
 from click.testing import CliRunner
 
 from llmcache.cli.app import cli
+from llmcache.keys import CacheKey
 
 
 def _doctor(*args: str) -> tuple[int, dict[str, object]]:
@@ -114,5 +116,35 @@ def test_a_redisvl_index_is_checked_too(redis_stack_url: str) -> None:
         with contextlib.suppress(redis.ResponseError):  # not created if the store failed
             client.execute_command("FT.DROPINDEX", prefix)
         for name in client.scan_iter(match=f"{prefix}*"):
+            client.unlink(name)
+        client.close()
+
+
+def test_a_redisvl_index_of_another_embedder_is_a_problem(redis_stack_url: str) -> None:
+    import numpy as np
+    import redis
+
+    from llmcache.semantic.index import IndexedEntry
+    from llmcache.semantic.redisvl_index import RedisVLIndex
+
+    prefix = f"tdoc{uuid.uuid4().hex[:8]}"
+    url = redis_stack_url.replace("redis://", "redisvl://", 1) + f"?prefix={prefix}"
+    other = RedisVLIndex.from_url(url, dim=384)
+    other.bind_embedder("someone-else")
+    key = CacheKey(b"d" * 32, b"s" * 16, b"m" * 16, b"n" * 16)
+    other.add(IndexedEntry(key, b"p" * 16, np.eye(1, 384, dtype=np.float32)[0], "q", None))
+    other.close()
+    try:
+        code, report = _doctor("--url", "memory://", "--semantic", url)
+        assert code == 1 and report["ok"] is False
+        semantic = report["tiers"][1]  # type: ignore[index]
+        assert semantic["tier"] == "semantic (redisvl)"
+        assert semantic["embedder"].startswith("minilm+")
+        assert "'someone-else'" in semantic["problem"]
+        assert "llmcache reindex" in semantic["problem"]
+    finally:
+        client = redis.Redis.from_url(redis_stack_url)
+        client.execute_command("FT.DROPINDEX", f"{prefix}:vec:semantic")
+        for name in client.scan_iter(match=f"{prefix}:*"):
             client.unlink(name)
         client.close()
