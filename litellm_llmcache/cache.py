@@ -339,15 +339,6 @@ class LiteLLMCache(_LiteLLMCache):
         return marked(payload, hit_marker(hit, usage, cost_of(entry.model, usage)))
 
     # ------------------------------------------------------------------ store
-    def _store_args(
-        self, result: Any, kwargs: Mapping[str, Any]
-    ) -> tuple[CacheRequest, dict[str, Any], float | Unset | None] | None:
-        target = self._store_target(kwargs)
-        if target is None:
-            return None
-        request, ttl = target
-        return request, _stored_payload(result), ttl
-
     def _store_target(
         self, kwargs: Mapping[str, Any]
     ) -> tuple[CacheRequest, float | Unset | None] | None:
@@ -408,7 +399,7 @@ class LiteLLMCache(_LiteLLMCache):
             return None
         request, ttl = target
         try:
-            payload = _stored_payload(result)
+            payload = stored_payload(result)
         except PayloadError as exc:
             logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
             return request
@@ -490,7 +481,7 @@ class LiteLLMCache(_LiteLLMCache):
         return f"LiteLLMCache({self.llmcache!r}, namespace={self.llmcache_namespace!r})"
 
 
-def _stored_payload(result: Any) -> dict[str, Any]:
+def stored_payload(result: Any) -> dict[str, Any]:
     """What is stored of a LiteLLM response (PayloadError if it is not JSON)."""
     payload = to_payload(result)
     payload.pop("_hidden_params", None)

@@ -7,10 +7,11 @@ logged calls replayed through ``litellm.acompletion`` with this cache.
 
     warm_faq(LiteLLMWarmup(LiteLLMCache(cache), "gpt-4o-mini"), read_faq("faq.csv"))
 
-The request and value of a FAQ row are the adapter's own (``LiteLLMCache._store_args`` on a
-``ModelResponse`` holding the answer, with zero usage: no tokens were spent), so a hit takes
-LiteLLM's normal path. LiteLLM keys ``stream=True`` calls apart: each row is stored for both.
-A replayed call is stored by LiteLLM's own cache path, which sets no llmcache tags.
+The request and value of a FAQ row are the adapter's own (``LiteLLMCache._store_target`` and
+``stored_payload`` of a ``ModelResponse`` holding the answer, with zero usage: no tokens were
+spent), so a hit takes LiteLLM's normal path. LiteLLM keys ``stream=True`` calls apart: each
+row is stored for both. A replayed call is stored by LiteLLM's own cache path, which sets no
+llmcache tags.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import litellm
 
-from litellm_llmcache.cache import LiteLLMCache, _await_litellm_writes
+from litellm_llmcache.cache import LiteLLMCache, _await_litellm_writes, stored_payload
 from litellm_llmcache.convert import usage_of
 from llmcache.errors import ConfigError
 from llmcache.warmup.run import FaqAnswer
@@ -87,13 +88,14 @@ class LiteLLMWarmup:
         return tuple(self._entry(response, {**call, **way}) for way in ({}, {"stream": True}))
 
     def _entry(self, response: Any, call: Mapping[str, Any]) -> FaqAnswer:
-        stored = self._adapter._store_args(response, call)
-        if stored is None:
+        target = self._adapter._store_target(call)
+        if target is None:
             raise ConfigError(
                 "this LiteLLMCache would not store such a call (mode='default_off' or caching "
                 "disabled in params)"
             )
-        request, payload, _ttl = stored  # the request carries the FAQ's tags (the ambient ones)
+        request, _ttl = target  # the request carries the FAQ's tags (the ambient ones)
+        payload = stored_payload(response)
         return FaqAnswer(request, payload, usage_of(payload))
 
     async def replay(self, messages: Sequence[Mapping[str, Any]]) -> bool:
