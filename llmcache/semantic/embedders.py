@@ -80,11 +80,6 @@ class CachingEmbedder:
         self._lock = threading.Lock()
         renew_after_fork(self, "_lock")
 
-    @property
-    def identity(self) -> str:
-        """See ``identity_of``: the name, unless a subclass knows more."""
-        return self.name
-
     def _compute(self, texts: list[str]) -> Any:
         """Raw vectors (any float array-like of shape (n, dim)) for ``texts``."""
         raise NotImplementedError
@@ -235,14 +230,10 @@ class LangChainEmbedder(CachingEmbedder):
             ),
             None,
         )
-        self._identity = self.name if model is None else f"{self.name}:{model}"
+        self.identity = self.name if model is None else f"{self.name}:{model}"  # identity_of
         super().__init__(dim or 1, **options)
         if dim is None:  # ask once: the index must know its width before the first store
             self.dim = len(embeddings.embed_documents(["dimension probe"])[0])
-
-    @property
-    def identity(self) -> str:
-        return self._identity
 
     def _compute(self, texts: list[str]) -> Any:
         return self._embeddings.embed_documents(texts)
