@@ -20,6 +20,12 @@ Layout (HASH documents; the redisvl ``SearchIndex`` schema covers them)::
     <prefix>:vecstamp:<index>            the name of the embedder whose vectors the index
                                          holds (``bind_embedder``; ``reembed`` rewrites it)
 
+A bound index reads the stamp again every ``STAMP_RECHECK`` seconds (with the index's info,
+as on first use), so a running process follows ``llmcache reindex`` without a restart: one
+refused for another embedder's vectors serves again once the index holds its own, and one
+whose index was re-embedded for another embedder stops searching and adding (its calls fail
+open) instead of mixing two embedders' vectors.
+
 The partition filter is inside the KNN query
 (``(@partition:{hex} @expires_at:[(now +inf])=>[KNN k @vector $vec ...]``), never applied to a
 top-k afterwards, so a closer vector of another partition can neither be returned nor push a
@@ -78,6 +84,8 @@ ADHOC_MAX = 1024
 BATCH_SHARE = 10
 #: How long a partition's counted size is trusted (seconds, monotonic).
 SIZE_REFRESH = 30.0
+#: Seconds between two checks of a bound index's embedder stamp (see the module docstring).
+STAMP_RECHECK = 30.0
 MAX_SIZES = 4096
 CLEAR_BATCH = 500
 #: Keys per UNLINK: removing a vector repairs the HNSW graph (about a millisecond each), so
@@ -143,6 +151,7 @@ class RedisVLIndex:
         self.stamp_key = f"{self.prefix}:vecstamp:{index}"
         self._embedder: str | None = None  # bind_embedder's; checked with the index
         self._mismatch: ConfigError | None = None  # found once, raised without a round trip
+        self._recheck_at = 0.0  # monotonic time after which a bound index is checked again
         self.algorithm = algorithm
         self.clock: Clock | None = clock
         # Without a clock, the caller's clock is learned from the ``now`` of its lookups (the
@@ -212,14 +221,12 @@ class RedisVLIndex:
     def _ensure(self) -> None:
         """Create the index on first use, or check that the existing one fits (its dim and
         its embedder)."""
-        if self._mismatch is not None:
-            raise self._mismatch
-        if self._ready:
+        if self._checked():
             return
         from redisvl.index import SearchIndex  # type: ignore[import-untyped]
 
         with self._ready_lock:
-            if self._ready:
+            if self._checked():
                 return
             client = self._conn._sync()
             index = SearchIndex(self.schema(), redis_client=client)
@@ -236,12 +243,10 @@ class RedisVLIndex:
                     client.get(self.stamp_key), info
                 ):
                     client.set(self.stamp_key, self._embedder)
-            self._ready = True
+            self._checked_now()
 
     async def _aensure(self) -> None:
-        if self._mismatch is not None:
-            raise self._mismatch
-        if self._ready:
+        if self._checked():
             return
         from redisvl.index import AsyncSearchIndex
 
@@ -260,6 +265,23 @@ class RedisVLIndex:
                 await client.get(self.stamp_key), info
             ):
                 await client.set(self.stamp_key, self._embedder)
+        self._checked_now()
+
+    def _checked(self) -> bool:
+        """Whether the last check of the index still stands (True: use it; raises the
+        embedder mismatch it found). False: check the index (first use, a dropped index, or a
+        bound index's ``STAMP_RECHECK`` seconds are up)."""
+        if not self._ready and self._mismatch is None:
+            return False
+        if self._embedder is not None and time.monotonic() >= self._recheck_at:
+            self._ready, self._mismatch = False, None
+            return False
+        if self._mismatch is not None:
+            raise self._mismatch
+        return True
+
+    def _checked_now(self) -> None:
+        self._recheck_at = time.monotonic() + STAMP_RECHECK
         self._ready = True
 
     def _stamp_needed(self, stored: Any, info: dict[str, Any]) -> bool:
@@ -273,6 +295,7 @@ class RedisVLIndex:
             self._mismatch = wrong_embedder(
                 f"redisvl index {self.index_name!r} on {self.where}", named, self._embedder
             )
+            self._recheck_at = time.monotonic() + STAMP_RECHECK
             raise self._mismatch
         return True
 

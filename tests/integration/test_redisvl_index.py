@@ -616,6 +616,65 @@ def test_reembed_replaces_every_vector_and_names_the_embedder(
         again.close()
 
 
+def test_a_running_process_follows_a_reindex_without_a_restart(
+    redis_stack_url: str,
+    prefix: str,
+    index: Any,
+    raw: redis.Redis,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(module, "STAMP_RECHECK", 0.3)
+    index.bind_embedder("model-a")
+    index.add(entry(1, unit(1, 0), text="q 1"))
+    app = RedisVLIndex.from_url(stack_url_of(redis_stack_url, prefix), dim=DIM, clock=clock)
+    try:
+        app.bind_embedder("model-b")  # an app upgraded before the index was re-embedded
+        with pytest.raises(ConfigError, match="embedder 'model-a'"):
+            app.search(PART_1, unit(1, 0), 1, clock())
+        # The operator re-embeds the index for model-b (llmcache reindex, another process).
+        assert index.reembed(lambda found: np.stack([unit(0, 1)] * len(found)), "model-b") == 1
+        with pytest.raises(ConfigError):  # remembered: no round trip per refused call
+            app.search(PART_1, unit(0, 1), 1, clock())
+        time.sleep(0.35)
+        assert texts(app.search(PART_1, unit(0, 1), 1, clock())) == ["q 1"]  # no restart
+
+        # And the other way: the index is re-embedded for model-c under the running app,
+        # which then stops searching and adding (never mixes two embedders' vectors).
+        index.reembed(lambda found: np.stack([unit(1, 1)] * len(found)), "model-c")
+        time.sleep(0.35)
+        with pytest.raises(ConfigError, match="holds the vectors of embedder 'model-c'"):
+            app.search(PART_1, unit(0, 1), 1, clock())
+        with pytest.raises(ConfigError, match="embedder 'model-c'"):
+            app.add(entry(2, unit(0, 1)))
+        assert raw.get(f"{prefix}:vecstamp:semantic") == b"model-c"
+        assert len(list(raw.scan_iter(match=f"{prefix}:vec:semantic:*"))) == 1  # q 1 alone
+    finally:
+        app.close()
+
+
+async def test_the_async_path_follows_a_reindex_too(
+    redis_stack_url: str,
+    prefix: str,
+    index: Any,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(module, "STAMP_RECHECK", 0.3)
+    index.bind_embedder("model-a")
+    index.add(entry(1, unit(1, 0), text="q 1"))
+    app = RedisVLIndex.from_url(stack_url_of(redis_stack_url, prefix), dim=DIM, clock=clock)
+    try:
+        app.bind_embedder("model-b")
+        with pytest.raises(ConfigError, match="embedder 'model-a'"):
+            await app.asearch(PART_1, unit(1, 0), 1, clock())
+        index.reembed(lambda found: np.stack([unit(0, 1)] * len(found)), "model-b")
+        await asyncio.sleep(0.35)
+        assert texts(await app.asearch(PART_1, unit(0, 1), 1, clock())) == ["q 1"]
+    finally:
+        await app.aclose()
+
+
 def test_through_the_cache_another_embedders_index_fails_open(
     redis_stack_url: str, prefix: str, raw: redis.Redis, minilm: Any, fake_clock: FakeClock
 ) -> None:
