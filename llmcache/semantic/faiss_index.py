@@ -3,8 +3,11 @@
 The file (``faiss://path``) is the source of truth, shared by every process that opens it:
 one row per entry (digest, scope, model, namespace, partition, float32 vector bytes, text,
 expiry), written in WAL mode, and the name of the embedder that made the vectors (a tier
-with another embedder refuses the file; ``reembed`` rewrites them). Each process keeps in
-memory, per partition it has searched, a FAISS index loaded from those rows: inner product
+with another embedder refuses the file; ``reembed`` rewrites them; a process whose file is
+re-embedded for another embedder while it runs stops adding to it at once and searching it
+on its next refresh, and serves again once the file holds its embedder's vectors). Each
+process keeps in memory, per partition it has searched, a FAISS index loaded from those
+rows: inner product
 on unit vectors (= cosine), exact (``IndexFlatIP``) while the partition is small and HNSW
 above ``hnsw_above`` entries (the size measured by ``benchmarks/bench_semantic_faiss.py``
 where HNSW gets faster than exact).
@@ -158,6 +161,10 @@ class FaissIndex:
         self.ef_search = HNSW_EF_SEARCH  # HNSW's breadth per query: recall against time
         self._generation, self._last_id = self._position()
         self._refreshed = time.monotonic()
+        self._embedder: str | None = None  # bind_embedder's
+        # Found when the file was re-embedded for another embedder under us (_refresh):
+        # raised by every search until the file holds our embedder's vectors again.
+        self._mismatch: ConfigError | None = None
         call_after_fork(self, "_after_fork_in_child")
 
     # ------------------------------------------------------------------ storage
@@ -243,13 +250,26 @@ class FaissIndex:
     # ------------------------------------------------------------------ VectorIndex
     def bind_embedder(self, identity: str) -> None:
         with self._lock, self._write():
-            row = self._db.execute(_STAMP).fetchone()
-            stored = None if row is None else str(row[0])
-            if stored == identity:
-                return
-            if self._db.execute("SELECT 1 FROM llmcache_vectors LIMIT 1").fetchone() is not None:
-                raise wrong_embedder(f"faiss index {self.path!r}", stored, identity)
-            self._db.execute(_RESTAMP, (identity,))
+            stored = self._stamp()
+            if stored != identity:
+                if self._db.execute("SELECT 1 FROM llmcache_vectors LIMIT 1").fetchone():
+                    raise wrong_embedder(f"faiss index {self.path!r}", stored, identity)
+                self._db.execute(_RESTAMP, (identity,))
+            self._embedder, self._mismatch = identity, None
+
+    def _stamp(self) -> str | None:
+        row = self._db.execute(_STAMP).fetchone()
+        return None if row is None else str(row[0])
+
+    def _check_stamp(self) -> None:
+        """A bound index: raise ``wrong_embedder`` if the file now names another embedder
+        (re-embedded under us). Checked in the transaction of every add, and by a search
+        when the file's generation changed (``reembed`` bumps it)."""
+        if self._embedder is None:
+            return
+        stored = self._stamp()
+        if stored != self._embedder:
+            raise wrong_embedder(f"faiss index {self.path!r}", stored, self._embedder)
 
     def reembed(
         self,
@@ -289,6 +309,7 @@ class FaissIndex:
                 self._bump()  # other processes reload the new vectors
             self._parts.clear()
             self._where.clear()
+            self._embedder, self._mismatch = identity, None
         return done
 
     def add(self, entry: IndexedEntry) -> None:
@@ -298,6 +319,7 @@ class FaissIndex:
         key = entry.key
         with self._lock:
             with self._write():
+                self._check_stamp()
                 # Stored again: the new row (new id) replaces the old one, also for others.
                 self._db.execute("DELETE FROM llmcache_vectors WHERE digest = ?", (key.digest,))
                 cursor = self._db.execute(
@@ -336,6 +358,7 @@ class FaissIndex:
             rows.append((*row, entry.text, entry.expires_at))
         with self._lock:
             with self._write():
+                self._check_stamp()
                 self._db.executemany(
                     "DELETE FROM llmcache_vectors WHERE digest = ?", [(r[0],) for r in rows]
                 )
@@ -353,6 +376,8 @@ class FaissIndex:
             raise ValueError(f"faiss index: query has {query.shape[1]} floats, expected {self.dim}")
         with self._lock:
             self._refresh()
+            if self._mismatch is not None:
+                raise self._mismatch
             part = self._parts.get(partition)
             if part is None:
                 part = self._load(partition, now)
@@ -474,6 +499,11 @@ class FaissIndex:
             self._parts.clear()
             self._where.clear()
             self._generation, self._last_id = generation, last
+            try:  # or re-embedded (reembed bumps the generation too)
+                self._check_stamp()
+                self._mismatch = None
+            except ConfigError as exc:
+                self._mismatch = exc
             return
         if last <= self._last_id:
             return

@@ -320,6 +320,29 @@ def test_reembed_replaces_every_vector_for_every_opener(path: str) -> None:
         index.close()
 
 
+def test_a_running_process_follows_a_reindex_of_its_file(path: str) -> None:
+    app = FaissIndex(path, dim=DIM, refresh=0)
+    app.bind_embedder("model-a")
+    for n in (1, 2):
+        app.add(entry(n, unit(n)))
+    assert app.search(P1, unit(1), 1, NOW)[0].text == "text 1"
+    operator = FaissIndex(path, dim=DIM)  # llmcache reindex, in another process
+    operator.reembed(renumbered, "model-b")
+    # The app embeds with model-a: searching model-b's vectors would mean nothing, and its
+    # stores would mix two embedders' vectors in one file.
+    with pytest.raises(ConfigError, match="holds the vectors of embedder 'model-b'"):
+        app.search(P1, unit(1), 1, NOW)
+    with pytest.raises(ConfigError, match="embedder 'model-b'"):
+        app.add(entry(3, unit(3)))
+    assert len(operator) == 2  # nothing of model-a's was added
+    operator.reembed(lambda texts: np.stack([unit(int(t.split()[1])) for t in texts]), "model-a")
+    assert app.search(P1, unit(2), 1, NOW)[0].text == "text 2"  # back, without a restart
+    app.add(entry(3, unit(3)))
+    assert app.search(P1, unit(3), 1, NOW)[0].text == "text 3"
+    for index in (app, operator):
+        index.close()
+
+
 def test_reembed_with_a_wider_embedder_changes_nothing(path: str) -> None:
     index = FaissIndex(path, dim=DIM)
     index.bind_embedder("model-a")
