@@ -7,10 +7,9 @@ with another embedder refuses the file; ``reembed`` rewrites them; a process who
 re-embedded for another embedder while it runs stops adding to it at once and searching it
 on its next refresh, and serves again once the file holds its embedder's vectors). Each
 process keeps in memory, per partition it has searched, a FAISS index loaded from those
-rows: inner product
-on unit vectors (= cosine), exact (``IndexFlatIP``) while the partition is small and HNSW
-above ``hnsw_above`` entries (the size measured by ``benchmarks/bench_semantic_faiss.py``
-where HNSW gets faster than exact).
+rows: inner product on unit vectors (= cosine), exact (``IndexFlatIP``) while the partition
+is small and HNSW above ``hnsw_above`` entries (the size measured by
+``benchmarks/bench_semantic_faiss.py`` where HNSW gets faster than exact).
 
 Seeing other processes' writes: at most every ``refresh`` seconds (default 1 s) a search reads
 the rows added since the last rowid it saw (a store elsewhere is seen at the latest ``refresh``
