@@ -254,6 +254,8 @@ class FaissIndex:
                 if self._db.execute("SELECT 1 FROM llmcache_vectors LIMIT 1").fetchone():
                     raise wrong_embedder(f"faiss index {self.path!r}", stored, identity)
                 self._db.execute(_RESTAMP, (identity,))
+                if stored is not None:  # other processes bound to it check the stamp again
+                    self._bump()
             self._embedder, self._mismatch = identity, None
 
     def _stamp(self) -> str | None:

@@ -343,6 +343,23 @@ def test_a_running_process_follows_a_reindex_of_its_file(path: str) -> None:
         index.close()
 
 
+def test_a_process_sees_an_emptied_file_taken_by_another_embedder(path: str) -> None:
+    app = FaissIndex(path, dim=DIM, refresh=0)
+    app.bind_embedder("model-a")
+    app.add(entry(1, unit(1)))
+    app.clear(None)  # empty: the next tier to open it may name another embedder
+    newcomer = FaissIndex(path, dim=DIM, refresh=0)
+    newcomer.bind_embedder("model-b")
+    newcomer.add(entry(2, unit(2)))
+    with pytest.raises(ConfigError, match="holds the vectors of embedder 'model-b'"):
+        app.search(P1, unit(2), 1, NOW)  # never model-b's vectors searched with model-a's
+    with pytest.raises(ConfigError, match="embedder 'model-b'"):
+        app.add(entry(3, unit(3)))
+    assert [c.text for c in newcomer.search(P1, unit(2), 5, NOW)] == ["text 2"]
+    for index in (app, newcomer):
+        index.close()
+
+
 def test_reembed_with_a_wider_embedder_changes_nothing(path: str) -> None:
     index = FaissIndex(path, dim=DIM)
     index.bind_embedder("model-a")
