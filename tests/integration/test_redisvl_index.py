@@ -616,6 +616,11 @@ def test_reembed_replaces_every_vector_and_names_the_embedder(
         again.close()
 
 
+#: The recheck period in these tests: long enough that a refused call right after a reindex
+#: is still within it on a loaded machine.
+RECHECK = 1.0
+
+
 def test_a_running_process_follows_a_reindex_without_a_restart(
     redis_stack_url: str,
     prefix: str,
@@ -624,7 +629,7 @@ def test_a_running_process_follows_a_reindex_without_a_restart(
     clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(module, "STAMP_RECHECK", 0.3)
+    monkeypatch.setattr(module, "STAMP_RECHECK", RECHECK)
     index.bind_embedder("model-a")
     index.add(entry(1, unit(1, 0), text="q 1"))
     app = RedisVLIndex.from_url(stack_url_of(redis_stack_url, prefix), dim=DIM, clock=clock)
@@ -636,13 +641,13 @@ def test_a_running_process_follows_a_reindex_without_a_restart(
         assert index.reembed(lambda found: np.stack([unit(0, 1)] * len(found)), "model-b") == 1
         with pytest.raises(ConfigError):  # remembered: no round trip per refused call
             app.search(PART_1, unit(0, 1), 1, clock())
-        time.sleep(0.35)
+        time.sleep(RECHECK + 0.1)
         assert texts(app.search(PART_1, unit(0, 1), 1, clock())) == ["q 1"]  # no restart
 
         # And the other way: the index is re-embedded for model-c under the running app,
         # which then stops searching and adding (never mixes two embedders' vectors).
         index.reembed(lambda found: np.stack([unit(1, 1)] * len(found)), "model-c")
-        time.sleep(0.35)
+        time.sleep(RECHECK + 0.1)
         with pytest.raises(ConfigError, match="holds the vectors of embedder 'model-c'"):
             app.search(PART_1, unit(0, 1), 1, clock())
         with pytest.raises(ConfigError, match="embedder 'model-c'"):
@@ -660,7 +665,7 @@ async def test_the_async_path_follows_a_reindex_too(
     clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(module, "STAMP_RECHECK", 0.3)
+    monkeypatch.setattr(module, "STAMP_RECHECK", RECHECK)
     index.bind_embedder("model-a")
     index.add(entry(1, unit(1, 0), text="q 1"))
     app = RedisVLIndex.from_url(stack_url_of(redis_stack_url, prefix), dim=DIM, clock=clock)
@@ -669,7 +674,7 @@ async def test_the_async_path_follows_a_reindex_too(
         with pytest.raises(ConfigError, match="embedder 'model-a'"):
             await app.asearch(PART_1, unit(1, 0), 1, clock())
         index.reembed(lambda found: np.stack([unit(0, 1)] * len(found)), "model-b")
-        await asyncio.sleep(0.35)
+        await asyncio.sleep(RECHECK + 0.1)
         assert texts(await app.asearch(PART_1, unit(0, 1), 1, clock())) == ["q 1"]
     finally:
         await app.aclose()
