@@ -621,6 +621,19 @@ def test_reembed_replaces_every_vector_and_names_the_embedder(
 RECHECK = 1.0
 
 
+def upgraded_app(
+    url: str, prefix: str, index: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> RedisVLIndex:
+    """An app upgraded to embedder model-b before its index (model-a's, one entry "q 1")
+    was re-embedded."""
+    monkeypatch.setattr(module, "STAMP_RECHECK", RECHECK)
+    index.bind_embedder("model-a")
+    index.add(entry(1, unit(1, 0), text="q 1"))
+    app = RedisVLIndex.from_url(stack_url_of(url, prefix), dim=DIM, clock=clock)
+    app.bind_embedder("model-b")
+    return app
+
+
 def test_a_running_process_follows_a_reindex_without_a_restart(
     redis_stack_url: str,
     prefix: str,
@@ -629,12 +642,8 @@ def test_a_running_process_follows_a_reindex_without_a_restart(
     clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(module, "STAMP_RECHECK", RECHECK)
-    index.bind_embedder("model-a")
-    index.add(entry(1, unit(1, 0), text="q 1"))
-    app = RedisVLIndex.from_url(stack_url_of(redis_stack_url, prefix), dim=DIM, clock=clock)
+    app = upgraded_app(redis_stack_url, prefix, index, clock, monkeypatch)
     try:
-        app.bind_embedder("model-b")  # an app upgraded before the index was re-embedded
         with pytest.raises(ConfigError, match="embedder 'model-a'"):
             app.search(PART_1, unit(1, 0), 1, clock())
         # The operator re-embeds the index for model-b (llmcache reindex, another process).
@@ -665,12 +674,8 @@ async def test_the_async_path_follows_a_reindex_too(
     clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(module, "STAMP_RECHECK", RECHECK)
-    index.bind_embedder("model-a")
-    index.add(entry(1, unit(1, 0), text="q 1"))
-    app = RedisVLIndex.from_url(stack_url_of(redis_stack_url, prefix), dim=DIM, clock=clock)
+    app = upgraded_app(redis_stack_url, prefix, index, clock, monkeypatch)
     try:
-        app.bind_embedder("model-b")
         with pytest.raises(ConfigError, match="embedder 'model-a'"):
             await app.asearch(PART_1, unit(1, 0), 1, clock())
         index.reembed(lambda found: np.stack([unit(0, 1)] * len(found)), "model-b")
