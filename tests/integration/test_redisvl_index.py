@@ -621,17 +621,13 @@ def test_reembed_replaces_every_vector_and_names_the_embedder(
 RECHECK = 1.0
 
 
-def upgraded_app(
-    url: str, prefix: str, index: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> RedisVLIndex:
-    """An app upgraded to embedder model-b before its index (model-a's, one entry "q 1")
-    was re-embedded."""
+def upgrade(app: RedisVLIndex, index: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``app`` upgraded to embedder model-b before the index (model-a's, one entry "q 1",
+    stored through ``index``) was re-embedded."""
     monkeypatch.setattr(module, "STAMP_RECHECK", RECHECK)
     index.bind_embedder("model-a")
     index.add(entry(1, unit(1, 0), text="q 1"))
-    app = RedisVLIndex.from_url(stack_url_of(url, prefix), dim=DIM, clock=clock)
     app.bind_embedder("model-b")
-    return app
 
 
 def test_a_running_process_follows_a_reindex_without_a_restart(
@@ -642,8 +638,9 @@ def test_a_running_process_follows_a_reindex_without_a_restart(
     clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    app = upgraded_app(redis_stack_url, prefix, index, clock, monkeypatch)
+    app = RedisVLIndex.from_url(stack_url_of(redis_stack_url, prefix), dim=DIM, clock=clock)
     try:
+        upgrade(app, index, monkeypatch)
         with pytest.raises(ConfigError, match="embedder 'model-a'"):
             app.search(PART_1, unit(1, 0), 1, clock())
         # The operator re-embeds the index for model-b (llmcache reindex, another process).
@@ -668,21 +665,14 @@ def test_a_running_process_follows_a_reindex_without_a_restart(
 
 
 async def test_the_async_path_follows_a_reindex_too(
-    redis_stack_url: str,
-    prefix: str,
-    index: Any,
-    clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
+    index: Any, aindex: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = upgraded_app(redis_stack_url, prefix, index, clock, monkeypatch)
-    try:
-        with pytest.raises(ConfigError, match="embedder 'model-a'"):
-            await app.asearch(PART_1, unit(1, 0), 1, clock())
-        index.reembed(lambda found: np.stack([unit(0, 1)] * len(found)), "model-b")
-        await asyncio.sleep(RECHECK + 0.1)
-        assert texts(await app.asearch(PART_1, unit(0, 1), 1, clock())) == ["q 1"]
-    finally:
-        await app.aclose()
+    upgrade(aindex, index, monkeypatch)
+    with pytest.raises(ConfigError, match="embedder 'model-a'"):
+        await aindex.asearch(PART_1, unit(1, 0), 1, clock())
+    index.reembed(lambda found: np.stack([unit(0, 1)] * len(found)), "model-b")
+    await asyncio.sleep(RECHECK + 0.1)
+    assert texts(await aindex.asearch(PART_1, unit(0, 1), 1, clock())) == ["q 1"]
 
 
 def test_through_the_cache_another_embedders_index_fails_open(
