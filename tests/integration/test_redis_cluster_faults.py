@@ -48,13 +48,14 @@ FAILOVER_SECONDS = 20.0  # node timeout 1 s, then an election: a few seconds
 RECOVERY_SECONDS = 5.0  # the issue's bound, from the promotion to the tier serving again
 
 
-def spare_cluster_port() -> int:
-    """A free port whose cluster bus port (+10000) is free too."""
+def spare_cluster_port(taken: set[int]) -> int:
+    """A free port whose cluster bus port (+10000) is free too, neither of them among
+    ``taken`` (the ports of nodes just started, which may not have bound them yet)."""
     for _ in range(200):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if port + 10000 > 65535:
+        if port + 10000 > 65535 or {port, port + 10000} & taken:
             continue
         try:
             with socket.socket() as sock:
@@ -98,9 +99,11 @@ class OwnCluster:
 
     def __init__(self, workdir: Path) -> None:
         self.nodes: list[Node] = []
+        taken: set[int] = set()
         try:
             for _ in range(6):
-                port = spare_cluster_port()
+                port = spare_cluster_port(taken)
+                taken |= {port, port + 10000}
                 node_dir = workdir / str(port)
                 node_dir.mkdir()
                 proc = subprocess.Popen(
