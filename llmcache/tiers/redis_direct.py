@@ -6,9 +6,9 @@ wrapper, response callbacks), three times what packing the command, sending it a
 the reply cost. A cache hit is one GET, so that overhead was most of our hit time, and under
 16 threads it is GIL time every thread waits for. ``Commands`` keeps the connections it
 borrowed from the pool (``get_connection``: the pool still counts and closes them) on a
-free list, one per concurrent caller: a list's ``pop``/``append`` are atomic, so threads
-need no lock, and the list grows to the concurrency the app really has (16 threads: 16
-connections) instead of a fixed size. ``ACommands`` does the same for one event loop's
+free list, and pipelines callers that arrive while an exchange is on the wire: one thread
+writes what they queued in one write and hands each its replies (so 16 threads share a few
+writes, and two connections). ``ACommands`` does the same for one event loop's
 redis.asyncio client: no executor hop, no task per command.
 
 Both send several commands in one write and read every reply (one round trip: a store and
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -104,16 +105,50 @@ def _raise_first(replies: list[Any]) -> list[Any]:
     return replies
 
 
-class Commands:
-    """Sync commands on borrowed connections of a plain redis-py client."""
+class _Waiter:
+    """A caller queued behind the wire (``Commands``). It blocks on ``done``, which the
+    sending thread releases once its replies (or the error that ended the exchange) are in,
+    or earlier to hand it the sending of the queue (``sends``)."""
 
-    __slots__ = ("__weakref__", "_epoch", "_free", "_pool")
+    __slots__ = ("commands", "done", "error", "replies", "sends")
+
+    def __init__(self, commands: Sequence[Command]) -> None:
+        self.commands = commands
+        self.done = threading.Lock()
+        self.done.acquire()  # released by the sender: a wait without polling
+        self.replies: list[Any] = []
+        self.error: BaseException | None = None
+        self.sends = False
+
+
+class Commands:
+    """Sync commands on borrowed connections of a plain redis-py client, pipelined while busy.
+
+    As ``ACommands`` does for tasks: a call made when nothing is on the wire goes straight to
+    a connection; a call made while another exchange is on the wire joins a queue. The queued
+    thread that finds no sender sends everything queued in one write, reads the replies in
+    order and hands each caller its own; then the first caller queued meanwhile sends the
+    next batch (no thread sends for others for long). Why: with threads the GIL makes a
+    call's CPU the limit, and on loopback the ``sendall`` and ``recv`` of a round trip (and
+    the server's read and write) cost more CPU than the rest of a cache hit's client work; 16
+    threads hitting the cache then share a few writes instead of making 16, and hold two
+    connections instead of 16. A queued caller waits on a lock of its own (one wake-up).
+    """
+
+    __slots__ = ("__weakref__", "_busy", "_epoch", "_free", "_pool", "_queue", "_sending", "_state")
 
     def __init__(self, client: Any) -> None:
         self._pool = client.connection_pool
-        self._free: list[Any] = []
         self._epoch = self._in_use()
+        self._reset()
         call_after_fork(self, "_forget")
+
+    def _reset(self) -> None:
+        self._free: list[Any] = []
+        self._state = threading.Lock()  # guards _busy, _queue and _sending
+        self._busy = 0  # exchanges on the wire: a caller alone, and the queue's sender
+        self._queue: list[_Waiter] = []
+        self._sending = False  # a thread sends the queue (always, while it is not empty)
 
     def _in_use(self) -> object:
         # The pool's in-use set is replaced by reset() (a caller resetting it): our borrowed
@@ -122,11 +157,72 @@ class Commands:
 
     def _forget(self) -> None:
         """In a forked child: the borrowed connections are the parent's sockets (never used
-        nor closed here); the pool opens new ones (redis-py resets it after a fork)."""
-        self._free = []
+        nor closed here); the pool opens new ones (redis-py resets it after a fork). Callers
+        queued in the parent do not exist in the child."""
+        self._reset()
 
     def run(self, commands: Sequence[Command]) -> list[Any]:
         """Send ``commands`` in one write; their raw replies in order (error replies raised)."""
+        with self._state:
+            alone = not self._busy
+            if alone:
+                self._busy += 1
+            else:
+                waiter = _Waiter(commands)
+                self._queue.append(waiter)
+                first = not self._sending  # the queue was empty: this caller sends it
+                if first:
+                    self._sending = True
+                    self._busy += 1
+        if alone:
+            try:
+                (replies,) = self._exchange([commands])
+            finally:
+                with self._state:
+                    self._busy -= 1
+            return _raise_first(replies)
+        if not first:
+            # Its replies, or the sending handed over to it (``sends`` is set before the
+            # release, so it is read after the wait, never before).
+            waiter.done.acquire()
+        if first or waiter.sends:
+            self._send_queued()  # its own request is in the batch
+            waiter.done.acquire()  # released with the batch's replies
+        if waiter.error is not None:
+            raise waiter.error
+        return _raise_first(waiter.replies)
+
+    def _send_queued(self) -> None:
+        """Send what is queued in one exchange; then hand the sending to the first caller
+        queued since, or stop sending (under the lock callers queue under: none is left
+        unsent)."""
+        with self._state:
+            batch, self._queue = self._queue, []
+        try:
+            outcomes = self._exchange([waiter.commands for waiter in batch])
+        except BaseException as exc:  # the connection failed: every caller learns it
+            for waiter in batch:
+                waiter.error = exc
+                waiter.done.release()
+        else:
+            for waiter, replies in zip(batch, outcomes, strict=True):
+                waiter.replies = replies
+                waiter.done.release()
+        finally:
+            following = None
+            with self._state:
+                if self._queue:
+                    following = self._queue[0]
+                    following.sends = True
+                else:
+                    self._sending = False
+                    self._busy -= 1
+            if following is not None:
+                following.done.release()
+
+    def _exchange(self, groups: list[Sequence[Command]]) -> list[list[Any]]:
+        """Every group's commands in one write on a connection of ours; each group's replies
+        (error replies as values)."""
         if self._epoch is not self._in_use():
             self._free = []
             self._epoch = self._in_use()
@@ -135,6 +231,7 @@ class Commands:
             conn = free.pop()
         except IndexError:
             conn = None
+        commands = groups[0] if len(groups) == 1 else [c for group in groups for c in group]
         try:
             if conn is None:  # connects now (a failed connect is retried by redis-py)
                 conn = self._pool.get_connection()
@@ -152,7 +249,10 @@ class Commands:
                             replies.append(conn.read_response())
                         except _errors.ResponseError as exc:  # keep reading: stay in step
                             replies.append(exc)
-                    return _raise_first(replies)
+                    if len(groups) == 1:
+                        return [replies]
+                    read = iter(replies)
+                    return [[next(read) for _ in group] for group in groups]
                 except _errors.ConnectionError:
                     if not stale:
                         raise

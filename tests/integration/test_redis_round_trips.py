@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_redis_faults import RedisProcess
+from test_redis_faults import RedisProcess, stall
 
 from llmcache import Cache, CacheRequest
 from llmcache.errors import TierError
@@ -175,11 +176,14 @@ def test_a_failed_store_leaves_the_lock_to_the_cache_to_release(server: RedisPro
     cache.close()
 
 
-def test_sixteen_threads_use_at_most_sixteen_connections(server: RedisProcess) -> None:
+def test_sixteen_threads_share_writes_and_each_gets_its_answer(server: RedisProcess) -> None:
     tier = RedisTier.from_url(server.url)
-    cache = Cache([tier], fleet_stats=False)
+    # No fleet invalidation listener: its subscription would be one more connection.
+    cache = Cache([tier], fleet_stats=False, fleet_invalidation=False)
+    writes = count_writes(tier._sync().connection_pool)  # before any connection is made
     for i in range(32):
         cache.set(req(f"q{i}"), f"a{i}")
+    writes.clear()
     answers: list[list[Any]] = [[] for _ in range(16)]
     barrier = threading.Barrier(16)
 
@@ -196,9 +200,93 @@ def test_sixteen_threads_use_at_most_sixteen_connections(server: RedisProcess) -
         thread.join()
     for n in range(16):
         assert answers[n] == [f"a{(n + i) % 32}" for i in range(200)]  # each its own answer
-    assert 1 <= clients(server) <= 16
+    # Calls made while another was on the wire went out together (one write per call before).
+    assert len(writes) < 16 * 200
+    assert 1 <= clients(server) <= 2  # a caller alone, and the sender of the queue
     cache.close()
     assert clients(server) == 0  # closed with the tier
+
+
+def in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """``work(n)`` in ``count`` threads started together; what each returned or raised."""
+    results: list[Any] = [None] * count
+    barrier = threading.Barrier(count)
+
+    def run(n: int) -> None:
+        barrier.wait()
+        try:
+            results[n] = work(n)
+        except Exception as exc:
+            results[n] = exc
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+        assert not thread.is_alive(), "a caller never got its reply"
+    return results
+
+
+def test_an_error_reply_in_a_threads_shared_write_fails_only_its_own_call(
+    server: RedisProcess,
+) -> None:
+    tier = RedisTier.from_url(server.url)
+    keys = [request_key(req(f"q{i}")) for i in range(16)]
+    for i, key in enumerate(keys):
+        tier.set(key, *entry_of(f"a{i}"))
+    with server.client() as admin:  # the entry's key now holds a list: GET gets WRONGTYPE
+        admin.delete(tier.entry_key(keys[7]))
+        admin.rpush(tier.entry_key(keys[7]), "x")
+    writes = count_writes(tier._sync().connection_pool)
+    for _ in range(20):  # rounds of 16 callers at once: most share writes
+        results = in_threads(16, lambda n: tier.get(keys[n], 0.0))
+        for n, result in enumerate(results):
+            if n == 7:
+                assert isinstance(result, TierError) and "WRONGTYPE" in str(result)
+            else:
+                assert result == b"a%d" % n  # its own entry
+    assert len(writes) < 20 * 16
+    tier.close()
+
+
+def test_threads_queued_behind_a_stalled_server_fail_open_and_recover(
+    server: RedisProcess,
+) -> None:
+    """Callers queued behind an exchange that times out are not left waiting: each batch
+    fails with its own timeout (0.5 s), the callers get a TierError, and once the server
+    answers again every caller gets its own entry."""
+    tier = RedisTier.from_url(server.url)
+    keys = [request_key(req(f"q{i}")) for i in range(16)]
+    for i, key in enumerate(keys):
+        tier.set(key, *entry_of(f"a{i}"))
+    sleeper = stall(server, 2)
+
+    def timed(n: int) -> tuple[float, Any]:
+        started = time.monotonic()
+        try:
+            outcome: Any = tier.get(keys[n], 0.0)
+        except TierError as exc:
+            outcome = exc
+        return time.monotonic() - started, outcome
+
+    try:
+        results = in_threads(16, timed)
+    finally:
+        sleeper.join(10)
+    for waited, outcome in results:
+        assert isinstance(outcome, TierError) and "Timeout" in str(outcome), outcome
+        assert waited < 3.0  # its batch's timeout, after at most the one before it
+    results = in_threads(16, lambda n: tier.get(keys[n], 0.0))
+    assert results == [b"a%d" % n for n in range(16)]
+    tier.close()
+
+
+def entry_of(value: str) -> tuple[Any, bytes, float]:
+    """(entry, payload, now) for ``RedisTier.set``: the payload ends with ``value``."""
+    from llmcache.entry import CacheEntry
+
+    return CacheEntry(value=value, created_at=0.0), value.encode(), 0.0
 
 
 async def test_concurrent_tasks_share_writes_and_each_gets_its_answer(
