@@ -53,6 +53,21 @@ try:  # the redis extra; this module is imported without it only to be type-chec
 except ImportError:  # pragma: no cover - nothing here runs without redis-py
     _errors = None  # type: ignore[assignment]
 
+_socket_connections: tuple[type, ...] = ()
+_Hiredis: type | None = None
+_NOT_ENOUGH_DATA: object = object()
+try:  # the sync connections and parser whose socket and reader Commands drives itself
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
+    from redis._parsers.hiredis import _HiredisParser as _Hiredis
+    from redis.connection import Connection as _Connection
+    from redis.connection import SSLConnection as _SSLConnection
+    from redis.connection import UnixDomainSocketConnection as _UnixConnection
+
+    # Exactly these classes, as for the async side below.
+    _socket_connections = (_Connection, _SSLConnection, _UnixConnection)
+except ImportError:  # pragma: no cover - another redis-py layout, or no hiredis: redis-py reads
+    pass
+
 _streamed_connections: tuple[type, ...] = ()
 try:  # the redis.asyncio connections whose stream ACommands reads itself (see _exchange_on_stream)
     from redis.asyncio.connection import Connection as _AConnection
@@ -242,13 +257,9 @@ class Commands:
                 if not stale:  # connect(), not send's own: Sentinel asks for the master there
                     conn.connect()
                 try:
-                    conn.send_packed_command(_pack(conn, commands), check_health=False)
-                    replies: list[Any] = []
-                    for _ in commands:
-                        try:
-                            replies.append(conn.read_response())
-                        except _errors.ResponseError as exc:  # keep reading: stay in step
-                            replies.append(exc)
+                    direct = type(conn) in _socket_connections and type(conn._parser) is _Hiredis
+                    exchange = _exchange_on_socket if direct else _exchange_by_connection
+                    replies = exchange(conn, commands)
                     if len(groups) == 1:
                         return [replies]
                     read = iter(replies)
@@ -425,6 +436,71 @@ async def _exchange_by_redis_py(conn: Any, commands: list[Command]) -> list[Any]
                 watch.cancel()
     except TimeoutError as exc:  # the watch's (redis-py raises its own TimeoutError class)
         raise await _timed_out(conn, exc) from None
+
+
+def _exchange_on_socket(conn: Any, commands: Sequence[Command]) -> list[Any]:
+    """``commands`` sent on ``conn``'s socket in one write and their replies read with its
+    hiredis reader (error replies as values).
+
+    Why not ``send_packed_command`` and ``read_response``: per reply, redis-py runs three
+    Python frames around hiredis (the connection's, the parser's, its socket read), formats
+    the address for a message it may need, and raises an error reply that the caller then
+    catches; about a tenth of a Redis hit's instructions here. Failures are handled as those
+    do: the connection is dropped (a reply half read must never be taken for the next
+    command's), a timeout raises TimeoutError (ETIMEDOUT from the OS: ConnectionError),
+    another socket error ConnectionError; a reply the reader turns into a connection error
+    (LOADING) is raised; push frames go to the parser's handler, as redis-py sends them.
+    """
+    parser = conn._parser
+    reader, buffer = parser._reader, parser._buffer
+    push = parser._hiredis_PushNotificationType
+    sock = conn._sock
+    replies: list[Any] = []
+    try:
+        if reader is None or sock is None:
+            raise _errors.ConnectionError("Connection closed by the server before write")
+        for chunk in _pack(conn, commands):
+            sock.sendall(chunk)
+        for _ in commands:
+            while True:
+                reply = reader.gets()
+                while reply is _NOT_ENOUGH_DATA:
+                    read = sock.recv_into(buffer)
+                    if not read:
+                        raise _errors.ConnectionError("Connection closed by server.")
+                    reader.feed(buffer, 0, read)
+                    reply = reader.gets()
+                if push is None or type(reply) is not push:
+                    break
+                parser.handle_push_response(reply)
+            if isinstance(reply, _errors.ConnectionError):
+                raise reply
+            replies.append(reply)
+    except TimeoutError as exc:  # socket.timeout, or ETIMEDOUT from the OS
+        conn.disconnect()
+        if exc.errno is not None:
+            raise _errors.ConnectionError(f"Error talking to {_address(conn)}: {exc}") from exc
+        raise _errors.TimeoutError(f"Timeout talking to {_address(conn)}") from None
+    except OSError as exc:
+        conn.disconnect()
+        raise _errors.ConnectionError(f"Error talking to {_address(conn)}: {exc}") from exc
+    except BaseException:
+        conn.disconnect()
+        raise
+    return replies
+
+
+def _exchange_by_connection(conn: Any, commands: Sequence[Command]) -> list[Any]:
+    """The same through redis-py's send and reads (a Sentinel-managed connection, whose reads
+    handle a demoted primary; redis-py's own parser when hiredis is missing)."""
+    conn.send_packed_command(_pack(conn, commands), check_health=False)
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(conn.read_response())
+        except _errors.ResponseError as exc:  # keep reading: stay in step
+            replies.append(exc)
+    return replies
 
 
 async def _timed_out(conn: Any, exc: TimeoutError) -> Exception:
