@@ -391,6 +391,69 @@ def test_a_read_only_replica_fails_open(
         primary.stop()
 
 
+def restart_loading(server: RedisProcess, keys: int) -> None:
+    """Restart ``server`` on a dataset of ``keys`` keys that it loads slowly (100 µs a key,
+    answering other clients meanwhile); return once a client has been told LOADING."""
+    admin = server.client()
+    admin.execute_command("DEBUG", "POPULATE", keys, "filler")
+    admin.save()
+    admin.close()
+    server.stop()
+    server.extra = ("--key-load-delay", "100", "--loading-process-events-interval-bytes", "1024")
+    server.proc = subprocess.Popen(
+        ["redis-server", "--port", str(server.port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(server.workdir), *server.extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    probe = redis.Redis(port=server.port, socket_timeout=0.5, retry=None)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                probe.ping()
+            except redis.BusyLoadingError:
+                return
+            except redis.ConnectionError:
+                time.sleep(0.01)  # not listening yet
+            else:
+                raise AssertionError("the server finished loading before it was asked")
+        raise AssertionError("the server never said LOADING")
+    finally:
+        probe.close()
+
+
+def test_a_server_still_loading_its_data_fails_open(
+    server: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis answers LOADING while it loads its dataset after a restart: every call gets the
+    model's answer, the outage is logged once, and hits come back once it has loaded."""
+    cache = Cache([RedisTier.from_url(server.url)])  # real clocks: the breaker probes for real
+    llm = Answering(cache=LangChainCache(cache))
+    assert llm.invoke("kept") == "answer to kept" and llm.invoke("kept") == "answer to kept"
+    assert llm.calls == 1  # stored in Redis, and served from it
+    with caplog.at_level(logging.WARNING, logger="llmcache"):
+        restart_loading(server, 10_000)  # about a second of loading
+        answers = [llm.invoke(f"q{i}") for i in range(5)]
+        assert cache.get(CacheRequest(model="m", prompt="kept")) is None  # not readable yet
+        loaded = time.monotonic() + 30
+        while time.monotonic() < loaded:
+            with server.client() as admin:
+                try:
+                    admin.ping()
+                    break
+                except redis.BusyLoadingError:
+                    time.sleep(0.05)
+        recovery = seconds_until_redis_hit(cache, CacheRequest(model="m", prompt="back"))
+    assert answers == [f"answer to q{i}" for i in range(5)]
+    failures = warnings_about(caplog, "redis", "failed")
+    assert len(failures) == 1 and "LOADING" in failures[0].upper(), failures
+    assert cache.stats()["errors_by_tier"]["redis"] >= 1
+    assert recovery is not None  # within 5 s of the end of loading
+    assert llm.invoke("kept") == "answer to kept" and llm.calls == 6  # from Redis, as before
+    cache.close()
+
+
 def test_a_stalled_server_times_out_and_fails_open(
     server: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
