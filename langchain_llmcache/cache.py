@@ -224,7 +224,10 @@ class LangChainCache(BaseCache):
             payload, usage = stored
             request = self._stored_request(prompt, llm_string, return_val)
             reasons = finish_reasons_of(return_val)
-            self.cache.set(request, payload, usage=usage, ttl=self.ttl, finish_reasons=reasons)
+            # The caller has its answer: a Redis tier sends the store without awaiting it.
+            self.cache.set(
+                request, payload, usage=usage, ttl=self.ttl, finish_reasons=reasons, wait=False
+            )
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
         stored = self._stored(return_val)
@@ -235,7 +238,7 @@ class LangChainCache(BaseCache):
             request = self._stored_request(prompt, llm_string, return_val)
             reasons = finish_reasons_of(return_val)
             await self.cache.aset(
-                request, payload, usage=usage, ttl=self.ttl, finish_reasons=reasons
+                request, payload, usage=usage, ttl=self.ttl, finish_reasons=reasons, wait=False
             )
 
     def _stored_request(

@@ -367,7 +367,7 @@ class LiteLLMCache(_LiteLLMCache):
                 self.llmcache.forgo(prepared)
             elif prepared is not None:
                 request, payload, options = prepared
-                self.llmcache.set(request, payload, **options)
+                self.llmcache.set(request, payload, **options, wait=False)
         except ConfigError as exc:
             logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
         except Exception as exc:
@@ -382,7 +382,7 @@ class LiteLLMCache(_LiteLLMCache):
                 await self.llmcache.aforgo(prepared)
             elif prepared is not None:
                 request, payload, options = prepared
-                await self.llmcache.aset(request, payload, **options)
+                await self.llmcache.aset(request, payload, **options, wait=False)
         except ConfigError as exc:
             logger.warning("llmcache: not storing a LiteLLM answer: %s", exc)
         except Exception as exc:

@@ -446,15 +446,22 @@ class Cache(FlightPlans, EntryOperations):
         usage: Usage = NO_USAGE,
         ttl: float | Unset | None = UNSET,
         finish_reasons: Iterable[str | None] = (),
+        wait: bool = True,
     ) -> bool:
         """Store ``value`` (JSON-like) in every tier; True if at least one tier took it.
 
         ``finish_reasons``: why each choice of the answer ended; an answer cut by the token
         limit or withheld by a content filter is not stored (``CachePolicy.may_store_answer``).
+        ``wait=False``: a tier on a server that can take a store without the caller waiting
+        for the server's answer (Redis) only sends it; True then means sent, and a store the
+        server refused (out of memory, a read-only replica) is counted and logged as a
+        failure of a later store to that tier. The adapters store so: the caller already has its
+        answer, and a miss costs one round trip fewer.
         """
         outcome = _NOT_STORED
         try:
-            outcome = self._run(self._set_plan(request, value, usage, ttl, finish_reasons))
+            plan = self._set_plan(request, value, usage, ttl, finish_reasons, wait)
+            outcome = self._run(plan)
             return outcome.stored
         finally:
             if release := self._complete_flight(request, outcome.key):
@@ -468,10 +475,12 @@ class Cache(FlightPlans, EntryOperations):
         usage: Usage = NO_USAGE,
         ttl: float | Unset | None = UNSET,
         finish_reasons: Iterable[str | None] = (),
+        wait: bool = True,
     ) -> bool:
         outcome = _NOT_STORED
         try:
-            outcome = await self._arun(self._set_plan(request, value, usage, ttl, finish_reasons))
+            plan = self._set_plan(request, value, usage, ttl, finish_reasons, wait)
+            outcome = await self._arun(plan)
             return outcome.stored
         finally:
             if release := self._complete_flight(request, outcome.key):
@@ -921,6 +930,7 @@ class Cache(FlightPlans, EntryOperations):
         usage: Usage,
         ttl: float | Unset | None,
         finish_reasons: Iterable[str | None] = (),
+        wait: bool = True,
     ) -> Plan[_Stored]:
         if usage.cache_read_tokens or usage.cache_creation_tokens:
             # The answer of a model call: the provider's prompt cache saved on it, stored or not.
@@ -961,7 +971,8 @@ class Cache(FlightPlans, EntryOperations):
         payload = self._seal(payload, key)
         stored = False
         for tier in self._tiers:
-            result = yield Op(tier, "set", (key, entry, payload, now))
+            method = "set" if wait or not hasattr(tier, "post") else "post"
+            result = yield Op(tier, method, (key, entry, payload, now))
             stored = stored or result is not UNAVAILABLE
         if stored:
             self._stats.stored()

@@ -31,7 +31,10 @@ Found = CacheEntry | bytes | None
 @runtime_checkable
 class Tier(Protocol):
     """A storage backend. It may also set ``in_process = True`` when its primitives do no I/O
-    and cannot fail (memory): as the top tier it is then probed directly, off the walk."""
+    and cannot fail (memory): as the top tier it is then probed directly, off the walk. A
+    tier on a server may also have ``post`` and ``apost`` (``set``'s arguments): a store
+    sent without waiting for the server's answer, a refusal raised by a later ``post``
+    (``Cache.set(wait=False)``)."""
 
     name: str
 

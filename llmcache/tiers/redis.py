@@ -439,14 +439,24 @@ class RedisTier:
             (raw,) = self._cmd().run((("GET", self.entry_key(key)),))
         return _unwrap(raw, now)
 
-    def set(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
+    def set(
+        self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float, wait: bool = True
+    ) -> None:
         commands, undo = self._with_release(key, self._store(key, entry, payload, now).commands())
         try:
             with self._errors():
-                self._cmd().run(commands)
+                if wait:
+                    self._cmd().run(commands)
+                else:
+                    self._cmd().post(commands)
         except BaseException:
             self._unrelease(undo)
             raise
+
+    def post(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
+        """``set`` without waiting for Redis's answer (``Commands.post``): a store the server
+        refuses is raised by a later ``post``."""
+        self.set(key, entry, payload, now, wait=False)
 
     def delete(self, key: CacheKey) -> None:
         with self._errors():
@@ -500,14 +510,22 @@ class RedisTier:
             (raw,) = await self._acmd().run((("GET", self.entry_key(key)),))
         return _unwrap(raw, now)
 
-    async def aset(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
+    async def aset(
+        self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float, wait: bool = True
+    ) -> None:
         commands, undo = self._with_release(key, self._store(key, entry, payload, now).commands())
         try:
             with self._errors():
-                await self._acmd().run(commands)
+                if wait:
+                    await self._acmd().run(commands)
+                else:
+                    await self._acmd().post(commands)
         except BaseException:
             self._unrelease(undo)
             raise
+
+    async def apost(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
+        await self.aset(key, entry, payload, now, wait=False)
 
     async def adelete(self, key: CacheKey) -> None:
         with self._errors():

@@ -13,8 +13,11 @@ redis.asyncio client: no executor hop, no task per command.
 
 Both send several commands in one write and read every reply (one round trip: a store and
 the release of its fleet lock); a reply that is an error is raised after all replies are read,
-so the connection stays in step. A connection error on a socket that was open is retried once
-on the same connection (it reconnects: a pooled socket the server closed); a failed connect
+so the connection stays in step. ``post`` sends a store without waiting for its replies: they
+are read, in order, by the next exchange on that connection (a miss that stores then waits
+for one round trip, not two); an error reply read that way is raised by the next ``post``.
+A connection error on a socket that was open is retried once on the same connection (it
+reconnects: a pooled socket the server closed); a failed connect
 is not retried again (redis-py's connect already retries once), a timeout never, as
 ``redis_url`` sets for redis-py's own retries (except on the async side when the event
 loop itself was busy at the deadline: ``loop_timeout``). redis-py disconnects a connection on any
@@ -32,6 +35,7 @@ closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -150,7 +154,18 @@ class Commands:
     connections instead of 16. A queued caller waits on a lock of its own (one wake-up).
     """
 
-    __slots__ = ("__weakref__", "_busy", "_epoch", "_free", "_pool", "_queue", "_sending", "_state")
+    __slots__ = (
+        "__weakref__",
+        "_busy",
+        "_epoch",
+        "_free",
+        "_late",
+        "_pool",
+        "_queue",
+        "_sending",
+        "_state",
+        "_unread",
+    )
 
     def __init__(self, client: Any) -> None:
         self._pool = client.connection_pool
@@ -164,6 +179,10 @@ class Commands:
         self._busy = 0  # exchanges on the wire: a caller alone, and the queue's sender
         self._queue: list[_Waiter] = []
         self._sending = False  # a thread sends the queue (always, while it is not empty)
+        # Posted commands whose replies are still to be read: by id of the connection, its
+        # socket then (a reconnected socket owes nothing) and how many replies it owes.
+        self._unread: dict[int, tuple[Any, int]] = {}
+        self._late: BaseException | None = None  # an error reply to a posted command
 
     def _in_use(self) -> object:
         # The pool's in-use set is replaced by reset() (a caller resetting it): our borrowed
@@ -207,6 +226,40 @@ class Commands:
             raise waiter.error
         return _raise_first(waiter.replies)
 
+    def post(self, commands: Sequence[Command]) -> None:
+        """Send ``commands`` without waiting for their replies (a store: nothing is read back).
+
+        The replies are read by the next exchange on the same connection, in the same round
+        trip as its own; the connections are a stack, so that is usually the next call. Why:
+        a miss that stores otherwise waits for two round trips (the lookup's and the store's)
+        where it needs one and a send. Redis runs one connection's commands in the order
+        sent, so a read on the same connection sees the store; one sent on another connection
+        after the post sees it in practice (the store was on its way first), by no guarantee:
+        a reader that must see it uses ``run`` (``Cache.set``'s default). An error reply to a
+        posted command (OOM, READONLY), once an exchange has read it, is raised by the next
+        ``post``, which then sends nothing (the tier counts a failed store, a store late); a
+        connection error is raised at once, as by ``run``; a store sent on a socket the
+        server had closed is lost (a later miss). A caller that finds another exchange on
+        the wire queues as ``run`` does and waits for its replies.
+        """
+        late = self._late
+        if late is not None:
+            self._late = None
+            raise late
+        with self._state:
+            queued = bool(self._busy)
+            if not queued:
+                self._busy += 1
+        if queued:
+            self.run(commands)
+            return
+        try:
+            (replies,) = self._exchange([commands], wait=False)
+        finally:
+            with self._state:
+                self._busy -= 1
+        _raise_first(replies)
+
     def _send_queued(self) -> None:
         """Send what is queued in one exchange; then hand the sending to the first caller
         queued since, or stop sending (under the lock callers queue under: none is left
@@ -235,11 +288,13 @@ class Commands:
             if following is not None:
                 following.done.release()
 
-    def _exchange(self, groups: list[Sequence[Command]]) -> list[list[Any]]:
+    def _exchange(self, groups: list[Sequence[Command]], wait: bool = True) -> list[list[Any]]:
         """Every group's commands in one write on a connection of ours; each group's replies
-        (error replies as values)."""
+        (error replies as values). Without ``wait`` (one group, from ``post``), on a socket we
+        read ourselves, nothing is read: the group's replies are ``[]``."""
         if self._epoch is not self._in_use():
             self._free = []
+            self._unread = {}
             self._epoch = self._in_use()
         free = self._free
         try:
@@ -257,9 +312,10 @@ class Commands:
                 if not stale:  # connect(), not send's own: Sentinel asks for the master there
                     conn.connect()
                 try:
-                    direct = type(conn) in _socket_connections and type(conn._parser) is _Hiredis
-                    exchange = _exchange_on_socket if direct else _exchange_by_connection
-                    replies = exchange(conn, commands)
+                    if type(conn) in _socket_connections and type(conn._parser) is _Hiredis:
+                        replies = self._on_socket(conn, commands, wait)
+                    else:
+                        replies = _exchange_by_connection(conn, commands)
                     if len(groups) == 1:
                         return [replies]
                     read = iter(replies)
@@ -271,11 +327,36 @@ class Commands:
             if conn is not None:
                 free.append(conn)
 
+    def _on_socket(self, conn: Any, commands: Sequence[Command], wait: bool) -> list[Any]:
+        """``_exchange_on_socket``, first reading the replies ``conn`` owes for posted
+        commands (an error among them is kept for the next ``post``)."""
+        sock = conn._sock
+        unread = self._unread.get(id(conn))
+        owed = unread[1] if unread is not None and unread[0] is sock else 0
+        if not wait:
+            _exchange_on_socket(conn, commands, 0, wait=False)
+            self._unread[id(conn)] = (sock, owed + len(commands))
+            return []
+        replies = _exchange_on_socket(conn, commands, owed)
+        if unread is not None:
+            del self._unread[id(conn)]
+        if owed:
+            late, replies = replies[:owed], replies[owed:]
+            self._late = self._late or next((r for r in late if isinstance(r, Exception)), None)
+        return replies
+
     def close(self) -> None:
-        """Give the borrowed connections back to the pool (a borrowed client stays usable)."""
+        """Give the borrowed connections back to the pool (a borrowed client stays usable),
+        once the replies they owe are read (the pool must find nothing left to read)."""
         free, self._free = self._free, []
         for conn in free:
+            unread = self._unread.pop(id(conn), None)
+            if unread is not None and unread[0] is conn._sock:
+                # A failed read drops the connection: nothing is left to read on it then.
+                with contextlib.suppress(Exception):
+                    _exchange_on_socket(conn, (), unread[1])
             self._pool.release(conn)
+        self._unread = {}
 
 
 class ACommands:
@@ -288,7 +369,17 @@ class ACommands:
     connection, so a lone caller waits for no batch.
     """
 
-    __slots__ = ("_busy", "_epoch", "_free", "_pool", "_queue", "_sender", "client")
+    __slots__ = (
+        "_busy",
+        "_epoch",
+        "_free",
+        "_late",
+        "_pool",
+        "_queue",
+        "_sender",
+        "_unread",
+        "client",
+    )
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -298,9 +389,29 @@ class ACommands:
         self._busy = 0  # exchanges on the wire
         self._queue: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]] = []
         self._sender: asyncio.Task[None] | None = None
+        # As Commands: replies owed for posted commands, by id of the connection (its writer
+        # then, and how many), and an error reply among them for the next post.
+        self._unread: dict[int, tuple[Any, int]] = {}
+        self._late: BaseException | None = None
 
     def _in_use(self) -> object:
         return getattr(self._pool, "_in_use_connections", None)
+
+    async def post(self, commands: Sequence[Command]) -> None:
+        """``Commands.post`` for this loop: sent, replies read by the next exchange."""
+        late = self._late
+        if late is not None:
+            self._late = None
+            raise late
+        if self._busy:
+            await self.run(commands)
+            return
+        self._busy += 1
+        try:
+            (replies,) = await self._exchange([commands], wait=False)
+        finally:
+            self._busy -= 1
+        _raise_first(replies)
 
     async def run(self, commands: Sequence[Command]) -> list[Any]:
         if self._busy:
@@ -344,10 +455,14 @@ class ACommands:
             self._busy -= 1
             self._sender = None
 
-    async def _exchange(self, groups: list[Sequence[Command]]) -> list[list[Any]]:
-        """Send every group's commands in one write; each group's replies (errors as values)."""
+    async def _exchange(
+        self, groups: list[Sequence[Command]], wait: bool = True
+    ) -> list[list[Any]]:
+        """Send every group's commands in one write; each group's replies (errors as values).
+        Without ``wait`` (``post``), on a stream we read ourselves, the replies are ``[]``."""
         if self._epoch is not self._in_use():
             self._free = []
+            self._unread = {}
             self._epoch = self._in_use()
         free = self._free
         conn: Any = free.pop() if free else None
@@ -363,9 +478,12 @@ class ACommands:
                     timeout = conn.socket_connect_timeout
                     await again_if_late(conn.connect, timeout, _errors.TimeoutError)
                 try:
-                    streamed = type(conn) in _streamed_connections
-                    exchange = _exchange_on_stream if streamed else _exchange_by_redis_py
-                    replies = iter(await exchange(conn, flat))
+                    if type(conn) in _streamed_connections:
+                        replies = iter(await self._on_stream(conn, flat, wait))
+                    else:
+                        replies = iter(await _exchange_by_redis_py(conn, flat))
+                    if not wait:
+                        return [list(replies)]
                     return [[next(replies) for _ in group] for group in groups]
                 except _errors.ConnectionError:
                     if not stale:
@@ -374,15 +492,37 @@ class ACommands:
             if conn is not None:
                 free.append(conn)
 
+    async def _on_stream(self, conn: Any, commands: list[Command], wait: bool) -> list[Any]:
+        """``_exchange_on_stream``, first reading the replies ``conn`` owes (``_on_socket``)."""
+        writer = conn._writer
+        unread = self._unread.get(id(conn))
+        owed = unread[1] if unread is not None and unread[0] is writer else 0
+        if not wait:
+            await _exchange_on_stream(conn, commands, 0, wait=False)
+            self._unread[id(conn)] = (writer, owed + len(commands))
+            return []
+        replies = await _exchange_on_stream(conn, commands, owed)
+        if unread is not None:
+            del self._unread[id(conn)]
+        if owed:
+            late, replies = replies[:owed], replies[owed:]
+            self._late = self._late or next((r for r in late if isinstance(r, Exception)), None)
+        return replies
+
     def close(self) -> None:
         """Forget the borrowed connections: they stay in the pool's in-use set, so the pool's
-        ``disconnect`` (``aclose`` of the client) closes them; releasing takes an await."""
+        ``disconnect`` (``aclose`` of the client) closes them; releasing takes an await. What
+        was posted on them was sent already (closing a socket delivers what it sent)."""
         self._free = []
+        self._unread = {}
 
 
-async def _exchange_on_stream(conn: Any, commands: list[Command]) -> list[Any]:
-    """``commands`` written on ``conn``'s stream in one write and their replies read (error
-    replies as values), all under one timeout of the connection's ``socket_timeout`` (a
+async def _exchange_on_stream(
+    conn: Any, commands: list[Command], owed: int = 0, wait: bool = True
+) -> list[Any]:
+    """``commands`` written on ``conn``'s stream in one write and the replies read: ``owed``
+    replies to commands posted earlier, then theirs (error replies as values; none read
+    without ``wait``), all under one timeout of the connection's ``socket_timeout`` (a
     ``ServerTimeout``: a stall of the event loop itself at the deadline does not count).
 
     Why not ``send_packed_command`` and ``read_response``: the first runs every write in
@@ -401,10 +541,12 @@ async def _exchange_on_stream(conn: Any, commands: list[Command]) -> list[Any]:
         async with asyncio.timeout(None) as timeout:
             watch = ServerTimeout(timeout, conn.socket_timeout)  # a busy loop is not a stall
             try:
-                writer.writelines(_pack(conn, commands))
-                await writer.drain()
-                for _ in commands:
-                    replies.append(await conn._parser.read_response())  # as redis-py 5 to 8
+                if commands:
+                    writer.writelines(_pack(conn, commands))
+                    await writer.drain()
+                if wait:
+                    for _ in range(owed + len(commands)):  # as redis-py 5 to 8 read them
+                        replies.append(await conn._parser.read_response())
             finally:
                 watch.cancel()
     except TimeoutError as exc:  # the watch's, or ETIMEDOUT from the OS
@@ -438,9 +580,12 @@ async def _exchange_by_redis_py(conn: Any, commands: list[Command]) -> list[Any]
         raise await _timed_out(conn, exc) from None
 
 
-def _exchange_on_socket(conn: Any, commands: Sequence[Command]) -> list[Any]:
-    """``commands`` sent on ``conn``'s socket in one write and their replies read with its
-    hiredis reader (error replies as values).
+def _exchange_on_socket(
+    conn: Any, commands: Sequence[Command], owed: int = 0, wait: bool = True
+) -> list[Any]:
+    """``commands`` sent on ``conn``'s socket in one write and the replies read with its
+    hiredis reader: ``owed`` replies to commands posted earlier, then theirs (error replies
+    as values; none read without ``wait``).
 
     Why not ``send_packed_command`` and ``read_response``: per reply, redis-py runs three
     Python frames around hiredis (the connection's, the parser's, its socket read), formats
@@ -459,9 +604,12 @@ def _exchange_on_socket(conn: Any, commands: Sequence[Command]) -> list[Any]:
     try:
         if reader is None or sock is None:
             raise _errors.ConnectionError("Connection closed by the server before write")
-        for chunk in _pack(conn, commands):
-            sock.sendall(chunk)
-        for _ in commands:
+        if commands:
+            for chunk in _pack(conn, commands):
+                sock.sendall(chunk)
+        if not wait:
+            return replies
+        for _ in range(owed + len(commands)) if owed else commands:
             while True:
                 reply = reader.gets()
                 while reply is _NOT_ENOUGH_DATA:
@@ -550,6 +698,10 @@ class ClientCommands:
                 replies.append(exc)
         return _raise_first(replies)
 
+    def post(self, commands: Sequence[Command]) -> None:
+        """No deferred replies here: ``run``."""
+        self.run(commands)
+
     def close(self) -> None:
         return None
 
@@ -570,6 +722,9 @@ class AClientCommands:
             except _errors.ResponseError as exc:
                 replies.append(exc)
         return _raise_first(replies)
+
+    async def post(self, commands: Sequence[Command]) -> None:
+        await self.run(commands)
 
     def close(self) -> None:
         return None

@@ -8,6 +8,7 @@ counts ``send_packed_command`` calls (a real connection, not a fake).
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import threading
 import time
@@ -174,6 +175,85 @@ def test_a_failed_store_leaves_the_lock_to_the_cache_to_release(server: RedisPro
         admin.config_set("maxmemory", 0)
     assert tier.flight_open(key) is False  # released all the same: waiters do not hang
     cache.close()
+
+
+def test_a_store_that_does_not_wait_is_sent_at_once_and_read_back_later(
+    server: RedisProcess,
+) -> None:
+    """``set(wait=False)`` (what the adapters do) sends the store and returns: a server that
+    stalls does not hold the caller, whose answer is in hand. The store is there once the
+    server answers, the fleet lock released with it, and the next call on the connection
+    reads the store's replies before its own."""
+    tier = RedisTier.from_url(server.url)
+    cache = Cache([tier], fleet_stats=False, fleet_invalidation=False)
+    assert cache.get(req("q")) is None  # connected; this process holds the fleet lock now
+    sleeper = stall(server, 2)  # four times the socket timeout (0.5 s)
+    started = time.monotonic()
+    try:
+        assert cache.set(req("q"), "v", wait=False) is True  # sent
+        sent_in = time.monotonic() - started
+    finally:
+        sleeper.join(10)
+    assert sent_in < 0.5  # a store that waited would time out (0.5 s) and fail
+    hit = cache.get(req("q"))
+    assert hit is not None and hit.entry.value == "v" and hit.tier == "redis"
+    assert tier.flight_open(request_key(req("q"))) is False  # released in the same write
+    assert cache.stats()["errors_by_tier"].get("redis", 0) == 0  # nothing was out of step
+    for i in range(20):  # each lookup reads the replies of the store before it
+        cache.set(req(f"n{i}"), f"a{i}", wait=False)
+        hit = cache.get(req(f"n{i}"))
+        assert hit is not None and hit.entry.value == f"a{i}"
+    cache.set(req("last"), "w", wait=False)
+    cache.close()  # reads what the connections still owe before giving them back
+    assert clients(server) == 0
+    other = Cache([RedisTier.from_url(server.url)], fleet_stats=False)
+    hit = other.get(req("last"))
+    assert hit is not None and hit.entry.value == "w"
+    other.close()
+
+
+def test_a_store_refused_after_it_was_sent_fails_the_next_store(
+    server: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    tier = RedisTier.from_url(server.url)
+    cache = Cache([tier], fleet_stats=False, fleet_invalidation=False)
+    assert cache.set(req("kept"), "v") is True
+    with server.client() as admin, caplog.at_level(logging.WARNING, logger="llmcache"):
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", 1)  # every store is refused (OOM)
+        assert cache.set(req("a"), "x", wait=False) is True  # sent; refused by the server
+        hit = cache.get(req("kept"))  # reads the refusal along with its own reply
+        assert hit is not None and hit.entry.value == "v"  # in step: its own reply
+        assert cache.set(req("b"), "y", wait=False) is False  # the refusal, counted here
+        admin.config_set("maxmemory", 0)
+    failures = [r.getMessage() for r in caplog.records if "tier redis failed" in r.getMessage()]
+    assert len(failures) == 1 and "OutOfMemoryError" in failures[0], failures
+    assert cache.stats()["errors_by_tier"]["redis"] == 1
+    assert cache.get(req("a")) is None  # never stored
+    cache.close()
+
+
+async def test_an_async_store_that_does_not_wait_is_read_back_and_its_refusal_counted(
+    server: RedisProcess,
+) -> None:
+    tier = RedisTier.from_url(server.url)
+    cache = Cache([tier], fleet_stats=False, fleet_invalidation=False)
+    assert await cache.aget(req("q")) is None
+    assert await cache.aset(req("q"), "v", wait=False) is True
+    hit = await cache.aget(req("q"))
+    assert hit is not None and hit.entry.value == "v" and hit.tier == "redis"
+    assert await tier.aflight_open(request_key(req("q"))) is False
+    with server.client() as admin:
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", 1)
+        assert await cache.aset(req("a"), "x", wait=False) is True
+        hit = await cache.aget(req("q"))  # reads the refusal along with its own reply
+        assert hit is not None and hit.entry.value == "v"
+        assert await cache.aset(req("b"), "y", wait=False) is False
+        admin.config_set("maxmemory", 0)
+    assert cache.stats()["errors_by_tier"]["redis"] == 1
+    assert await cache.aget(req("a")) is None
+    await cache.aclose()
 
 
 def test_sixteen_threads_share_writes_and_each_gets_its_answer(server: RedisProcess) -> None:
