@@ -35,9 +35,11 @@ closed.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import math
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -172,6 +174,7 @@ class Commands:
         self._epoch = self._in_use()
         self._reset()
         call_after_fork(self, "_forget")
+        _LIVE.add(self)
 
     def _reset(self) -> None:
         self._free: list[Any] = []
@@ -345,18 +348,47 @@ class Commands:
             self._late = self._late or next((r for r in late if isinstance(r, Exception)), None)
         return replies
 
+    def _settle(self, conn: Any) -> None:
+        """Read the replies ``conn`` owes for posted commands: once they are in, the server
+        has run the stores (a socket closed with replies unread is reset, and what the
+        server had not read yet may be lost with it)."""
+        unread = self._unread.pop(id(conn), None)
+        if unread is not None and unread[0] is conn._sock:
+            # A failed read drops the connection: nothing is left to read on it then.
+            with contextlib.suppress(Exception):
+                _exchange_on_socket(conn, (), unread[1])
+
+    def settle(self) -> None:
+        """``_settle`` every idle connection (at interpreter exit: stores posted last are run
+        before the process's sockets close)."""
+        free = self._free
+        for _ in range(len(free)):  # each idle connection once, round the list
+            try:
+                conn = free.pop()
+            except IndexError:  # taken meanwhile by a thread still running
+                return
+            try:
+                self._settle(conn)
+            finally:
+                free.insert(0, conn)
+
     def close(self) -> None:
         """Give the borrowed connections back to the pool (a borrowed client stays usable),
         once the replies they owe are read (the pool must find nothing left to read)."""
         free, self._free = self._free, []
         for conn in free:
-            unread = self._unread.pop(id(conn), None)
-            if unread is not None and unread[0] is conn._sock:
-                # A failed read drops the connection: nothing is left to read on it then.
-                with contextlib.suppress(Exception):
-                    _exchange_on_socket(conn, (), unread[1])
+            self._settle(conn)
             self._pool.release(conn)
         self._unread = {}
+
+
+_LIVE: weakref.WeakSet[Commands] = weakref.WeakSet()
+
+
+@atexit.register
+def _settle_at_exit() -> None:
+    for commands in list(_LIVE):
+        commands.settle()
 
 
 class ACommands:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -210,6 +212,28 @@ def test_a_store_that_does_not_wait_is_sent_at_once_and_read_back_later(
     hit = other.get(req("last"))
     assert hit is not None and hit.entry.value == "w"
     other.close()
+
+
+_EXITS_AFTER_STORING = """
+import sys
+from llmcache import Cache, CacheRequest
+cache = Cache.from_urls([sys.argv[1]], fleet_stats=False, fleet_invalidation=False)
+for i in range(200):  # sent, none waited for; the process then exits without close()
+    cache.set(CacheRequest(model="m", prompt=f"q{i}"), f"a{i}", wait=False)
+"""
+
+
+def test_stores_sent_just_before_the_process_exits_are_kept(server: RedisProcess) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _EXITS_AFTER_STORING, server.url], capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    cache = Cache([RedisTier.from_url(server.url)], fleet_stats=False)
+    answers = [cache.get(req(f"q{i}")) for i in range(200)]
+    assert [None if hit is None else hit.entry.value for hit in answers] == [
+        f"a{i}" for i in range(200)
+    ]
+    cache.close()
 
 
 def test_a_store_refused_after_it_was_sent_fails_the_next_store(
