@@ -45,9 +45,11 @@ vectors and at least ``1 / BATCH_SHARE`` of the index (a small share would make 
 through many batches of other partitions' vectors; RediSearch's own choice is right there).
 
 redisvl's ``SearchIndex``/``AsyncSearchIndex`` create and check the index; the lookup itself
-sends one prebuilt FT.SEARCH on the same client and reads the reply directly: the same query
-through redisvl's ``VectorQuery`` and ``SearchIndex.query`` took about 1.5x the client CPU
-per lookup here (its query building, filter objects and result processing).
+sends one prebuilt FT.SEARCH on the redis tier's own connections (``redis_direct``, as its
+GETs) and reads the reply directly: the same query through redisvl's ``VectorQuery`` and
+``SearchIndex.query`` took about 1.5x the client CPU per lookup here (its query building,
+filter objects and result processing), and through redis-py's ``execute_command`` about 40
+µs more.
 """
 
 from __future__ import annotations
@@ -521,15 +523,11 @@ class RedisVLIndex:
         batches, counts = self._batches(partition)
         command = self._search_command(partition, vector, k, now, batches)
         with self._conn._errors(), self._watch:
-            client = self._conn._sync()
-            if not counts:
-                return self._candidates(client.execute_command(*command))
-            pipe = client.pipeline(transaction=False)  # the counts ride along: no round trip
-            for count in counts:
-                pipe.execute_command(*count)
-            pipe.execute_command(*command)
-            *counted, reply = pipe.execute()
-        self._remember(partition, counts, counted)
+            # On the redis tier's own connections (redis_direct), not execute_command: about
+            # 40 µs less client CPU per lookup here. The counts ride along in the same write.
+            *counted, reply = self._conn._cmd().run((*counts, command))
+        if counts:
+            self._remember(partition, counts, counted)
         return self._candidates(reply)
 
     def delete(self, digests: Sequence[bytes]) -> int:
@@ -631,20 +629,10 @@ class RedisVLIndex:
         batches, counts = self._batches(partition)
         command = self._search_command(partition, vector, k, now, batches)
         with self._conn._errors(), self._watch:
-            client = self._conn._async()
-            if not counts:
-                reply = await _on_server(client, lambda: client.execute_command(*command))
-                return self._candidates(reply)
-
-            def search() -> Any:
-                pipe = client.pipeline(transaction=False)
-                for count in counts:
-                    pipe.execute_command(*count)
-                pipe.execute_command(*command)
-                return pipe.execute()
-
-            *counted, reply = await _on_server(client, search)
-        self._remember(partition, counts, counted)
+            client, commands = self._conn._async(), self._conn._acmd()
+            *counted, reply = await _on_server(client, lambda: commands.run((*counts, command)))
+        if counts:
+            self._remember(partition, counts, counted)
         return self._candidates(reply)
 
     async def adelete(self, digests: Sequence[bytes]) -> int:
