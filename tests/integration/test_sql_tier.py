@@ -619,3 +619,27 @@ def test_many_openers_of_a_fresh_store_at_once(sql_url: str) -> None:
     with Cache.from_urls([sql_url]) as cache:
         assert cache.set(REQ, "ok") is True
         assert cache.stats()["errors_by_tier"] == {}
+
+
+def test_a_new_sqlite_file_gets_small_pages_and_an_older_file_keeps_its_own(tmp_path: Any) -> None:
+    # A store writes a page of each B-tree to the WAL: a new file takes 2 KB pages. A file
+    # made with another page size (an earlier llmcache, or another tool) is used as it is.
+    fresh, older = tmp_path / "fresh.db", tmp_path / "older.db"
+    with sqlite3.connect(older) as made:
+        made.execute("PRAGMA page_size=4096")
+        made.execute("PRAGMA journal_mode=WAL")
+        made.execute("CREATE TABLE unrelated (x)")  # the page size is fixed from here on
+    for path in (fresh, older):
+        cache = Cache.from_urls([f"sqlite:///{path}"])
+        assert cache.set(request("q"), "kept")
+        cache.close()
+        cache = Cache.from_urls([f"sqlite:///{path}"])  # a restart reads it back
+        hit = cache.get(request("q"))
+        assert hit is not None and hit.entry.value == "kept"
+        cache.close()
+    sizes = {}
+    for path in (fresh, older):
+        with sqlite3.connect(path) as check:
+            sizes[path.name] = check.execute("PRAGMA page_size").fetchone()[0]
+            assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert sizes == {"fresh.db": 2048, "older.db": 4096}
