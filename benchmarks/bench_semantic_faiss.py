@@ -120,6 +120,9 @@ def lookup(entries: int, queries: int) -> None:
     verifier, label = pick_verifier()
     with tempfile.TemporaryDirectory() as folder:
         index = FaissIndex(f"{folder}/bench.faiss", dim=DIM, refresh=3600)
+        # Bound to its embedder while empty, as a cache does: an index whose vectors name no
+        # embedder is refused (see "re-embedding" in the README).
+        tier = SemanticTier(index, _Width(), verifier=verifier, threshold=0.9, k=4)
         rows = [
             IndexedEntry(
                 CacheKey(i.to_bytes(32, "big"), b"s" * 16, b"m" * 16, b"n" * 16),
@@ -141,7 +144,6 @@ def lookup(entries: int, queries: int) -> None:
         index.wait_for_builds()
         built = time.perf_counter() - start
         kind = "HNSW" if hasattr(index._parts[partition].index, "hnsw") else "exact"
-        tier = SemanticTier(index, _Width(), verifier=verifier, threshold=0.9, k=4)
         picks = np.random.default_rng(4).choice(entries, size=queries, replace=False)
         asked = near(data[picks], 5)
         query_texts = [texts[(i + 1) % entries] for i in picks]  # another question's text
