@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_redis_faults import RedisProcess, stall
+from test_redis_faults import Answering, RedisProcess, stall
 
+from langchain_llmcache import LangChainCache
 from llmcache import Cache, CacheRequest
 from llmcache.errors import TierError
 from llmcache.keys import request_key
@@ -214,8 +215,40 @@ def test_a_store_that_does_not_wait_is_sent_at_once_and_read_back_later(
     other.close()
 
 
+class StallsTheServer(Answering):
+    """A model whose answer takes the server down for two seconds (DEBUG SLEEP): the store
+    that follows meets a stalled Redis."""
+
+    server: Any = None
+    sleeper: Any = None
+
+    def _call(self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any) -> str:
+        self.sleeper = stall(self.server, 2)
+        return super()._call(prompt)
+
+
+def test_the_langchain_adapter_does_not_wait_for_its_store(server: RedisProcess) -> None:
+    """Through ``llm.invoke``: a miss's answer comes back while Redis is stalled, without a
+    failure (a store that waited would time out after 0.5 s: an error, and no entry), and the
+    next call is a hit from Redis once it answers again."""
+    cache = Cache([RedisTier.from_url(server.url)], fleet_stats=False, fleet_invalidation=False)
+    llm = StallsTheServer(server=server, cache=LangChainCache(cache))
+    started = time.monotonic()
+    try:
+        assert llm.invoke("q") == "answer to q"
+        answered_in = time.monotonic() - started
+    finally:
+        llm.sleeper.join(10)
+    assert answered_in < 1.5, answered_in  # not held until Redis answers again (2 s)
+    assert llm.invoke("q") == "answer to q" and llm.calls == 1  # served by Redis
+    assert cache.stats()["hits_by_tier"] == {"redis": 1}
+    assert cache.stats()["errors_by_tier"].get("redis", 0) == 0
+    cache.close()
+
+
 _EXITS_AFTER_STORING = """
 import sys
+from langchain_llmcache import LangChainCache
 from llmcache import Cache, CacheRequest
 cache = Cache.from_urls([sys.argv[1]], fleet_stats=False, fleet_invalidation=False)
 for i in range(200):  # sent, none waited for; the process then exits without close()
