@@ -142,6 +142,44 @@ class _Waiter:
         self.sends = False
 
 
+class _Owed:
+    """Replies that connections owe for commands posted on them (``post``), and the first
+    error reply read among them, for the next ``post`` to raise. A connection owes replies
+    on the socket (or stream writer) they were posted on: a reconnected one owes nothing."""
+
+    __slots__ = ("by_conn", "late")
+
+    def __init__(self) -> None:
+        self.by_conn: dict[int, tuple[Any, int]] = {}  # id(conn) -> (socket or writer, count)
+        self.late: BaseException | None = None
+
+    def of(self, conn: Any, handle: Any) -> int:
+        owed = self.by_conn.get(id(conn))
+        return owed[1] if owed is not None and owed[0] is handle else 0
+
+    def drop(self, conn: Any, handle: Any) -> int:
+        """What ``conn`` owes on ``handle``, forgotten (its caller reads it now)."""
+        owed = self.of(conn, handle)
+        self.by_conn.pop(id(conn), None)
+        return owed
+
+    def posted(self, conn: Any, handle: Any, owed: int, count: int) -> None:
+        self.by_conn[id(conn)] = (handle, owed + count)
+
+    def read(self, conn: Any, replies: list[Any], owed: int) -> list[Any]:
+        """The exchange's own replies, once the ``owed`` ones before them are accounted for."""
+        self.by_conn.pop(id(conn), None)
+        if not owed:
+            return replies
+        if self.late is None:
+            self.late = next((r for r in replies[:owed] if isinstance(r, Exception)), None)
+        return replies[owed:]
+
+    def take_late(self) -> BaseException | None:
+        late, self.late = self.late, None
+        return late
+
+
 class Commands:
     """Sync commands on borrowed connections of a plain redis-py client, pipelined while busy.
 
@@ -161,12 +199,11 @@ class Commands:
         "_busy",
         "_epoch",
         "_free",
-        "_late",
+        "_owed",
         "_pool",
         "_queue",
         "_sending",
         "_state",
-        "_unread",
     )
 
     def __init__(self, client: Any) -> None:
@@ -182,10 +219,7 @@ class Commands:
         self._busy = 0  # exchanges on the wire: a caller alone, and the queue's sender
         self._queue: list[_Waiter] = []
         self._sending = False  # a thread sends the queue (always, while it is not empty)
-        # Posted commands whose replies are still to be read: by id of the connection, its
-        # socket then (a reconnected socket owes nothing) and how many replies it owes.
-        self._unread: dict[int, tuple[Any, int]] = {}
-        self._late: BaseException | None = None  # an error reply to a posted command
+        self._owed = _Owed()  # replies of posted commands, still to be read
 
     def _in_use(self) -> object:
         # The pool's in-use set is replaced by reset() (a caller resetting it): our borrowed
@@ -245,9 +279,8 @@ class Commands:
         server had closed is lost (a later miss). A caller that finds another exchange on
         the wire queues as ``run`` does and waits for its replies.
         """
-        late = self._late
+        late = self._owed.take_late()
         if late is not None:
-            self._late = None
             raise late
         with self._state:
             queued = bool(self._busy)
@@ -297,7 +330,7 @@ class Commands:
         read ourselves, nothing is read: the group's replies are ``[]``."""
         if self._epoch is not self._in_use():
             self._free = []
-            self._unread = {}
+            self._owed = _Owed()
             self._epoch = self._in_use()
         free = self._free
         try:
@@ -334,29 +367,22 @@ class Commands:
         """``_exchange_on_socket``, first reading the replies ``conn`` owes for posted
         commands (an error among them is kept for the next ``post``)."""
         sock = conn._sock
-        unread = self._unread.get(id(conn))
-        owed = unread[1] if unread is not None and unread[0] is sock else 0
+        owed = self._owed.of(conn, sock)
         if not wait:
             _exchange_on_socket(conn, commands, 0, wait=False)
-            self._unread[id(conn)] = (sock, owed + len(commands))
+            self._owed.posted(conn, sock, owed, len(commands))
             return []
-        replies = _exchange_on_socket(conn, commands, owed)
-        if unread is not None:
-            del self._unread[id(conn)]
-        if owed:
-            late, replies = replies[:owed], replies[owed:]
-            self._late = self._late or next((r for r in late if isinstance(r, Exception)), None)
-        return replies
+        return self._owed.read(conn, _exchange_on_socket(conn, commands, owed), owed)
 
     def _settle(self, conn: Any) -> None:
         """Read the replies ``conn`` owes for posted commands: once they are in, the server
         has run the stores (a socket closed with replies unread is reset, and what the
         server had not read yet may be lost with it)."""
-        unread = self._unread.pop(id(conn), None)
-        if unread is not None and unread[0] is conn._sock:
+        owed = self._owed.drop(conn, conn._sock)
+        if owed:
             # A failed read drops the connection: nothing is left to read on it then.
             with contextlib.suppress(Exception):
-                _exchange_on_socket(conn, (), unread[1])
+                _exchange_on_socket(conn, (), owed)
 
     def settle(self) -> None:
         """``_settle`` every idle connection (at interpreter exit: stores posted last are run
@@ -379,7 +405,7 @@ class Commands:
         for conn in free:
             self._settle(conn)
             self._pool.release(conn)
-        self._unread = {}
+        self._owed = _Owed()
 
 
 _LIVE: weakref.WeakSet[Commands] = weakref.WeakSet()
@@ -401,17 +427,7 @@ class ACommands:
     connection, so a lone caller waits for no batch.
     """
 
-    __slots__ = (
-        "_busy",
-        "_epoch",
-        "_free",
-        "_late",
-        "_pool",
-        "_queue",
-        "_sender",
-        "_unread",
-        "client",
-    )
+    __slots__ = ("_busy", "_epoch", "_free", "_owed", "_pool", "_queue", "_sender", "client")
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -421,19 +437,15 @@ class ACommands:
         self._busy = 0  # exchanges on the wire
         self._queue: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]] = []
         self._sender: asyncio.Task[None] | None = None
-        # As Commands: replies owed for posted commands, by id of the connection (its writer
-        # then, and how many), and an error reply among them for the next post.
-        self._unread: dict[int, tuple[Any, int]] = {}
-        self._late: BaseException | None = None
+        self._owed = _Owed()  # as Commands: replies of posted commands, still to be read
 
     def _in_use(self) -> object:
         return getattr(self._pool, "_in_use_connections", None)
 
     async def post(self, commands: Sequence[Command]) -> None:
         """``Commands.post`` for this loop: sent, replies read by the next exchange."""
-        late = self._late
+        late = self._owed.take_late()
         if late is not None:
-            self._late = None
             raise late
         if self._busy:
             await self.run(commands)
@@ -494,7 +506,7 @@ class ACommands:
         Without ``wait`` (``post``), on a stream we read ourselves, the replies are ``[]``."""
         if self._epoch is not self._in_use():
             self._free = []
-            self._unread = {}
+            self._owed = _Owed()
             self._epoch = self._in_use()
         free = self._free
         conn: Any = free.pop() if free else None
@@ -527,26 +539,19 @@ class ACommands:
     async def _on_stream(self, conn: Any, commands: list[Command], wait: bool) -> list[Any]:
         """``_exchange_on_stream``, first reading the replies ``conn`` owes (``_on_socket``)."""
         writer = conn._writer
-        unread = self._unread.get(id(conn))
-        owed = unread[1] if unread is not None and unread[0] is writer else 0
+        owed = self._owed.of(conn, writer)
         if not wait:
             await _exchange_on_stream(conn, commands, 0, wait=False)
-            self._unread[id(conn)] = (writer, owed + len(commands))
+            self._owed.posted(conn, writer, owed, len(commands))
             return []
-        replies = await _exchange_on_stream(conn, commands, owed)
-        if unread is not None:
-            del self._unread[id(conn)]
-        if owed:
-            late, replies = replies[:owed], replies[owed:]
-            self._late = self._late or next((r for r in late if isinstance(r, Exception)), None)
-        return replies
+        return self._owed.read(conn, await _exchange_on_stream(conn, commands, owed), owed)
 
     def close(self) -> None:
         """Forget the borrowed connections: they stay in the pool's in-use set, so the pool's
         ``disconnect`` (``aclose`` of the client) closes them; releasing takes an await. What
         was posted on them was sent already (closing a socket delivers what it sent)."""
         self._free = []
-        self._unread = {}
+        self._owed = _Owed()
 
 
 async def _exchange_on_stream(
