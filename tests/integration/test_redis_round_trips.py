@@ -246,6 +246,30 @@ def test_the_langchain_adapter_does_not_wait_for_its_store(server: RedisProcess)
     cache.close()
 
 
+def test_the_litellm_adapter_does_not_wait_for_its_store(
+    server: RedisProcess, ll_install: Callable[..., Any]
+) -> None:
+    """LiteLLM hands the adapter a finished answer to store (``add_cache``): with Redis
+    stalled, the store goes out without an error (one that waited would time out and leave
+    no entry), and once Redis answers, the next call is served from it."""
+    import litellm
+
+    cache = Cache([RedisTier.from_url(server.url)], fleet_stats=False, fleet_invalidation=False)
+    adapter = ll_install(cache)
+    asked = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "q"}]}
+    answer = litellm.completion(**asked, mock_response="stored", caching=False)
+    sleeper = stall(server, 2)
+    try:
+        adapter.add_cache(answer, **asked)
+    finally:
+        sleeper.join(10)
+    assert cache.stats()["errors_by_tier"].get("redis", 0) == 0
+    served = litellm.completion(**asked, mock_response="the model again")
+    assert served.choices[0].message.content == "stored"
+    assert served._hidden_params["llmcache"]["tier"] == "redis"
+    cache.close()
+
+
 _EXITS_AFTER_STORING = """
 import sys
 from langchain_llmcache import LangChainCache
