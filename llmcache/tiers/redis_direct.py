@@ -575,18 +575,14 @@ async def _exchange_on_stream(
         writer = conn._writer
         if writer is None or writer.transport.is_closing():
             raise _errors.ConnectionError("Connection closed by the server before write")
-        written = False
-        if not wait and commands:
+        if commands:  # never blocks: what the socket does not take now waits in the transport
             writer.writelines(_pack(conn, commands))
-            if not writer.transport.get_write_buffer_size():
-                return replies  # all in the socket: no drain, so no timer to arm
-            written = True  # what is left is the drain, under the timeout below
+        if not wait and not writer.transport.get_write_buffer_size():
+            return replies  # a post all in the socket: no drain, so no timer to arm
         async with asyncio.timeout(None) as timeout:
             watch = ServerTimeout(timeout, conn.socket_timeout)  # a busy loop is not a stall
             try:
                 if commands:
-                    if not written:
-                        writer.writelines(_pack(conn, commands))
                     await writer.drain()
                 if wait:
                     for _ in range(owed + len(commands)):  # as redis-py 5 to 8 read them
