@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -117,6 +118,27 @@ def parse_sql_url(raw: str) -> SqlTarget:
         where=_where(url, driver.name),
         write_behind=write_behind,
     )
+
+
+def check_sqlite_directory(target: SqlTarget) -> None:
+    """Raise ConfigError when an SQLite file's directory does not exist.
+
+    SQLite creates the file but not its directory, and a tier that cannot open its file
+    would otherwise fail open on every call (a logged error, no caching): a path with a
+    typo in it is a configuration error, named when the cache is built. Directories are not
+    created for the user: a wrong path would then cache somewhere unexpected.
+    """
+    if target.name != "sqlite" or target.in_memory or "uri" in target.url.query:
+        return
+    database = target.url.database or ""
+    if database.startswith("file:"):  # an SQLite URI: SQLite reads the path inside it
+        return
+    directory = Path(database).parent  # as SQLite reads it: no "~" expansion
+    if not directory.is_dir():
+        raise ConfigError(
+            f"sql tier: cannot open the SQLite file {database}: its directory {directory} "
+            "does not exist; create it, or name a file in an existing directory"
+        )
 
 
 def _one(url: sa.URL, option: str, shown: str) -> str | None:

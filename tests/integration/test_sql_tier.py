@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,6 +117,24 @@ def test_server_tiers_write_behind_by_default_and_a_url_says_otherwise(
     target = parse_sql_url(url)
     assert target.write_behind is queued
     assert "write_behind" not in target.url.query
+
+
+def test_an_sqlite_file_in_a_missing_directory_is_refused_when_the_cache_is_built(
+    tmp_path: Path,
+) -> None:
+    # SQLite would fail every call (failing open: no caching, one logged error per outage);
+    # a typo in a path is a configuration error, named at once, and no directory is created.
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(ConfigError, match=r"directory .*no-such-dir does not exist"):
+        Cache.from_urls(["memory://", f"sqlite:///{missing}/cache.db"])
+    assert not missing.exists()
+    # A file in an existing directory, a relative path, :memory: and SQLite URIs are opened.
+    with Cache.from_urls([f"sqlite:///{tmp_path}/cache.db"]) as cache:
+        request = CacheRequest(model="m", prompt="kept")
+        assert cache.set(request, {"answer": 1})
+        assert cache.get(request) is not None
+    Cache.from_urls(["sqlite:///:memory:"]).close()
+    Cache.from_urls([f"sqlite:///file:{tmp_path}/uri.db?uri=true"]).close()
 
 
 def test_llmcache_options_are_removed_and_driver_options_kept() -> None:
