@@ -163,6 +163,8 @@ def parse_redis_url(raw: str) -> RedisTarget:
     url = f"{redis_scheme}://{parts.netloc}{parts.path}{query_text}"
     if scheme != "unix" and not parts.hostname:
         raise ConfigError(f"redis tier: {shown!r} names no host; e.g. redis://127.0.0.1:6379/0")
+    if scheme != "unix":
+        _check_db(parts.path, kind, shown)
     if scheme == "unix":
         where = f"{kind} unix:{parts.path}"
     else:
@@ -170,6 +172,21 @@ def parse_redis_url(raw: str) -> RedisTarget:
         if kind == "redis" and parts.path.strip("/"):
             where += parts.path
     return RedisTarget(kind=kind, url=url, prefix=prefix, ttl=ttl, where=where)
+
+
+def _check_db(path: str, kind: str, shown: str) -> None:
+    """The URL's database number, checked: redis-py ignores a path that is not a number and
+    silently uses database 0, where another app's keys may be."""
+    db = unquote(path).strip("/")
+    if not db:
+        return
+    if not db.isdigit():
+        raise ConfigError(
+            f"redis tier: the database in {shown!r} must be a number, e.g. "
+            f"redis://127.0.0.1:6379/0; got {db!r}"
+        )
+    if kind == "redis-cluster" and int(db) != 0:
+        raise ConfigError(f"redis tier: a Redis Cluster has database 0 only; {shown!r} names {db}")
 
 
 def _sentinel_target(

@@ -108,6 +108,10 @@ def test_timeouts_are_overridable_in_the_url() -> None:
         ("redis://127.0.0.1/0?bogus_option=1", "bad option"),
         ("redis+sentinel://127.0.0.1:7301", "names no service"),
         ("redis+sentinel://127.0.0.1:7301/svc?bogus=1", "unknown option"),
+        # redis-py itself ignores a path that is not a number: database 0, silently
+        ("redis://127.0.0.1:6379/cache", "must be a number"),
+        ("rediss://127.0.0.1:6379/1/2", "must be a number"),
+        ("redis+cluster://127.0.0.1:7101/1", "database 0 only"),
     ],
 )
 def test_bad_urls_name_the_problem(url: str, fragment: str) -> None:
