@@ -163,11 +163,10 @@ def parse_redis_url(raw: str) -> RedisTarget:
     url = f"{redis_scheme}://{parts.netloc}{parts.path}{query_text}"
     if scheme != "unix" and not parts.hostname:
         raise ConfigError(f"redis tier: {shown!r} names no host; e.g. redis://127.0.0.1:6379/0")
-    if scheme != "unix":
-        _check_db(parts.path, kind, shown)
     if scheme == "unix":
         where = f"{kind} unix:{parts.path}"
     else:
+        _check_db(parts.path, kind, shown)
         where = f"{kind} {parts.hostname}:{parts.port or 6379}"
         if kind == "redis" and parts.path.strip("/"):
             where += parts.path
