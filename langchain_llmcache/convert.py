@@ -38,7 +38,8 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 from pydantic import BaseModel, ValidationError
 
-from llmcache.entry import NO_USAGE, Usage
+from llmcache.entry import NO_USAGE, Usage, check_finite
+from llmcache.errors import CodecError
 
 PAYLOAD_VERSION = 1
 #: The key of the hit marker in ``response_metadata`` / ``generation_info``.
@@ -118,6 +119,10 @@ def _generation_doc(generation: Generation) -> dict[str, Any]:
 def to_payload(generations: Iterable[Generation]) -> dict[str, Any]:
     """A JSON-only deep copy of ``generations`` (nothing shared with the caller's objects)."""
     doc = {"v": PAYLOAD_VERSION, "generations": [_generation_doc(g) for g in generations]}
+    try:
+        check_finite(doc)  # before the round trip, which would turn NaN into None
+    except CodecError as exc:
+        raise PayloadError(str(exc)) from None
     try:
         # The round trip converts (pydantic objects, tuples, non-str keys) and deep-copies at
         # once: the memory tier keeps this object, so it must not share the caller's dicts.

@@ -33,7 +33,7 @@ from llmcache.clock import Clock, monotonic_clock, wall_clock
 from llmcache.crypto import MAGIC as SEALED_MAGIC
 from llmcache.crypto import Sealer, UnknownKeyError
 from llmcache.decoded import DecodedEntries
-from llmcache.entry import NO_USAGE, CacheEntry, Usage, decode, encode
+from llmcache.entry import NO_USAGE, CacheEntry, Usage, check_finite, decode, encode
 from llmcache.errors import CodecError, ConfigError, TierError
 from llmcache.fleet import StatsPublisher, StatsSink
 from llmcache.fleet_invalidation import Broadcaster, FleetInvalidation, LocalTier
@@ -954,6 +954,7 @@ class Cache(FlightPlans, EntryOperations):
             tags=request.tags,
         )
         try:
+            check_finite(value)
             payload = encode(entry)
         except CodecError as exc:
             self._stats.rejected("unencodable")

@@ -207,6 +207,25 @@ def test_unstorable_generations_are_not_cached_and_do_not_raise(
     assert "not JSON serializable: object" in caplog.text
 
 
+def test_an_answer_holding_nan_or_infinity_is_not_cached_rather_than_changed(
+    lc_cache: LangChainCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A local model's logprobs can hold -inf; JSON cannot: cached, it would come back as None.
+    def reply(messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+        return AIMessage(content="yes", response_metadata={"logprobs": [0.0, float("-inf")]})
+
+    model = ScriptedChat(reply=reply, cache=lc_cache)
+    with caplog.at_level(logging.WARNING, logger="llmcache"):
+        first = model.invoke("is it?")
+        again = model.invoke("is it?")
+    assert model.calls == 2  # not cached
+    assert again.response_metadata["logprobs"] == [0.0, float("-inf")]
+    assert "llmcache" not in again.response_metadata
+    assert first.content == again.content == "yes"
+    assert "not caching a LangChain answer" in caplog.text
+    assert "-inf" in caplog.text
+
+
 def test_a_stored_value_that_does_not_rebuild_is_a_miss_and_is_deleted(
     lc_cache: LangChainCache, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from llmcache.entry import ENTRY_SCHEMA, CacheEntry, Usage, decode, encode
+from llmcache import Cache, CacheRequest
+from llmcache.entry import ENTRY_SCHEMA, CacheEntry, Usage, check_finite, decode, encode
 from llmcache.errors import CodecError
 
 
@@ -53,6 +56,37 @@ def test_schema_version_is_stored() -> None:
 def test_unencodable_value_is_a_codec_error() -> None:
     with pytest.raises(CodecError, match="cannot store"):
         encode(CacheEntry(value=object(), created_at=0))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        {"logprobs": [{"token": "a", "logprob": float("-inf")}]},
+        ["x", ("y", float("inf"))],
+    ],
+)
+def test_nan_and_infinities_are_refused_not_stored_as_null(value: object) -> None:
+    # orjson writes both as null: the answer would come back changed.
+    assert b"null" in encode(CacheEntry(value=value, created_at=0))
+    with pytest.raises(CodecError, match="JSON cannot represent"):
+        check_finite(value)
+
+
+def test_finite_values_pass_the_check() -> None:
+    check_finite({"a": [1.5, -0.0, 1e308, None, True, "nan", {"b": (2, 3.25)}]})
+
+
+def test_the_core_refuses_nan_in_a_value_it_is_given(caplog: pytest.LogCaptureFixture) -> None:
+    cache = Cache.from_urls(["memory://"])
+    request = CacheRequest(model="m", prompt="p")
+    with caplog.at_level(logging.WARNING, logger="llmcache"):
+        assert cache.set(request, {"score": float("nan")}) is False
+    assert cache.get(request) is None
+    assert "JSON cannot represent" in caplog.text
+    assert cache.set(request, {"score": 0.5}) is True
+    hit = cache.get(request)
+    assert hit is not None and hit.entry.value == {"score": 0.5}
 
 
 def test_provider_cache_tokens_round_trip() -> None:
