@@ -105,16 +105,15 @@ def check_finite(value: Any) -> None:
         kind = type(item)
         if kind is str or kind is int or item is None:  # most leaves
             continue
-        if kind is float:
-            if not isfinite(item):
-                raise CodecError(
-                    f"cannot store this value: it holds {item!r}, which JSON cannot represent "
-                    "(it would come back as null)"
-                )
-        elif isinstance(item, dict):
+        if isinstance(item, dict):
             extend(item.values())
         elif isinstance(item, (list, tuple)):
             extend(item)
+        elif isinstance(item, float) and not isfinite(item):  # numpy's float64 too
+            raise CodecError(
+                f"cannot store this value: it holds {item!r}, which JSON cannot represent "
+                "(it would come back as null)"
+            )
 
 
 def usage_fields(usage: Usage) -> dict[str, list[int]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 
 from llmcache import Cache, CacheRequest
@@ -71,6 +72,11 @@ def test_nan_and_infinities_are_refused_not_stored_as_null(value: object) -> Non
     assert b"null" in encode(CacheEntry(value=value, created_at=0))
     with pytest.raises(CodecError, match="JSON cannot represent"):
         check_finite(value)
+
+
+def test_a_numpy_nan_is_refused_too() -> None:
+    with pytest.raises(CodecError, match="JSON cannot represent"):
+        check_finite({"score": np.float64("nan")})
 
 
 def test_finite_values_pass_the_check() -> None:
