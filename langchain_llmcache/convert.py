@@ -120,19 +120,24 @@ def to_payload(generations: Iterable[Generation]) -> dict[str, Any]:
     """A JSON-only deep copy of ``generations`` (nothing shared with the caller's objects)."""
     doc = {"v": PAYLOAD_VERSION, "generations": [_generation_doc(g) for g in generations]}
     try:
-        check_finite(doc)  # before the round trip, which would turn NaN into None
-    except CodecError as exc:
-        raise PayloadError(str(exc)) from None
-    try:
         # The round trip converts (pydantic objects, tuples, non-str keys) and deep-copies at
         # once: the memory tier keeps this object, so it must not share the caller's dicts.
-        return orjson.loads(  # type: ignore[no-any-return]
+        payload: dict[str, Any] = orjson.loads(
             orjson.dumps(doc, default=_jsonable, option=orjson.OPT_NON_STR_KEYS)
         )
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise PayloadError(
             f"llmcache stores JSON only, and these generations hold a value that is not: {exc}"
         ) from None
+    # The round trip turns NaN and infinities into None, where the core would no longer see
+    # them: a payload equal to its source held none (the usual case: one C-level compare);
+    # only one that differs (a NaN, or a value the trip converted) is walked.
+    if payload != doc:
+        try:
+            check_finite(doc)
+        except CodecError as exc:
+            raise PayloadError(str(exc)) from None
+    return payload
 
 
 def usage_of(generations: Sequence[Generation]) -> Usage:

@@ -95,8 +95,9 @@ def check_finite(value: Any) -> None:
     """Raise CodecError when ``value`` holds a float NaN or infinity.
 
     JSON has neither, and orjson writes both as null: stored, such an answer would come back
-    changed (a ``-inf`` logprob as None). Not stored, it stays the caller's own. About 2 µs
-    for an LLM answer's payload; every store pays it, a hit never does.
+    changed (a ``-inf`` logprob as None). Not stored, it stays the caller's own. Every store
+    pays it, a hit never does: about 2 µs for an LLM answer's payload in a tight loop, 5 µs
+    inside a LangChain miss that stores (session 19, an A/B in one process).
     """
     stack = [value]
     pop, extend = stack.pop, stack.extend
