@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmcache.cache import Cache
+from llmcache.cli.existing import open_existing
 from llmcache.diagnose import describe_tier
 from llmcache.keys import CacheKey
 from llmcache.redact import describe_error
@@ -36,9 +37,7 @@ def run_doctor(urls: Sequence[str], semantic: str | None) -> dict[str, Any]:
 
 
 def _examine(urls: Sequence[str], semantic: str | None) -> dict[str, Any]:
-    cache = Cache.from_urls(
-        urls, semantic=semantic, single_flight_timeout=None, fleet_stats=False, encryption=False
-    )
+    cache = open_existing(urls, semantic=semantic, encryption=False)
     try:
         rounds = [cache.health(probe=True)["tiers"] for _ in range(PROBES)]
         tiers = []

@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from llmcache.cache import Cache
+from llmcache.cli.existing import open_existing
 from llmcache.cli.selection import Selection, selection_options
 from llmcache.errors import ConfigError, LLMCacheError
 from llmcache.redact import redact, redact_value
@@ -64,7 +65,7 @@ def inspect(
     with _one_line_errors():
         if key is not None and not _HEX.fullmatch(key.lower()):
             raise ConfigError("KEY is an entry's digest in hex (at least its first 4 digits)")
-        cache = Cache.from_urls(urls, single_flight_timeout=None, fleet_stats=False)
+        cache = open_existing(urls)
         try:
             if key is not None:
                 found = _find(cache, selection, tier, key.lower())

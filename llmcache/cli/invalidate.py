@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from llmcache.cache import Cache
+from llmcache.cli.existing import open_existing
 from llmcache.cli.selection import Selection, selection_options
 
 
@@ -52,7 +52,7 @@ def invalidate(
         )
     with _one_line_errors():
         # Only invalidating: no single-flight, and this process publishes no counters.
-        cache = Cache.from_urls(urls, single_flight_timeout=None, fleet_stats=False)
+        cache = open_existing(urls)
         try:
             removed = cache.invalidate(
                 **selection.filters(),

@@ -44,10 +44,12 @@ DEFAULT_BATCH = 256
 def reindex(url: str, embedder: str | None, batch: int, as_json: bool) -> None:
     """Re-embed every text of a semantic index with the embedder its URL names."""
     from llmcache.cli.app import _one_line_errors
+    from llmcache.cli.existing import check_exists
     from llmcache.semantic.embedders import identity_of
     from llmcache.semantic.url import open_index
 
     with _one_line_errors():
+        check_exists((), url)
         index, chosen = open_index(url, embedder=embedder)
         try:
             identity = identity_of(chosen)

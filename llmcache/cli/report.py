@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from llmcache.cache import Cache
+from llmcache.cli.existing import open_existing
 from llmcache.errors import ConfigError, LLMCacheError
 from llmcache.savings import HOUR, ReportRow, SavingsReport
 
@@ -31,8 +31,7 @@ def parse_since(text: str) -> float:
 
 def read_report(urls: Sequence[str], since_seconds: float | None) -> SavingsReport:
     """The savings history kept by the first tier in ``urls`` that keeps one."""
-    # Only reading: no single-flight, and this process publishes nothing of its own.
-    cache = Cache.from_urls(urls, single_flight_timeout=None, fleet_stats=False)
+    cache = open_existing(urls)
     try:
         if not cache.keeps_history:
             raise LLMCacheError(

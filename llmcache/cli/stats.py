@@ -8,14 +8,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from llmcache.cache import Cache
+from llmcache.cli.existing import open_existing
 from llmcache.errors import LLMCacheError
 
 
 def read_fleet_stats(urls: Sequence[str]) -> dict[str, Any]:
     """The fleet-wide counters kept by the first tier in ``urls`` that keeps them."""
-    # Only reading: no single-flight, and this process publishes nothing of its own.
-    cache = Cache.from_urls(urls, single_flight_timeout=None, fleet_stats=False)
+    cache = open_existing(urls)
     try:
         view = cache.fleet_stats()
     finally:

@@ -20,6 +20,7 @@ from typing import IO, Any
 import click
 
 from llmcache.cache import Cache
+from llmcache.cli.existing import open_existing
 from llmcache.cli.selection import Selection, selection_options
 from llmcache.redact import redact
 
@@ -28,7 +29,7 @@ SHOWN_PROBLEMS = 10
 
 
 def _open_cache(urls: tuple[str, ...], semantic: str | None) -> Cache:
-    # An operator's one-off run: no single-flight, and it publishes no counters of its own.
+    # An operator's one-off run (an import may create the cache it writes to).
     return Cache.from_urls(urls, semantic=semantic, single_flight_timeout=None, fleet_stats=False)
 
 
@@ -65,7 +66,7 @@ def export(
     from llmcache.cli.app import _one_line_errors  # app imports this module: import late
 
     with _one_line_errors(), ExitStack() as stack:
-        cache = _open_cache(urls, semantic)
+        cache = open_existing(urls, semantic=semantic)
         stack.callback(cache.close)
         out: IO[bytes] = (
             sys.stdout.buffer if output == "-" else stack.enter_context(open(output, "wb"))

@@ -77,6 +77,15 @@ def open_index(url: str, *, embedder: object = None) -> tuple[VectorIndex, Embed
     return module.RedisVLIndex.from_url(url, dim=chosen.dim), chosen
 
 
+def faiss_file(url: str) -> str | None:
+    """The file a ``faiss://`` URL names; None for other schemes and ``faiss://:memory:``."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "faiss":
+        return None
+    path = parts.netloc + parts.path
+    return None if path in ("", ":memory:") else path
+
+
 def _options(url: str) -> dict[str, str]:
     """The URL's query options, after checking its scheme and (for faiss://) their names."""
     if not isinstance(url, str) or "://" not in url:

@@ -120,6 +120,15 @@ def parse_sql_url(raw: str) -> SqlTarget:
     )
 
 
+def sqlite_file(target: SqlTarget) -> Path | None:
+    """The file an SQLite tier opens, as SQLite reads the path (no "~" expansion); None for
+    a server, ``:memory:`` and SQLite URIs (``file:...``), whose paths SQLite resolves."""
+    if target.name != "sqlite" or target.in_memory or "uri" in target.url.query:
+        return None
+    database = target.url.database or ""
+    return None if database.startswith("file:") else Path(database)
+
+
 def check_sqlite_directory(target: SqlTarget) -> None:
     """Raise ConfigError when an SQLite file's directory does not exist.
 
@@ -128,15 +137,10 @@ def check_sqlite_directory(target: SqlTarget) -> None:
     typo in it is a configuration error, named when the cache is built. Directories are not
     created for the user: a wrong path would then cache somewhere unexpected.
     """
-    if target.name != "sqlite" or target.in_memory or "uri" in target.url.query:
-        return
-    database = target.url.database or ""
-    if database.startswith("file:"):  # an SQLite URI: SQLite reads the path inside it
-        return
-    directory = Path(database).parent  # as SQLite reads it: no "~" expansion
-    if not directory.is_dir():
+    file = sqlite_file(target)
+    if file is not None and not file.parent.is_dir():
         raise ConfigError(
-            f"sql tier: cannot open the SQLite file {database}: its directory {directory} "
+            f"sql tier: cannot open the SQLite file {file}: its directory {file.parent} "
             "does not exist; create it, or name a file in an existing directory"
         )
 

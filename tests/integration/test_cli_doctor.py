@@ -10,6 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from llmcache import Cache
 from llmcache.cli.app import cli
 from llmcache.keys import CacheKey
 
@@ -22,6 +23,7 @@ def _doctor(*args: str) -> tuple[int, dict[str, object]]:
 def test_every_tier_reports_what_it_is(
     tmp_path: Path, redis_url: str, redis_stack_url: str, mysql_url: str, postgres_url: str
 ) -> None:
+    Cache.from_urls([f"sqlite:///{tmp_path}/d.db"]).close()  # an app made it
     code, report = _doctor(
         "--url", "memory://",
         "--url", f"sqlite:///{tmp_path}/d.db",
@@ -51,6 +53,7 @@ def test_an_unreachable_tier_fails_with_its_reason() -> None:
 
 def test_a_store_from_a_newer_llmcache_is_a_problem(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/newer.db"
+    Cache.from_urls([url]).close()  # an app made it
     code, _ = _doctor("--url", url)
     assert code == 0
     engine = sa.create_engine(url)
@@ -88,6 +91,7 @@ def test_the_semantic_index_is_checked_against_the_exact_tiers(tmp_path: Path) -
     assert semantic["tier"].startswith("semantic")
     assert (semantic["vectors_checked"], semantic["vectors_without_entry"]) == (1, 0)
     # The same persistent index behind a cache that no longer holds its entries.
+    Cache.from_urls([f"sqlite:///{tmp_path}/other.db"]).close()
     code, report = _doctor("--url", f"sqlite:///{tmp_path}/other.db", "--semantic", faiss)
     semantic = report["tiers"][-1]  # type: ignore[index]
     assert code == 1 and report["ok"] is False

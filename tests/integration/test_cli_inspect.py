@@ -133,6 +133,7 @@ def test_inspect_output_never_holds_an_api_key(tmp_path: object) -> None:
 
 def test_bad_input_is_one_line(tmp_path: object) -> None:
     url = f"sqlite:///{tmp_path}/empty.db"
+    Cache.from_urls([url]).close()  # an app made it
     assert_one_error_line(run("--url", "nosuch://x"), 2, "unsupported tier URL scheme")
     assert_one_error_line(
         run("--url", f"redis://127.0.0.1:{closed_port()}/0"), 1, "is the server running"

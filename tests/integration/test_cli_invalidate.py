@@ -104,6 +104,7 @@ def test_bad_input_is_one_error_line(tmp_path: object) -> None:
 
 
 def test_an_unreachable_tier_fails_naming_it(tmp_path: object) -> None:
+    Cache.from_urls([f"sqlite:///{tmp_path}/x.db"]).close()  # an app made it
     result = run(
         "--url", f"sqlite:///{tmp_path}/x.db", "--url", "redis://127.0.0.1:1/0", "--tag", "a"
     )

@@ -238,6 +238,7 @@ def test_the_chart_names_its_extra_when_matplotlib_is_missing(
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails
     url = f"sqlite:///{tmp_path}/llmcache.db"
+    Cache.from_urls([url]).close()  # an app made it
     result = CliRunner().invoke(cli, ["report", "--url", url, "--chart", str(tmp_path / "c.png")])
     assert result.exit_code == 2
     assert "pip install 'llmcache[report]'" in result.output

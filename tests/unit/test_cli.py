@@ -147,6 +147,54 @@ def test_unreachable_server_is_one_line_naming_it() -> None:
     assert "hunter2" not in result.output
 
 
+READING_COMMANDS = [
+    ["inspect"],
+    ["export", "-o", "out.jsonl"],
+    ["doctor"],
+    ["stats"],
+    ["report"],
+    ["invalidate", "--tag", "faq"],
+]
+
+
+@pytest.mark.parametrize("command", READING_COMMANDS, ids=lambda c: c[0])
+def test_a_reading_command_refuses_an_sqlite_file_that_does_not_exist(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A mistyped path used to answer "0 entries" or "all good" about an empty cache made on
+    # the spot, and leave that file behind.
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "typo.db"
+    result = run(*command, "--url", "memory://", "--url", f"sqlite:///{missing}")
+    assert_one_error_line(result, 2, f"no cache at {missing}", "--url", "does not exist")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["reindex"], ["export", "--url", "memory://", "-o", "out.jsonl"]],
+    ids=lambda c: c[0],
+)
+def test_a_reading_command_refuses_a_faiss_index_that_does_not_exist(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "typo.faiss"
+    result = run(*command, "--semantic", f"faiss://{missing}")
+    assert_one_error_line(result, 2, f"no cache at {missing}", "--semantic")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_reading_command_opens_an_sqlite_file_an_app_made(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    with Cache.from_urls([url]) as cache:
+        cache.set(CacheRequest(model="m", prompt="refund policy?"), "Within 30 days.")
+    out = tmp_path / "out.jsonl"
+    result = run("export", "--url", url, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "Within 30 days." in out.read_text()
+
+
 def test_db_and_url_together_is_a_usage_error(tmp_path: Path) -> None:
     result = run("demo", "--db", str(tmp_path / "x.db"), "--url", "memory://")
     assert result.exit_code == 2
