@@ -20,14 +20,16 @@ as published; or ``litellm:<model>``; a LangChain ``Embeddings`` object goes to
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from llmcache._optional import require
 from llmcache.errors import ConfigError
+from llmcache.redact import redact_url
 from llmcache.semantic.embedders import Embedder, as_embedder
 from llmcache.semantic.index import VectorIndex
 from llmcache.semantic.tier import DEFAULT_K, DEFAULT_THRESHOLD, SemanticTier, check_threshold
 from llmcache.semantic.verifier import AcceptAll, Verifier
+from llmcache.tiers.options import query_options
 
 #: The default threshold when the verifier is on (see semantic_from_url).
 VERIFIED_THRESHOLD = 0.70
@@ -94,7 +96,7 @@ def _options(url: str) -> dict[str, str]:
             f"'redisvl://host:port', got {url!r}"
         )
     parts = urlsplit(url)
-    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    options = query_options("semantic URL", parts.query, redact_url(url))
     scheme = parts.scheme.lower()
     if scheme not in ("faiss", "redisvl", "redisvls"):
         raise ConfigError(

@@ -11,15 +11,17 @@ import heapq
 import threading
 from collections import OrderedDict
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from llmcache.entry import CacheEntry
 from llmcache.errors import ConfigError
 from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey
 from llmcache.policy import check_ttl
+from llmcache.redact import redact_url
 from llmcache.tiers.base import Found, InProcessAsync, effective_expiry
 from llmcache.tiers.listing import Listed, ListPage
+from llmcache.tiers.options import query_options, ttl_option, whole_number_option
 from llmcache.tiers.selector import Selector, selects
 
 DEFAULT_MAXSIZE = 10_000
@@ -60,19 +62,17 @@ class MemoryTier(InProcessAsync):
 
     @classmethod
     def from_url(cls, url: str) -> MemoryTier:
-        parts = urlsplit(url)
-        query = {k: v[-1] for k, v in parse_qs(parts.query, strict_parsing=False).items()}
+        shown = redact_url(url)
+        query = query_options("memory tier", urlsplit(url).query, shown)
         unknown = set(query) - {"maxsize", "ttl", "max_bytes"}
         if unknown:
-            raise ConfigError(f"memory tier: unknown option(s) {sorted(unknown)} in {url!r}")
-        try:
-            return cls(
-                maxsize=int(query.get("maxsize", DEFAULT_MAXSIZE)),
-                ttl=float(query["ttl"]) if "ttl" in query else None,
-                max_bytes=int(query["max_bytes"]) if "max_bytes" in query else None,
-            )
-        except ValueError as exc:
-            raise ConfigError(f"memory tier: bad option in {url!r}: {exc}") from None
+            raise ConfigError(f"memory tier: unknown option(s) {sorted(unknown)} in {shown!r}")
+        maxsize = whole_number_option("memory", "maxsize", query.get("maxsize"), shown)
+        return cls(
+            maxsize=DEFAULT_MAXSIZE if maxsize is None else maxsize,
+            ttl=ttl_option("memory", query.get("ttl"), shown),
+            max_bytes=whole_number_option("memory", "max_bytes", query.get("max_bytes"), shown),
+        )
 
     def __len__(self) -> int:
         return len(self._data)

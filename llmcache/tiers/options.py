@@ -3,8 +3,32 @@
 from __future__ import annotations
 
 import math
+from urllib.parse import parse_qsl
 
 from llmcache.errors import ConfigError
+
+
+def query_options(what: str, query: str, shown: str) -> dict[str, str]:
+    """A URL's query options by name, blank values kept; ConfigError for an option given
+    twice (which of the two was meant cannot be known)."""
+    options: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in options:
+            raise ConfigError(f"{what}: option {name!r} is given twice in {shown!r}")
+        options[name] = value
+    return options
+
+
+def whole_number_option(tier: str, name: str, raw: str | None, shown: str) -> int | None:
+    """An option that counts something (entries, bytes): None when absent."""
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{tier} tier: {name}={raw!r} in {shown!r} is not a whole number"
+        ) from None
 
 
 def ttl_option(tier: str, raw: str | None, shown: str) -> float | None:

@@ -71,7 +71,7 @@ from llmcache.tiers.sql_schema import (
     build_tables,
     ensure_schema,
 )
-from llmcache.tiers.sql_url import SqlTarget, check_sqlite_directory, parse_sql_url
+from llmcache.tiers.sql_url import SqlTarget, check_sqlite_file, parse_sql_url
 from llmcache.tiers.write_behind import Queued, WriteBehind
 
 logger = logging.getLogger("llmcache")
@@ -105,7 +105,7 @@ class SqlTier(ThreadedAsync):
         purge_interval: float = PURGE_INTERVAL_SECONDS,
         purge_batch: int = PURGE_BATCH,
     ) -> None:
-        check_sqlite_directory(target)
+        check_sqlite_file(target)
         self.name = target.name
         self.target = target
         self.default_ttl = target.ttl

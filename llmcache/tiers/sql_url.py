@@ -129,20 +129,26 @@ def sqlite_file(target: SqlTarget) -> Path | None:
     return None if database.startswith("file:") else Path(database)
 
 
-def check_sqlite_directory(target: SqlTarget) -> None:
-    """Raise ConfigError when an SQLite file's directory does not exist.
+def check_sqlite_file(target: SqlTarget) -> None:
+    """Raise ConfigError when an SQLite tier's path cannot be a database file: its directory
+    does not exist, or it is a directory.
 
-    SQLite creates the file but not its directory, and a tier that cannot open its file
-    would otherwise fail open on every call (a logged error, no caching): a path with a
-    typo in it is a configuration error, named when the cache is built. Directories are not
-    created for the user: a wrong path would then cache somewhere unexpected.
+    The tier would otherwise fail open on every call (a logged error, no caching), so a path
+    with a typo in it is a configuration error, named when the cache is built. Directories are
+    not created for the user: a wrong path would then cache somewhere unexpected. (A file
+    that is there but holds no database fails open instead, logged once: it may be a
+    database damaged on disk, and a cache must never stop its app from starting.)
     """
     file = sqlite_file(target)
-    if file is not None and not file.parent.is_dir():
+    if file is None:
+        return
+    if not file.parent.is_dir():
         raise ConfigError(
             f"sql tier: cannot open the SQLite file {file}: its directory {file.parent} "
             "does not exist; create it, or name a file in an existing directory"
         )
+    if file.is_dir():
+        raise ConfigError(f"sql tier: {file} is a directory; name a database file in it")
 
 
 def _one(url: sa.URL, option: str, shown: str) -> str | None:

@@ -128,6 +128,8 @@ def test_an_sqlite_file_in_a_missing_directory_is_refused_when_the_cache_is_buil
     with pytest.raises(ConfigError, match=r"directory .*no-such-dir does not exist"):
         Cache.from_urls(["memory://", f"sqlite:///{missing}/cache.db"])
     assert not missing.exists()
+    with pytest.raises(ConfigError, match=r"is a directory; name a database file in it"):
+        Cache.from_urls([f"sqlite:///{tmp_path}"])
     # A file in an existing directory, a relative path, :memory: and SQLite URIs are opened.
     with Cache.from_urls([f"sqlite:///{tmp_path}/cache.db"]) as cache:
         request = CacheRequest(model="m", prompt="kept")

@@ -66,12 +66,27 @@ def test_scoped_clear() -> None:
 
 
 @pytest.mark.parametrize(
-    "url",
-    ["memory://?maxsize=0", "memory://?ttl=0", "memory://?maxsize=ten", "memory://?colour=red"],
+    ("url", "message"),
+    [
+        ("memory://?maxsize=0", "maxsize must be positive"),
+        ("memory://?ttl=0", "ttl='0' .* must be a positive number of seconds"),
+        ("memory://?ttl=-1", "must be a positive number of seconds"),
+        ("memory://?ttl=inf", "must be a positive number of seconds"),  # as the other tiers
+        ("memory://?ttl=", "ttl='' .* is not a number"),  # was silently no TTL
+        ("memory://?maxsize=ten", "maxsize='ten' .* is not a whole number"),
+        ("memory://?max_bytes=1.5", "max_bytes='1.5' .* is not a whole number"),
+        ("memory://?maxsize=10&maxsize=20", "'maxsize' is given twice"),  # was the last one
+        ("memory://?colour=red", "unknown option"),
+    ],
 )
-def test_bad_urls(url: str) -> None:
-    with pytest.raises(ConfigError, match="memory tier"):
+def test_bad_urls_name_the_problem(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"memory tier: .*{message}"):
         MemoryTier.from_url(url)
+
+
+def test_url_options_reach_the_tier() -> None:
+    tier = MemoryTier.from_url("memory://?maxsize=20&ttl=60&max_bytes=100000")
+    assert (tier.maxsize, tier.default_ttl, tier.max_bytes) == (20, 60.0, 100_000)
 
 
 def test_thread_safety_under_contention() -> None:

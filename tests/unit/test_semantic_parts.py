@@ -129,6 +129,8 @@ def test_embedder_errors_name_the_problem() -> None:
         ("faiss://:memory:?verify=maybe", "'on' or 'off'"),
         ("faiss://?threshold=0.9", "needs a path"),
         ("faiss:///no/such/folder/x.faiss", "does not exist"),
+        # Which of the two was meant? Silently taking the last one would pick for the user.
+        ("faiss://:memory:?threshold=0.95&threshold=0.5", "'threshold' is given twice"),
     ],
 )
 def test_bad_semantic_urls_are_refused(url: str, message: str) -> None:
