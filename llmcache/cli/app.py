@@ -21,6 +21,7 @@ import llmcache
 from llmcache.cli.demo import PROVIDERS, DemoConfig, no_progress, run_demo
 from llmcache.cli.inspect_entries import inspect
 from llmcache.cli.invalidate import invalidate
+from llmcache.cli.params import Seconds
 from llmcache.cli.reindex import reindex
 from llmcache.cli.render import as_dict, progress_bar, show
 from llmcache.cli.transfer import export, import_
@@ -67,7 +68,7 @@ def _fail(message: str, code: int) -> None:
 )
 @click.option(
     "--latency",
-    type=click.FloatRange(min=0.0),
+    type=Seconds(min=0.0),
     default=0.05,
     show_default=True,
     help="Mean simulated latency of the fake model, in seconds (0.4x to 1.6x).",

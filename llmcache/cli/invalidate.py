@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from llmcache.cli.existing import open_existing
+from llmcache.cli.params import Seconds
 from llmcache.cli.selection import Selection, selection_options
 
 
@@ -27,7 +28,7 @@ from llmcache.cli.selection import Selection, selection_options
 @click.option(
     "--older-than",
     "older_than",
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0),
     help="Entries created at least this many seconds ago.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

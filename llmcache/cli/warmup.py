@@ -34,6 +34,7 @@ from llmcache._optional import require
 from llmcache._sentinel import UNSET
 from llmcache.cache import Cache
 from llmcache.cli.demo import check_tiers
+from llmcache.cli.params import Seconds
 from llmcache.errors import ConfigError
 from llmcache.redact import redact_url
 from llmcache.warmup import (
@@ -91,7 +92,9 @@ SHOWN = 10
     "--tag", "tags", multiple=True, help="Tag the entries (repeatable)  [default: faq for --faq]"
 )
 @click.option(
-    "--ttl", type=click.FloatRange(min=0), help="Seconds to keep each entry [default: policy's]."
+    "--ttl",
+    type=Seconds(min=0, min_open=True),  # 0 means "store nothing": no use for a warm-up
+    help="Seconds to keep each entry [default: policy's].",
 )
 @click.option("--format", "faq_format", type=click.Choice(FORMATS), help="--faq file's format.")
 @click.option("--log-model", help="With --from-log: count only the calls made to this model.")

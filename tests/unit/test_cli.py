@@ -195,6 +195,24 @@ def test_a_reading_command_opens_an_sqlite_file_an_app_made(tmp_path: Path) -> N
     assert "Within 30 days." in out.read_text()
 
 
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        (["demo", "--latency", "nan"], "'nan' is not a finite number of seconds"),
+        (["demo", "--latency", "inf"], "'inf' is not a finite number of seconds"),
+        (["invalidate", "--url", "memory://", "--older-than", "nan"], "not a finite number"),
+        # A warm-up with ttl 0 would store nothing and report every row as failed.
+        (["warmup", "--url", "memory://", "--model", "m", "--ttl", "0"], "not in the range x>0"),
+        (["warmup", "--url", "memory://", "--model", "m", "--ttl", "nan"], "not a finite number"),
+    ],
+)
+def test_durations_that_mean_nothing_are_usage_errors(command: list[str], shown: str) -> None:
+    # click's FloatRange lets nan and inf through: every comparison with nan is false.
+    result = run(*command)
+    assert result.exit_code == 2, result.output
+    assert shown in result.stderr
+
+
 def test_db_and_url_together_is_a_usage_error(tmp_path: Path) -> None:
     result = run("demo", "--db", str(tmp_path / "x.db"), "--url", "memory://")
     assert result.exit_code == 2
