@@ -298,7 +298,7 @@ class Cache(FlightPlans, EntryOperations):
         """
         raw = os.environ.get("LLMCACHE_URLS", "")
         urls = [u.strip() for u in raw.split(",") if u.strip()] or list(DEFAULT_URLS)
-        semantic = os.environ.get("LLMCACHE_SEMANTIC") or None
+        semantic = os.environ.get("LLMCACHE_SEMANTIC", "").strip() or None
         return cls.from_urls(urls, semantic=semantic, policy=policy)
 
     @property

@@ -7,6 +7,7 @@ driver only matters to the user who asks for that tier.
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 from llmcache.errors import ConfigError
@@ -18,6 +19,8 @@ __all__ = ["MemoryTier", "Tier", "tier_from_url"]
 
 _SQL_SCHEMES = ("sqlite", "mysql", "mariadb", "postgresql", "postgres")
 _REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel")
+#: A second URL after whitespace ("memory:// sqlite:///x.db"): a list written as one string.
+_ANOTHER_URL = re.compile(r"\s[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def tier_from_url(url: str) -> Tier:
@@ -36,6 +39,11 @@ def _tier_from_url(url: str) -> Tier:
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError(
             f"not a tier URL: {url!r} (expected e.g. 'memory://' or 'sqlite:///x.db')"
+        )
+    if _ANOTHER_URL.search(url):
+        raise ConfigError(
+            f"{redact_url(url)!r} holds several URLs; give each tier its own URL (a list for "
+            "from_urls, commas in LLMCACHE_URLS)"
         )
     parts = urlsplit(url)
     _check_bracketed_host(parts.netloc)

@@ -63,7 +63,13 @@ class MemoryTier(InProcessAsync):
     @classmethod
     def from_url(cls, url: str) -> MemoryTier:
         shown = redact_url(url)
-        query = query_options("memory tier", urlsplit(url).query, shown)
+        parts = urlsplit(url)
+        if parts.netloc or parts.path not in ("", "/"):  # memory://host names nothing here
+            raise ConfigError(
+                f"memory tier: {shown!r} has a host or path; the memory tier takes only "
+                "options, e.g. memory://?maxsize=10000"
+            )
+        query = query_options("memory tier", parts.query, shown)
         unknown = set(query) - {"maxsize", "ttl", "max_bytes"}
         if unknown:
             raise ConfigError(f"memory tier: unknown option(s) {sorted(unknown)} in {shown!r}")

@@ -237,3 +237,15 @@ def test_construction_errors_are_clear(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMCACHE_URLS", "memory://?maxsize=5, memory://?maxsize=9")
     cache = Cache.from_env()
     assert [t.name for t in cache.tiers] == ["memory", "memory#2"]
+
+
+def test_from_env_names_a_list_written_with_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "memory:// sqlite:///x.db" used to build the memory tier alone: the SQLite file was
+    # silently never used.
+    monkeypatch.setenv("LLMCACHE_URLS", "memory:// sqlite:///./never.db")
+    with pytest.raises(ConfigError, match="holds several URLs"):
+        Cache.from_env()
+    monkeypatch.setenv("LLMCACHE_URLS", "memory://")
+    monkeypatch.setenv("LLMCACHE_SEMANTIC", "  ")  # blank, as an unset variable
+    with Cache.from_env() as cache:
+        assert cache.semantic is None

@@ -77,6 +77,8 @@ def test_scoped_clear() -> None:
         ("memory://?max_bytes=1.5", "max_bytes='1.5' .* is not a whole number"),
         ("memory://?maxsize=10&maxsize=20", "'maxsize' is given twice"),  # was the last one
         ("memory://?colour=red", "unknown option"),
+        ("memory://cache", "has a host or path"),
+        ("memory://x/y", "has a host or path"),
     ],
 )
 def test_bad_urls_name_the_problem(url: str, message: str) -> None:
@@ -87,6 +89,7 @@ def test_bad_urls_name_the_problem(url: str, message: str) -> None:
 def test_url_options_reach_the_tier() -> None:
     tier = MemoryTier.from_url("memory://?maxsize=20&ttl=60&max_bytes=100000")
     assert (tier.maxsize, tier.default_ttl, tier.max_bytes) == (20, 60.0, 100_000)
+    assert MemoryTier.from_url("memory:///").maxsize == 10_000  # as sqlite:/// is written
 
 
 def test_thread_safety_under_contention() -> None:
