@@ -100,7 +100,7 @@ def _options(url: str) -> dict[str, str]:
     scheme = parts.scheme.lower()
     if scheme not in ("faiss", "redisvl", "redisvls"):
         raise ConfigError(
-            f"unknown semantic scheme {scheme!r} in {url!r}; use faiss:// or redisvl://"
+            f"unknown semantic scheme {scheme!r} in {redact_url(url)!r}; use faiss:// or redisvl://"
         )
     if scheme == "faiss":
         unknown = set(options) - TIER_OPTIONS - FAISS_OPTIONS

@@ -60,8 +60,8 @@ def _tier_from_url(url: str) -> Tier:
 
         return RedisTier.from_url(url)
     raise ConfigError(
-        f"unsupported tier URL scheme {scheme!r} in {url!r}; use memory://, sqlite:///, "
-        "mysql+pymysql://, postgresql+psycopg://, redis://, rediss://, unix://, "
+        f"unsupported tier URL scheme {scheme!r} in {redact_url(url)!r}; use memory://, "
+        "sqlite:///, mysql+pymysql://, postgresql+psycopg://, redis://, rediss://, unix://, "
         "redis+cluster:// or redis+sentinel://"
     )
 

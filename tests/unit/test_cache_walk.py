@@ -249,3 +249,19 @@ def test_from_env_names_a_list_written_with_spaces(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("LLMCACHE_SEMANTIC", "  ")  # blank, as an unset variable
     with Cache.from_env() as cache:
         assert cache.semantic is None
+
+
+@pytest.mark.parametrize(
+    ("tiers", "semantic"),
+    [
+        (["mongodb://app:hunter2@db:27017/cache"], None),  # an unsupported tier scheme
+        (["memory:// redis://:hunter2@db:6379/0"], None),  # a list written as one string
+        (["memory://"], "qdrant://app:hunter2@db:6333"),  # an unsupported semantic scheme
+    ],
+)
+def test_a_refused_url_is_named_without_its_password(
+    tiers: list[str], semantic: str | None
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Cache.from_urls(tiers, semantic=semantic)
+    assert "hunter2" not in str(refused.value) and "***" in str(refused.value)
