@@ -145,10 +145,22 @@ def check_sqlite_file(target: SqlTarget) -> None:
     if not file.parent.is_dir():
         raise ConfigError(
             f"sql tier: cannot open the SQLite file {file}: its directory {file.parent} "
-            "does not exist; create it, or name a file in an existing directory"
+            f"does not exist; create it, or name a file in an existing directory{_hint(file)}"
         )
     if file.is_dir():
         raise ConfigError(f"sql tier: {file} is a directory; name a database file in it")
+
+
+def _hint(file: Path) -> str:
+    """What was probably meant by a path whose directory is missing."""
+    if str(file).startswith("~"):
+        return " (SQLite does not expand ~: give the full path)"
+    if not file.is_absolute() and Path("/", file).parent.is_dir():
+        return (
+            f" (sqlite:///{file} is relative to the working directory; an absolute path "
+            f"takes four slashes: sqlite:////{file})"
+        )
+    return ""
 
 
 def _one(url: sa.URL, option: str, shown: str) -> str | None:

@@ -139,6 +139,18 @@ def test_an_sqlite_file_in_a_missing_directory_is_refused_when_the_cache_is_buil
     Cache.from_urls([f"sqlite:///file:{tmp_path}/uri.db?uri=true"]).close()
 
 
+def test_a_missing_directory_names_what_was_probably_meant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where ./tmp does not exist, and /tmp does
+    with pytest.raises(ConfigError, match=r"four slashes: sqlite:////tmp/cache\.db"):
+        Cache.from_urls(["sqlite:///tmp/cache.db"])
+    with pytest.raises(ConfigError, match=r"SQLite does not expand ~"):
+        Cache.from_urls(["sqlite:///~/cache.db"])
+    with pytest.raises(ConfigError, match=r"in an existing directory$"):  # no guess to offer
+        Cache.from_urls(["sqlite:///no-such-dir-anywhere/cache.db"])
+
+
 def test_llmcache_options_are_removed_and_driver_options_kept() -> None:
     target = parse_sql_url("mysql://u:pw@h/db?table_prefix=app_cache&ttl=90&charset=utf8mb4")
     assert (target.table_prefix, target.ttl) == ("app_cache", 90.0)
