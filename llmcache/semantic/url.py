@@ -19,6 +19,7 @@ as published; or ``litellm:<model>``; a LangChain ``Embeddings`` object goes to
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -122,6 +123,12 @@ def _faiss(path: str, options: dict[str, str], dim: int) -> VectorIndex:
 
     if not path:
         raise ConfigError("faiss:// needs a path, e.g. faiss://./llmcache.faiss (or :memory:)")
+    folder = os.path.dirname(path)
+    if folder and not os.path.isdir(folder) and os.path.isdir(os.path.join("/", folder)):
+        raise ConfigError(
+            f"faiss index: folder {folder!r} does not exist (faiss://{path} is relative to the "
+            f"working directory; an absolute path takes three slashes: faiss:///{path})"
+        )
     refresh = _number(options, "refresh", DEFAULT_REFRESH_SECONDS)
     hnsw_above = int(_number(options, "hnsw_above", DEFAULT_HNSW_ABOVE))
     max_partitions = int(_number(options, "max_partitions", DEFAULT_MAX_PARTITIONS))

@@ -129,11 +129,16 @@ def test_embedder_errors_name_the_problem() -> None:
         ("faiss://:memory:?verify=maybe", "'on' or 'off'"),
         ("faiss://?threshold=0.9", "needs a path"),
         ("faiss:///no/such/folder/x.faiss", "does not exist"),
+        ("faiss://tmp/no-such-llmcache-dir/x.faiss", "does not exist"),
+        ("faiss://tmp/x.faiss", "three slashes: faiss:///tmp/x.faiss"),
         # Which of the two was meant? Silently taking the last one would pick for the user.
         ("faiss://:memory:?threshold=0.95&threshold=0.5", "'threshold' is given twice"),
     ],
 )
-def test_bad_semantic_urls_are_refused(url: str, message: str) -> None:
+def test_bad_semantic_urls_are_refused(
+    url: str, message: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # relative paths: where ./tmp does not exist
     with pytest.raises(ConfigError, match=message):
         semantic_from_url(url, embedder=WordEmbeddings())
 
