@@ -155,6 +155,7 @@ def parse_redis_url(raw: str) -> RedisTarget:
     prefix = check_prefix(ours.get("prefix", DEFAULT_PREFIX), f" in {shown!r}")
     ttl = ttl_option("redis", ours.get("ttl"), shown)
     rest = [(k, v) for k, v in query if k not in OUR_OPTIONS]
+    _check_timeouts(rest, shown)
     if kind == "redis-sentinel":
         return _sentinel_target(parts, rest, prefix, ttl, shown)
     redis_scheme = scheme.split("+", 1)[0]
@@ -171,6 +172,25 @@ def parse_redis_url(raw: str) -> RedisTarget:
         if kind == "redis" and parts.path.strip("/"):
             where += parts.path
     return RedisTarget(kind=kind, url=url, prefix=prefix, ttl=ttl, where=where)
+
+
+def _check_timeouts(options: list[tuple[str, str]], shown: str) -> None:
+    """Timeouts must be positive seconds: redis-py takes 0 as a non-blocking socket (every
+    command fails at once) and fails every connect on a negative or NaN one, so the tier
+    would never work while its errors blamed the server."""
+    for name, raw in options:
+        if name not in ("socket_timeout", "socket_connect_timeout"):
+            continue
+        try:
+            seconds = float(raw)
+        except ValueError:
+            raise ConfigError(
+                f"redis tier: {name}={raw!r} in {shown!r} is not a number of seconds"
+            ) from None
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ConfigError(
+                f"redis tier: {name}={raw!r} in {shown!r} must be a positive number of seconds"
+            )
 
 
 def _check_db(path: str, kind: str, shown: str) -> None:
@@ -216,9 +236,6 @@ def _sentinel_target(
             f"{sorted(_SENTINEL_OPTIONS | set(OUR_OPTIONS))}"
         )
     try:
-        for name in ("socket_timeout", "socket_connect_timeout"):
-            if name in options:
-                float(options[name])
         int(options.get("db", 0))
     except ValueError as exc:
         raise ConfigError(f"redis tier: bad option in {shown!r}: {exc}") from None

@@ -21,6 +21,7 @@ import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import sqlalchemy as sa
 
@@ -95,7 +96,14 @@ def parse_sql_url(raw: str) -> SqlTarget:
         )
     if driver.module is not None:
         require(driver.module, extra=driver.extra, feature=f"the {driver.name} tier")
-    prefix = _one(url, "table_prefix", shown) or DEFAULT_TABLE_PREFIX
+    # SQLAlchemy drops a query option without a value (table_prefix=): the default would
+    # then be used in silence.
+    for name, value in parse_qsl(urlsplit(raw).query, keep_blank_values=True):
+        if name in OUR_OPTIONS and not value:
+            raise ConfigError(f"sql tier: option {name!r} in {shown!r} has no value")
+    prefix = _one(url, "table_prefix", shown)
+    if prefix is None:
+        prefix = DEFAULT_TABLE_PREFIX
     if not _PREFIX_RE.fullmatch(prefix):
         raise ConfigError(
             f"sql tier: table_prefix {prefix!r} in {shown!r} is not allowed; use a letter "

@@ -112,6 +112,13 @@ def test_timeouts_are_overridable_in_the_url() -> None:
         ("redis://127.0.0.1:6379/cache", "must be a number"),
         ("rediss://127.0.0.1:6379/1/2", "must be a number"),
         ("redis+cluster://127.0.0.1:7101/1", "database 0 only"),
+        # redis-py takes 0 as a non-blocking socket and fails every connect on -1 or nan:
+        # a tier that never works, its errors blaming the server
+        ("redis://127.0.0.1/0?socket_timeout=0", "must be a positive number of seconds"),
+        ("redis://127.0.0.1/0?socket_connect_timeout=-1", "must be a positive number"),
+        ("redis://127.0.0.1/0?socket_timeout=nan", "must be a positive number of seconds"),
+        ("redis+sentinel://127.0.0.1:7301/svc?socket_timeout=0", "must be a positive number"),
+        ("redis://127.0.0.1/0?socket_timeout=soon", "is not a number of seconds"),
     ],
 )
 def test_bad_urls_name_the_problem(url: str, fragment: str) -> None:

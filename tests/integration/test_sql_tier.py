@@ -151,6 +151,13 @@ def test_a_missing_directory_names_what_was_probably_meant(
         Cache.from_urls(["sqlite:///no-such-dir-anywhere/cache.db"])
 
 
+@pytest.mark.parametrize("option", ["table_prefix", "ttl", "write_behind"])
+def test_an_option_without_a_value_is_refused_not_replaced_by_the_default(option: str) -> None:
+    # SQLAlchemy drops a query option without a value: the default was used in silence.
+    with pytest.raises(ConfigError, match=f"option '{option}' in .* has no value"):
+        parse_sql_url(f"mysql+pymysql://root@127.0.0.1/test?{option}=&charset=utf8mb4")
+
+
 def test_llmcache_options_are_removed_and_driver_options_kept() -> None:
     target = parse_sql_url("mysql://u:pw@h/db?table_prefix=app_cache&ttl=90&charset=utf8mb4")
     assert (target.table_prefix, target.ttl) == ("app_cache", 90.0)
