@@ -43,6 +43,7 @@ from litellm_llmcache.embeddings import (
     one_input,
     sync_embedding_inputs,
 )
+from litellm_llmcache.options import check_call_types, check_max_messages, check_mode
 from litellm_llmcache.request import NAMESPACE, PROMPT_FIELDS, build_request
 from litellm_llmcache.stream import replayed_stream
 from llmcache._sentinel import UNSET, Unset
@@ -166,14 +167,14 @@ class LiteLLMCache(_LiteLLMCache):
             raise ConfigError(f"namespace must be a non-empty string, got {namespace!r}")
         extra: dict[str, Any] = {}
         if supported_call_types is not None:
-            extra["supported_call_types"] = supported_call_types
+            extra["supported_call_types"] = check_call_types(supported_call_types)
         super().__init__(
             type=LiteLLMCacheType.LOCAL,
-            mode=CacheMode(mode),
+            mode=check_mode(mode),
             **extra,
         )
         # LiteLLM's own default (4) would silently skip long conversations.
-        self.max_messages = max_messages
+        self.max_messages = check_max_messages(max_messages)
         self.llmcache = cache if cache is not None else Cache.from_env()
         # Semantic fields are built only for a cache that can use them (decided once).
         self._semantic = getattr(self.llmcache, "semantic", None) is not None

@@ -14,7 +14,7 @@ from litellm.caching.caching import CacheMode
 from ll_helpers import MODEL, ask
 
 from litellm_llmcache import LiteLLMCache
-from llmcache import Cache, FakeClock, cache_control, tags
+from llmcache import Cache, ConfigError, FakeClock, cache_control, tags
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -157,6 +157,22 @@ def test_supported_call_types(ll_cache: Cache, ll_install: Callable[..., LiteLLM
         response = litellm.completion(model=MODEL, messages=ask("q"), mock_response=text)
         assert response.choices[0].message.content == text
     assert ll_cache.stats()["stores"] == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        # Each typo used to turn caching off in silence (LiteLLM compares as given).
+        ({"supported_call_types": ["completions"]}, "['completions'] are not LiteLLM call types"),
+        ({"supported_call_types": "completion"}, "must be a list of LiteLLM call types"),
+        ({"mode": "default-off"}, "mode must be one of ['default_on', 'default_off']"),
+        ({"max_messages": 0}, "max_messages must be a positive number of messages"),
+    ],
+)
+def test_option_typos_are_refused(ll_cache: Cache, options: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        LiteLLMCache(ll_cache, **options)
+    assert named in str(refused.value)
 
 
 def test_max_messages_when_asked_for(
