@@ -161,6 +161,18 @@ class CachePolicy:
 
     def __post_init__(self) -> None:
         check_ttl(self.default_ttl)
+        for switch in ("strict_mode", "store_truncated", "disabled"):
+            # A string ("false" read from a config file) would be true in every test below.
+            if not isinstance(getattr(self, switch), bool):
+                raise ConfigError(f"{switch} must be True or False, got {getattr(self, switch)!r}")
+        temperature = self.max_temperature
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+            raise ConfigError(f"max_temperature must be a number, got {temperature!r}")
+        if math.isnan(temperature):  # every comparison with NaN is false: nothing refused
+            raise ConfigError("max_temperature must be a number, got nan")
+        size = self.max_entry_bytes
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise ConfigError(f"max_entry_bytes must be a whole number, got {size!r}")
         if not 0.0 <= self.ttl_jitter < 1.0:
             raise ConfigError(f"ttl_jitter must be in [0, 1), got {self.ttl_jitter}")
         if not 0.0 <= self.early_recompute < 1.0:

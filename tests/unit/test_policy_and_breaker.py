@@ -50,6 +50,24 @@ def test_bad_ttl_is_refused(bad: object) -> None:
         CachePolicy().resolve_ttl(bad)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        # "false" from a config file is a true string: strict mode would be on.
+        ({"strict_mode": "false"}, "strict_mode must be True or False"),
+        ({"store_truncated": 1}, "store_truncated must be True or False"),
+        ({"disabled": "no"}, "disabled must be True or False"),
+        # Every comparison with NaN is false: strict mode would refuse nothing.
+        ({"max_temperature": float("nan")}, "max_temperature must be a number"),
+        ({"max_temperature": "0.3"}, "max_temperature must be a number"),
+        ({"max_entry_bytes": 1.5}, "max_entry_bytes must be a whole number"),
+    ],
+)
+def test_bad_policy_options_are_refused(options: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        CachePolicy(**options)  # type: ignore[arg-type]
+
+
 def test_jitter_spreads_expiry_within_bounds() -> None:
     policy = CachePolicy(ttl_jitter=0.1)
     assert policy.expires_at(100, now=0.0, rand=lambda: 0.0) == pytest.approx(90.0)
