@@ -132,6 +132,7 @@ class Cache(FlightPlans, EntryOperations):
             raise ConfigError(
                 "a Cache needs at least one tier, e.g. Cache.from_urls(['memory://'])"
             )
+        _check_options(policy, single_flight_timeout, fleet_stats, fleet_invalidation, encryption)
         self._tiers = tuple(tiers)
         self._name_tiers()
         # The top tier, when in-process (memory: no I/O, cannot fail), is probed directly;
@@ -159,10 +160,6 @@ class Cache(FlightPlans, EntryOperations):
         if semantic is not None:
             self._breakers[semantic.name] = TierBreakers(monotonic)
         self._stats = Stats(clock)
-        if single_flight_timeout is not None and not single_flight_timeout >= 0:
-            raise ConfigError(
-                f"single_flight_timeout must be >= 0 seconds or None, got {single_flight_timeout}"
-            )
         # None or 0: no single-flight; concurrent misses each call the model.
         self._flight_timeout = single_flight_timeout or 0.0
         self._flights = (
@@ -1069,10 +1066,40 @@ class Cache(FlightPlans, EntryOperations):
             emit(self._on_health, HealthEvent("tier_recovered", tier.name, "serving again"))
 
 
+def _check_options(
+    policy: object,
+    single_flight_timeout: object,
+    fleet_stats: object,
+    fleet_invalidation: object,
+    encryption: object,
+) -> None:
+    """Options of the wrong type fail here, when the cache is built, not on the first call
+    (a policy) nor in silence (a true string for a switch)."""
+    if policy is not None and not isinstance(policy, CachePolicy):
+        raise ConfigError(
+            f"policy must be a llmcache.CachePolicy, got {policy!r}; e.g. CachePolicy.strict()"
+        )
+    timeout = single_flight_timeout
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0
+    ):
+        raise ConfigError(f"single_flight_timeout must be >= 0 seconds or None, got {timeout!r}")
+    for name, switch in (("fleet_stats", fleet_stats), ("fleet_invalidation", fleet_invalidation)):
+        if not isinstance(switch, bool):
+            raise ConfigError(f"{name} must be True or False, got {switch!r}")
+    if encryption is not None and not isinstance(encryption, Sealer):
+        raise ConfigError(f"encryption must be a llmcache.crypto.Sealer or None, got {encryption}")
+
+
 def _sealer(encryption: Sealer | bool | None) -> Sealer | None:
     """The sealer ``from_urls(encryption=...)`` asks for (see there)."""
     if isinstance(encryption, Sealer):
         return encryption
+    if encryption is not None and not isinstance(encryption, bool):
+        # "yes" would mean: sealed only if LLMCACHE_ENCRYPTION_KEYS happens to be set.
+        raise ConfigError(
+            f"encryption must be True, False, None or a llmcache.crypto.Sealer, got {encryption!r}"
+        )
     if encryption is False:
         return None
     sealer = Sealer.from_env()

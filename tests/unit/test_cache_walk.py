@@ -265,3 +265,20 @@ def test_a_refused_url_is_named_without_its_password(
     with pytest.raises(ConfigError) as refused:
         Cache.from_urls(tiers, semantic=semantic)
     assert "hunter2" not in str(refused.value) and "***" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        # Sealed only if LLMCACHE_ENCRYPTION_KEYS happened to be set: "yes" meant maybe.
+        ({"encryption": "yes"}, "encryption must be True, False, None or a"),
+        ({"policy": "strict"}, "policy must be a llmcache.CachePolicy"),  # was the first call
+        ({"fleet_stats": "no"}, "fleet_stats must be True or False"),  # a true string
+        ({"single_flight_timeout": "5"}, "single_flight_timeout must be >= 0 seconds"),
+    ],
+)
+def test_options_of_the_wrong_type_fail_when_the_cache_is_built(
+    options: dict[str, object], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        Cache.from_urls(["memory://"], **options)  # type: ignore[arg-type]
