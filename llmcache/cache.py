@@ -929,6 +929,12 @@ class Cache(FlightPlans, EntryOperations):
         finish_reasons: Iterable[str | None] = (),
         wait: bool = True,
     ) -> Plan[_Stored]:
+        if type(usage) is not Usage and not isinstance(usage, Usage):
+            raise ConfigError(f"usage must be a llmcache.Usage, got {type(usage).__name__}")
+        if isinstance(finish_reasons, str):  # its letters would be read as reasons
+            raise ConfigError(
+                f"finish_reasons is one reason per choice, e.g. ['stop'], got {finish_reasons!r}"
+            )
         if usage.cache_read_tokens or usage.cache_creation_tokens:
             # The answer of a model call: the provider's prompt cache saved on it, stored or not.
             self._stats.provider_cached(request.model_name, usage)

@@ -282,3 +282,16 @@ def test_options_of_the_wrong_type_fail_when_the_cache_is_built(
 ) -> None:
     with pytest.raises(ConfigError, match=named):
         Cache.from_urls(["memory://"], **options)  # type: ignore[arg-type]
+
+
+def test_a_store_with_misread_arguments_says_which() -> None:
+    with Cache.from_urls(["memory://"]) as cache:
+        request = CacheRequest(model="m", prompt="p")
+        # A dict for usage was an AttributeError from deep inside the store.
+        with pytest.raises(ConfigError, match=r"usage must be a llmcache\.Usage, got dict"):
+            cache.set(request, "v", usage={"input_tokens": 3})  # type: ignore[arg-type]
+        # "length" was read letter by letter, so the truncated answer was stored.
+        with pytest.raises(ConfigError, match="one reason per choice"):
+            cache.set(request, "cut", finish_reasons="length")
+        assert cache.set(request, "cut", finish_reasons=["length"]) is False
+        assert cache.get(request) is None
