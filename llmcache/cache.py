@@ -60,6 +60,7 @@ from llmcache.singleflight import Flight, Flights, wait_async
 from llmcache.stats import Stats, fleet_view
 from llmcache.tiers import Tier, tier_from_url
 from llmcache.tiers.base import Found
+from llmcache.tiers.selector import check_scope
 from llmcache.tiers.write_behind import WriteBehind
 
 if TYPE_CHECKING:
@@ -514,6 +515,7 @@ class Cache(FlightPlans, EntryOperations):
 
         With a Redis tier, the other processes' memory tiers drop the same entries
         (``fleet_invalidation``)."""
+        check_scope(scope, "clear")
         try:
             return self._run(self._clear_plan(scope))
         finally:
@@ -521,6 +523,7 @@ class Cache(FlightPlans, EntryOperations):
                 self._fleet_invalidation.cleared(None if scope is None else scope_digest(scope))
 
     async def aclear(self, *, scope: Scope | None = None) -> int:
+        check_scope(scope, "aclear")
         try:
             return await self._arun(self._clear_plan(scope))
         finally:

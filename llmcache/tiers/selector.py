@@ -98,11 +98,7 @@ def _selector(
     )
     if tags is not None and not tag_digests:
         raise ConfigError(f"{action}(tags=[]) selects nothing; pass at least one tag, or None")
-    if scope is not None and not isinstance(scope, Scope):
-        raise ConfigError(
-            f"{action}(scope=...) takes an llmcache.Scope, got {type(scope).__name__}; "
-            "build one with Scope.of(user=..., tenant=..., acl=[...])"
-        )
+    check_scope(scope, action)
     for kind, label in (("model", model), ("namespace", namespace)):
         if label is not None and not isinstance(label, str):
             raise ConfigError(f"{action}({kind}=...) must be a string, got {type(label).__name__}")
@@ -152,3 +148,12 @@ def selects(selector: Selector, key: CacheKey, entry: CacheEntry, cutoff: float 
     if selector.tags is not None:
         return any(label_digest("tag", t) in selector.tags for t in entry.tags)
     return True
+
+
+def check_scope(scope: object, action: str) -> None:
+    """``scope=`` of ``action`` is None or a Scope (a user id string selects nothing)."""
+    if scope is not None and not isinstance(scope, Scope):
+        raise ConfigError(
+            f"{action}(scope=...) takes an llmcache.Scope, got {type(scope).__name__}; "
+            "build one with Scope.of(user=..., tenant=..., acl=[...])"
+        )

@@ -295,3 +295,14 @@ def test_a_store_with_misread_arguments_says_which() -> None:
             cache.set(request, "cut", finish_reasons="length")
         assert cache.set(request, "cut", finish_reasons=["length"]) is False
         assert cache.get(request) is None
+
+
+async def test_clear_by_a_user_id_string_is_refused_not_an_attribute_error() -> None:
+    with Cache.from_urls(["memory://"]) as cache:
+        request = CacheRequest(model="m", prompt="p", scope=Scope.of(user="alice"))
+        cache.set(request, "kept")
+        with pytest.raises(ConfigError, match=r"clear\(scope=\.\.\.\) takes an llmcache\.Scope"):
+            cache.clear(scope="alice")  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match=r"aclear\(scope=\.\.\.\) takes an llmcache"):
+            await cache.aclear(scope="alice")  # type: ignore[arg-type]
+        assert cache.get(request) is not None
