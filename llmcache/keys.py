@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from llmcache.errors import CodecError
+from llmcache.errors import CodecError, ConfigError
 from llmcache.request import CacheRequest, Scope
 
 #: Bump when the canonical form changes: old entries then simply stop matching.
@@ -94,6 +94,37 @@ def _label_parts(model_name: str, namespace: str) -> tuple[bytes, bytes]:
     return label_digest("model", model_name), label_digest("namespace", namespace)
 
 
+def _check_request(request: CacheRequest) -> None:
+    """Fields of the wrong type fail here, once per request object (its key is kept): a
+    string scope used to be an AttributeError, and a string of tags was stored letter by
+    letter, so invalidating the tag missed the entry."""
+    params = request.params
+    if (  # the usual request, checked in a few type tests (LiteLLM builds one per call)
+        type(request.scope) is Scope
+        and type(request.model) is str
+        and type(request.namespace) is str
+        and type(request.model_name) is str
+        and (params is None or type(params) is dict)
+        and type(request.tags) is tuple
+    ):
+        return
+    if not isinstance(request.scope, Scope):
+        raise ConfigError(
+            f"CacheRequest.scope must be an llmcache.Scope, got {type(request.scope).__name__}; "
+            "build one with Scope.of(user=..., tenant=..., acl=[...])"
+        )
+    for name in ("model", "namespace", "model_name"):
+        if not isinstance(getattr(request, name), str):
+            found = type(getattr(request, name)).__name__
+            raise ConfigError(f"CacheRequest.{name} must be a string, got {found}")
+    if params is not None and not isinstance(params, Mapping):
+        raise ConfigError(f"CacheRequest.params must be a mapping, got {type(params).__name__}")
+    if isinstance(request.tags, str):
+        raise ConfigError(
+            f"CacheRequest.tags is a tuple of tags, e.g. ({request.tags!r},), not one string"
+        )
+
+
 def request_key(request: CacheRequest) -> CacheKey:
     """The key of ``request``: equal requests, equal keys; anything else, different keys.
 
@@ -102,6 +133,7 @@ def request_key(request: CacheRequest) -> CacheKey:
     known: CacheKey | None = request.key_memo
     if known is not None:
         return known
+    _check_request(request)
     scope, scope_hex = _scope_parts(request.scope)
     params: Mapping[str, Any] | None = request.params
     canonical = canonical_json(

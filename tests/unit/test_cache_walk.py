@@ -306,3 +306,33 @@ async def test_clear_by_a_user_id_string_is_refused_not_an_attribute_error() -> 
         with pytest.raises(ConfigError, match=r"aclear\(scope=\.\.\.\) takes an llmcache"):
             await cache.aclear(scope="alice")  # type: ignore[arg-type]
         assert cache.get(request) is not None
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"scope": "alice"}, "CacheRequest.scope must be an llmcache.Scope"),  # AttributeError
+        # Stored letter by letter: invalidate(tags=["faq"]) then missed the entry.
+        ({"tags": "faq"}, "CacheRequest.tags is a tuple of tags"),
+        ({"params": [("temperature", 0)]}, "CacheRequest.params must be a mapping"),
+        ({"namespace": None}, "CacheRequest.namespace must be a string"),
+        ({"model": 5}, "CacheRequest.model must be a string"),
+    ],
+)
+def test_a_request_with_a_field_of_the_wrong_type_is_refused(
+    fields: dict[str, object], named: str
+) -> None:
+    with Cache.from_urls(["memory://"]) as cache:
+        request = CacheRequest(**{"model": "m", "prompt": "p", **fields})  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match=named):
+            cache.set(request, "v")
+        with pytest.raises(ConfigError, match=named):
+            cache.get(request)
+
+
+def test_tags_given_as_a_list_are_invalidated_like_a_tuple() -> None:
+    with Cache.from_urls(["memory://"]) as cache:
+        request = CacheRequest(model="m", prompt="p", tags=["faq"])  # type: ignore[arg-type]
+        assert cache.set(request, "v")
+        assert cache.invalidate(tags=["faq"]) == 1
+        assert cache.get(request) is None
