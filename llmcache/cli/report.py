@@ -38,7 +38,8 @@ def read_report(urls: Sequence[str], since_seconds: float | None) -> SavingsRepo
                 "the savings history is kept by a SQL or Redis tier; pass its URL, e.g. "
                 "--url sqlite:///./llmcache.db"
             )
-        since = None if since_seconds is None else cache.clock() - since_seconds
+        # Before 1970 is all of the history (and no date to print): --since 99999999d
+        since = None if since_seconds is None else max(0.0, cache.clock() - since_seconds)
         return cache.savings(since=since)
     finally:
         cache.close()

@@ -202,8 +202,12 @@ def test_llmcache_report_prints_the_dollars_and_writes_a_png(tmp_path: Path) -> 
     with Cache.from_urls(["memory://", url]) as cache:
         langchain_traffic(cache)
         litellm_traffic(cache)
-    result = CliRunner().invoke(cli, ["report", "--url", url, "--json", "--since", "7d"])
-    assert result.exit_code == 0, result.output
+    for since in ("7d", "99999999999d"):  # back before 1970: all of it (was a traceback)
+        result = CliRunner().invoke(cli, ["report", "--url", url, "--json", "--since", since])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["models"][MODEL]["hits"] == HITS
+    table = CliRunner().invoke(cli, ["report", "--url", url, "--since", "99999999999d"])
+    assert table.exit_code == 0 and MODEL in table.output, table.output
     report = json.loads(result.output)
     model = report["models"][MODEL]
     assert model["hits"] == HITS
