@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 from llmcache.cache import Cache
 from llmcache.errors import ConfigError
@@ -26,7 +25,7 @@ def check_exists(urls: Iterable[str], semantic: str | None = None) -> None:
 
     for url in urls:
         url = url.strip()
-        if urlsplit(url).scheme.lower() in _SQLITE_SCHEMES:
+        if url.split(":", 1)[0].lower() in _SQLITE_SCHEMES:
             file = sqlite_file(parse_sql_url(url))
             if file is not None and not file.exists():
                 raise _missing(str(file), "--url")

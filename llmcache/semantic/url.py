@@ -82,8 +82,11 @@ def open_index(url: str, *, embedder: object = None) -> tuple[VectorIndex, Embed
 
 def faiss_file(url: str) -> str | None:
     """The file a ``faiss://`` URL names; None for other schemes and ``faiss://:memory:``."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "faiss":
+    if url.split(":", 1)[0].lower() != "faiss":
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL: building the index names the problem
         return None
     path = parts.netloc + parts.path
     return None if path in ("", ":memory:") else path
@@ -96,7 +99,10 @@ def _options(url: str) -> dict[str, str]:
             f"semantic URL must look like 'faiss://./llmcache.faiss?threshold=0.9' or "
             f"'redisvl://host:port', got {url!r}"
         )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # urllib's own errors ("Invalid IPv6 URL")
+        raise ConfigError(f"cannot parse the semantic URL {redact_url(url)!r}: {exc}") from None
     options = query_options("semantic URL", parts.query, redact_url(url))
     scheme = parts.scheme.lower()
     if scheme not in ("faiss", "redisvl", "redisvls"):

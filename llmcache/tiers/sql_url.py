@@ -98,7 +98,11 @@ def parse_sql_url(raw: str) -> SqlTarget:
         require(driver.module, extra=driver.extra, feature=f"the {driver.name} tier")
     # SQLAlchemy drops a query option without a value (table_prefix=): the default would
     # then be used in silence.
-    for name, value in parse_qsl(urlsplit(raw).query, keep_blank_values=True):
+    try:
+        query = urlsplit(raw).query
+    except ValueError as exc:  # urllib's own errors ("Invalid IPv6 URL")
+        raise ConfigError(f"sql tier: cannot parse {shown!r}: {exc}") from None
+    for name, value in parse_qsl(query, keep_blank_values=True):
         if name in OUR_OPTIONS and not value:
             raise ConfigError(f"sql tier: option {name!r} in {shown!r} has no value")
     prefix = _one(url, "table_prefix", shown)

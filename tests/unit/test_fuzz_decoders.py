@@ -22,7 +22,9 @@ from langchain_core.outputs import ChatGeneration, Generation
 from langchain_llmcache.convert import PayloadError, from_payload, to_payload
 from litellm_llmcache.scope import scope_of
 from llmcache import Cache, CacheRequest, Scope
+from llmcache.cli.existing import check_exists
 from llmcache.errors import CodecError, ConfigError, ExportFileError
+from llmcache.semantic.url import _options as semantic_options
 from llmcache.tiers import tier_from_url
 from llmcache.tiers.sql_url import parse_sql_url
 from llmcache.transfer import decode_row, import_entries, read_lines
@@ -129,12 +131,32 @@ url_text = st.text(
 
 @FUZZ
 @given(url=url_text)
+@example(url="MYSQL+PYMYSQL://[")  # urllib's "Invalid IPv6 URL" once escaped as a ValueError
 def test_tier_urls_parse_or_raise_config_error(url: str) -> None:
     with contextlib.suppress(ConfigError):
         parse_sql_url(url)  # parsed only: building an SQL tier would create files and tables
     if url.split("://")[0] in ("memory", "redis", "rediss", "unix", "redis+cluster"):
         with contextlib.suppress(ConfigError):
             tier_from_url(url).close()  # no I/O before the first call
+    with contextlib.suppress(ConfigError):
+        check_exists([url])  # what the CLI's reading commands run first
+
+
+semantic_url_text = st.builds(
+    lambda scheme, rest: f"{scheme}{rest}",
+    st.sampled_from(["faiss://", "FAISS://", "redisvl://", "redisvls://", "faiss://:memory:?"]),
+    st.text(st.characters(exclude_categories=("Cs",)), max_size=40),
+)
+
+
+@FUZZ
+@given(url=semantic_url_text)
+@example(url="faiss://[")
+def test_semantic_urls_parse_or_raise_config_error(url: str) -> None:
+    with contextlib.suppress(ConfigError):
+        semantic_options(url)  # parsed only: opening an index would create files
+    with contextlib.suppress(ConfigError):
+        check_exists([], url)
 
 
 metadata_values = json_like | st.lists(st.text(max_size=3000), max_size=3)
