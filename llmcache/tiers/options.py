@@ -31,20 +31,30 @@ def whole_number_option(tier: str, name: str, raw: str | None, shown: str) -> in
         ) from None
 
 
+def seconds_option(
+    tier: str, name: str, raw: str | None, shown: str, *, why: str = ""
+) -> float | None:
+    """An option that is a duration: a positive, finite number of seconds, or None when
+    absent. ``why`` ends the message of a refused value (what 0 would mean, say)."""
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{tier} tier: {name}={raw!r} in {shown!r} is not a number of seconds"
+        ) from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(
+            f"{tier} tier: {name}={raw!r} in {shown!r} must be a positive number of seconds{why}"
+        )
+    return seconds
+
+
 def ttl_option(tier: str, raw: str | None, shown: str) -> float | None:
     """The ``ttl`` option of a tier URL: the tier's default TTL in seconds, or None.
 
     ``shown`` is the URL as it may appear in a message (password redacted).
     """
-    if raw is None:
-        return None
-    try:
-        ttl = float(raw)
-    except ValueError:
-        raise ConfigError(f"{tier} tier: ttl={raw!r} in {shown!r} is not a number") from None
-    if not math.isfinite(ttl) or ttl <= 0:
-        raise ConfigError(
-            f"{tier} tier: ttl={raw!r} in {shown!r} must be a positive number of seconds; "
-            "omit ttl for no expiry (ttl=0 would store nothing)"
-        )
-    return ttl
+    why = "; omit ttl for no expiry (ttl=0 would store nothing)"
+    return seconds_option(tier, "ttl", raw, shown, why=why)

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from llmcache._optional import require
 from llmcache.errors import ConfigError
 from llmcache.redact import redact_url
-from llmcache.tiers.options import ttl_option
+from llmcache.tiers.options import seconds_option, ttl_option
 
 DEFAULT_PREFIX = "llmcache"
 PREFIX_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -179,18 +179,8 @@ def _check_timeouts(options: list[tuple[str, str]], shown: str) -> None:
     command fails at once) and fails every connect on a negative or NaN one, so the tier
     would never work while its errors blamed the server."""
     for name, raw in options:
-        if name not in ("socket_timeout", "socket_connect_timeout"):
-            continue
-        try:
-            seconds = float(raw)
-        except ValueError:
-            raise ConfigError(
-                f"redis tier: {name}={raw!r} in {shown!r} is not a number of seconds"
-            ) from None
-        if not math.isfinite(seconds) or seconds <= 0:
-            raise ConfigError(
-                f"redis tier: {name}={raw!r} in {shown!r} must be a positive number of seconds"
-            )
+        if name in ("socket_timeout", "socket_connect_timeout"):
+            seconds_option("redis", name, raw, shown)
 
 
 def _check_db(path: str, kind: str, shown: str) -> None:
