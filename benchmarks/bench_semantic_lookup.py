@@ -133,12 +133,15 @@ def digest_of(n: int) -> bytes:
     return n.to_bytes(32, "big")
 
 
-def judge(verifier: Any, text: str, found: list[Candidate]) -> None:
-    """What SemanticTier.judge does with the candidates (verifier on each one above the
-    threshold, best first), kept here so the benchmark also runs while it changes."""
+def judge(verifier: Any, fits: Callable[[str], bool], text: str, found: list[Candidate]) -> None:
+    """What SemanticTier.judge does with the candidates (MiniLM's window check and the
+    verifier on each one above the threshold, best first), kept here so the benchmark also
+    runs while it changes."""
     for i, candidate in enumerate(found):
         if candidate.similarity < THRESHOLD:
             break
+        if not fits(candidate.text):
+            continue
         others = [c.similarity for j, c in enumerate(found) if j != i]
         verifier.verify(text, candidate.text, candidate.similarity, max(others, default=None))
 
@@ -203,8 +206,11 @@ def run(args: argparse.Namespace) -> str:
     from redisvl.extensions.cache.llm import SemanticCache
     from redisvl.utils.vectorize import CustomVectorizer
 
+    from llmcache.semantic.embedders import MiniLMEmbedder
     from llmcache.semantic.verifier import AcceptAll, default_verifier
 
+    # The check a MiniLM tier makes of each candidate (is all of it inside the window?).
+    fits = MiniLMEmbedder(adapter=None).fits
     try:
         verifier = default_verifier()
         verifier_name = type(verifier).__name__
@@ -250,7 +256,7 @@ def run(args: argparse.Namespace) -> str:
                             took, found = timed(
                                 lambda v=vector: ours.search(PARTITION, v, args.k, time.time())
                             )
-                            judged, _ = timed(lambda f=found, q=text: judge(verifier, q, f))
+                            judged, _ = timed(lambda f=found, q=text: judge(verifier, fits, q, f))
                             t.sync.append(took + judged)
                             t.verifier.append(judged)
                             right = bool(found) and found[0].key.digest == digest_of(max(0, source))
@@ -265,7 +271,7 @@ def run(args: argparse.Namespace) -> str:
                     t.server_usec += after_usec - usec
                     t.server_calls += after_calls - calls
         # One event loop for every async round: each contender's async client belongs to it.
-        asyncio.run(async_rounds(args, sets, results, ours, theirs, verifier))
+        asyncio.run(async_rounds(args, sets, results, ours, theirs, verifier, fits))
         return report(args, results, verifier_name, load_before)
     finally:
         ours.clear(None)
@@ -283,6 +289,7 @@ async def async_rounds(
     ours: RedisVLIndex,
     theirs: Any,
     verifier: Any,
+    fits: Callable[[str], bool],
 ) -> None:
     for round_no in range(args.rounds):
         for name, (_sources, vectors, texts) in sets.items():
@@ -295,7 +302,7 @@ async def async_rounds(
                         took, found = await atimed(
                             lambda v=vector: ours.asearch(PARTITION, v, args.k, time.time())
                         )
-                        judged, _ = timed(lambda f=found, q=text: judge(verifier, q, f))
+                        judged, _ = timed(lambda f=found, q=text: judge(verifier, fits, q, f))
                         t.async_.append(took + judged)
                     else:
                         took, _ = await atimed(lambda v=as_list: theirs.acheck(vector=v))

@@ -587,6 +587,7 @@ class Cache(FlightPlans, EntryOperations):
         snap["breakers"] = {name: b.state.value for name, b in self._breakers.items()}
         if self._semantic is not None:  # why close candidates were not served
             snap["semantic_rejected"] = self._semantic.rejected()
+            snap["semantic_skipped"] = self._semantic.skipped()
         return snap
 
     def record_cost_saved(self, cost_usd: float) -> None:
@@ -855,6 +856,9 @@ class Cache(FlightPlans, EntryOperations):
         vector = yield Op(semantic, "embed", (text,))
         if vector is UNAVAILABLE:
             return None
+        if vector is None:  # longer than the embedder reads: its vector would be its start
+            semantic.skip("too_long", text)
+            return None
         semantic.remember(key.digest, vector)  # the store after this miss reuses it
         now = self.clock()
         candidates = yield Op(semantic, "search", (partition, vector, semantic.k, now))
@@ -890,7 +894,7 @@ class Cache(FlightPlans, EntryOperations):
         vector = semantic.recall(key.digest)
         if vector is None:
             vector = yield Op(semantic, "embed", (text,))
-            if vector is UNAVAILABLE:
+            if vector is UNAVAILABLE or vector is None:
                 return
         stored_text = text if self._sealer is None else self._seal_text(text, key)
         indexed = IndexedEntry(key, partition, vector, stored_text, entry.expires_at, request.tags)

@@ -15,7 +15,7 @@ import asyncio
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -36,6 +36,12 @@ else:
 DEFAULT_LRU_SIZE = 2048
 DEFAULT_BATCH_SIZE = 64
 MINILM_DIM = 384
+#: BERT's tokenizer makes at most 3 word pieces of one character (a Hangul syllable splits
+#: into its 3 jamo; accents are dropped), so a text of at most a third of a window's word
+#: pieces, in characters, fits it without being counted.
+PIECES_PER_CHAR = 3
+#: Texts whose ``fits`` answer is remembered (long texts only; hot candidates come back).
+FITS_MEMO_SIZE = 4096
 
 
 @runtime_checkable
@@ -47,6 +53,15 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> Matrix: ...
     async def aembed(self, texts: Sequence[str]) -> Matrix: ...
+
+
+def fits_of(embedder: Embedder) -> Callable[[str], bool] | None:
+    """The embedder's ``fits(text) -> bool``, if it has one: whether it reads all of a text.
+    A model that silently drops what is past its window embeds two long texts that differ
+    only there as the same vector; the semantic tier neither searches nor indexes a text
+    that does not fit. An embedder without ``fits`` is trusted with any text."""
+    fits = getattr(embedder, "fits", None)
+    return fits if callable(fits) else None
 
 
 def identity_of(embedder: Embedder) -> str:
@@ -161,6 +176,8 @@ class MiniLMEmbedder(CachingEmbedder):
         self._device = device
         self._identity: str | None = None
         self._model: Any = None
+        self._counter: Any = None  # a tokenizer of our own, for fits()
+        self._fits_memo: dict[str, bool] = {}
         self._load_lock = threading.Lock()
         renew_after_fork(self, "_load_lock")
 
@@ -193,6 +210,35 @@ class MiniLMEmbedder(CachingEmbedder):
     def model(self) -> Any:
         """The SentenceTransformer (loaded on first access): the verifier may reuse it."""
         return self._load()
+
+    def fits(self, text: str) -> bool:
+        """Whether MiniLM reads all of ``text``: it drops every word piece past its window
+        (256, [CLS] and [SEP] included), so two questions that share their first 254 word
+        pieces would be the same vector, at cosine 1.0, whatever follows."""
+        window: int = self._load().max_seq_length
+        if len(text) <= (window - 2) // PIECES_PER_CHAR:
+            return True
+        known = self._fits_memo.get(text)
+        if known is not None:
+            return known
+        counted = len(self._word_pieces().encode(text, add_special_tokens=True).ids) <= window
+        if len(self._fits_memo) >= FITS_MEMO_SIZE:
+            self._fits_memo.clear()  # a bound, not an LRU: hot texts come back at once
+        self._fits_memo[text] = counted
+        return counted
+
+    def _word_pieces(self) -> Any:
+        """A copy of the model's tokenizer that never truncates. A copy: sentence-transformers
+        sets truncation on the model's own before each batch, and the Rust tokenizer refuses
+        ("Already borrowed") a call made from another thread meanwhile."""
+        if self._counter is None:
+            tokenizers = require("tokenizers", extra="local-embeddings", feature="MiniLM")
+            own = self._load().tokenizer.backend_tokenizer
+            counter = tokenizers.Tokenizer.from_str(own.to_str())
+            counter.no_truncation()
+            counter.no_padding()
+            self._counter = counter
+        return self._counter
 
     def _compute(self, texts: list[str]) -> Any:
         return self._load().encode(

@@ -12,6 +12,7 @@ lookups that never get a store cannot grow it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import Counter, OrderedDict
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from llmcache.errors import ConfigError
 from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey
-from llmcache.semantic.embedders import Embedder, identity_of
+from llmcache.semantic.embedders import Embedder, fits_of, identity_of
 from llmcache.semantic.index import Candidate, IndexedEntry, Vector, VectorIndex
 from llmcache.semantic.verifier import Verifier, default_verifier
 
@@ -74,6 +75,8 @@ class SemanticTier:
         self._lock = threading.Lock()
         renew_after_fork(self, "_lock")
         self._rejected: Counter[str] = Counter()
+        self._skipped: Counter[str] = Counter()
+        self._fits = fits_of(embedder)
 
     # ------------------------------------------------------------------ pure decisions
     def judge(
@@ -86,6 +89,9 @@ class SemanticTier:
             if candidate.similarity < threshold:
                 self.reject("below_threshold", query, candidate)
                 break  # best first: the rest are lower still
+            if not self.fits(candidate.text):  # indexed before texts were checked
+                self.reject("too_long", query, candidate)
+                continue
             others = [c.similarity for j, c in enumerate(candidates) if j != i]
             runner_up = max(others) if others else None
             try:
@@ -117,9 +123,20 @@ class SemanticTier:
         with self._lock:
             return dict(self._rejected)
 
+    def skipped(self) -> dict[str, int]:
+        """``{reason: n}`` lookups that did not search (``too_long``: a question longer than
+        the embedder reads; it is not indexed either)."""
+        with self._lock:
+            return dict(self._skipped)
+
     def reset_stats(self) -> None:
         with self._lock:
             self._rejected.clear()
+            self._skipped.clear()
+
+    def fits(self, text: str) -> bool:
+        """Whether the embedder reads all of ``text`` (``embedders.fits_of``)."""
+        return self._fits is None or self._fits(text)
 
     # ------------------------------------------------------------------ lookup -> store
     def remember(self, digest: bytes, vector: Vector) -> None:
@@ -134,20 +151,47 @@ class SemanticTier:
             return self._pending.pop(digest, None)
 
     # ------------------------------------------------------------------ I/O primitives
-    def embed(self, text: str) -> Vector:
+    def embed(self, text: str) -> Vector | None:
+        """The text's vector; None for a text longer than the embedder reads (its vector
+        would stand for its beginning only: such a question is matched exactly or not at
+        all)."""
+        if not self.fits(text):
+            return None
         row: Vector = self.embedder.embed([text])[0]
         return row
 
-    async def aembed(self, text: str) -> Vector:
+    async def aembed(self, text: str) -> Vector | None:
+        # Counted in a thread: a long text takes up to a millisecond or so.
+        if self._fits is not None and not await asyncio.to_thread(self._fits, text):
+            return None
         row: Vector = (await self.embedder.aembed([text]))[0]
         return row
 
-    def embed_many(self, texts: Sequence[str]) -> list[Vector]:
-        """One call for many texts (an import re-embeds a page of rows at once)."""
-        return list(self.embedder.embed(texts))
+    def skip(self, reason: str, text: str) -> None:
+        """Count a question the tier did not search (``stats()["semantic_skipped"]``)."""
+        with self._lock:
+            self._skipped[reason] += 1
+        logger.debug("llmcache: semantic tier skipped a question (%s): %r", reason, text[:80])
 
-    async def aembed_many(self, texts: Sequence[str]) -> list[Vector]:
-        return list(await self.embedder.aembed(texts))
+    def embed_many(self, texts: Sequence[str]) -> list[Vector | None]:
+        """One call for many texts (an import re-embeds a page of rows at once); None for
+        each text too long to embed whole (as ``embed``)."""
+        fit = [self.fits(text) for text in texts]
+        fitting = [text for text, ok in zip(texts, fit, strict=True) if ok]
+        vectors = list(self.embedder.embed(fitting)) if fitting else []
+        return self._placed(fit, vectors)
+
+    async def aembed_many(self, texts: Sequence[str]) -> list[Vector | None]:
+        fit = await asyncio.to_thread(lambda: [self.fits(text) for text in texts])
+        fitting = [text for text, ok in zip(texts, fit, strict=True) if ok]
+        vectors = list(await self.embedder.aembed(fitting)) if fitting else []
+        return self._placed(fit, vectors)
+
+    @staticmethod
+    def _placed(fit: list[bool], vectors: Sequence[Vector]) -> list[Vector | None]:
+        """The fitting texts' vectors in their texts' places; None elsewhere."""
+        rows = iter(vectors)
+        return [next(rows) if ok else None for ok in fit]
 
     def texts(self, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, str]]:
         return self.index.texts(digests)

@@ -335,3 +335,82 @@ def test_an_index_of_another_embedder_is_refused_until_reindexed(
 def test_reindex_names_a_bad_url_in_one_line() -> None:
     result = CliRunner().invoke(cli, ["reindex", "--semantic", "bogus://x"])
     assert_one_error_line(result, 2, "unknown semantic scheme 'bogus'")
+
+
+# ------------------------------------------------------------------ past the embedder's window
+#: 40 sentences of shared context: far more than MiniLM's 256 word pieces.
+LONG_CONTEXT = " ".join(
+    f"Log line {i} says that the request was handled normally." for i in range(40)
+)
+LONG_ASKED = LONG_CONTEXT + " Given all of this, what is the capital of France?"
+LONG_OTHER = LONG_CONTEXT + " Given all of this, how do I delete my account for good?"
+
+
+def test_minilm_reads_only_its_window(minilm: Any) -> None:
+    """Why long questions are not searched: MiniLM drops what is past 254 word pieces, so
+    two questions that differ only there are one vector."""
+    words = " ".join(["hello"] * 254)  # 254 word pieces, with [CLS] and [SEP]: the window
+    assert minilm.fits(words) and not minilm.fits(words + " world")
+    a, b = minilm.embed([words + " capital of France", words + " delete my account"])
+    assert float(a @ b) > 0.9999
+    assert not minilm.fits(LONG_ASKED) and minilm.fits(ASKED)
+    # A Hangul syllable is up to 3 word pieces: counted, not taken from its length.
+    assert minilm.fits("한국어 문장입니다") and not minilm.fits("한국어 문장입니다 " * 30)
+
+
+def test_a_question_past_the_window_is_matched_exactly_only(semantic_cache: Build) -> None:
+    cache = semantic_cache()
+    assert cache.get(req(LONG_ASKED)) is None
+    assert cache.set(req(LONG_ASKED), "Paris")
+    # Without the check, this was served "Paris" at similarity 1.0.
+    assert cache.get(req(LONG_OTHER)) is None
+    assert asyncio.run(cache.aget(req(LONG_OTHER))) is None
+    hit = cache.get(req(LONG_ASKED))
+    assert hit is not None and (hit.match, hit.entry.value) == ("exact", "Paris")
+    assert len(cache.semantic.index) == 0  # type: ignore[union-attr,arg-type]  # not indexed
+    assert cache.stats()["semantic_skipped"] == {"too_long": 3}
+    # Questions that fit are untouched.
+    cache.set(req(ASKED), "use the reset link")
+    hit = cache.get(req(PARAPHRASE))
+    assert hit is not None and hit.match == "semantic"
+
+
+class Unchecked:
+    """MiniLM without ``fits``: stands for an index written before texts were checked."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.dim, self.name = inner, inner.dim, inner.name
+        self.identity = inner.identity
+
+    def embed(self, texts: Any) -> Any:
+        return self.inner.embed(texts)
+
+    async def aembed(self, texts: Any) -> Any:
+        return await self.inner.aembed(texts)
+
+
+def test_a_long_candidate_indexed_before_is_not_served(semantic_cache: Build, minilm: Any) -> None:
+    semantic_cache(embedder=Unchecked(minilm)).set(req(LONG_ASKED), "Paris")
+    cache = semantic_cache()  # the same files, with MiniLM's check
+    assert len(cache.semantic.index) == 1  # type: ignore[union-attr,arg-type]
+    assert (
+        cache.get(req("Given all of this, what is the capital?", semantic_threshold=-1.0)) is None
+    )
+    assert cache.stats()["semantic_rejected"] == {"too_long": 1}
+
+
+def test_an_import_does_not_index_questions_past_the_window(
+    semantic_cache: Build, minilm: Any, tmp_path: Path
+) -> None:
+    source = semantic_cache(embedder=Unchecked(minilm))
+    source.set(req(LONG_ASKED), "Paris")
+    source.set(req(ASKED), "use the reset link")
+    entries = list(source.entries(with_semantic=True))
+    assert len(entries) == 2 and all(e.semantic is not None for e in entries)
+    target = semantic_cache(
+        urls=["memory://"], semantic=f"faiss://{tmp_path}/imported.faiss?threshold=0.8"
+    )
+    assert target.put_entries(entries).stored == 2
+    assert len(target.semantic.index) == 1  # type: ignore[union-attr,arg-type]
+    hit = target.get(req(LONG_ASKED))
+    assert hit is not None and (hit.match, hit.entry.value) == ("exact", "Paris")

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from word_embeddings import WordEmbeddings
 
 from llmcache.errors import ConfigError
 from llmcache.keys import request_key
@@ -17,26 +18,6 @@ from llmcache.semantic.partition import partition_digest
 from llmcache.semantic.tier import SemanticTier
 from llmcache.semantic.url import semantic_from_url
 from llmcache.semantic.verifier import AcceptAll, Verdict
-
-
-class WordEmbeddings:
-    """A LangChain-shaped Embeddings (duck-typed): bag of hashed words, 16 dims."""
-
-    def __init__(self) -> None:
-        self.calls: list[list[str]] = []
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        self.calls.append(list(texts))
-        out = []
-        for text in texts:
-            vector = [0.0] * 16
-            for word in text.lower().split():
-                vector[sum(map(ord, word)) % 16] += 1.0
-            out.append(vector)
-        return out
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed_documents([text])[0]
 
 
 def _partition(**fields: Any) -> bytes:
@@ -222,3 +203,30 @@ def test_a_bad_semantic_url_closes_the_tiers_built_before(tmp_path: Any) -> None
 
     with pytest.raises(ConfigError, match="unknown semantic scheme"):
         Cache.from_urls([f"sqlite:///{tmp_path}/e.db"], semantic="annoy://x")
+
+
+class ShortReader(LangChainEmbedder):
+    """An embedder of one's own that says what it reads: at most 5 words."""
+
+    def fits(self, text: str) -> bool:
+        return len(text.split()) <= 5
+
+
+def test_an_embedders_fits_keeps_long_texts_out() -> None:
+    tier = semantic_from_url(
+        "faiss://:memory:", embedder=ShortReader(WordEmbeddings()), verifier=AcceptAll()
+    )
+    long = "one two three four five six"
+    assert tier.embed("one two") is not None and tier.embed(long) is None
+    assert asyncio.run(tier.aembed(long)) is None
+    many = tier.embed_many(["a b", long, "c d"])
+    assert [v is None for v in many] == [False, True, False]
+    assert np.array_equal(many[2], tier.embed("c d"))  # the rest keep their places
+    assert asyncio.run(tier.aembed_many([long, "a b"]))[0] is None
+    accepted = tier.judge("q", [_cand(long, 0.99), _cand("short one", 0.98)], threshold=0.9)
+    assert [c.text for c in accepted] == ["short one"]
+    assert tier.rejected() == {"too_long": 1}
+    tier.skip("too_long", long)
+    assert tier.skipped() == {"too_long": 1}
+    tier.reset_stats()
+    assert tier.skipped() == {} == tier.rejected()
