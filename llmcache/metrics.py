@@ -48,6 +48,10 @@ METRICS = {
     "ttl_extensions": Metric("counter", "Popular entries whose expiry was extended"),
     "tier_errors": Metric("counter", "Tier operations that failed, by tier"),
     "store_rejected": Metric("counter", "Answers refused for storage, by reason"),
+    "semantic_rejected": Metric(
+        "counter", "Semantic candidates not served, by reason (threshold, verifier, ...)"
+    ),
+    "semantic_skipped": Metric("counter", "Exact misses the semantic tier did not search"),
     "tokens_saved": Metric("counter", "Tokens hits saved, by kind (input or output)"),
     "cost_saved_usd": Metric("counter", "Dollars hits saved"),
     "model_hits": Metric("counter", "Hits by the model of the entry served"),
@@ -95,6 +99,9 @@ def samples(stats: dict[str, Any]) -> Iterator[Sample]:
         yield Sample("tier_errors", {"tier": tier}, count)
     for reason, count in stats["store_rejected"].items():
         yield Sample("store_rejected", {"reason": reason}, count)
+    for name in ("semantic_rejected", "semantic_skipped"):  # with a semantic tier only
+        for reason, count in stats.get(name, {}).items():
+            yield Sample(name, {"reason": reason}, count)
     for model, row in stats.get("by_model", {}).items():
         labels = {"model": model}
         yield Sample("model_hits", labels, row["hits"])

@@ -88,7 +88,33 @@ def test_every_exported_name_is_declared() -> None:
     stats = Cache.from_urls(["memory://"]).stats()
     stats["errors_by_tier"] = {"redis": 1}
     stats["store_rejected"] = {"too_large": 1}
+    stats["semantic_rejected"] = {"numbers_differ": 1}
+    stats["semantic_skipped"] = {"too_long": 1}
     assert {s.name for s in samples(stats)} <= set(METRICS)
+
+
+def test_semantic_rejections_are_scraped_by_reason(fake_clock: FakeClock) -> None:
+    from word_embeddings import WordEmbeddings
+
+    from llmcache.semantic.verifier import AcceptAll
+
+    cache = Cache.from_urls(
+        ["memory://"],
+        clock=fake_clock,
+        semantic="faiss://:memory:?threshold=0.99",
+        embedder=WordEmbeddings(),
+        verifier=AcceptAll(),
+    )
+    ask = "best films of the year"
+    cache.set(CacheRequest(model="m", prompt=ask, semantic_text=ask), "a")
+    other = "best films of the decade"
+    assert cache.get(CacheRequest(model="m", prompt=other, semantic_text=other)) is None
+    registry = CollectorRegistry()
+    register_prometheus(cache, registry)
+    rejected = registry.get_sample_value(
+        "llmcache_semantic_rejected_total", {"reason": "below_threshold"}
+    )
+    assert rejected == 1
 
 
 def test_savings_are_exported_by_model_and_nothing_else(fake_clock: FakeClock) -> None:
