@@ -193,6 +193,24 @@ def delete_redis_keys(url: str, prefix: str) -> None:
         tier.close()
 
 
+def drop_redis_stack_prefix(url: str, prefix: str) -> None:
+    """Drop every search index and unlink every key whose name starts with ``prefix`` (random
+    per test): a redisvl index is named ``<prefix>:vec:<index>``, its stamp key
+    ``<prefix>:vecstamp:<index>``."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        for name in client.execute_command("FT._LIST"):
+            text = name.decode() if isinstance(name, bytes) else str(name)
+            if text.startswith(prefix):
+                client.execute_command("FT.DROPINDEX", text)
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.unlink(key)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def redis_prefix_url(redis_url: str, table_prefix: str) -> Iterator[str]:
     """Standalone Redis under a private key prefix; every key under it is deleted after."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
 from click.testing import CliRunner
+from conftest import drop_redis_stack_prefix
 
 from llmcache import Cache
 from llmcache.cli.app import cli
@@ -100,10 +100,6 @@ def test_the_semantic_index_is_checked_against_the_exact_tiers(tmp_path: Path) -
 
 
 def test_a_redisvl_index_is_checked_too(redis_stack_url: str) -> None:
-    import uuid
-
-    import redis
-
     prefix = f"doc{uuid.uuid4().hex[:8]}"
     options = f"?verify=off&prefix={prefix}&index={prefix}"
     url = redis_stack_url.replace("redis://", "redisvl://", 1) + options
@@ -116,17 +112,11 @@ def test_a_redisvl_index_is_checked_too(redis_stack_url: str) -> None:
         code, report = _doctor("--url", "memory://", "--semantic", url)
         assert code == 1 and report["tiers"][-1]["vectors_without_entry"] == 1  # type: ignore[index]
     finally:
-        client = redis.Redis.from_url(redis_stack_url)
-        with contextlib.suppress(redis.ResponseError):  # not created if the store failed
-            client.execute_command("FT.DROPINDEX", prefix)
-        for name in client.scan_iter(match=f"{prefix}*"):
-            client.unlink(name)
-        client.close()
+        drop_redis_stack_prefix(redis_stack_url, prefix)
 
 
 def test_a_redisvl_index_of_another_embedder_is_a_problem(redis_stack_url: str) -> None:
     import numpy as np
-    import redis
 
     from llmcache.semantic.index import IndexedEntry
     from llmcache.semantic.redisvl_index import RedisVLIndex
@@ -147,8 +137,4 @@ def test_a_redisvl_index_of_another_embedder_is_a_problem(redis_stack_url: str) 
         assert "'someone-else'" in semantic["problem"]
         assert "llmcache reindex" in semantic["problem"]
     finally:
-        client = redis.Redis.from_url(redis_stack_url)
-        client.execute_command("FT.DROPINDEX", f"{prefix}:vec:semantic")
-        for name in client.scan_iter(match=f"{prefix}:*"):
-            client.unlink(name)
-        client.close()
+        drop_redis_stack_prefix(redis_stack_url, f"{prefix}:")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
-from conftest import REDIS_URL, exact_ttl, require_server
+from conftest import REDIS_URL, drop_redis_stack_prefix, exact_ttl, require_server
 
 from llmcache.clock import FakeClock
 from llmcache.errors import ConfigError, TierError
@@ -67,13 +67,8 @@ def raw(redis_stack_url: str, prefix: str) -> Iterator[redis.Redis]:
     """A plain client on Redis Stack; afterwards every index and key under ``prefix`` goes."""
     client = redis.Redis.from_url(redis_stack_url)
     yield client
-    for name in client.execute_command("FT._LIST"):
-        text = name.decode() if isinstance(name, bytes) else str(name)
-        if text.startswith(f"{prefix}:"):
-            client.execute_command("FT.DROPINDEX", text)
-    for name in client.scan_iter(match=f"{prefix}:*"):
-        client.unlink(name)
     client.close()
+    drop_redis_stack_prefix(redis_stack_url, f"{prefix}:")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import assert_one_error_line
+from conftest import assert_one_error_line, drop_redis_stack_prefix
 
 from llmcache import Cache
 from llmcache.cli.app import cli
@@ -252,8 +252,6 @@ def test_a_redisvl_url_gives_the_same_tier_on_redis_stack(
 ) -> None:
     import uuid
 
-    import redis
-
     name = f"llmcache-test-{uuid.uuid4().hex[:8]}"
     netloc = redis_stack_url.split("://", 1)[1].split("/", 1)[0]
     url = f"redisvl://{netloc}/0?threshold=0.8&prefix={name}&index={name}"
@@ -266,13 +264,7 @@ def test_a_redisvl_url_gives_the_same_tier_on_redis_stack(
         assert hit is not None and hit.match == "semantic" and hit.entry.value == "bob's"
         cache.clear()
     finally:
-        client = redis.Redis.from_url(redis_stack_url)
-        try:
-            client.execute_command("FT.DROPINDEX", name, "DD")
-        except redis.ResponseError:
-            pass
-        finally:
-            client.close()
+        drop_redis_stack_prefix(redis_stack_url, name)
 
 
 def test_the_default_verifier_guards_the_tier(semantic_cache: Build) -> None:
