@@ -133,14 +133,19 @@ def digest_of(n: int) -> bytes:
     return n.to_bytes(32, "big")
 
 
-def judge(verifier: Any, fits: Callable[[str], bool], text: str, found: list[Candidate]) -> None:
-    """What SemanticTier.judge does with the candidates (MiniLM's window check and the
-    verifier on each one above the threshold, best first), kept here so the benchmark also
-    runs while it changes."""
+def judge(verifier: Any, minilm: Any, text: str, found: list[Candidate]) -> None:
+    """What SemanticTier.judge does with the candidates (MiniLM's ``cannot_read`` and
+    ``unread_parts`` checks and the verifier on each one above the threshold, best first),
+    kept here so the benchmark also runs while it changes."""
+    unread = None
     for i, candidate in enumerate(found):
         if candidate.similarity < THRESHOLD:
             break
-        if not fits(candidate.text):
+        if minilm.cannot_read(candidate.text):
+            continue
+        if unread is None:
+            unread = minilm.unread_parts(text)
+        if minilm.unread_parts(candidate.text) != unread:
             continue
         others = [c.similarity for j, c in enumerate(found) if j != i]
         verifier.verify(text, candidate.text, candidate.similarity, max(others, default=None))
@@ -209,8 +214,8 @@ def run(args: argparse.Namespace) -> str:
     from llmcache.semantic.embedders import MiniLMEmbedder
     from llmcache.semantic.verifier import AcceptAll, default_verifier
 
-    # The check a MiniLM tier makes of each candidate (is all of it inside the window?).
-    fits = MiniLMEmbedder(adapter=None).fits
+    # For the checks a MiniLM tier makes of each candidate (does MiniLM read it?).
+    checks = MiniLMEmbedder(adapter=None)
     try:
         verifier = default_verifier()
         verifier_name = type(verifier).__name__
@@ -256,7 +261,7 @@ def run(args: argparse.Namespace) -> str:
                             took, found = timed(
                                 lambda v=vector: ours.search(PARTITION, v, args.k, time.time())
                             )
-                            judged, _ = timed(lambda f=found, q=text: judge(verifier, fits, q, f))
+                            judged, _ = timed(lambda f=found, q=text: judge(verifier, checks, q, f))
                             t.sync.append(took + judged)
                             t.verifier.append(judged)
                             right = bool(found) and found[0].key.digest == digest_of(max(0, source))
@@ -271,7 +276,7 @@ def run(args: argparse.Namespace) -> str:
                     t.server_usec += after_usec - usec
                     t.server_calls += after_calls - calls
         # One event loop for every async round: each contender's async client belongs to it.
-        asyncio.run(async_rounds(args, sets, results, ours, theirs, verifier, fits))
+        asyncio.run(async_rounds(args, sets, results, ours, theirs, verifier, checks))
         return report(args, results, verifier_name, load_before)
     finally:
         ours.clear(None)
@@ -289,7 +294,7 @@ async def async_rounds(
     ours: RedisVLIndex,
     theirs: Any,
     verifier: Any,
-    fits: Callable[[str], bool],
+    checks: Any,
 ) -> None:
     for round_no in range(args.rounds):
         for name, (_sources, vectors, texts) in sets.items():
@@ -302,7 +307,7 @@ async def async_rounds(
                         took, found = await atimed(
                             lambda v=vector: ours.asearch(PARTITION, v, args.k, time.time())
                         )
-                        judged, _ = timed(lambda f=found, q=text: judge(verifier, fits, q, f))
+                        judged, _ = timed(lambda f=found, q=text: judge(verifier, checks, q, f))
                         t.async_.append(took + judged)
                     else:
                         took, _ = await atimed(lambda v=as_list: theirs.acheck(vector=v))

@@ -856,8 +856,8 @@ class Cache(FlightPlans, EntryOperations):
         vector = yield Op(semantic, "embed", (text,))
         if vector is UNAVAILABLE:
             return None
-        if vector is None:  # longer than the embedder reads: its vector would be its start
-            semantic.skip("too_long", text)
+        if isinstance(vector, str):  # the embedder cannot read it: its vector means nothing
+            semantic.skip(vector, text)
             return None
         semantic.remember(key.digest, vector)  # the store after this miss reuses it
         now = self.clock()
@@ -894,7 +894,7 @@ class Cache(FlightPlans, EntryOperations):
         vector = semantic.recall(key.digest)
         if vector is None:
             vector = yield Op(semantic, "embed", (text,))
-            if vector is UNAVAILABLE or vector is None:
+            if vector is UNAVAILABLE or isinstance(vector, str):  # str: cannot read it
                 return
         stored_text = text if self._sealer is None else self._seal_text(text, key)
         indexed = IndexedEntry(key, partition, vector, stored_text, entry.expires_at, request.tags)

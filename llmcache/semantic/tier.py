@@ -21,7 +21,12 @@ from collections.abc import Sequence
 from llmcache.errors import ConfigError
 from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey
-from llmcache.semantic.embedders import Embedder, fits_of, identity_of
+from llmcache.semantic.embedders import (
+    Embedder,
+    cannot_read_of,
+    identity_of,
+    unread_parts_of,
+)
 from llmcache.semantic.index import Candidate, IndexedEntry, Vector, VectorIndex
 from llmcache.semantic.verifier import Verifier, default_verifier
 
@@ -76,7 +81,8 @@ class SemanticTier:
         renew_after_fork(self, "_lock")
         self._rejected: Counter[str] = Counter()
         self._skipped: Counter[str] = Counter()
-        self._fits = fits_of(embedder)
+        self._cannot_read = cannot_read_of(embedder)
+        self._unread_parts = unread_parts_of(embedder)
 
     # ------------------------------------------------------------------ pure decisions
     def judge(
@@ -85,13 +91,21 @@ class SemanticTier:
         """The candidates that may be served, best first: at or above ``threshold`` and
         accepted by the verifier. Rejections are counted and logged at debug."""
         accepted: list[Candidate] = []
+        unread: tuple[str, ...] | None = None  # the query's unread parts, read once
         for i, candidate in enumerate(candidates):
             if candidate.similarity < threshold:
                 self.reject("below_threshold", query, candidate)
                 break  # best first: the rest are lower still
-            if not self.fits(candidate.text):  # indexed before texts were checked
-                self.reject("too_long", query, candidate)
+            problem = self.cannot_read(candidate.text)
+            if problem:  # indexed before texts were checked
+                self.reject(problem, query, candidate)
                 continue
+            if self._unread_parts is not None:
+                if unread is None:
+                    unread = self._unread_parts(query)
+                if self._unread_parts(candidate.text) != unread:  # the vector cannot tell
+                    self.reject("unknown_words_differ", query, candidate)
+                    continue
             others = [c.similarity for j, c in enumerate(candidates) if j != i]
             runner_up = max(others) if others else None
             try:
@@ -124,8 +138,8 @@ class SemanticTier:
             return dict(self._rejected)
 
     def skipped(self) -> dict[str, int]:
-        """``{reason: n}`` lookups that did not search (``too_long``: a question longer than
-        the embedder reads; it is not indexed either)."""
+        """``{reason: n}`` lookups that did not search: the embedder cannot read the question
+        (``too_long``, ``unknown_words``, ``no_words``); it is not indexed either."""
         with self._lock:
             return dict(self._skipped)
 
@@ -134,9 +148,10 @@ class SemanticTier:
             self._rejected.clear()
             self._skipped.clear()
 
-    def fits(self, text: str) -> bool:
-        """Whether the embedder reads all of ``text`` (``embedders.fits_of``)."""
-        return self._fits is None or self._fits(text)
+    def cannot_read(self, text: str) -> str | None:
+        """Why the embedder's vector would not stand for ``text`` (``too_long``,
+        ``unknown_words``, ``no_words``), or None (``embedders.cannot_read_of``)."""
+        return None if self._cannot_read is None else self._cannot_read(text)
 
     # ------------------------------------------------------------------ lookup -> store
     def remember(self, digest: bytes, vector: Vector) -> None:
@@ -151,19 +166,20 @@ class SemanticTier:
             return self._pending.pop(digest, None)
 
     # ------------------------------------------------------------------ I/O primitives
-    def embed(self, text: str) -> Vector | None:
-        """The text's vector; None for a text longer than the embedder reads (its vector
-        would stand for its beginning only: such a question is matched exactly or not at
-        all)."""
-        if not self.fits(text):
-            return None
+    def embed(self, text: str) -> Vector | str:
+        """The text's vector; or, for a text the embedder cannot read (``cannot_read``), the
+        reason (its vector would not stand for it: such a question is matched exactly or not
+        at all)."""
+        unread = self.cannot_read(text)
+        if unread:
+            return unread
         row: Vector = self.embedder.embed([text])[0]
         return row
 
-    async def aembed(self, text: str) -> Vector | None:
-        # Counted in a thread: a long text takes up to a millisecond or so.
-        if self._fits is not None and not await asyncio.to_thread(self._fits, text):
-            return None
+    async def aembed(self, text: str) -> Vector | str:
+        if self._cannot_read is not None:
+            # Read and embedded in one thread: a long text takes a millisecond or so to read.
+            return await asyncio.to_thread(self.embed, text)
         row: Vector = (await self.embedder.aembed([text]))[0]
         return row
 
@@ -175,23 +191,23 @@ class SemanticTier:
 
     def embed_many(self, texts: Sequence[str]) -> list[Vector | None]:
         """One call for many texts (an import re-embeds a page of rows at once); None for
-        each text too long to embed whole (as ``embed``)."""
-        fit = [self.fits(text) for text in texts]
-        fitting = [text for text, ok in zip(texts, fit, strict=True) if ok]
-        vectors = list(self.embedder.embed(fitting)) if fitting else []
-        return self._placed(fit, vectors)
+        each text the embedder cannot read (as ``embed``)."""
+        read = [not self.cannot_read(text) for text in texts]
+        readable = [text for text, ok in zip(texts, read, strict=True) if ok]
+        vectors = list(self.embedder.embed(readable)) if readable else []
+        return self._placed(read, vectors)
 
     async def aembed_many(self, texts: Sequence[str]) -> list[Vector | None]:
-        fit = await asyncio.to_thread(lambda: [self.fits(text) for text in texts])
-        fitting = [text for text, ok in zip(texts, fit, strict=True) if ok]
-        vectors = list(await self.embedder.aembed(fitting)) if fitting else []
-        return self._placed(fit, vectors)
+        read = await asyncio.to_thread(lambda: [not self.cannot_read(text) for text in texts])
+        readable = [text for text, ok in zip(texts, read, strict=True) if ok]
+        vectors = list(await self.embedder.aembed(readable)) if readable else []
+        return self._placed(read, vectors)
 
     @staticmethod
-    def _placed(fit: list[bool], vectors: Sequence[Vector]) -> list[Vector | None]:
-        """The fitting texts' vectors in their texts' places; None elsewhere."""
+    def _placed(read: list[bool], vectors: Sequence[Vector]) -> list[Vector | None]:
+        """The readable texts' vectors in their texts' places; None elsewhere."""
         rows = iter(vectors)
-        return [next(rows) if ok else None for ok in fit]
+        return [next(rows) if ok else None for ok in read]
 
     def texts(self, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, str]]:
         return self.index.texts(digests)

@@ -329,25 +329,99 @@ def test_reindex_names_a_bad_url_in_one_line() -> None:
     assert_one_error_line(result, 2, "unknown semantic scheme 'bogus'")
 
 
-# ------------------------------------------------------------------ past the embedder's window
+# ------------------------------------------------------------------ what MiniLM cannot read
 #: 40 sentences of shared context: far more than MiniLM's 256 word pieces.
 LONG_CONTEXT = " ".join(
     f"Log line {i} says that the request was handled normally." for i in range(40)
 )
 LONG_ASKED = LONG_CONTEXT + " Given all of this, what is the capital of France?"
 LONG_OTHER = LONG_CONTEXT + " Given all of this, how do I delete my account for good?"
+#: Different questions in scripts MiniLM did not learn ("reset my password" / "delete my
+#: account"): read as [UNK]s or letter by letter, each pair is nearly one vector.
+OTHER_SCRIPTS = [
+    ("如何重置我的密码？", "如何删除我的账户？"),
+    ("Как сбросить мой пароль?", "Как удалить мой аккаунт?"),
+    ("비밀번호를 어떻게 재설정하나요?", "계정을 어떻게 삭제하나요?"),
+    ("كيف أعيد تعيين كلمة المرور؟", "كيف أحذف حسابي؟"),
+]
 
 
 def test_minilm_reads_only_its_window(minilm: Any) -> None:
     """Why long questions are not searched: MiniLM drops what is past 254 word pieces, so
     two questions that differ only there are one vector."""
     words = " ".join(["hello"] * 254)  # 254 word pieces, with [CLS] and [SEP]: the window
-    assert minilm.fits(words) and not minilm.fits(words + " world")
+    assert minilm.cannot_read(words) is None
+    assert minilm.cannot_read(words + " world") == "too_long"
     a, b = minilm.embed([words + " capital of France", words + " delete my account"])
     assert float(a @ b) > 0.9999
-    assert not minilm.fits(LONG_ASKED) and minilm.fits(ASKED)
-    # A Hangul syllable is up to 3 word pieces: counted, not taken from its length.
-    assert minilm.fits("한국어 문장입니다") and not minilm.fits("한국어 문장입니다 " * 30)
+    assert minilm.cannot_read(LONG_ASKED) == "too_long" and minilm.cannot_read(ASKED) is None
+    # Counted in word pieces, not taken from the length: "naïve café" is 2 word pieces.
+    assert minilm.cannot_read("naïve café " * 120) is None
+
+
+def test_minilm_reads_latin_script_only(minilm: Any) -> None:
+    (zh, zh_other), *_ = OTHER_SCRIPTS
+    a, b = minilm.embed([zh, zh_other])
+    assert float(a @ b) > 0.99  # why: "reset my password" is "delete my account" to it
+    for asked, other in OTHER_SCRIPTS:
+        assert minilm.cannot_read(asked) == "unknown_words" == minilm.cannot_read(other)
+    # Latin letters with accents, and modifier letters, are read.
+    for latin in ("Wie lösche ich mein Konto?", "Was Hawaiʻi better?", "It costs 5€ or £4"):
+        assert minilm.cannot_read(latin) is None and minilm.unread_parts(latin) == ()
+    # A word of another script, an emoji or a 120-letter hash in an English question is
+    # read around: the question is searched, and those parts must match.
+    assert minilm.cannot_read("What does 骚客 mean in English?") is None
+    assert minilm.unread_parts("What does 骚客 mean in English?") == ("骚客",)
+    assert minilm.unread_parts("hi 🙂, what is 🤗 Datasets?") == ("🙂", "🤗")
+    assert minilm.unread_parts("Is " + "a" * 120 + " a hash?") == ("a" * 120,)
+    for nothing in ("?", "   ", "\n", "🙂 !"):
+        assert minilm.cannot_read(nothing) == "no_words"
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("What does 🙂 mean?", "What does 😡 mean?"),
+        ("What does 🙂 mean?", "What does the emoji mean?"),
+        ("What does 骚客 mean in English?", "What does 胖口 mean in English?"),
+        ("Translate 骚客 into 胖口", "Translate 胖口 into 骚客"),
+    ],
+)
+def test_a_candidate_whose_unread_parts_differ_is_not_served(
+    semantic_cache: Build, cached: str, asked: str
+) -> None:
+    cache = semantic_cache()
+    cache.set(req(cached), "for the first")
+    # At any similarity: without the check, the first three were served (0.8 to 1.0).
+    assert cache.get(req(asked, semantic_threshold=-1.0)) is None
+    assert cache.stats()["semantic_rejected"] == {"unknown_words_differ": 1}
+
+
+def test_a_paraphrase_with_the_same_unread_parts_is_served(semantic_cache: Build) -> None:
+    cache = semantic_cache()
+    cache.set(req("How do I load a dataset in 🤗 Datasets?"), "load_dataset(name)")
+    hit = cache.get(req("How can I load a dataset in 🤗 Datasets?"))
+    assert hit is not None and (hit.match, hit.entry.value) == ("semantic", "load_dataset(name)")
+
+
+@pytest.mark.parametrize(
+    ("asked", "other", "reason"),
+    [
+        ("?", "!", "no_words"),
+        ("   ", "\n", "no_words"),
+        ("🙂", "😡", "no_words"),
+        ("Is hash " + "a" * 120 + " valid?", "Is hash " + "b" * 120 + " valid?", "unknown_words"),
+    ],
+)
+def test_a_question_without_words_it_knows_is_matched_exactly_only(
+    semantic_cache: Build, asked: str, other: str, reason: str
+) -> None:
+    cache = semantic_cache()
+    cache.set(req(asked), "for the first")
+    assert cache.get(req(other)) is None  # without the check: served (cosine 0.76 to 1.0)
+    assert cache.stats()["semantic_skipped"] == {reason: 1}
+    hit = cache.get(req(asked))
+    assert hit is not None and hit.match == "exact"
 
 
 def test_a_question_past_the_window_is_matched_exactly_only(semantic_cache: Build) -> None:
@@ -367,8 +441,20 @@ def test_a_question_past_the_window_is_matched_exactly_only(semantic_cache: Buil
     assert hit is not None and hit.match == "semantic"
 
 
+def test_questions_in_other_scripts_are_matched_exactly_only(semantic_cache: Build) -> None:
+    cache = semantic_cache()
+    for asked, other in OTHER_SCRIPTS:
+        assert cache.set(req(asked), f"how to reset: {asked}")
+        assert cache.get(req(other)) is None  # without the check: served, at up to 1.0
+        hit = cache.get(req(asked))
+        assert hit is not None and hit.match == "exact"
+    assert len(cache.semantic.index) == 0  # type: ignore[union-attr,arg-type]
+    assert cache.stats()["semantic_skipped"] == {"unknown_words": len(OTHER_SCRIPTS)}
+
+
 class Unchecked:
-    """MiniLM without ``fits``: stands for an index written before texts were checked."""
+    """MiniLM without ``cannot_read``: stands for an index written before texts were
+    checked."""
 
     def __init__(self, inner: Any) -> None:
         self.inner, self.dim, self.name = inner, inner.dim, inner.name
@@ -381,28 +467,32 @@ class Unchecked:
         return await self.inner.aembed(texts)
 
 
-def test_a_long_candidate_indexed_before_is_not_served(semantic_cache: Build, minilm: Any) -> None:
-    semantic_cache(embedder=Unchecked(minilm)).set(req(LONG_ASKED), "Paris")
-    cache = semantic_cache()  # the same files, with MiniLM's check
-    assert len(cache.semantic.index) == 1  # type: ignore[union-attr,arg-type]
-    assert (
-        cache.get(req("Given all of this, what is the capital?", semantic_threshold=-1.0)) is None
-    )
-    assert cache.stats()["semantic_rejected"] == {"too_long": 1}
+def test_a_candidate_indexed_before_the_checks_is_not_served(
+    semantic_cache: Build, minilm: Any
+) -> None:
+    unchecked = semantic_cache(embedder=Unchecked(minilm))
+    unchecked.set(req(LONG_ASKED), "Paris")
+    unchecked.set(req(OTHER_SCRIPTS[0][0]), "reset link")
+    cache = semantic_cache()  # the same files, with MiniLM's checks
+    assert len(cache.semantic.index) == 2  # type: ignore[union-attr,arg-type]
+    anything = req("Given all of this, what is the capital?", semantic_threshold=-1.0)
+    assert cache.get(anything) is None
+    assert cache.stats()["semantic_rejected"] == {"too_long": 1, "unknown_words": 1}
 
 
-def test_an_import_does_not_index_questions_past_the_window(
+def test_an_import_does_not_index_what_minilm_cannot_read(
     semantic_cache: Build, minilm: Any, tmp_path: Path
 ) -> None:
     source = semantic_cache(embedder=Unchecked(minilm))
     source.set(req(LONG_ASKED), "Paris")
+    source.set(req(OTHER_SCRIPTS[1][0]), "reset link")
     source.set(req(ASKED), "use the reset link")
     entries = list(source.entries(with_semantic=True))
-    assert len(entries) == 2 and all(e.semantic is not None for e in entries)
+    assert len(entries) == 3 and all(e.semantic is not None for e in entries)
     target = semantic_cache(
         urls=["memory://"], semantic=f"faiss://{tmp_path}/imported.faiss?threshold=0.8"
     )
-    assert target.put_entries(entries).stored == 2
+    assert target.put_entries(entries).stored == 3
     assert len(target.semantic.index) == 1  # type: ignore[union-attr,arg-type]
     hit = target.get(req(LONG_ASKED))
     assert hit is not None and (hit.match, hit.entry.value) == ("exact", "Paris")

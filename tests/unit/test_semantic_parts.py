@@ -206,19 +206,23 @@ def test_a_bad_semantic_url_closes_the_tiers_built_before(tmp_path: Any) -> None
 
 
 class ShortReader(LangChainEmbedder):
-    """An embedder of one's own that says what it reads: at most 5 words."""
+    """An embedder of one's own that says what it reads: at most 5 words, and no word in
+    capitals (its unread parts)."""
 
-    def fits(self, text: str) -> bool:
-        return len(text.split()) <= 5
+    def cannot_read(self, text: str) -> str | None:
+        return "too_long" if len(text.split()) > 5 else None
+
+    def unread_parts(self, text: str) -> tuple[str, ...]:
+        return tuple(word for word in text.split() if word.isupper())
 
 
-def test_an_embedders_fits_keeps_long_texts_out() -> None:
+def test_what_an_embedder_cannot_read_is_kept_out() -> None:
     tier = semantic_from_url(
         "faiss://:memory:", embedder=ShortReader(WordEmbeddings()), verifier=AcceptAll()
     )
     long = "one two three four five six"
-    assert tier.embed("one two") is not None and tier.embed(long) is None
-    assert asyncio.run(tier.aembed(long)) is None
+    assert not isinstance(tier.embed("one two"), str)
+    assert tier.embed(long) == "too_long" == asyncio.run(tier.aembed(long))
     many = tier.embed_many(["a b", long, "c d"])
     assert [v is None for v in many] == [False, True, False]
     assert np.array_equal(many[2], tier.embed("c d"))  # the rest keep their places
@@ -226,6 +230,9 @@ def test_an_embedders_fits_keeps_long_texts_out() -> None:
     accepted = tier.judge("q", [_cand(long, 0.99), _cand("short one", 0.98)], threshold=0.9)
     assert [c.text for c in accepted] == ["short one"]
     assert tier.rejected() == {"too_long": 1}
+    accepted = tier.judge("what is X", [_cand("what is Y", 0.99), _cand("what X", 0.9)], 0.9)
+    assert [c.text for c in accepted] == ["what X"]
+    assert tier.rejected() == {"too_long": 1, "unknown_words_differ": 1}
     tier.skip("too_long", long)
     assert tier.skipped() == {"too_long": 1}
     tier.reset_stats()

@@ -28,17 +28,27 @@ class Retrieval:
     own: Any  # numpy bool array: top-1 is the pair's own cached question
 
 
-def retrieve(pairs: PairSet, chunk: int = 2048, embedder: str = DEFAULT_EMBEDDER) -> Retrieval:
+def retrieve(
+    pairs: PairSet,
+    chunk: int = 2048,
+    embedder: str = DEFAULT_EMBEDDER,
+    reads: Callable[[str], bool] | None = None,
+) -> Retrieval:
+    """``reads``: as the semantic tier does with an embedder's ``cannot_read``, a cached
+    question it does not read is not indexed, and an asked one is not searched (its top-1
+    similarity is -2: never served)."""
     import numpy as np
 
     entries = sorted(set(pairs.cached))
     vec_entries = embed(entries, embedder)
     vec_asked = embed(pairs.asked, embedder)
+    unindexed = np.array([reads is not None and not reads(t) for t in entries], dtype=bool)
     top_idx = np.empty(len(pairs.asked), dtype=np.int64)
     top_sim = np.empty(len(pairs.asked), dtype=np.float32)
     second = np.full(len(pairs.asked), -1.0, dtype=np.float32)
     for start in range(0, len(pairs.asked), chunk):
         sims = vec_asked[start : start + chunk] @ vec_entries.T
+        sims[:, unindexed] = -2.0  # below any cosine: never a candidate
         k = min(2, sims.shape[1])
         part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         vals = np.take_along_axis(sims, part, axis=1)
@@ -49,6 +59,9 @@ def retrieve(pairs: PairSet, chunk: int = 2048, embedder: str = DEFAULT_EMBEDDER
         top_sim[start : start + chunk] = vals[:, 0]
         if k > 1:
             second[start : start + chunk] = vals[:, 1]
+    if reads is not None:
+        unread = np.array([not reads(t) for t in pairs.asked], dtype=bool)
+        top_sim[unread], second[unread] = -2.0, -1.0
     top_text = [entries[i] for i in top_idx]
     own = np.array([t == c for t, c in zip(top_text, pairs.cached, strict=True)])
     return Retrieval(pairs, top_text, top_sim, second, own)
