@@ -22,9 +22,9 @@ from llmcache.tiers.selector import check_tags
 #: Where the prompt of each call type lives.
 PROMPT_FIELDS = ("messages", "prompt", "input")
 
-#: Parameters that change what a model answers. LiteLLM's own keyed set
-#: (``ModelParamHelper.get_all_llm_api_params``) minus identity, plus provider routing.
-ANSWER_PARAMS = frozenset(
+#: Parameters that change what a model answers, as this package knew them: the floor of
+#: ``ANSWER_PARAMS`` when LiteLLM's own list cannot be read.
+_KNOWN_ANSWER_PARAMS = frozenset(
     {
         "audio",
         "best_of",
@@ -73,6 +73,32 @@ ANSWER_PARAMS = frozenset(
         "extra_body",
     }
 )
+
+#: What LiteLLM keys that is not an answer parameter here: the model and the prompt fields
+#: are keyed apart, ``user`` goes into the scope, ``metadata`` is never keyed.
+_KEYED_APART = frozenset({"model", "user", "metadata", *PROMPT_FIELDS})
+
+
+def _litellm_keyed_params() -> frozenset[str]:
+    """Every parameter LiteLLM's own cache keys (its list grows with each release: the
+    Responses API's ``previous_response_id``, Cohere's ``documents``...), read from the
+    installed LiteLLM; empty if this LiteLLM does not say."""
+    try:
+        from litellm.caching import caching
+        from litellm.litellm_core_utils.model_param_helper import ModelParamHelper
+
+        keyed = set(ModelParamHelper.get_all_llm_api_params())
+        keyed |= set(getattr(caching, "_ALWAYS_KEYED_PROVIDER_PARAMS", ()))
+    except Exception:  # another LiteLLM layout: the known list alone
+        return frozenset()
+    return frozenset(p for p in keyed if isinstance(p, str))
+
+
+#: Parameters that change what a model answers: LiteLLM's own keyed set (read from the
+#: installed LiteLLM, so a parameter a newer release adds is keyed too) minus identity, plus
+#: provider routing and what this package knew. A parameter left out would let two calls
+#: that differ by it share an answer.
+ANSWER_PARAMS = _KNOWN_ANSWER_PARAMS | (_litellm_keyed_params() - _KEYED_APART)
 
 #: Default namespace of LiteLLM entries (part of the key; LangChain's entries use another).
 NAMESPACE = "litellm"

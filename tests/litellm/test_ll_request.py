@@ -49,3 +49,50 @@ def test_given_controls_build_the_same_request(extra: dict[str, Any]) -> None:
 )
 def test_model_identity(extra: dict[str, Any], identity: str) -> None:
     assert model_identity({"model": MODEL, **extra}) == identity
+
+
+def test_every_parameter_litellm_keys_is_keyed() -> None:
+    """LiteLLM's own cache keys on these (a list that grows with its releases); a parameter
+    left out would let two calls that differ by it share an answer."""
+    from litellm.litellm_core_utils.model_param_helper import ModelParamHelper
+
+    from litellm_llmcache.request import ANSWER_PARAMS, PROMPT_FIELDS
+
+    apart = {"model", "user", "metadata", *PROMPT_FIELDS}  # keyed apart, or the scope
+    assert set(ModelParamHelper.get_all_llm_api_params()) - apart <= ANSWER_PARAMS
+
+
+@pytest.mark.parametrize(
+    ("param", "one", "other"),
+    [
+        ("previous_response_id", "resp_A", "resp_B"),  # Responses API: another conversation
+        ("conversation", "conv_A", "conv_B"),
+        ("documents", [{"text": "Paris is in France"}], [{"text": "Rome is in Italy"}]),
+        ("stream_options", {"include_usage": True}, {"include_usage": False}),
+    ],
+)
+def test_calls_that_differ_by_a_parameter_litellm_keys_have_different_keys(
+    param: str, one: Any, other: Any
+) -> None:
+    base = {"model": MODEL, "messages": ask("What did I just say?")}
+    first = request_key(build_request({**base, param: one}, NAMESPACE))
+    assert first != request_key(build_request({**base, param: other}, NAMESPACE))
+
+
+def test_responses_in_two_conversations_are_not_served_each_others_answer(
+    ll_adapter: Any,
+) -> None:
+    import litellm
+
+    def answer(previous: str, mock: str) -> str:
+        response = litellm.responses(
+            model=MODEL,
+            input="What did I just say?",
+            previous_response_id=previous,
+            mock_response=mock,
+        )
+        return str(response.output[0].content[0].text)
+
+    assert answer("resp_A", "You said A") == "You said A"
+    assert answer("resp_B", "You said B") == "You said B"  # was "You said A"
+    assert answer("resp_A", "not called") == "You said A"  # its own conversation: a hit
