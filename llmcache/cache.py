@@ -258,8 +258,8 @@ class Cache(FlightPlans, EntryOperations):
         tiers: list[Tier] = []
         semantic_tier: SemanticTier | None = None
         try:
-            for url in urls:
-                tiers.append(tier_from_url(url.strip()))
+            for url in urls:  # tier_from_url names a URL that is not a string
+                tiers.append(tier_from_url(url.strip() if isinstance(url, str) else url))
             if isinstance(semantic, str):
                 from llmcache.semantic.url import semantic_from_url
 
@@ -267,6 +267,13 @@ class Cache(FlightPlans, EntryOperations):
                     semantic.strip(), embedder=embedder, verifier=verifier
                 )
             elif semantic is not None:
+                from llmcache.semantic.tier import SemanticTier
+
+                if not isinstance(semantic, SemanticTier):
+                    raise ConfigError(
+                        "semantic= takes a semantic tier URL (e.g. 'faiss://./llmcache.faiss') "
+                        f"or a SemanticTier, got {type(semantic).__name__}"
+                    )
                 semantic_tier = semantic
         except BaseException:
             for tier in tiers:

@@ -94,6 +94,14 @@ def _label_parts(model_name: str, namespace: str) -> tuple[bytes, bytes]:
     return label_digest("model", model_name), label_digest("namespace", namespace)
 
 
+def not_a_request(found: object) -> ConfigError:
+    """The error for a call given something else than a ``CacheRequest``."""
+    return ConfigError(
+        f"expected an llmcache.CacheRequest, got {type(found).__name__}; build one with "
+        "CacheRequest(model=..., prompt=...)"
+    )
+
+
 def _check_request(request: CacheRequest) -> None:
     """Fields of the wrong type fail here, once per request object (its key is kept): a
     string scope used to be an AttributeError, and a string of tags was stored letter by
@@ -106,6 +114,8 @@ def _check_request(request: CacheRequest) -> None:
         and type(request.model_name) is str
         and (params is None or type(params) is dict)
         and type(request.tags) is tuple
+        and request.semantic_threshold is None
+        and (request.semantic_text is None or type(request.semantic_text) is str)
     ):
         return
     if not isinstance(request.scope, Scope):
@@ -123,6 +133,19 @@ def _check_request(request: CacheRequest) -> None:
         raise ConfigError(
             f"CacheRequest.tags is a tuple of tags, e.g. ({request.tags!r},), not one string"
         )
+    if request.semantic_text is not None and not isinstance(request.semantic_text, str):
+        found = type(request.semantic_text).__name__
+        raise ConfigError(f"CacheRequest.semantic_text must be a string or None, got {found}")
+    threshold = request.semantic_threshold
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not -1 <= threshold <= 1
+    ):
+        raise ConfigError(
+            f"CacheRequest.semantic_threshold must be a cosine in [-1, 1] or None, "
+            f"got {threshold!r}"
+        )
 
 
 def request_key(request: CacheRequest) -> CacheKey:
@@ -130,7 +153,10 @@ def request_key(request: CacheRequest) -> CacheKey:
 
     Computed once per request object (kept in ``request.key_memo``): requests are treated
     as immutable."""
-    known: CacheKey | None = request.key_memo
+    try:
+        known: CacheKey | None = request.key_memo
+    except AttributeError:
+        raise not_a_request(request) from None
     if known is not None:
         return known
     _check_request(request)

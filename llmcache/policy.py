@@ -39,7 +39,7 @@ from typing import TypeGuard
 from llmcache._sentinel import UNSET, Unset
 from llmcache.errors import ConfigError
 from llmcache.freshness import Popularity
-from llmcache.keys import scope_digest
+from llmcache.keys import not_a_request, scope_digest
 from llmcache.request import NO_CONTROL, CacheRequest, Scope
 
 DEFAULT_MAX_ENTRY_BYTES = 1_000_000
@@ -202,7 +202,10 @@ class CachePolicy:
         return cls(strict_mode=True, max_temperature=max_temperature, **kwargs)  # type: ignore[arg-type]
 
     def decide(self, request: CacheRequest) -> Decision:
-        control = request.control
+        try:
+            control = request.control
+        except AttributeError:  # checked here, off the hot path: get(), set() start here
+            raise not_a_request(request) from None
         if self._caches_all and control is NO_CONTROL:
             return CACHE
         if self.disabled:

@@ -317,6 +317,10 @@ async def test_clear_by_a_user_id_string_is_refused_not_an_attribute_error() -> 
         ({"params": [("temperature", 0)]}, "CacheRequest.params must be a mapping"),
         ({"namespace": None}, "CacheRequest.namespace must be a string"),
         ({"model": 5}, "CacheRequest.model must be a string"),
+        # Compared with each candidate's similarity: a TypeError from inside the lookup.
+        ({"semantic_threshold": "0.9"}, r"semantic_threshold must be a cosine in \[-1, 1\]"),
+        ({"semantic_threshold": 90}, r"semantic_threshold must be a cosine in \[-1, 1\]"),
+        ({"semantic_text": ["q"]}, "CacheRequest.semantic_text must be a string or None"),
     ],
 )
 def test_a_request_with_a_field_of_the_wrong_type_is_refused(
@@ -328,6 +332,30 @@ def test_a_request_with_a_field_of_the_wrong_type_is_refused(
             cache.set(request, "v")
         with pytest.raises(ConfigError, match=named):
             cache.get(request)
+
+
+async def test_something_else_than_a_request_is_named() -> None:
+    with Cache.from_urls(["memory://"]) as cache:
+        named = r"expected an llmcache\.CacheRequest, got str"
+        for call in (cache.get, cache.delete, lambda r: cache.set(r, "v")):
+            with pytest.raises(ConfigError, match=named):  # was an AttributeError
+                call("what is 2+2?")
+        with pytest.raises(ConfigError, match=r"got dict"):
+            await cache.aget({"model": "m", "prompt": "p"})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("urls", "semantic", "named"),
+    [
+        ([None], None, "not a tier URL: None"),  # was an AttributeError ('strip')
+        (["memory://"], 42, "semantic= takes a semantic tier URL .* got int"),
+    ],
+)
+def test_a_url_that_is_not_a_string_is_named(
+    urls: list[object], semantic: object, named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        Cache.from_urls(urls, semantic=semantic)  # type: ignore[arg-type]
 
 
 def test_tags_given_as_a_list_are_invalidated_like_a_tuple() -> None:
