@@ -344,7 +344,7 @@ class EntryOperations:
         ok = True
         for (key, entry, (partition, text)), vector in zip(rows, vectors, strict=True):
             assert entry is not None
-            if vector is None:  # too long to embed whole: matched exactly only
+            if vector is None:  # the embedder cannot read it: matched exactly only
                 continue
             stored_text = text if self._sealer is None else self._seal_text(text, key)
             item = IndexedEntry(key, partition, vector, stored_text, entry.expires_at, entry.tags)

@@ -88,8 +88,9 @@ class SemanticTier:
     def judge(
         self, query: str, candidates: Sequence[Candidate], threshold: float
     ) -> list[Candidate]:
-        """The candidates that may be served, best first: at or above ``threshold`` and
-        accepted by the verifier. Rejections are counted and logged at debug."""
+        """The candidates that may be served, best first: at or above ``threshold``, read
+        by the embedder (its ``cannot_read`` and ``unread_parts``: the vector stands for the
+        text) and accepted by the verifier. Rejections are counted and logged at debug."""
         accepted: list[Candidate] = []
         unread: tuple[str, ...] | None = None  # the query's unread parts, read once
         for i, candidate in enumerate(candidates):
@@ -170,9 +171,9 @@ class SemanticTier:
         """The text's vector; or, for a text the embedder cannot read (``cannot_read``), the
         reason (its vector would not stand for it: such a question is matched exactly or not
         at all)."""
-        unread = self.cannot_read(text)
-        if unread:
-            return unread
+        problem = self.cannot_read(text)
+        if problem:
+            return problem
         row: Vector = self.embedder.embed([text])[0]
         return row
 

@@ -103,7 +103,8 @@ class PairVerifier:
 
     def rule_reason(self, query: str, candidate: str, similarity: float) -> str | None:
         """Deterministic rejections, whatever the operating point: below the similarity the
-        model was trained from, or an asymmetric relation stated the other way round."""
+        model was trained from, changed operators or currencies (``symbols_reason``), or an
+        asymmetric relation stated the other way round."""
         if similarity < self.model.min_similarity:
             return "below_verifier_floor"
         return symbols_reason(query, candidate) or direction_reason(query, candidate)
