@@ -21,13 +21,9 @@ from collections.abc import Sequence
 from llmcache.errors import ConfigError
 from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey
-from llmcache.semantic.embedders import (
-    Embedder,
-    cannot_read_of,
-    identity_of,
-    unread_parts_of,
-)
+from llmcache.semantic.embedders import Embedder, identity_of
 from llmcache.semantic.index import Candidate, IndexedEntry, Vector, VectorIndex
+from llmcache.semantic.reading import cannot_read_of, unread_parts_of
 from llmcache.semantic.verifier import Verifier, default_verifier
 
 logger = logging.getLogger("llmcache.semantic")
@@ -151,7 +147,7 @@ class SemanticTier:
 
     def cannot_read(self, text: str) -> str | None:
         """Why the embedder's vector would not stand for ``text`` (``too_long``,
-        ``unknown_words``, ``no_words``), or None (``embedders.cannot_read_of``)."""
+        ``unknown_words``, ``no_words``), or None (``reading.cannot_read_of``)."""
         return None if self._cannot_read is None else self._cannot_read(text)
 
     # ------------------------------------------------------------------ lookup -> store
