@@ -1,15 +1,18 @@
 """A LiteLLM call's kwargs -> llmcache ``CacheRequest`` (what is keyed, and for whom).
 
 Keyed: the model identity (the Router's model group or caching group when present, as
-LiteLLM's own key does), the prompt material (``messages`` / ``prompt`` / ``input``), and every
-parameter that can change the answer. Never keyed: ``metadata``, the caller's identity
-(``user``: it goes into the *scope* instead), secrets (``api_key`` ...) and LiteLLM's own
-bookkeeping kwargs (call ids, logging objects), which differ on every call.
+LiteLLM's own key does), the prompt material (``messages`` / ``prompt`` / ``input``), every
+parameter LiteLLM keys, and a provider's own parameters (``input_type``, ``task_type``...).
+Never keyed: ``metadata``, the caller's identity (``user``: it goes into the *scope*
+instead), secrets (``api_key``, ``aws_secret_access_key`` ...), transport (``timeout``,
+``extra_headers``) and LiteLLM's own bookkeeping kwargs (call ids, logging objects), which
+differ on every call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any, TypeGuard
 
 from litellm_llmcache.controls import Controls, controls_of, tags_of
@@ -100,6 +103,59 @@ def _litellm_keyed_params() -> frozenset[str]:
 #: that differ by it share an answer.
 ANSWER_PARAMS = _KNOWN_ANSWER_PARAMS | (_litellm_keyed_params() - _KEYED_APART)
 
+#: Keyword arguments that are neither LiteLLM's own nor in its list, and never change the
+#: answer: transport, tracing, and LiteLLM's own state. Any other such argument is a
+#: provider's parameter (Cohere's ``input_type``, Gemini's ``task_type``, vLLM's
+#: ``repetition_penalty``...) and is keyed, where LiteLLM's own cache ignores it unless told.
+_TRANSPORT = frozenset(
+    {
+        "base_url",
+        "extra_headers",
+        "headers",
+        "http_client",
+        "litellm_params",
+        "organization",
+        "parent_otel_span",
+        "request_timeout",
+        "timeout",
+    }
+)
+#: A provider's credential (``aws_secret_access_key``, ``azure_ad_token``,
+#: ``vertex_credentials``...): never keyed, it says who pays, not what is answered.
+_SECRET_NAME = re.compile(r"(?:^|_)(?:api_?key|key|token|secret|password|credentials?)(?:$|_)")
+#: What ``_keyed`` answered for each argument name (a call has a few dozen; names repeat).
+_KEYED: dict[str, bool] = {}
+#: Values a provider's parameter is keyed with: data, not clients or callbacks.
+_DATA = (str, int, float, bool, list, tuple, dict)
+
+
+def _owned_by_litellm() -> Callable[[str], bool]:
+    try:
+        from litellm.types.utils import is_litellm_owned_kwarg
+    except Exception:  # another LiteLLM layout: key its documented parameters only
+        return lambda name: True
+    return is_litellm_owned_kwarg
+
+
+_OWNED_BY_LITELLM = _owned_by_litellm()
+
+
+def _keyed(name: str) -> bool:
+    """Whether an argument that is not in ``ANSWER_PARAMS`` is keyed: a provider's own
+    parameter (``input_type`` of Cohere's embeddings turns a query's vector into a
+    document's), unless it is LiteLLM's, transport, the scope or a credential."""
+    keyed = _KEYED.get(name)
+    if keyed is None:
+        keyed = not (
+            name in _TRANSPORT
+            or name in _KEYED_APART
+            or _OWNED_BY_LITELLM(name)
+            or _SECRET_NAME.search(name) is not None
+        )
+        _KEYED[name] = keyed
+    return keyed
+
+
 #: Default namespace of LiteLLM entries (part of the key; LangChain's entries use another).
 NAMESPACE = "litellm"
 
@@ -167,7 +223,12 @@ def build_request(
     read once per lookup or store, not twice).
     """
     prompt = {f: _jsonable(kwargs[f]) for f in PROMPT_FIELDS if f in kwargs}
-    params = {k: _jsonable(v) for k, v in kwargs.items() if k in ANSWER_PARAMS and v is not None}
+    params = {
+        k: _jsonable(v)
+        for k, v in kwargs.items()
+        if v is not None
+        and (k in ANSWER_PARAMS or (isinstance(v, _DATA) and k not in _KEYED_APART and _keyed(k)))
+    }
     if params.get("stream") is False:  # the Router passes it, a plain call does not
         del params["stream"]
     cache_arg = kwargs.get("cache")

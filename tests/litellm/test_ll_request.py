@@ -96,3 +96,56 @@ def test_responses_in_two_conversations_are_not_served_each_others_answer(
     assert answer("resp_A", "You said A") == "You said A"
     assert answer("resp_B", "You said B") == "You said B"  # was "You said A"
     assert answer("resp_A", "not called") == "You said A"  # its own conversation: a hit
+
+
+@pytest.mark.parametrize(
+    ("param", "one", "other"),
+    [
+        ("input_type", "search_query", "search_document"),  # Cohere: another vector
+        ("task_type", "RETRIEVAL_QUERY", "RETRIEVAL_DOCUMENT"),  # Gemini embeddings
+        ("repetition_penalty", 1.0, 1.3),  # vLLM, Hugging Face
+        ("max_new_tokens", 16, 512),
+    ],
+)
+def test_a_providers_own_parameter_is_keyed(param: str, one: Any, other: Any) -> None:
+    """LiteLLM passes these to the provider and its own cache ignores them; two calls that
+    differ by one must not share an answer."""
+    base = {"model": MODEL, "input": ["what is a cache?"]}
+    first = request_key(build_request({**base, param: one}, NAMESPACE))
+    assert first != request_key(build_request({**base, param: other}, NAMESPACE))
+
+
+@pytest.mark.parametrize(
+    ("param", "one", "other"),
+    [
+        ("timeout", 5, 30),
+        ("extra_headers", {"X-Trace": "a"}, {"X-Trace": "b"}),
+        ("aws_secret_access_key", "secret-1", "secret-2"),  # who pays, not what is answered
+        ("azure_ad_token", "token-1", "token-2"),
+        ("parent_otel_span", object(), object()),  # not data
+        ("litellm_params", {"litellm_call_id": "1"}, {"litellm_call_id": "2"}),
+    ],
+)
+def test_transport_credentials_and_objects_are_not_keyed(param: str, one: Any, other: Any) -> None:
+    base = {"model": MODEL, "messages": ask("q")}
+    plain = request_key(build_request(base, NAMESPACE))
+    assert request_key(build_request({**base, param: one}, NAMESPACE)) == plain
+    assert request_key(build_request({**base, param: other}, NAMESPACE)) == plain
+
+
+def test_embeddings_for_a_query_are_not_served_for_a_document(ll_adapter: Any) -> None:
+    import litellm
+
+    def embed(input_type: str, mock: list[float]) -> list[float]:
+        response = litellm.embedding(
+            model="text-embedding-3-small",
+            input=["a cache"],
+            input_type=input_type,
+            mock_response=mock,
+        )
+        row = response.data[0]
+        return list(row["embedding"] if isinstance(row, dict) else row.embedding)
+
+    assert embed("search_query", [0.1, 0.2]) == [0.1, 0.2]
+    assert embed("search_document", [0.3, 0.4]) == [0.3, 0.4]  # was [0.1, 0.2]
+    assert embed("search_query", [9.0, 9.0]) == [0.1, 0.2]  # a hit
