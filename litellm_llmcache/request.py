@@ -223,12 +223,14 @@ def build_request(
     read once per lookup or store, not twice).
     """
     prompt = {f: _jsonable(kwargs[f]) for f in PROMPT_FIELDS if f in kwargs}
-    params = {
-        k: _jsonable(v)
-        for k, v in kwargs.items()
-        if v is not None
-        and (k in ANSWER_PARAMS or (isinstance(v, _DATA) and k not in _KEYED_APART and _keyed(k)))
-    }
+    params = {}
+    for k, v in kwargs.items():
+        if v is None:
+            continue
+        if k in ANSWER_PARAMS:
+            params[k] = _jsonable(v)
+        elif (_KEYED[k] if k in _KEYED else _keyed(k)) and isinstance(v, _DATA):
+            params[k] = v  # a provider's own parameter
     if params.get("stream") is False:  # the Router passes it, a plain call does not
         del params["stream"]
     cache_arg = kwargs.get("cache")
