@@ -152,6 +152,8 @@ def _keyed(name: str) -> bool:
             or _OWNED_BY_LITELLM(name)
             or _SECRET_NAME.search(name) is not None
         )
+        if len(_KEYED) >= 4096:  # names come from code, but never let them grow a dict
+            _KEYED.clear()
         _KEYED[name] = keyed
     return keyed
 
