@@ -151,7 +151,7 @@ def run(out_dir: Path) -> str:
         curves[name] = (plain, ours)
 
     items = trapset.build()
-    trap_lines = _traps(items, verifier, pre)
+    trap_lines = _traps(items, verifier, pre, minilm)
     lines += trap_lines
     lines += [
         f"Verifier cost: {np.mean(costs):.0f} us per decision on average (pure Python, measured "
@@ -175,9 +175,18 @@ def run(out_dir: Path) -> str:
     return "\n".join([*head, "", *lines])
 
 
-def _traps(items: list[Any], verifier: PairVerifier, pre: float) -> list[str]:
+def _traps(
+    items: list[Any], verifier: PairVerifier, pre: float, minilm: MiniLMEmbedder
+) -> list[str]:
     def ours(q: str, c: str, s: float, r2: float | None) -> bool:
-        return s >= pre and verifier.verify(q, c, s, r2).accepted
+        """As the tier decides: both read by MiniLM, the same unread parts, the verifier."""
+        return (
+            s >= pre
+            and minilm.cannot_read(q) is None
+            and minilm.cannot_read(c) is None
+            and minilm.unread_parts(q) == minilm.unread_parts(c)
+            and verifier.verify(q, c, s, r2).accepted
+        )
 
     def plain(q: str, c: str, s: float, r2: float | None) -> bool:
         return s >= 0.80
