@@ -109,6 +109,7 @@ ANSWER_PARAMS = _KNOWN_ANSWER_PARAMS | (_litellm_keyed_params() - _KEYED_APART)
 #: ``repetition_penalty``...) and is keyed, where LiteLLM's own cache ignores it unless told.
 _TRANSPORT = frozenset(
     {
+        "aws_region_name",  # where the same model runs
         "base_url",
         "extra_headers",
         "headers",
@@ -117,7 +118,10 @@ _TRANSPORT = frozenset(
         "organization",
         "parent_otel_span",
         "request_timeout",
+        "session_id",  # LiteLLM's tracing of a session
         "timeout",
+        "vertex_location",
+        "vertex_project",
     }
 )
 #: A provider's credential (``aws_secret_access_key``, ``azure_ad_token``,
@@ -149,6 +153,7 @@ def _keyed(name: str) -> bool:
         keyed = not (
             name in _TRANSPORT
             or name in _KEYED_APART
+            or name.startswith("mock_")  # LiteLLM's test doubles, as mock_response
             or _OWNED_BY_LITELLM(name)
             or _SECRET_NAME.search(name) is not None
         )

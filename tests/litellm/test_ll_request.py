@@ -123,6 +123,9 @@ def test_a_providers_own_parameter_is_keyed(param: str, one: Any, other: Any) ->
         ("aws_secret_access_key", "secret-1", "secret-2"),  # who pays, not what is answered
         ("azure_ad_token", "token-1", "token-2"),
         ("parent_otel_span", object(), object()),  # not data
+        ("mock_delay", 0.3, None),  # LiteLLM's test doubles, as mock_response
+        ("session_id", "s-1", "s-2"),
+        ("aws_region_name", "us-east-1", "eu-west-1"),
         ("litellm_params", {"litellm_call_id": "1"}, {"litellm_call_id": "2"}),
     ],
 )
