@@ -111,14 +111,37 @@ class PairVerifier:
 
 
 def symbols_reason(query: str, candidate: str) -> str | None:
-    """``symbols_differ`` when both texts use meaningful symbols (``MEANINGFUL_SYMBOLS``) and
-    not the same ones. Only when both do: "laptops under ₹50,000" asks what "laptops under
-    50k" asks (on QQP dev this rule changes no decision at 3% wrong hits)."""
+    """``symbols_differ`` when the texts use meaningful symbols (``MEANINGFUL_SYMBOLS``)
+    differently: both use some and not the same ones, or a word bearing one ("C++", "C#",
+    "AT&T", "x+=1") is not in both. A free-standing symbol on one side only passes:
+    "laptops under ₹50,000" asks what "laptops under 50k" asks. On QQP dev, with the rule,
+    19.86% of duplicates are served at 3% wrong hits, against 19.88% without; on QQP test
+    24.97% both ways."""
+    q_words, c_words = _symbol_words(query), _symbol_words(candidate)
+    if q_words != c_words:
+        return "symbols_differ"  # "learn C++" is not "learn C"
     q = Counter(ch for ch in query if ch in MEANINGFUL_SYMBOLS)
     if not q:
         return None
     c = Counter(ch for ch in candidate if ch in MEANINGFUL_SYMBOLS)
     return "symbols_differ" if c and q != c else None
+
+
+def _symbol_words(text: str) -> frozenset[str]:
+    """Words (between spaces, sentence punctuation stripped) made of letters and a meaningful
+    symbol: names such as "C++" and "C#", which the word features read as "c"."""
+    if MEANINGFUL_SYMBOLS.isdisjoint(text):
+        return frozenset()
+    words = (word.strip(_AROUND_WORDS).casefold() for word in text.split())
+    return frozenset(
+        word
+        for word in words
+        if any(ch.isalpha() for ch in word) and not MEANINGFUL_SYMBOLS.isdisjoint(word)
+    )
+
+
+#: Punctuation around a word that is not part of it.
+_AROUND_WORDS = "?.,!;:'\"()[]{}"
 
 
 def same_words(query: str, candidate: str) -> bool:

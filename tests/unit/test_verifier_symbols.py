@@ -13,6 +13,9 @@ DIFFERENT = [
     ("How do I check if x > y in bash?", "How do I check if x < y in bash?"),
     ("Is $5 a good price for this?", "Is €5 a good price for this?"),
     ("What is 2^10 % 7?", "What is 2*10 % 7?"),
+    ("How do I learn C++?", "How do I learn C?"),  # a name bearing a symbol, on one side
+    ("Is C# better than Java?", "Is C++ better than Java?"),
+    ("Email bob@example.com the report", "Email eve@example.com the report"),
 ]
 
 SAME = [
@@ -21,6 +24,7 @@ SAME = [
     ("Is C# hard to learn?", "Is learning C# hard?"),
     ("How do I learn Python?", "What is the best way to learn Python?"),  # none
     ("Is AT&T good?", "Is AT&T a good carrier?"),
+    ("How do I learn C++?", "What is the best way to learn C++?"),
 ]
 
 
@@ -28,7 +32,8 @@ SAME = [
 def test_different_symbols_are_rejected(query: str, candidate: str) -> None:
     assert symbols_reason(query, candidate) == "symbols_differ"
     assert symbols_reason(candidate, query) == "symbols_differ"
-    # Without the rule all five were served: the same words, up to punctuation (score 1.0).
+    # Without the rule all but the e-mail pair were served (the same words, up to
+    # punctuation, or a name read as "c"); the rule now says why.
     verdict = default_verifier().verify(query, candidate, 0.95)
     assert (verdict.accepted, verdict.reason) == (False, "symbols_differ")
 
