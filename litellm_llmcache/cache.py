@@ -48,7 +48,7 @@ from litellm_llmcache.request import NAMESPACE, PROMPT_FIELDS, build_request
 from litellm_llmcache.stream import replayed_stream
 from llmcache._sentinel import UNSET, Unset
 from llmcache.cache import Cache, CacheHit
-from llmcache.errors import ConfigError
+from llmcache.errors import CodecError, ConfigError
 from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import request_key
 from llmcache.policy import check_ttl
@@ -190,15 +190,16 @@ class LiteLLMCache(_LiteLLMCache):
         """Our key for the call, as LiteLLM's ``cache_key`` (shown in ``_hidden_params``).
 
         A call whose llmcache fields do not read (an ACL that is one string, a bad
-        ``llmcache_ttl``) gets a key that is never looked up: its lookup and store refuse it
-        too, and the call itself goes on (LiteLLM's async path asks for the key first).
+        ``llmcache_ttl``) or whose arguments cannot be keyed gets a key that is never looked
+        up: its lookup and store refuse it too, and the call itself goes on (LiteLLM's async
+        path asks for the key first).
         """
         try:
             request = build_request(kwargs, self.llmcache_namespace)
-        except ConfigError as exc:
+            token = "llmcache:" + request_key(request).digest.hex()
+        except (ConfigError, CodecError) as exc:  # a key that cannot be built fails no call
             logger.warning("llmcache: not caching a LiteLLM call: %s", exc)
             return UNCACHEABLE_KEY
-        token = "llmcache:" + request_key(request).digest.hex()
         with self._keys_lock:
             self._keys[token] = request
             self._keys.move_to_end(token)

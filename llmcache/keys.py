@@ -11,6 +11,7 @@ Redis key patterns contain, so no user id, tenant or ACL entry can widen a patte
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -41,7 +42,23 @@ def canonical_json(obj: Any) -> bytes:
     try:
         return orjson.dumps(obj, default=_to_jsonable, option=_SORTED)
     except TypeError as exc:
+        if "surrogates" in str(exc):
+            return _with_surrogates(obj)
         raise CodecError(f"cannot build a cache key: {exc}") from exc
+
+
+def _with_surrogates(obj: Any) -> bytes:
+    """Text holding a lone surrogate (bytes decoded with ``errors="surrogateescape"``, say),
+    which orjson refuses: the standard library escapes it (``\\udc80``), so such a prompt is
+    keyed like any other instead of failing the call. The leading NUL keeps these bytes apart
+    from every orjson encoding, which starts with a JSON value."""
+    try:
+        text = json.dumps(
+            obj, default=_to_jsonable, sort_keys=True, separators=(",", ":"), ensure_ascii=True
+        )
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f"cannot build a cache key: {exc}") from exc
+    return b"\x00" + text.encode("ascii")
 
 
 def _digest(data: bytes, size: int, person: bytes) -> bytes:

@@ -36,8 +36,22 @@ READ_MEMO_SIZE = 4096
 TOO_LONG = "too_long"
 UNKNOWN_WORDS = "unknown_words"
 NO_WORDS = "no_words"
+#: A text that is not valid Unicode (a lone surrogate): no embedder can take it, and
+#: sending it would fail the semantic tier for every caller until its breaker closes.
+INVALID_UNICODE = "invalid_unicode"
 #: A letter or digit (of any script): a text without one says nothing an embedder can compare.
 _WORD_CHAR = re.compile(r"[^\W_]")
+
+
+def invalid_unicode(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate (which UTF-8 cannot encode)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def cannot_read_of(embedder: object) -> Callable[[str], str | None] | None:

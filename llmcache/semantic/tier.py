@@ -23,7 +23,12 @@ from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey
 from llmcache.semantic.embedders import Embedder, identity_of
 from llmcache.semantic.index import Candidate, IndexedEntry, Vector, VectorIndex
-from llmcache.semantic.reading import cannot_read_of, unread_parts_of
+from llmcache.semantic.reading import (
+    INVALID_UNICODE,
+    cannot_read_of,
+    invalid_unicode,
+    unread_parts_of,
+)
 from llmcache.semantic.verifier import Verifier, default_verifier
 
 logger = logging.getLogger("llmcache.semantic")
@@ -146,8 +151,12 @@ class SemanticTier:
             self._skipped.clear()
 
     def cannot_read(self, text: str) -> str | None:
-        """Why the embedder's vector would not stand for ``text`` (``too_long``,
-        ``unknown_words``, ``no_words``), or None (``reading.cannot_read_of``)."""
+        """Why the embedder's vector would not stand for ``text`` (``invalid_unicode``, for
+        any embedder: a lone surrogate fails every one, and once failed the tier would be
+        skipped for every caller; then the embedder's ``too_long``, ``unknown_words``,
+        ``no_words``), or None (``reading.cannot_read_of``)."""
+        if invalid_unicode(text):
+            return INVALID_UNICODE
         return None if self._cannot_read is None else self._cannot_read(text)
 
     # ------------------------------------------------------------------ lookup -> store
@@ -177,6 +186,8 @@ class SemanticTier:
         if self._cannot_read is not None:
             # Read and embedded in one thread: a long text takes a millisecond or so to read.
             return await asyncio.to_thread(self.embed, text)
+        if invalid_unicode(text):
+            return INVALID_UNICODE
         row: Vector = (await self.embedder.aembed([text]))[0]
         return row
 

@@ -88,3 +88,29 @@ def test_a_cache_of_only_a_dead_server_still_answers(caplog: pytest.LogCaptureFi
         assert len(tier_failures(caplog)) == 1
     finally:
         cache.close()
+
+
+async def test_a_prompt_holding_a_lone_surrogate_is_cached_not_a_failed_call() -> None:
+    """Text decoded with errors="surrogateescape" holds lone surrogates, which orjson and
+    UTF-8 refuse: building the key raised into ``invoke`` (a completion model's prompt is
+    the text itself), and one such question put the semantic tier out for every caller."""
+    from langchain_core.language_models.fake import FakeListLLM
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from word_embeddings import WordEmbeddings
+
+    from llmcache.semantic.verifier import AcceptAll
+
+    cache = Cache.from_urls(
+        ["memory://"], semantic="faiss://:memory:", embedder=WordEmbeddings(), verifier=AcceptAll()
+    )
+    adapter = LangChainCache(cache)
+    llm = FakeListLLM(responses=["first", "second", "third"], cache=adapter)
+    assert llm.invoke("log line: caf\udce9") == "first"
+    assert llm.invoke("log line: caf\udce9") == "first"  # a hit
+    assert llm.invoke("log line: caf\udc80") == "second"  # another surrogate, another key
+    assert await llm.ainvoke("log line: caf\udce9") == "first"
+    chat = FakeListChatModel(responses=["chat answer"], cache=adapter)
+    assert chat.invoke("what is caf\udce9?").content == "chat answer"
+    stats = cache.stats()
+    assert stats["semantic_skipped"] == {"invalid_unicode": 3}  # two misses and a chat miss
+    assert stats["breakers"]["semantic:faiss"] == "closed" and stats["errors_by_tier"] == {}

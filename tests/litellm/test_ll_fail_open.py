@@ -56,3 +56,16 @@ def test_a_known_cache_key_does_not_open_another_users_entry(ll_adapter: LiteLLM
     assert stolen.choices[0].message.content == "bob's"
     assert ll_adapter.get_cache(cache_key=token, user="bob") is None
     assert ll_adapter.get_cache(cache_key=token) is not None  # LiteLLM's own per-input lookup
+
+
+async def test_a_message_holding_a_lone_surrogate_never_fails_the_call(
+    ll_adapter: LiteLLMCache,
+) -> None:
+    """LiteLLM's async path asks for the key before anything else: a key that could not be
+    built (orjson refuses lone surrogates) was raised into ``acompletion``."""
+    messages = [{"role": "user", "content": "log line: caf\udce9"}]
+    first = await litellm.acompletion(model=MODEL, messages=messages, mock_response="answer")
+    again = await litellm.acompletion(model=MODEL, messages=messages, mock_response="other")
+    assert first.choices[0].message.content == "answer"
+    assert again.choices[0].message.content == "answer"  # a hit
+    assert again._hidden_params["cache_hit"] is True

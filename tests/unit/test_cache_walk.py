@@ -364,3 +364,22 @@ def test_tags_given_as_a_list_are_invalidated_like_a_tuple() -> None:
         assert cache.set(request, "v")
         assert cache.invalidate(tags=["faq"]) == 1
         assert cache.get(request) is None
+
+
+def test_text_holding_lone_surrogates_is_keyed_apart_from_everything_else() -> None:
+    """Bytes decoded with errors="surrogateescape" hold lone surrogates, which orjson
+    refuses: the key is then the standard library's escaped JSON, behind a NUL."""
+    from llmcache.keys import canonical_json, request_key
+
+    surrogate = CacheRequest(model="m", prompt="caf\udce9")
+    other = CacheRequest(model="m", prompt="caf\udc80")
+    literal = CacheRequest(model="m", prompt="caf\\udce9")  # the escape's six characters
+    keys = {request_key(r).digest for r in (surrogate, other, literal)}
+    assert len(keys) == 3
+    assert request_key(CacheRequest(model="m", prompt="caf\udce9")) == request_key(surrogate)
+    assert canonical_json(["caf\udce9"]).startswith(b"\x00")
+    with Cache.from_urls(["memory://"]) as cache:
+        assert cache.set(surrogate, "stored")
+        hit = cache.get(CacheRequest(model="m", prompt="caf\udce9"))
+        assert hit is not None and hit.entry.value == "stored"
+        assert cache.get(other) is None and cache.get(literal) is None
