@@ -32,6 +32,9 @@ LONGEST_WORD = 100
 #: Texts whose reading (``cannot_read``, ``unread_parts``) is remembered: only texts that
 #: take work to read (long or not ASCII); hot candidates come back.
 READ_MEMO_SIZE = 4096
+#: Longest text remembered: a pasted document is rarely asked twice, and 4096 of them would
+#: hold gigabytes.
+READ_MEMO_CHARS = 16 * 1024
 #: Why an embedder cannot stand for a text (``cannot_read``), as counted in stats.
 TOO_LONG = "too_long"
 UNKNOWN_WORDS = "unknown_words"
@@ -138,6 +141,8 @@ class WordPieceReader:
         return window
 
     def _reading(self, text: str) -> _Reading:
+        if len(text) > READ_MEMO_CHARS:
+            return self._read(text)
         reading = self._read_memo.get(text)
         if reading is None:
             reading = self._read(text)
@@ -147,12 +152,18 @@ class WordPieceReader:
         return reading
 
     def _read(self, text: str) -> _Reading:
+        window = self._window()
+        if len(text) > window * LONGEST_WORD or len(text.split(None, window)) > window:
+            # More words than the window has word pieces (each word is at least one), or
+            # more text than it holds but as words too long to read: known without reading
+            # a pasted document through (a megabyte took seconds).
+            return _Reading(TOO_LONG, ())
         letters = _word_chars(text)
         if not letters:
             return _Reading(NO_WORDS, ())
         counter = self._word_pieces()
         pieces = counter.encode(text, add_special_tokens=True)
-        if len(pieces.ids) > self._window():
+        if len(pieces.ids) > window:
             return _Reading(TOO_LONG, ())
         unknown = counter.token_to_id("[UNK]")
         spans: list[list[int]] = []  # [start, end) of runs of unread word pieces

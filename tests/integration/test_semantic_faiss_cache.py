@@ -357,6 +357,9 @@ def test_minilm_reads_only_its_window(minilm: Any) -> None:
     assert minilm.cannot_read(LONG_ASKED) == "too_long" and minilm.cannot_read(ASKED) is None
     # Counted in word pieces, not taken from the length: "naïve café" is 2 word pieces.
     assert minilm.cannot_read("naïve café " * 120) is None
+    # A pasted megabyte is too long without being read through, spaces or none.
+    assert minilm.cannot_read("word " * 200_000) == "too_long"
+    assert minilm.cannot_read("x" * 1_000_000) == "too_long"
 
 
 def test_minilm_reads_latin_script_only(minilm: Any) -> None:
