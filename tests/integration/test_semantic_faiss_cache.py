@@ -395,7 +395,8 @@ def test_a_candidate_whose_unread_parts_differ_is_not_served(
 ) -> None:
     cache = semantic_cache()
     cache.set(req(cached), "for the first")
-    # At any similarity: without the check, the first three were served (0.8 to 1.0).
+    # Judged at any similarity, so the check is what refuses each (the emoji pair is one
+    # vector, at 1.0).
     assert cache.get(req(asked, semantic_threshold=-1.0)) is None
     assert cache.stats()["semantic_rejected"] == {"unknown_words_differ": 1}
 
