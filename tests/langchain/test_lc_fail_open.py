@@ -93,8 +93,24 @@ def test_a_cache_of_only_a_dead_server_still_answers(caplog: pytest.LogCaptureFi
 async def test_a_prompt_holding_a_lone_surrogate_is_cached_not_a_failed_call() -> None:
     """Text decoded with errors="surrogateescape" holds lone surrogates, which orjson and
     UTF-8 refuse: building the key raised into ``invoke`` (a completion model's prompt is
-    the text itself), and one such question put the semantic tier out for every caller."""
+    the text itself)."""
     from langchain_core.language_models.fake import FakeListLLM
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    adapter = LangChainCache(Cache.from_urls(["memory://"]))
+    llm = FakeListLLM(responses=["first", "second", "third"], cache=adapter)
+    assert llm.invoke("log line: caf\udce9") == "first"
+    assert llm.invoke("log line: caf\udce9") == "first"  # a hit
+    assert llm.invoke("log line: caf\udc80") == "second"  # another surrogate, another key
+    assert await llm.ainvoke("log line: caf\udce9") == "first"
+    chat = FakeListChatModel(responses=["chat answer"], cache=adapter)
+    assert chat.invoke("what is caf\udce9?").content == "chat answer"
+    assert adapter.cache.stats()["hits"] == 2
+
+
+def test_a_lone_surrogate_does_not_put_the_semantic_tier_out() -> None:
+    """One such question sent to the embedder failed it, and the tier's breaker then skipped
+    the semantic tier for every caller."""
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
     from word_embeddings import WordEmbeddings
 
@@ -103,14 +119,9 @@ async def test_a_prompt_holding_a_lone_surrogate_is_cached_not_a_failed_call() -
     cache = Cache.from_urls(
         ["memory://"], semantic="faiss://:memory:", embedder=WordEmbeddings(), verifier=AcceptAll()
     )
-    adapter = LangChainCache(cache)
-    llm = FakeListLLM(responses=["first", "second", "third"], cache=adapter)
-    assert llm.invoke("log line: caf\udce9") == "first"
-    assert llm.invoke("log line: caf\udce9") == "first"  # a hit
-    assert llm.invoke("log line: caf\udc80") == "second"  # another surrogate, another key
-    assert await llm.ainvoke("log line: caf\udce9") == "first"
-    chat = FakeListChatModel(responses=["chat answer"], cache=adapter)
-    assert chat.invoke("what is caf\udce9?").content == "chat answer"
+    chat = FakeListChatModel(responses=["a", "b", "c"], cache=LangChainCache(cache))
+    for i in range(3):
+        chat.invoke(f"question {i}: caf\udce9?")
     stats = cache.stats()
-    assert stats["semantic_skipped"] == {"invalid_unicode": 3}  # two misses and a chat miss
+    assert stats["semantic_skipped"] == {"invalid_unicode": 3}
     assert stats["breakers"]["semantic:faiss"] == "closed" and stats["errors_by_tier"] == {}
