@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from llmcache.errors import CodecError, ConfigError
-from llmcache.request import CacheRequest, Scope
+from llmcache.request import CacheRequest, Scope, is_cosine
 
 #: Bump when the canonical form changes: old entries then simply stop matching.
 KEY_VERSION = 1
@@ -154,11 +154,7 @@ def _check_request(request: CacheRequest) -> None:
         found = type(request.semantic_text).__name__
         raise ConfigError(f"CacheRequest.semantic_text must be a string or None, got {found}")
     threshold = request.semantic_threshold
-    if threshold is not None and (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, (int, float))
-        or not -1 <= threshold <= 1
-    ):
+    if threshold is not None and not is_cosine(threshold):
         raise ConfigError(
             f"CacheRequest.semantic_threshold must be a cosine in [-1, 1] or None, "
             f"got {threshold!r}"

@@ -96,6 +96,12 @@ class CacheControl:
 NO_CONTROL = CacheControl()
 
 
+def is_cosine(value: object) -> bool:
+    """Whether ``value`` is a similarity threshold: a number in [-1, 1] (not a bool, which
+    Python counts as a number)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and -1 <= value <= 1
+
+
 @dataclass(slots=True)
 class CacheRequest:
     """Everything that identifies one cacheable LLM call. Treat it as immutable.

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from llmcache.errors import ConfigError
 from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey
+from llmcache.request import is_cosine
 from llmcache.semantic.embedders import Embedder, identity_of
 from llmcache.semantic.index import Candidate, IndexedEntry, Vector, VectorIndex
 from llmcache.semantic.reading import (
@@ -43,7 +44,7 @@ MAX_PENDING_VECTORS = 4096
 
 
 def check_threshold(value: float, what: str = "threshold") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1 <= value <= 1:
+    if not is_cosine(value):
         raise ConfigError(f"semantic {what} must be a number in [-1, 1] (a cosine), got {value!r}")
     return float(value)
 
