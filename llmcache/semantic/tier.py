@@ -187,8 +187,9 @@ class SemanticTier:
         if self._cannot_read is not None:
             # Read and embedded in one thread: a long text takes a millisecond or so to read.
             return await asyncio.to_thread(self.embed, text)
-        if invalid_unicode(text):
-            return INVALID_UNICODE
+        problem = self.cannot_read(text)  # without the embedder's own reading: no I/O
+        if problem:
+            return problem
         row: Vector = (await self.embedder.aembed([text]))[0]
         return row
 
@@ -201,16 +202,19 @@ class SemanticTier:
     def embed_many(self, texts: Sequence[str]) -> list[Vector | None]:
         """One call for many texts (an import re-embeds a page of rows at once); None for
         each text the embedder cannot read (as ``embed``)."""
-        read = [not self.cannot_read(text) for text in texts]
-        readable = [text for text, ok in zip(texts, read, strict=True) if ok]
+        read, readable = self._readable(texts)
         vectors = list(self.embedder.embed(readable)) if readable else []
         return self._placed(read, vectors)
 
     async def aembed_many(self, texts: Sequence[str]) -> list[Vector | None]:
-        read = await asyncio.to_thread(lambda: [not self.cannot_read(text) for text in texts])
-        readable = [text for text, ok in zip(texts, read, strict=True) if ok]
+        read, readable = await asyncio.to_thread(self._readable, texts)
         vectors = list(await self.embedder.aembed(readable)) if readable else []
         return self._placed(read, vectors)
+
+    def _readable(self, texts: Sequence[str]) -> tuple[list[bool], list[str]]:
+        """Whether the embedder reads each text, and the texts it reads."""
+        read = [not self.cannot_read(text) for text in texts]
+        return read, [text for text, ok in zip(texts, read, strict=True) if ok]
 
     @staticmethod
     def _placed(read: list[bool], vectors: Sequence[Vector]) -> list[Vector | None]:
