@@ -107,6 +107,7 @@ class WordPieceReader:
     def __init__(self, load_model: Callable[[], Any]) -> None:
         self._load_model = load_model
         self._counter: Any = None  # a tokenizer of our own: _word_pieces
+        self._window_size: int | None = None  # the model's, read once it is loaded
         self._read_memo: dict[str, _Reading] = {}
 
     def cannot_read(self, text: str) -> str | None:
@@ -137,8 +138,10 @@ class WordPieceReader:
         return self._reading(text).unread
 
     def _window(self) -> int:
-        window: int = self._load_model().max_seq_length
-        return window
+        """The model's window in word pieces (read once: loading takes a lock each time)."""
+        if self._window_size is None:
+            self._window_size = int(self._load_model().max_seq_length)
+        return self._window_size
 
     def _reading(self, text: str) -> _Reading:
         if len(text) > READ_MEMO_CHARS:
