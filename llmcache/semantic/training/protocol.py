@@ -42,7 +42,9 @@ def retrieve(
     entries = sorted(set(pairs.cached))
     vec_entries = embed(entries, embedder)
     vec_asked = embed(pairs.asked, embedder)
-    unindexed = np.array([reads is not None and not reads(t) for t in entries], dtype=bool)
+    unindexed = np.zeros(len(entries), dtype=bool)
+    if reads is not None:
+        unindexed[:] = [not reads(t) for t in entries]
     top_idx = np.empty(len(pairs.asked), dtype=np.int64)
     top_sim = np.empty(len(pairs.asked), dtype=np.float32)
     second = np.full(len(pairs.asked), -1.0, dtype=np.float32)
