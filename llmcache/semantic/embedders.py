@@ -23,7 +23,7 @@ from llmcache._optional import require
 from llmcache.errors import ConfigError
 from llmcache.fork_safety import renew_after_fork
 from llmcache.semantic.adapter import adapter_digest, default_adapter_path, merge_adapter
-from llmcache.semantic.reading import WordPieceReader
+from llmcache.semantic.reading import WordPieceReader, window_reader_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -243,9 +243,17 @@ class LangChainEmbedder(CachingEmbedder):
             None,
         )
         self.identity = self.name if model is None else f"{self.name}:{model}"  # identity_of
+        self._reader = window_reader_of(embeddings)
         super().__init__(dim or 1, **options)
         if dim is None:  # ask once: the index must know its width before the first store
             self.dim = len(embeddings.embed_documents(["dimension probe"])[0])
+
+    def cannot_read(self, text: str) -> str | None:
+        """``too_long`` when the embeddings run a sentence-transformers model (LangChain's
+        ``HuggingFaceEmbeddings``) whose window ``text`` overflows; else None (``reading``).
+        Other embeddings' windows are not known here (OpenAI's chunk a long text; some
+        providers cut it): wrap one in an embedder with a ``cannot_read`` of its own."""
+        return None if self._reader is None else self._reader.cannot_read(text)
 
     def _compute(self, texts: list[str]) -> Any:
         return self._embeddings.embed_documents(texts)

@@ -11,17 +11,21 @@ semantic tier through ``cannot_read_of`` and ``unread_parts_of``:
 * ``unread_parts(text) -> tuple of str``: the parts it does not read (a candidate is served
   only when its parts are the question's).
 
-``WordPieceReader`` answers both for a BERT word-piece model (MiniLM).
+``WordPieceReader`` answers both for a BERT word-piece model (MiniLM); ``WindowReader``
+answers ``cannot_read`` (``too_long``) for any sentence-transformers model, such as the one
+inside a LangChain ``HuggingFaceEmbeddings``.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from llmcache._optional import require
+from llmcache.fork_safety import renew_after_fork
 
 #: BERT's tokenizer makes at most 3 word pieces of one character (a Hangul syllable splits
 #: into its 3 jamo; accents are dropped), so a text of at most a third of a window's word
@@ -183,14 +187,66 @@ class WordPieceReader:
         return _Reading("", unread)
 
     def _word_pieces(self) -> Any:
-        """A copy of the model's tokenizer that never truncates. A copy: sentence-transformers
-        sets truncation on the model's own before each batch, and the Rust tokenizer refuses
-        ("Already borrowed") a call made from another thread meanwhile."""
+        """A copy of the model's tokenizer that never truncates (``untruncated_copy``)."""
         if self._counter is None:
-            tokenizers = require("tokenizers", extra="local-embeddings", feature="MiniLM")
-            own = self._load_model().tokenizer.backend_tokenizer
-            counter = tokenizers.Tokenizer.from_str(own.to_str())
-            counter.no_truncation()
-            counter.no_padding()
-            self._counter = counter
+            self._counter = untruncated_copy(self._load_model().tokenizer.backend_tokenizer)
         return self._counter
+
+
+def untruncated_copy(backend_tokenizer: Any) -> Any:
+    """A copy of a Rust ``tokenizers.Tokenizer`` that never truncates nor pads. A copy:
+    sentence-transformers sets truncation on the model's own before each batch, and the Rust
+    tokenizer refuses ("Already borrowed") a call made from another thread meanwhile."""
+    tokenizers = require("tokenizers", extra="local-embeddings", feature="reading checks")
+    counter = tokenizers.Tokenizer.from_str(backend_tokenizer.to_str())
+    counter.no_truncation()
+    counter.no_padding()
+    return counter
+
+
+class WindowReader:
+    """``cannot_read`` for a sentence-transformers model of any tokenizer: ``too_long`` when
+    the text has more tokens than the model's window (``max_seq_length``), whose tail the
+    model drops without a word. Two RAG prompts that paste the same long document and then
+    ask different questions are one vector to it, at cosine 1.0.
+
+    Only the window: which words a model knows depends on its training (a multilingual model
+    reads Chinese), so the other readings are ``WordPieceReader``'s, for MiniLM alone.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self._model = model  # its window is read on each check: an app may widen it later
+        tokenizer = model.tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", None)  # a "fast" (Rust) tokenizer
+        self._counter = untruncated_copy(backend) if backend is not None else None
+        self._tokenizer = tokenizer
+        self._lock = threading.Lock()  # a Python tokenizer is not known to be thread-safe
+        renew_after_fork(self, "_lock")
+
+    def cannot_read(self, text: str) -> str | None:
+        """``too_long`` when the model would drop part of ``text``, else None."""
+        # Any tokenizer makes at most two tokens of an ASCII character (SentencePiece: a
+        # one-letter word may become "▁" and the letter), plus its two special tokens.
+        window = int(self._model.max_seq_length)
+        if text.isascii() and 2 * len(text) + 2 <= window:
+            return None
+        return TOO_LONG if self._tokens(text) > window else None
+
+    def _tokens(self, text: str) -> int:
+        if self._counter is not None:
+            return len(self._counter.encode(text, add_special_tokens=True).ids)
+        with self._lock:
+            ids = self._tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"]
+        return len(ids)
+
+
+def window_reader_of(embeddings: object) -> WindowReader | None:
+    """A ``WindowReader`` for the sentence-transformers model inside a LangChain embeddings
+    object (``HuggingFaceEmbeddings``: ``_client`` in langchain-huggingface, ``client`` in
+    langchain-community), or None when it holds no such model."""
+    for attribute in ("_client", "client"):
+        model = getattr(embeddings, attribute, None)
+        window = getattr(model, "max_seq_length", None)
+        if isinstance(window, int) and window > 0 and getattr(model, "tokenizer", None):
+            return WindowReader(model)
+    return None

