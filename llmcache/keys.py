@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -40,18 +41,36 @@ def _to_jsonable(obj: Any) -> Any:
 def canonical_json(obj: Any) -> bytes:
     """Deterministic JSON bytes: sorted keys, no whitespace, one float form."""
     try:
-        return orjson.dumps(obj, default=_to_jsonable, option=_SORTED)
+        data = orjson.dumps(obj, default=_to_jsonable, option=_SORTED)
     except TypeError as exc:
         if "surrogates" in str(exc):
-            return _with_surrogates(obj)
+            return _escaped(obj)
         raise CodecError(f"cannot build a cache key: {exc}") from exc
+    # orjson writes NaN and both infinities as null: four requests (temperature=inf, -inf,
+    # nan, None) would be one key and be served one another's answer.
+    if b"null" in data and _has_non_finite(obj):
+        return _escaped(obj)
+    return data
 
 
-def _with_surrogates(obj: Any) -> bytes:
-    """Text holding a lone surrogate (bytes decoded with ``errors="surrogateescape"``, say),
-    which orjson refuses: the standard library escapes it (``\\udc80``), so such a prompt is
-    keyed like any other instead of failing the call. The leading NUL keeps these bytes apart
-    from every orjson encoding, which starts with a JSON value."""
+def _has_non_finite(obj: Any) -> bool:
+    """Whether a float NaN or infinity is in ``obj`` (dict values, list and tuple items)."""
+    if isinstance(obj, float):
+        return not math.isfinite(obj)
+    if isinstance(obj, Mapping):
+        return any(_has_non_finite(value) for value in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return any(_has_non_finite(item) for item in obj)
+    return False
+
+
+def _escaped(obj: Any) -> bytes:
+    """What orjson cannot write as itself, by the standard library: text holding a lone
+    surrogate (bytes decoded with ``errors="surrogateescape"``, say), which orjson refuses and
+    which is escaped here (``\\udc80``), and NaN and infinities (``NaN``, ``Infinity``), which
+    orjson writes as null. Such a request is keyed like any other instead of failing the call
+    or colliding. The leading NUL keeps these bytes apart from every orjson encoding, which
+    starts with a JSON value."""
     try:
         text = json.dumps(
             obj, default=_to_jsonable, sort_keys=True, separators=(",", ":"), ensure_ascii=True

@@ -71,6 +71,15 @@ def test_anything_that_changes_the_answer_changes_the_key(
     assert key(**a) != key(**b)
 
 
+def test_nan_infinities_and_none_are_four_keys() -> None:
+    # orjson writes the three floats as null: they were one key, served one another's answer.
+    values = [float("nan"), float("inf"), float("-inf"), None]
+    assert len({key(params={"temperature": v}) for v in values}) == 4
+    assert len({key(prompt=["x", {"bias": [v]}]) for v in values}) == 4
+    assert key(params={"t": float("inf")}) == key(params={"t": float("inf")})
+    assert key(params={"t": None, "p": "null"}) == key(params={"p": "null", "t": None})
+
+
 def test_tags_and_model_name_do_not_change_the_key() -> None:
     assert key(tags=("faq",), model_name="gpt") == key()
 
