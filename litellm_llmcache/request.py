@@ -19,8 +19,7 @@ from litellm_llmcache.controls import Controls, controls_of, tags_of
 from litellm_llmcache.scope import scope_of
 from litellm_llmcache.semantic import semantic_fields
 from llmcache.context import current_tags
-from llmcache.request import CacheRequest
-from llmcache.tiers.selector import check_tags
+from llmcache.request import CacheRequest, check_tags
 
 #: Where the prompt of each call type lives.
 PROMPT_FIELDS = ("messages", "prompt", "input")

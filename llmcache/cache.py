@@ -943,6 +943,7 @@ class Cache(FlightPlans, EntryOperations):
         finish_reasons: Iterable[str | None] = (),
         wait: bool = True,
     ) -> Plan[_Stored]:
+        key = request_key(request)  # checks the request (kept from its lookup, usually)
         if type(usage) is not Usage and not isinstance(usage, Usage):
             raise ConfigError(f"usage must be a llmcache.Usage, got {type(usage).__name__}")
         if isinstance(finish_reasons, str):  # its letters would be read as reasons
@@ -985,7 +986,6 @@ class Cache(FlightPlans, EntryOperations):
                 self.policy.max_entry_bytes,
             )
             return _NOT_STORED
-        key = request_key(request)
         payload = self._seal(payload, key)
         stored = False
         for tier in self._tiers:

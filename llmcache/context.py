@@ -15,8 +15,7 @@ from contextvars import ContextVar
 from llmcache._sentinel import UNSET, Unset
 from llmcache.errors import ConfigError
 from llmcache.policy import check_ttl
-from llmcache.request import ANONYMOUS, NO_CONTROL, CacheControl, Scope
-from llmcache.tiers.selector import check_tags
+from llmcache.request import ANONYMOUS, NO_CONTROL, CacheControl, Scope, check_tags
 
 _current_scope: ContextVar[Scope] = ContextVar("llmcache_scope", default=ANONYMOUS)
 _current_tags: ContextVar[tuple[str, ...]] = ContextVar("llmcache_tags", default=())

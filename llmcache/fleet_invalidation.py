@@ -37,7 +37,8 @@ from typing import Any, Protocol
 
 from llmcache.fork_safety import call_after_fork
 from llmcache.redact import describe_error
-from llmcache.tiers.selector import MAX_TAGS, Selector
+from llmcache.request import MAX_TAGS
+from llmcache.tiers.selector import Selector
 
 logger = logging.getLogger("llmcache")
 

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from llmcache.errors import CodecError, ConfigError
-from llmcache.request import CacheRequest, Scope, is_cosine
+from llmcache.request import CacheRequest, Scope, check_tags, is_cosine
 
 #: Bump when the canonical form changes: old entries then simply stop matching.
 KEY_VERSION = 1
@@ -150,6 +150,7 @@ def _check_request(request: CacheRequest) -> None:
         and type(request.model_name) is str
         and (params is None or type(params) is dict)
         and type(request.tags) is tuple
+        and not request.tags
         and request.semantic_threshold is None
         and (request.semantic_text is None or type(request.semantic_text) is str)
     ):
@@ -169,6 +170,10 @@ def _check_request(request: CacheRequest) -> None:
         raise ConfigError(
             f"CacheRequest.tags is a tuple of tags, e.g. ({request.tags!r},), not one string"
         )
+    if not isinstance(request.tags, (tuple, list)):
+        found = type(request.tags).__name__
+        raise ConfigError(f"CacheRequest.tags must be a tuple of tags (or empty), got {found}")
+    check_tags(request.tags)  # each a non-empty string: one that is not is never invalidated
     if request.semantic_text is not None and not isinstance(request.semantic_text, str):
         found = type(request.semantic_text).__name__
         raise ConfigError(f"CacheRequest.semantic_text must be a string or None, got {found}")

@@ -40,7 +40,7 @@ from llmcache._sentinel import UNSET, Unset
 from llmcache.errors import ConfigError
 from llmcache.freshness import Popularity
 from llmcache.keys import not_a_request, scope_digest
-from llmcache.request import NO_CONTROL, CacheRequest, Scope
+from llmcache.request import NO_CONTROL, CacheControl, CacheRequest, Scope
 
 DEFAULT_MAX_ENTRY_BYTES = 1_000_000
 #: Each positive TTL is spread uniformly by ± this fraction (entries written together by a
@@ -208,6 +208,11 @@ class CachePolicy:
             raise not_a_request(request) from None
         if self._caches_all and control is NO_CONTROL:
             return CACHE
+        if not isinstance(control, CacheControl):
+            raise ConfigError(
+                "CacheRequest.control must be an llmcache.CacheControl (or use "
+                f"llmcache.cache_control(...) around the call), got {type(control).__name__}"
+            )
         if self.disabled:
             return DISABLED
         if self.rollout < 1.0 and rollout_bucket(request.scope) >= self.rollout:

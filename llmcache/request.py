@@ -12,6 +12,24 @@ from llmcache.errors import ConfigError
 #: Upper bound on one scope identifier; longer ids are refused rather than silently truncated.
 MAX_SCOPE_PART_CHARS = 1024
 MAX_ACL_ENTRIES = 1024
+#: Upper bound on one entry's or one invalidation's tags (each is a lookup in every tier).
+MAX_TAGS = 1024
+
+
+def check_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Tags as a tuple of non-empty strings, in order, without duplicates."""
+    if isinstance(tags, str):
+        raise ConfigError(f"tags must be a list of strings, not one string: use [{tags!r}]")
+    if not isinstance(tags, Iterable):
+        raise ConfigError(f"tags must be a list of strings, got {type(tags).__name__}")
+    out: dict[str, None] = {}
+    for tag in tags:
+        if not isinstance(tag, str) or not tag:
+            raise ConfigError(f"every tag must be a non-empty string, got {tag!r}")
+        out[tag] = None
+    if len(out) > MAX_TAGS:
+        raise ConfigError(f"more than {MAX_TAGS} tags")
+    return tuple(out)
 
 
 def _check_part(kind: str, value: object) -> str | None:
@@ -28,6 +46,12 @@ def _check_part(kind: str, value: object) -> str | None:
     except UnicodeEncodeError as exc:  # lone surrogates cannot be keyed faithfully
         raise ConfigError(f"scope {kind} is not valid Unicode text: {exc.reason}") from None
     return value
+
+
+def _check_entry(entry: object) -> None:
+    if entry is None:
+        raise ConfigError("scope acl entry must be a string, got NoneType")
+    _check_part("acl entry", entry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +74,26 @@ class Scope:
         tenant: str | None = None,
         acl: Iterable[str] | None = None,
     ) -> Scope:
-        """Validate and normalize the parts of a scope."""
-        if isinstance(acl, str):
-            raise ConfigError("scope acl must be a list of group ids, not one string")
-        acl_set = frozenset(_check_part("acl entry", a) or "" for a in (acl or ()))
-        if len(acl_set) > MAX_ACL_ENTRIES:
+        """Validate and normalize the parts of a scope (as the constructor does: this one
+        also takes ``acl`` as any iterable, and None)."""
+        return cls(user, tenant, acl if acl is not None else frozenset())  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        # Here, not only in ``of``: a scope built directly used to take acl="admin" as the
+        # set of its letters, the scope of acl=["a", "d", "m", "i", "n"], and serve it.
+        _check_part("user", self.user)
+        _check_part("tenant", self.tenant)
+        given: object = self.acl
+        if isinstance(given, str) or not isinstance(given, Iterable):
+            found = "one string" if isinstance(given, str) else type(given).__name__
+            raise ConfigError(f"scope acl must be a list of group ids, not {found}")
+        entries = tuple(given)
+        for entry in entries:  # strings before hashing: a list entry is not hashable
+            _check_entry(entry)
+        if type(given) is not frozenset:
+            object.__setattr__(self, "acl", frozenset(entries))
+        if len(self.acl) > MAX_ACL_ENTRIES:
             raise ConfigError(f"scope acl has more than {MAX_ACL_ENTRIES} entries")
-        return cls(_check_part("user", user), _check_part("tenant", tenant), acl_set)
 
     @property
     def is_anonymous(self) -> bool:

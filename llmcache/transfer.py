@@ -37,9 +37,8 @@ import llmcache
 from llmcache.entry import ENTRY_SCHEMA, MAX_DECODE_BYTES, from_doc, usage_fields
 from llmcache.errors import CodecError, ExportFileError, TierError
 from llmcache.keys import CacheKey, _to_jsonable, label_digest
-from llmcache.request import Scope
+from llmcache.request import MAX_TAGS, Scope
 from llmcache.stored import StoredEntry
-from llmcache.tiers.selector import MAX_TAGS
 
 if TYPE_CHECKING:
     from llmcache.cache import Cache

@@ -21,10 +21,7 @@ from typing import NamedTuple
 from llmcache.entry import CacheEntry
 from llmcache.errors import ConfigError
 from llmcache.keys import CacheKey, label_digest, scope_digest
-from llmcache.request import Scope
-
-#: Upper bound on one invalidation's tag list (each is a lookup in every tier).
-MAX_TAGS = 1024
+from llmcache.request import Scope, check_tags
 
 
 class Selector(NamedTuple):
@@ -119,20 +116,6 @@ def _selector(
         tags=tag_digests,
         older_than=None if older_than is None else float(older_than),
     )
-
-
-def check_tags(tags: Iterable[str]) -> tuple[str, ...]:
-    """Tags as a tuple of non-empty strings, in order, without duplicates."""
-    if isinstance(tags, str):
-        raise ConfigError(f"tags must be a list of strings, not one string: use [{tags!r}]")
-    out: dict[str, None] = {}
-    for tag in tags:
-        if not isinstance(tag, str) or not tag:
-            raise ConfigError(f"every tag must be a non-empty string, got {tag!r}")
-        out[tag] = None
-    if len(out) > MAX_TAGS:
-        raise ConfigError(f"more than {MAX_TAGS} tags")
-    return tuple(out)
 
 
 def selects(selector: Selector, key: CacheKey, entry: CacheEntry, cutoff: float | None) -> bool:

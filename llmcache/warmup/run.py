@@ -20,8 +20,7 @@ from llmcache.entry import NO_USAGE, Usage
 from llmcache.errors import ConfigError, LLMCacheError
 from llmcache.policy import check_ttl
 from llmcache.redact import describe_error
-from llmcache.request import CacheRequest, Scope
-from llmcache.tiers.selector import check_tags
+from llmcache.request import CacheRequest, Scope, check_tags
 from llmcache.warmup.faq import FaqFile, FaqRow
 from llmcache.warmup.log import LoggedCall
 from llmcache.warmup.source import BadRow

@@ -15,8 +15,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from llmcache.errors import ConfigError
-from llmcache.request import Scope
-from llmcache.tiers.selector import check_tags
+from llmcache.request import Scope, check_tags
 
 #: Largest row (FAQ) or log line accepted, in bytes of UTF-8: a bigger one is a bad row.
 MAX_ROW_BYTES = 64 * 1024

@@ -321,6 +321,11 @@ async def test_clear_by_a_user_id_string_is_refused_not_an_attribute_error() -> 
         ({"semantic_threshold": "0.9"}, r"semantic_threshold must be a cosine in \[-1, 1\]"),
         ({"semantic_threshold": 90}, r"semantic_threshold must be a cosine in \[-1, 1\]"),
         ({"semantic_text": ["q"]}, "CacheRequest.semantic_text must be a string or None"),
+        # Stored, then never decoded by SQL and Redis, and never removable by tag.
+        ({"tags": (7,)}, "every tag must be a non-empty string, got 7"),
+        ({"tags": ("faq", "")}, "every tag must be a non-empty string, got ''"),
+        ({"tags": None}, "CacheRequest.tags must be a tuple of tags"),  # was a TypeError
+        ({"control": {"ttl": 60}}, "CacheRequest.control must be an llmcache.CacheControl"),
     ],
 )
 def test_a_request_with_a_field_of_the_wrong_type_is_refused(

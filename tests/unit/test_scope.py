@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from llmcache import ConfigError, Scope, current_scope, scope
+from llmcache.keys import scope_digest
 from llmcache.request import MAX_SCOPE_PART_CHARS
 
 
@@ -47,6 +48,18 @@ def test_scope_is_restored_after_an_exception() -> None:
 def test_bad_scope_parts_are_refused_with_a_clear_error(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match="scope"), scope(**kwargs):
         pass
+    with pytest.raises(ConfigError, match="scope"):
+        Scope(**kwargs)  # type: ignore[arg-type]  # built directly, not through Scope.of
+
+
+def test_a_scope_built_directly_is_the_scope_of_the_same_parts() -> None:
+    # Scope(acl="admin") used to be the set of its letters: the scope of a, d, m, i, n.
+    with pytest.raises(ConfigError, match="not one string"):
+        Scope(acl="admin")  # type: ignore[arg-type]
+    assert Scope(user="u", acl=["b", "a", "a"]) == Scope.of(user="u", acl=("a", "b"))  # type: ignore[arg-type]
+    assert scope_digest(Scope(acl=frozenset({"x"}))) == scope_digest(Scope.of(acl=["x"]))
+    with pytest.raises(ConfigError, match="acl entry must be a string, got list"):
+        Scope(acl=[["kb-7"]])  # type: ignore[list-item]  # was an unhashable-list TypeError
 
 
 async def test_scope_holds_per_asyncio_task() -> None:
