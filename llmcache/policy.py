@@ -119,6 +119,11 @@ def _frozen_rules(kind: str, rules: Mapping[str, float | None]) -> Mapping[str, 
     return MappingProxyType(checked)
 
 
+#: The longest TTL taken (100 years): None says "no expiry". Longer ones overflowed Redis's
+#: PX and MySQL refused infinity, so a store failed, and the tier's breaker opened for others.
+MAX_TTL = 100 * 365 * 86400.0
+
+
 def check_ttl(ttl: float | None) -> float | None:
     if ttl is None:
         return None
@@ -126,6 +131,11 @@ def check_ttl(ttl: float | None) -> float | None:
         raise ConfigError(f"ttl must be a number of seconds or None, got {ttl!r}")
     if ttl < 0:
         raise ConfigError(f"ttl must be >= 0 seconds (0 means 'do not store'), got {ttl}")
+    if ttl > MAX_TTL:
+        raise ConfigError(
+            f"ttl must be at most {MAX_TTL:.0f} seconds (100 years), got {ttl}; "
+            "use None for no expiry"
+        )
     return float(ttl)
 
 

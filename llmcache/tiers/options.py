@@ -6,6 +6,7 @@ import math
 from urllib.parse import parse_qsl
 
 from llmcache.errors import ConfigError
+from llmcache.policy import MAX_TTL
 
 
 def query_options(what: str, query: str, shown: str) -> dict[str, str]:
@@ -57,4 +58,10 @@ def ttl_option(tier: str, raw: str | None, shown: str) -> float | None:
     ``shown`` is the URL as it may appear in a message (password redacted).
     """
     why = "; omit ttl for no expiry (ttl=0 would store nothing)"
-    return seconds_option(tier, "ttl", raw, shown, why=why)
+    seconds = seconds_option(tier, "ttl", raw, shown, why=why)
+    if seconds is not None and seconds > MAX_TTL:
+        raise ConfigError(
+            f"{tier} tier: ttl={raw!r} in {shown!r} is over {MAX_TTL:.0f} seconds (100 years); "
+            "omit ttl for no expiry"
+        )
+    return seconds

@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from llmcache._optional import require
 from llmcache.errors import ConfigError
+from llmcache.policy import MAX_TTL
 from llmcache.redact import redact_url
 from llmcache.tiers.options import seconds_option, ttl_option
 
@@ -262,6 +263,11 @@ def check_tier_ttl(ttl: float | None) -> float | None:
         raise ConfigError(
             f"redis tier: ttl={ttl!r} must be positive; use None for no expiry "
             "(ttl=0 would store nothing)"
+        )
+    if ttl > MAX_TTL:
+        raise ConfigError(
+            f"redis tier: ttl={ttl!r} is over {MAX_TTL:.0f} seconds (100 years); "
+            "use None for no expiry"
         )
     return float(ttl)
 

@@ -72,6 +72,7 @@ def test_scoped_clear() -> None:
         ("memory://?ttl=0", "ttl='0' .* must be a positive number of seconds"),
         ("memory://?ttl=-1", "must be a positive number of seconds"),
         ("memory://?ttl=inf", "must be a positive number of seconds"),  # as the other tiers
+        ("memory://?ttl=1e300", "is over 3153600000 seconds"),  # failed Redis's stores
         ("memory://?ttl=", "ttl='' .* is not a number"),  # was silently no TTL
         ("memory://?maxsize=ten", "maxsize='ten' .* is not a whole number"),
         ("memory://?max_bytes=1.5", "max_bytes='1.5' .* is not a whole number"),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llmcache import UNSET, CachePolicy, CacheRequest, ConfigError, FakeClock
+from llmcache import UNSET, Cache, CachePolicy, CacheRequest, ConfigError, FakeClock, cache_control
 from llmcache.breaker import BreakerState, CircuitBreaker
+from llmcache.policy import MAX_TTL
 
 
 def req(**params: object) -> CacheRequest:
@@ -102,3 +103,20 @@ def test_breaker_cooldown_is_capped_so_recovery_is_seen_within_5s() -> None:
         breaker.failed()
     clock.advance(4.0)
     assert breaker.allow()
+
+
+@pytest.mark.parametrize("ttl", [float("inf"), 1e300, MAX_TTL + 1])
+def test_a_ttl_past_a_hundred_years_is_refused_where_it_is_given(ttl: float) -> None:
+    # Redis's PX overflowed and MySQL refused infinity: the store failed, and the breaker
+    # then skipped the tier for every caller. None says "no expiry".
+    with Cache.from_urls(["memory://"]) as cache:
+        request = CacheRequest(model="m", prompt="p")
+        with pytest.raises(ConfigError, match=r"at most 3153600000 seconds .*use None"):
+            cache.set(request, "v", ttl=ttl)
+        assert cache.set(request, "v", ttl=MAX_TTL) and cache.get(request) is not None
+    with pytest.raises(ConfigError, match="at most 3153600000 seconds"):
+        CachePolicy(default_ttl=ttl)
+    with pytest.raises(ConfigError, match="at most 3153600000 seconds"):
+        CachePolicy(ttl_by_tag={"faq": ttl})
+    with pytest.raises(ConfigError, match="at most 3153600000 seconds"), cache_control(ttl=ttl):
+        pass
