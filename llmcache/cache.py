@@ -149,6 +149,11 @@ class Cache(FlightPlans, EntryOperations):
         self._semantic = semantic
         # Encryption at rest: every payload a tier stores is sealed (llmcache.crypto).
         self._sealer = encryption
+        if encryption is not None:  # a tier that reads payloads itself (Redis: their age)
+            for tier in self._tiers:
+                open_sealed_with = getattr(tier, "open_sealed_with", None)
+                if callable(open_sealed_with):
+                    open_sealed_with(encryption.open)
         # Store tiers' hits decoded once per (key, stored bytes): see llmcache.decoded.
         self._decoded = DecodedEntries() if encryption is None else None
         # Health events (tier down/recovered, hit rate below a floor): llmcache.health.

@@ -34,11 +34,11 @@ import struct
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from llmcache.entry import CacheEntry
-from llmcache.errors import ConfigError, LLMCacheError, TierError
+from llmcache.errors import CodecError, ConfigError, LLMCacheError, TierError
 from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
@@ -198,6 +198,9 @@ class RedisTier:
             asyncio.AbstractEventLoop, ACommands | AClientCommands
         ] = weakref.WeakKeyDictionary()
         self._alast: tuple[asyncio.AbstractEventLoop, ACommands | AClientCommands] | None = None
+        # How the cache opens a sealed payload (encryption at rest): invalidate(older_than=)
+        # reads each entry's age from inside it (open_sealed_with).
+        self._opener: Callable[[bytes, bytes], bytes] | None = None
         # Fleet locks this process took and has not released: flight key -> (token, the
         # lock's expiry on the monotonic clock). A store of that key releases its lock in
         # the same round trip (see _with_release).
@@ -480,8 +483,24 @@ class RedisTier:
         if selector.scope_only:
             return self.clear(selector.scope)
         with self._errors():
-            plan = invalidate_plan(self.prefix, selector, now, _payload)
+            plan = invalidate_plan(self.prefix, selector, now, self._aged)
             return run_sync(self._sync(), plan)
+
+    def open_sealed_with(self, opener: Callable[[bytes, bytes], bytes]) -> None:
+        """Called by a cache with encryption at rest: ``opener(payload, key digest)`` is its
+        sealer's ``open``. Without it, ``invalidate(older_than=...)`` could not read a sealed
+        entry's age, and removed none of them."""
+        self._opener = opener
+
+    def _aged(self, name: bytes, raw: bytes) -> bytes | None:
+        """The encoded entry of a stored value, for its age (``redis_invalidate.PayloadOf``)."""
+        payload = _payload(raw)
+        if payload is None or self._opener is None:
+            return payload
+        try:
+            return self._opener(payload, bytes.fromhex(name.rsplit(b":", 1)[-1].decode()))
+        except (CodecError, ValueError):  # another key's, or not ours: left for ``get``
+            return None
 
     def list_page(self, selector: Selector, now: float, cursor: Any, limit: int) -> ListPage:
         with self._errors():
@@ -549,7 +568,7 @@ class RedisTier:
         if selector.scope_only:
             return await self.aclear(selector.scope)
         with self._errors():
-            plan = invalidate_plan(self.prefix, selector, now, _payload)
+            plan = invalidate_plan(self.prefix, selector, now, self._aged)
             return await run_async(self._async(), plan)
 
     async def alist_page(self, selector: Selector, now: float, cursor: Any, limit: int) -> ListPage:

@@ -91,8 +91,9 @@ class ScanNode(NamedTuple):
 T = TypeVar("T")
 Plan = Generator[Scan | Pipe, list[Any], int]
 AnyPlan = Generator[Scan | Pipe | Primaries | ScanNode, Any, T]
-#: The payload of a stored value (the tier's header removed), or None: see redis._payload.
-PayloadOf = Callable[[bytes], bytes | None]
+#: The encoded entry of a stored value (header removed, opened when sealed) from its key
+#: name and value, or None when it is not one the tier can read: see RedisTier._aged.
+PayloadOf = Callable[[bytes, bytes], bytes | None]
 
 
 class _Scope(NamedTuple):
@@ -213,14 +214,15 @@ def _old_enough(
     values: list[Any] = []
     for chunk in _chunks(names):
         values.extend((yield Pipe([("GET", name) for name in chunk])))
-    old = {name for name, raw in zip(names, values, strict=True) if _older(raw, cutoff, payload_of)}
+    found = zip(names, values, strict=True)
+    old = {name for name, raw in found if _older(name, raw, cutoff, payload_of)}
     return [(kept, sets) for batch, sets in doomed if (kept := [n for n in batch if n in old])]
 
 
-def _older(raw: bytes | None, cutoff: float, payload_of: PayloadOf) -> bool:
+def _older(name: bytes, raw: bytes | None, cutoff: float, payload_of: PayloadOf) -> bool:
     if raw is None:
         return True  # gone: only its stale index records go
-    payload = payload_of(raw)
+    payload = payload_of(name, raw)
     if payload is None:  # not our layout: left for ``get`` to judge
         return False
     try:

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import TIER_KINDS, with_query
 
-from llmcache import Cache, CacheRequest, Usage
+from llmcache import Cache, CacheRequest, FakeClock, Usage
 from llmcache.crypto import Sealer
 
 SECRET_ANSWER = "The merger with Initech closes on 2027-03-14 at $41.20 per share"
@@ -124,6 +124,27 @@ def test_rotation_keeps_old_entries_until_their_key_is_dropped(
     hit = retired.get(_request(2))
     assert hit is not None and hit.entry.value == "sealed with k2"
     retired.close()
+
+
+@pytest.mark.parametrize("tier_url", STORES, indirect=True)
+async def test_invalidate_by_age_reads_the_age_of_sealed_entries(store_url: str) -> None:
+    # Redis read each entry's age from its payload and could not open a sealed one: it
+    # removed none of them, returned 0, and kept serving them.
+    clock = FakeClock(1_000_000.0)
+    cache = Cache.from_urls(
+        [store_url], fleet_stats=False, encryption=Sealer({"k1": K_OLD}), clock=clock
+    )
+    for i in range(4):
+        assert cache.set(_request(i), SECRET_ANSWER)
+    clock.advance(3600)
+    assert cache.set(_request(4), "fresh")
+    assert cache.invalidate(older_than=1800) == 4
+    assert await cache.ainvalidate(older_than=1800) == 0
+    assert cache.set(_request(5), "old too") and cache.set(_request(6), "old too")
+    clock.advance(3600)
+    assert await cache.ainvalidate(older_than=1800) == 3
+    assert all(cache.get(_request(i)) is None for i in (0, 1, 2, 3, 4, 5, 6))
+    cache.close()
 
 
 @pytest.mark.parametrize("tier_url", STORES, indirect=True)
