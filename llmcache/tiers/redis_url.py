@@ -157,6 +157,7 @@ def parse_redis_url(raw: str) -> RedisTarget:
     ttl = ttl_option("redis", ours.get("ttl"), shown)
     rest = [(k, v) for k, v in query if k not in OUR_OPTIONS]
     _check_timeouts(rest, shown)
+    db_option = _db_option(rest, kind, shown)
     if kind == "redis-sentinel":
         return _sentinel_target(parts, rest, prefix, ttl, shown)
     redis_scheme = scheme.split("+", 1)[0]
@@ -167,11 +168,19 @@ def parse_redis_url(raw: str) -> RedisTarget:
         raise ConfigError(f"redis tier: {shown!r} names no host; e.g. redis://127.0.0.1:6379/0")
     if scheme == "unix":
         where = f"{kind} unix:{parts.path}"
+        if db_option is not None:
+            where += f" db {db_option}"
     else:
         _check_db(parts.path, kind, shown)
+        path_db = unquote(parts.path).strip("/")
+        if db_option is not None and path_db and int(path_db) != db_option:
+            raise ConfigError(
+                f"redis tier: {shown!r} names database {int(path_db)} in its path and "
+                f"{db_option} in ?db=; name it once"
+            )
         where = f"{kind} {parts.hostname}:{parts.port or 6379}"
-        if kind == "redis" and parts.path.strip("/"):
-            where += parts.path
+        if kind == "redis" and (path_db or db_option is not None):
+            where += f"/{path_db or db_option}"
     return RedisTarget(kind=kind, url=url, prefix=prefix, ttl=ttl, where=where)
 
 
@@ -182,6 +191,24 @@ def _check_timeouts(options: list[tuple[str, str]], shown: str) -> None:
     for name, raw in options:
         if name in ("socket_timeout", "socket_connect_timeout"):
             seconds_option("redis", name, raw, shown)
+
+
+def _db_option(options: list[tuple[str, str]], kind: str, shown: str) -> int | None:
+    """The ``?db=`` option, checked: redis-py lets it win over the path's database, so
+    ``redis://host/13?db=5`` wrote to and cleared database 5 while the tier said 13."""
+    given = [value for name, value in options if name == "db"]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise ConfigError(f"redis tier: option 'db' is given twice in {shown!r}")
+    if not given[0].isdigit():
+        raise ConfigError(
+            f"redis tier: db={given[0]!r} in {shown!r} must be a database number, e.g. db=0"
+        )
+    db = int(given[0])
+    if kind == "redis-cluster" and db != 0:
+        raise ConfigError(f"redis tier: a Redis Cluster has database 0 only; {shown!r} names {db}")
+    return db
 
 
 def _check_db(path: str, kind: str, shown: str) -> None:

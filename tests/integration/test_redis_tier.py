@@ -112,6 +112,11 @@ def test_timeouts_are_overridable_in_the_url() -> None:
         ("redis://127.0.0.1:6379/cache", "must be a number"),
         ("rediss://127.0.0.1:6379/1/2", "must be a number"),
         ("redis+cluster://127.0.0.1:7101/1", "database 0 only"),
+        # redis-py lets ?db= win over the path: the tier said 13, wrote and cleared 5
+        ("redis://127.0.0.1:6379/13?db=5", "database 13 in its path and 5 in ?db="),
+        ("redis+cluster://127.0.0.1:7101?db=3", "database 0 only"),
+        ("redis+sentinel://127.0.0.1:7301/svc?db=-1", "must be a database number"),
+        ("redis+sentinel://127.0.0.1:7301/svc?db=1&db=2", "'db' is given twice"),
         # redis-py takes 0 as a non-blocking socket and fails every connect on -1 or nan:
         # a tier that never works, its errors blaming the server
         ("redis://127.0.0.1/0?socket_timeout=0", "must be a positive number of seconds"),
