@@ -17,6 +17,7 @@ import base64
 import logging
 import os
 import random
+import re
 import secrets
 import time
 import weakref
@@ -84,6 +85,8 @@ SEALED_TEXT = "llmcache-sealed:"
 
 #: The embedded default: an in-process LRU in front of an SQLite file.
 DEFAULT_URLS = ("memory://?maxsize=10000", "sqlite:///./llmcache.db")
+#: Where LLMCACHE_URLS moves on to its next URL: a comma before a scheme.
+_NEXT_URL = re.compile(r",\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
 
 
 class _Pending(NamedTuple):
@@ -302,12 +305,15 @@ class Cache(FlightPlans, EntryOperations):
 
     @classmethod
     def from_env(cls, *, policy: CachePolicy | None = None) -> Cache:
-        """Build from ``LLMCACHE_URLS`` (comma separated) and ``LLMCACHE_SEMANTIC``.
+        """Build from ``LLMCACHE_URLS`` (comma separated; a comma inside a URL, as in a
+        Sentinel URL's list of hosts, stays in it) and ``LLMCACHE_SEMANTIC``.
 
         Without ``LLMCACHE_URLS`` this is the embedded default: memory + ``./llmcache.db``.
         """
         raw = os.environ.get("LLMCACHE_URLS", "")
-        urls = [u.strip() for u in raw.split(",") if u.strip()] or list(DEFAULT_URLS)
+        # A comma starts the next URL only before a scheme: redis+sentinel://h1:26379,h2:26379/
+        # names two sentinels in one URL.
+        urls = [u.strip() for u in _NEXT_URL.split(raw) if u.strip()] or list(DEFAULT_URLS)
         semantic = os.environ.get("LLMCACHE_SEMANTIC", "").strip() or None
         return cls.from_urls(urls, semantic=semantic, policy=policy)
 

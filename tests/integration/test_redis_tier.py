@@ -456,6 +456,19 @@ async def test_sentinel_aclose_closes_what_it_created(redis_sentinel_url: str, p
         assert not any(c.is_connected for c in pool._available_connections)
 
 
+def test_from_env_takes_a_sentinel_url_with_several_sentinels(
+    redis_sentinel_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # LLMCACHE_URLS was split at every comma: "redis+sentinel://127.0.0.1:7301" then named
+    # no service, and the README's form of a Sentinel URL could not be used from the env.
+    sentinels = redis_sentinel_url.replace(":7301/", ":7301,127.0.0.1:7301/", 1)
+    assert sentinels != redis_sentinel_url
+    monkeypatch.setenv("LLMCACHE_URLS", f"memory://, {with_query(sentinels, prefix=prefix)}")
+    with Cache.from_env() as cache:
+        assert [t.name for t in cache.tiers] == ["memory", "redis-sentinel"]
+        assert cache.set(req("q"), "v") and cache.clear() == 2
+
+
 # ---------------------------------------------------------------------------- unix socket
 @pytest.fixture
 def unix_socket(tmp_path: Any) -> Iterator[str]:
