@@ -124,8 +124,12 @@ _TRANSPORT = frozenset(
     }
 )
 #: A provider's credential (``aws_secret_access_key``, ``azure_ad_token``,
-#: ``vertex_credentials``...): never keyed, it says who pays, not what is answered.
-_SECRET_NAME = re.compile(r"(?:^|_)(?:api_?key|key|token|secret|password|credentials?)(?:$|_)")
+#: ``vertex_credentials``...): never keyed, it says who pays, not what is answered. A name
+#: that ends in key or token, or holds secret, password or credential anywhere; not a name
+#: that merely holds "token" (vLLM's ``stop_token_ids`` changes the answer, and was not keyed).
+_SECRET_NAME = re.compile(
+    r"(?:^|_)(?:api_?key|key|key_id|token|credentials?)$|secret|password|passphrase|credential"
+)
 #: What ``_keyed`` answered for each argument name (a call has a few dozen; names repeat).
 _KEYED: dict[str, bool] = {}
 #: Values a provider's parameter is keyed with: data, not clients or callbacks.

@@ -105,6 +105,9 @@ def test_responses_in_two_conversations_are_not_served_each_others_answer(
         ("task_type", "RETRIEVAL_QUERY", "RETRIEVAL_DOCUMENT"),  # Gemini embeddings
         ("repetition_penalty", 1.0, 1.3),  # vLLM, Hugging Face
         ("max_new_tokens", 16, 512),
+        # Taken for credentials ("token" in their names): served each other's answers.
+        ("stop_token_ids", [128001], [13]),  # vLLM
+        ("allowed_token_ids", [1, 2], [3]),
     ],
 )
 def test_a_providers_own_parameter_is_keyed(param: str, one: Any, other: Any) -> None:
@@ -122,6 +125,10 @@ def test_a_providers_own_parameter_is_keyed(param: str, one: Any, other: Any) ->
         ("extra_headers", {"X-Trace": "a"}, {"X-Trace": "b"}),
         ("aws_secret_access_key", "secret-1", "secret-2"),  # who pays, not what is answered
         ("azure_ad_token", "token-1", "token-2"),
+        ("aws_access_key_id", "AKIA1", "AKIA2"),
+        ("aws_session_token", "t-1", "t-2"),
+        ("vertex_credentials", "{...}", "{....}"),
+        ("client_secret_value", "s-1", "s-2"),
         ("parent_otel_span", object(), object()),  # not data
         ("mock_delay", 0.3, None),  # LiteLLM's test doubles, as mock_response
         ("session_id", "s-1", "s-2"),
