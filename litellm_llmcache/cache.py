@@ -31,6 +31,7 @@ from litellm.caching.caching import CacheMode, LiteLLMCacheType
 from litellm_llmcache.controls import Controls, controls_of
 from litellm_llmcache.convert import (
     PayloadError,
+    RebuildCheck,
     finish_reasons_of,
     hit_marker,
     marked,
@@ -184,6 +185,7 @@ class LiteLLMCache(_LiteLLMCache):
         self._keys: OrderedDict[str, CacheRequest] = OrderedDict()
         self._keys_lock = threading.Lock()
         renew_after_fork(self, "_keys_lock")
+        self._rebuild_check = RebuildCheck()
 
     # ------------------------------------------------------------------ keys
     def get_cache_key(self, **kwargs: Any) -> str:
@@ -311,8 +313,12 @@ class LiteLLMCache(_LiteLLMCache):
 
     def _looked_up(self, hit: CacheHit | None, controls: Controls) -> _LookedUp:
         """What a lookup serves and what is left to do (the I/O is the caller's)."""
-        if hit is not None and not isinstance(hit.entry.value, dict):
-            logger.warning("llmcache: a LiteLLM entry is not a response; deleted it")
+        if hit is not None and not (
+            isinstance(hit.entry.value, dict) and self._rebuild_check.rebuilds(hit.entry.value)
+        ):
+            logger.warning(
+                "llmcache: a LiteLLM entry is not a response LiteLLM can rebuild; deleted it"
+            )
             return _UNUSABLE
         if hit is None:
             # A miss made this call the single-flight leader; one that stores nothing

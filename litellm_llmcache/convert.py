@@ -8,6 +8,9 @@ own caches. Stored values are parsed by orjson only (never ``eval``/``literal_ev
 
 from __future__ import annotations
 
+import copy
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
@@ -15,6 +18,7 @@ import orjson
 
 from llmcache.cache import CacheHit
 from llmcache.entry import Usage
+from llmcache.fork_safety import renew_after_fork
 from llmcache.pricing import Cost
 
 #: Where a hit is marked in ``_hidden_params`` (next to LiteLLM's own ``cache_hit``).
@@ -95,6 +99,65 @@ def hit_marker(hit: CacheHit, usage: Usage, cost: Cost) -> dict[str, Any]:
         "input_cost_saved_usd": cost.input_usd,
         "output_cost_saved_usd": cost.output_usd,
     }
+
+
+class RebuildCheck:
+    """Whether LiteLLM can rebuild a stored chat or text response (``rebuilds``), tried once
+    per stored payload object and remembered.
+
+    LiteLLM rebuilds what ``get_cache`` returns after it returns, outside the adapter's
+    fail-open guard: a payload that is a dict but not a response (written by an import file,
+    another writer or an older LiteLLM) raised "Invalid response object" into every call of
+    its key, and stayed. A hit's payload is the same object while its entry is held (the
+    memory tier's, or the decoded entry the cache keeps for a store tier's bytes), so the
+    rebuild is tried about once per entry, not per hit.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        # id -> the payload itself: holding it keeps its id from being reused by another.
+        self._checked: OrderedDict[int, Mapping[str, Any]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
+
+    def rebuilds(self, payload: Mapping[str, Any]) -> bool:
+        if "choices" not in payload:
+            return True  # one embedding of a per-input lookup: LiteLLM assembles these
+        with self._lock:
+            if self._checked.get(id(payload)) is payload:
+                return True
+        if not _litellm_rebuilds(payload):
+            return False
+        with self._lock:
+            self._checked[id(payload)] = payload
+            while len(self._checked) > self._size:
+                self._checked.popitem(last=False)
+        return True
+
+
+def _litellm_rebuilds(payload: Mapping[str, Any]) -> bool:
+    """What LiteLLM's caching handler does with a chat or text hit, on a copy."""
+    from litellm.litellm_core_utils.llm_response_utils.convert_dict_to_response import (
+        convert_to_model_response_object,  # what litellm.utils re-exports to the handler
+    )
+    from litellm.types.utils import ModelResponse, TextCompletionResponse
+
+    copied = copy.deepcopy(dict(payload))
+    choices = copied.get("choices")
+    try:
+        if (
+            isinstance(choices, list)
+            and choices
+            and all(isinstance(c, dict) and "text" in c and "message" not in c for c in choices)
+        ):
+            TextCompletionResponse(**copied)
+        else:
+            convert_to_model_response_object(
+                response_object=copied, model_response_object=ModelResponse()
+            )
+    except Exception:  # whatever LiteLLM raises on it would reach the user's call
+        return False
+    return True
 
 
 def marked(payload: Mapping[str, Any], marker: dict[str, Any]) -> dict[str, Any]:

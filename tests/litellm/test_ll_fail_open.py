@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import litellm
+import pytest
 from ll_helpers import MODEL, ask
 
 from litellm_llmcache import LiteLLMCache
@@ -42,6 +43,31 @@ def test_a_stored_value_that_is_not_a_response_is_a_miss(
     served = litellm.completion(model=MODEL, messages=ask("v"), mock_response="recomputed")
     assert served.choices[0].message.content == "recomputed"
     assert ll_cache.stats()["stores"] == 3  # good, the bad value, then recomputed (bad deleted)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"choices": [{"message": {"content": "x", "role": "assistant"}}], "usage": "n/a"},
+        {"choices": [{"message": "hello"}]},
+        {"choices": [{"text": "x"}], "usage": 5},
+    ],
+)
+async def test_a_stored_response_litellm_cannot_rebuild_is_a_miss_and_deleted(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, value: dict[str, object]
+) -> None:
+    # LiteLLM rebuilds a hit after get_cache returns: "Invalid response object" was raised
+    # into every call of the key (an import file or another writer put it there), and stayed.
+    request = build_request({"model": MODEL, "messages": ask("poison")}, NAMESPACE)
+    ll_cache.set(request, value)
+    served = litellm.completion(model=MODEL, messages=ask("poison"), mock_response="fresh")
+    assert served.choices[0].message.content == "fresh"
+    again = await litellm.acompletion(model=MODEL, messages=ask("poison"), mock_response="x")
+    assert again.choices[0].message.content == "fresh"  # what replaced it is served
+    assert again._hidden_params["llmcache"]["match"] == "exact"
+    ll_cache.set(request, value)
+    served = await litellm.acompletion(model=MODEL, messages=ask("poison"), mock_response="async")
+    assert served.choices[0].message.content == "async"
 
 
 def test_a_known_cache_key_does_not_open_another_users_entry(ll_adapter: LiteLLMCache) -> None:
