@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from llmcache.entry import CacheEntry
-from llmcache.errors import SchemaVersionError, TierError
+from llmcache.errors import ConfigError, SchemaVersionError, TierError
 from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
@@ -142,7 +142,21 @@ class SqlTier(ThreadedAsync):
             self.engine.dispose()
             raise
         except TierError as exc:  # unreachable or broken now: retried on first use (fail-open)
+            refused = _refused_option(exc)
+            if refused is not None:
+                self.engine.dispose()
+                raise ConfigError(
+                    f"sql tier: {target.where}: the driver refused an option of the URL: {refused}"
+                ) from None
             logger.debug("llmcache: %s", exc)
+        except (TypeError, AttributeError, LookupError) as exc:
+            # The driver refused an option of the URL (pymysql: an unknown keyword, or an
+            # unknown charset): no later connect would succeed either.
+            self.engine.dispose()
+            raise ConfigError(
+                f"sql tier: {target.where}: the driver refused the URL's options (a misspelt "
+                f"or unknown option?): {type(exc).__name__}: {exc}"
+            ) from None
 
     @classmethod
     def from_url(cls, url: str) -> SqlTier:
@@ -529,3 +543,10 @@ def _retryable(exc: BaseException | None) -> bool:
         return True
     args: tuple[Any, ...] = getattr(orig, "args", ())
     return len(args) > 0 and args[0] in _RETRY_MYSQL_CODES
+
+
+def _refused_option(exc: TierError) -> str | None:
+    """What PostgreSQL's driver said when it refused a connection option of the URL
+    (psycopg: "invalid connection option"): a misspelt option, not a server that is down."""
+    said = str(getattr(exc.__cause__, "orig", "")).strip()
+    return said if "invalid connection option" in said else None

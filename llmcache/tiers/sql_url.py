@@ -105,6 +105,8 @@ def parse_sql_url(raw: str) -> SqlTarget:
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name in OUR_OPTIONS and not value:
             raise ConfigError(f"sql tier: option {name!r} in {shown!r} has no value")
+    if driver.name == "sqlite":
+        _check_sqlite_options(url, shown)
     prefix = _one(url, "table_prefix", shown)
     if prefix is None:
         prefix = DEFAULT_TABLE_PREFIX
@@ -130,6 +132,26 @@ def parse_sql_url(raw: str) -> SqlTarget:
         where=_where(url, driver.name),
         write_behind=write_behind,
     )
+
+
+#: What SQLite's driver takes from a URL's query (SQLAlchemy's pysqlite dialect); with
+#: uri=true, other options go into an SQLite URI, which SQLite itself checks.
+_SQLITE_DRIVER_OPTIONS = frozenset(
+    ("uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements")
+)
+
+
+def _check_sqlite_options(url: sa.URL, shown: str) -> None:
+    """An option neither ours nor the driver's is a mistake: SQLAlchemy only warns and drops
+    it, so ``?tabel_prefix=app2`` wrote into the default tables, perhaps another app's."""
+    if str(url.query.get("uri", "")).lower() in ("true", "1"):
+        return
+    unknown = sorted(set(url.query) - set(OUR_OPTIONS) - _SQLITE_DRIVER_OPTIONS)
+    if unknown:
+        raise ConfigError(
+            f"sql tier: unknown option {unknown[0]!r} in {shown!r}; llmcache's are "
+            f"{', '.join(OUR_OPTIONS)}, SQLite's {', '.join(sorted(_SQLITE_DRIVER_OPTIONS))}"
+        )
 
 
 def sqlite_file(target: SqlTarget) -> Path | None:

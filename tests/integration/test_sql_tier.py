@@ -158,6 +158,30 @@ def test_an_option_without_a_value_is_refused_not_replaced_by_the_default(option
         parse_sql_url(f"mysql+pymysql://root@127.0.0.1/test?{option}=&charset=utf8mb4")
 
 
+def test_a_misspelt_sqlite_option_is_refused(tmp_path: Path) -> None:
+    # SQLAlchemy only warns and drops it: the entries went to the default tables.
+    with pytest.raises(ConfigError, match="unknown option 'tabel_prefix'"):
+        Cache.from_urls([f"sqlite:///{tmp_path}/c.db?tabel_prefix=app2"])
+    Cache.from_urls([f"sqlite:///{tmp_path}/c.db?timeout=5&table_prefix=app2"]).close()
+
+
+def test_a_misspelt_driver_option_is_named_when_the_cache_is_built(
+    mysql_url: str, postgres_url: str
+) -> None:
+    # pymysql raised a bare TypeError from the constructor; psycopg's refusal was taken for a
+    # server that is down: a tier built, that then never worked.
+    for url, says in (
+        (with_query(mysql_url, conect_timeout="5"), "unexpected keyword argument 'conect_timeout'"),
+        (with_query(mysql_url, charset="nosuch"), "refused the URL's options"),
+        (
+            with_query(postgres_url, conect_timeout="5"),
+            'invalid connection option "conect_timeout"',
+        ),
+    ):
+        with pytest.raises(ConfigError, match=says):
+            Cache.from_urls([url])
+
+
 def test_llmcache_options_are_removed_and_driver_options_kept() -> None:
     target = parse_sql_url("mysql://u:pw@h/db?table_prefix=app_cache&ttl=90&charset=utf8mb4")
     assert (target.table_prefix, target.ttl) == ("app_cache", 90.0)
