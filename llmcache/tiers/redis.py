@@ -54,7 +54,13 @@ from llmcache.tiers.redis_direct import (
     acommands_for,
     commands_for,
 )
-from llmcache.tiers.redis_invalidate import invalidate_plan, run_async, run_sync
+from llmcache.tiers.redis_invalidate import (
+    ANY_SCOPE_HEX,
+    KEY_KINDS,
+    invalidate_plan,
+    run_async,
+    run_sync,
+)
 from llmcache.tiers.redis_listing import list_page_plan
 from llmcache.tiers.redis_url import (
     Kind,
@@ -236,8 +242,10 @@ class RedisTier:
 
     def _pattern(self, scope: bytes | None) -> str:
         # Braces and hex are not glob characters, and the prefix is validated: the pattern
-        # matches this prefix's keys (of one scope) and nothing else.
-        return f"{self.prefix}:{{*}}:*" if scope is None else f"{self._scope_tag(scope)}:*"
+        # matches the keys this tier writes under the prefix (of one scope) and nothing else,
+        # not an app's "<prefix>:{session-42}:cart" beside them.
+        tag = f"{self.prefix}:{{{ANY_SCOPE_HEX}}}" if scope is None else self._scope_tag(scope)
+        return f"{tag}:[{KEY_KINDS}]:*"
 
     def _store(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> _Store:
         name = self.entry_key(key)

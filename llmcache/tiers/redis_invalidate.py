@@ -88,6 +88,13 @@ class ScanNode(NamedTuple):
     batch: int
 
 
+#: The kinds of key written under a scope's tag (redis.py): entry, tag set, partition set,
+#: flight lock.
+KEY_KINDS = "etpf"
+#: A glob of a scope digest in hex (16 bytes): patterns match our keys, not an app's
+#: "<prefix>:{session-42}:cart" beside them.
+ANY_SCOPE_HEX = "[0-9a-f]" * 32
+
 T = TypeVar("T")
 Plan = Generator[Scan | Pipe, list[Any], int]
 AnyPlan = Generator[Scan | Pipe | Primaries | ScanNode, Any, T]
@@ -191,15 +198,16 @@ def _index_sets(
     if _by_partition(selector):
         model = "*" if selector.model is None else selector.model.hex()
         namespace = "*" if selector.namespace is None else selector.namespace.hex()
-        pattern = f"{prefix}:{{{scope or '*'}}}:p:{model}:{namespace}"
-        found = [pattern] if "*" not in pattern else (yield Scan(pattern))
+        pattern = f"{prefix}:{{{scope or ANY_SCOPE_HEX}}}:p:{model}:{namespace}"
+        named = None not in (scope, selector.model, selector.namespace)
+        found = [pattern] if named else (yield Scan(pattern))
         for name in _names(found):
             of(_scope_of(prefix, name)).partitions.append(name)
     elif scope is not None:  # tags in one scope: their sets are named
         of(scope)
     else:
         wanted = set(tags)
-        for name in _names((yield Scan(f"{prefix}:{{*}}:t:*"))):
+        for name in _names((yield Scan(f"{prefix}:{{{ANY_SCOPE_HEX}}}:t:*"))):
             if name.rsplit(":", 1)[-1] in wanted:
                 of(_scope_of(prefix, name))
     return scopes

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from llmcache.keys import CacheKey
 from llmcache.tiers.listing import LAST_PAGE, Listed, ListPage
-from llmcache.tiers.redis_invalidate import BATCH, Pipe, Primaries, ScanNode
+from llmcache.tiers.redis_invalidate import ANY_SCOPE_HEX, BATCH, Pipe, Primaries, ScanNode
 from llmcache.tiers.selector import Selector
 
 #: The stored payload of a raw value and its expiry, or None once expired (redis._stored).
@@ -79,7 +79,7 @@ def list_page_plan(
 
 
 def _partition_pattern(prefix: str, selector: Selector) -> str:
-    scope = "*" if selector.scope is None else selector.scope.hex()
+    scope = ANY_SCOPE_HEX if selector.scope is None else selector.scope.hex()
     model = "*" if selector.model is None else selector.model.hex()
     namespace = "*" if selector.namespace is None else selector.namespace.hex()
     return f"{prefix}:{{{scope}}}:p:{model}:{namespace}"
@@ -87,7 +87,7 @@ def _partition_pattern(prefix: str, selector: Selector) -> str:
 
 def _start(prefix: str, selector: Selector) -> RedisCursor:
     pattern = _partition_pattern(prefix, selector)
-    if "*" in pattern:
+    if None in (selector.scope, selector.model, selector.namespace):
         return RedisCursor(None, (), None)
     return RedisCursor({}, (pattern,), None)  # named: no SCAN
 
