@@ -26,11 +26,13 @@ import orjson
 #: Where the model's name may be, in order of preference (constructor or call kwargs).
 MODEL_NAME_FIELDS = ("model", "model_name", "model_id", "deployment_name")
 
-#: Parameters that change what a model samples; the strict policy reads temperature and n.
+#: Parameters that change what a model samples; the strict policy reads temperature, n,
+#: best_of, top_p, top_k and seed.
 SAMPLING_PARAMS = frozenset(
     {
         "temperature",
         "n",
+        "best_of",
         "top_p",
         "top_k",
         "seed",

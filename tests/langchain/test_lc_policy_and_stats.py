@@ -57,6 +57,9 @@ def test_strict_policy_sees_a_temperature_bound_at_call_time(strict_cache: LangC
     model.bind(n=3).invoke("story")
     model.bind(n=3).invoke("story")
     assert model.calls == 4
+    model.bind(best_of=3).invoke("story")  # several samples too; it was cached
+    model.bind(best_of=3).invoke("story")
+    assert model.calls == 6
 
 
 def test_tokens_saved_after_a_hit_equal_the_stored_usage(lc_cache: LangChainCache) -> None:
