@@ -14,6 +14,7 @@ JSON payload. Keys, TTLs, tiers, fail-open and stats are the core's.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import OrderedDict
@@ -150,6 +151,10 @@ class LangChainCache(BaseCache):
 
     def _build_request(self, made_from: _MadeFrom) -> CacheRequest:
         prompt, llm_string, scope, tags, control = made_from
+        if self.ttl == 0 and control.ttl is UNSET:
+            # This adapter stores nothing (a call's own ttl wins): say so at lookup, so that
+            # identical calls do not wait on a leader whose answer will never be stored.
+            control = dataclasses.replace(control, ttl=0)
         parsed = parse_llm_string(llm_string)
         request = CacheRequest(
             model=llm_string,

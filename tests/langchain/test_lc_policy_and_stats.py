@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration
@@ -117,6 +119,20 @@ def test_ttl_zero_stores_nothing(lc_cache: LangChainCache) -> None:
     model.invoke("q")
     model.invoke("q")
     assert model.calls == 2
+
+
+def test_ttl_zero_calls_do_not_wait_for_each_other(lc_cache: LangChainCache) -> None:
+    # Nothing will be stored, so no call may lead the others: they waited for the first
+    # call's answer (single-flight) and then called the model one after another.
+    together = threading.Barrier(4, timeout=10)
+
+    def reply(messages: object, kwargs: object) -> AIMessage:
+        together.wait()  # raises BrokenBarrierError unless all four calls are in the model
+        return AIMessage(content="fresh")
+
+    model = ScriptedChat(reply=reply, cache=LangChainCache(lc_cache.cache, ttl=0))
+    replies = model.batch(["same question"] * 4, config={"max_concurrency": 4})
+    assert [r.content for r in replies] == ["fresh"] * 4 and model.calls == 4
 
 
 def test_bad_arguments_are_refused_at_construction(lc_cache: LangChainCache) -> None:
