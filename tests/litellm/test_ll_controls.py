@@ -101,6 +101,16 @@ def test_namespace_per_call(ll_adapter: LiteLLMCache, answer: Callable[..., str]
     assert answer(mock_response="y") == "default"
 
 
+def test_a_per_call_namespace_is_invalidated_under_the_adapters(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, answer: Callable[..., str]
+) -> None:
+    # As the README names it: invalidate(namespace="prompt-v3") alone finds nothing.
+    assert answer(mock_response="old", cache={"namespace": "prompt-v3"}) == "old"
+    assert ll_cache.invalidate(namespace="prompt-v3") == 0
+    assert ll_cache.invalidate(namespace="litellm/prompt-v3") >= 1
+    assert answer(mock_response="new", cache={"namespace": "prompt-v3"}) == "new"
+
+
 def test_caching_false_neither_reads_nor_writes(
     ll_adapter: LiteLLMCache, ll_cache: Cache, answer: Callable[..., str]
 ) -> None:
