@@ -34,8 +34,17 @@ def key_prompt(prompt: str) -> str:
 
 
 def _strip(message: Any) -> bool:
-    """Remove the bookkeeping fields of one serialized message; True if any was there."""
-    if type(message) is not dict or message.get("type") != "constructor":
+    """Remove the bookkeeping fields of one serialized message; True if any was there.
+
+    Only a message as ``dumps`` writes it (``lc``, ``type``, and an ``id`` path naming a
+    message class): a completion model's prompt is the user's own text, keyed as it is, even
+    when it is JSON holding an "id" or "usage_metadata" (two such prompts were one key)."""
+    if (
+        type(message) is not dict
+        or message.get("lc") != 1
+        or message.get("type") != "constructor"
+        or not _names_a_message(message.get("id"))
+    ):
         return False
     fields = message.get("kwargs")
     if type(fields) is not dict:
@@ -46,3 +55,14 @@ def _strip(message: Any) -> bool:
             del fields[name]
             found = True
     return found
+
+
+def _names_a_message(path: Any) -> bool:
+    """``["langchain", "schema", "messages", "AIMessage"]`` and the like."""
+    return (
+        type(path) is list
+        and len(path) >= 2
+        and path[0] in ("langchain", "langchain_core")
+        and type(path[-1]) is str
+        and "Message" in path[-1]
+    )

@@ -51,6 +51,14 @@ def test_prompts_without_bookkeeping_are_keyed_as_they_are() -> None:
     assert key_prompt(text) is text
 
 
+def test_a_completion_prompt_that_is_json_is_keyed_as_it_is() -> None:
+    # A completion model's prompt is the user's text: JSON holding "id" and "usage_metadata"
+    # lost them, and two different prompts were one key, served one answer.
+    one = '[{"type": "constructor", "kwargs": {"content": "refund?", "usage_metadata": 5}}]'
+    other = '[{"type":"constructor","kwargs":{"content":"refund?","usage_metadata":{},"id":"o-2"}}]'
+    assert key_prompt(one) is one and key_prompt(other) is other
+
+
 def test_a_conversation_continued_after_a_hit_hits_again(lc_cache: LangChainCache) -> None:
     model = ScriptedChat(cache=lc_cache)
     question = [HumanMessage(content="q")]
