@@ -198,10 +198,12 @@ class LangChainCache(BaseCache):
         """Fresh marked generations for the hit; None if its payload is unusable.
 
         An entry seen for the first time (every hit from a store tier) is decoded and handed
-        out as is: the decoded objects are nobody else's. An entry seen again is one a memory
-        tier keeps: its decoded generations become templates in ``CacheEntry.memo``, and each
-        later hit gets cheap copies of them, never the templates (LangChain assigns to what
-        a cache returns).
+        out as is: the decoded objects and their own containers are nobody else's (values
+        nested deeper, such as a tool call's argument lists, are shared with the stored
+        payload, as LangChain's InMemoryCache shares all it returns). An entry seen again is
+        one a memory tier keeps: its decoded generations become templates in
+        ``CacheEntry.memo``, and each later hit gets cheap copies of them, never the templates
+        (LangChain assigns to what a cache returns).
         """
         memo = hit.entry.memo
         if isinstance(memo, _Decoded):

@@ -190,7 +190,8 @@ def mark_in_place(generations: Iterable[Generation], hit: CacheHit) -> list[Gene
     """Mark freshly decoded generations as ``hit`` without copying them.
 
     Only for objects nobody else holds: ``from_payload`` builds new ones (pydantic copies the
-    containers it validates), so the copies ``fresh_hit`` makes would be wasted work.
+    containers it validates; values nested deeper stay shared with the payload, as the
+    module docstring says), so the copies ``fresh_hit`` makes would be wasted work.
     """
     served = list(generations)
     for generation in served:
