@@ -6,6 +6,7 @@ the end shows it), so every streamed call is a paid miss.
 
 from __future__ import annotations
 
+import asyncio
 import operator
 import threading
 import time
@@ -14,11 +15,21 @@ from functools import reduce
 from typing import Any
 
 import pytest
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
-from langchain_core.messages.tool import tool_call
+from langchain_core.messages.tool import invalid_tool_call, tool_call
+from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tools import tool
+from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import create_react_agent
-from lc_stream_fakes import StreamingChat
+from lc_stream_fakes import (
+    CountingHandler,
+    CountingLimiter,
+    JsonSchemaChat,
+    ScriptedChat,
+    StreamingChat,
+)
+from pydantic import BaseModel
 
 from langchain_llmcache import LangChainCache
 from langchain_llmcache.streaming import CachedChatModel, cached
@@ -212,4 +223,190 @@ def test_followers_wait_for_a_stream_read_slowly(lc_cache: LangChainCache) -> No
         followers = [pool.submit(llm.invoke, "slow reader") for _ in range(2)]
         assert leader.result() == "hello there friend"
         assert [f.result().content for f in followers] == ["hello there friend"] * 2
+    assert model.calls == 1
+
+
+async def test_astream_works_for_a_model_that_cannot_stream(lc_cache: LangChainCache) -> None:
+    """As for the bare model (its ``astream`` falls back to ``ainvoke``): no exception."""
+    model = ScriptedChat(cache=lc_cache)
+    llm = cached(model)
+    first = [c async for c in llm.astream("hi")]
+    second = [c async for c in llm.astream("hi")]
+    assert _total(first).content == _total(second).content == "hello there friend"
+    assert model.calls == 1
+    assert _total(second).response_metadata["llmcache"]["tier"] == "memory"
+
+
+async def test_a_langgraph_astream_of_a_model_that_cannot_stream(lc_cache: LangChainCache) -> None:
+    model = ScriptedChat(cache=lc_cache)
+    llm = cached(model)
+
+    async def answer(state: MessagesState) -> dict[str, list[BaseMessage]]:
+        return {"messages": [await llm.ainvoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("answer", answer)
+    graph.add_edge(START, "answer")
+    graph.add_edge("answer", END)
+    app = graph.compile()
+    for _ in range(2):  # a miss, then a hit
+        streamed = [
+            message.content
+            async for message, _meta in app.astream(
+                {"messages": [HumanMessage(content="hi")]}, stream_mode="messages"
+            )
+        ]
+        assert "".join(streamed) == "hello there friend"
+    assert model.calls == 1
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("ending", ["abandoned", "failed"])
+def test_a_stream_ended_unstored_does_not_hold_its_followers(
+    lc_cache: LangChainCache, ending: str
+) -> None:
+    model = StreamingChat(cache=lc_cache, fail_after=1 if ending == "failed" else None)
+    llm = cached(model)
+    # Read here, not in a helper: this thread leads the key's flight, and the call it is seen
+    # to lead is this function, still running while the other caller waits.
+    stream = llm.stream("hi")
+    next(stream)
+    if ending == "abandoned":
+        stream.close()  # what ``break`` out of a ``for`` loop does
+    else:
+        with pytest.raises(ConnectionError):
+            list(stream)
+    model.fail_after = None
+    with ThreadPoolExecutor(1) as pool:
+        other = pool.submit(llm.invoke, "hi")
+        # At once, not after the single-flight bound (30 s) waiting for an answer never stored.
+        assert other.result(timeout=5).content == "hello there friend"
+    assert model.calls == 2
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("ending", ["abandoned", "failed"])
+async def test_an_astream_ended_unstored_does_not_hold_its_followers(
+    lc_cache: LangChainCache, ending: str
+) -> None:
+    model = StreamingChat(cache=lc_cache, fail_after=1 if ending == "failed" else None)
+    llm = cached(model)
+    if ending == "abandoned":
+        async for _chunk in llm.astream("hi"):
+            break  # this task goes on running: it is not seen to have given up
+    else:
+        with pytest.raises(ConnectionError):
+            async for _chunk in llm.astream("hi"):
+                pass
+    model.fail_after = None
+    other = await asyncio.wait_for(llm.ainvoke("hi"), 5)  # another task
+    assert other.content == "hello there friend"
+    assert model.calls == 2
+
+
+def test_a_streamed_hit_adds_up_to_the_invoked_hit(lc_cache: LangChainCache) -> None:
+    def reply(messages: list[BaseMessage]) -> AIMessage:
+        return AIMessage(
+            content="Let me check that order.",
+            name="support-bot",
+            additional_kwargs={"reasoning": "look it up"},
+            tool_calls=[tool_call(name="lookup_order", args={"order_id": 42}, id="call_1")],
+            invalid_tool_calls=[
+                invalid_tool_call(name="refund", args="{bad", id="call_2", error="bad JSON")
+            ],
+            usage_metadata={"input_tokens": 3, "output_tokens": 4, "total_tokens": 7},
+        )
+
+    model = StreamingChat(cache=lc_cache, reply=reply)
+    llm = cached(model)
+    llm.invoke("where is my order")
+    invoked = llm.invoke("where is my order")
+    streamed = _total(list(llm.stream("where is my order")))
+    assert model.calls == 1
+    for field in (
+        "content",
+        "name",
+        "tool_calls",
+        "invalid_tool_calls",
+        "additional_kwargs",
+        "usage_metadata",
+    ):
+        assert getattr(streamed, field) == getattr(invoked, field), field
+    assert streamed.response_metadata["llmcache"]["tier"] == "memory"
+    assert streamed.invalid_tool_calls[0]["error"] == "bad JSON"  # not made a valid call
+
+
+def test_the_models_output_version_is_kept(lc_cache: LangChainCache) -> None:
+    model = StreamingChat(cache=lc_cache, output_version="v1")
+    llm = cached(model)
+    blocks = [{"type": "text", "text": "hello there friend"}]
+    assert llm.invoke("hi").content == blocks
+    assert llm.invoke("hi").content == blocks
+    assert model.invoke("hi").content == blocks  # the bare model, served the wrapper's entry
+    streamed = _total(list(llm.stream("hi")))
+    assert isinstance(streamed.content, list)
+    assert streamed.text == "hello there friend"
+    assert model.calls == 1
+
+
+class City(BaseModel):
+    name: str
+
+
+def test_structured_output_is_the_models_own_and_cached(lc_cache: LangChainCache) -> None:
+    model = JsonSchemaChat(cache=lc_cache, reply=lambda m: AIMessage(content='{"name": "Paris"}'))
+    llm = cached(model)
+    structured = llm.with_structured_output(City)
+    assert structured.invoke("capital of France?") == City(name="Paris")
+    assert structured.invoke("capital of France?") == City(name="Paris")
+    assert model.calls == 1
+    assert model.sent[0]["response_format"]["type"] == "json_schema"  # its method, not tools
+    raw = llm.with_structured_output(City, include_raw=True).invoke("capital of France?")
+    assert isinstance(raw, dict)
+    assert raw["parsed"] == City(name="Paris")
+    assert raw["raw"].response_metadata["llmcache"]["tier"] == "memory"
+    assert model.calls == 1
+
+
+class _OpaqueChat(ScriptedChat):
+    """Structured output that calls the model from inside a function."""
+
+    def with_structured_output(
+        self, schema: dict[str, Any] | type, *, include_raw: bool = False, **kwargs: Any
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        return RunnableLambda(lambda value: City.model_validate_json(str(self.invoke(value).text)))
+
+
+def test_structured_output_the_cache_cannot_reach_is_refused() -> None:
+    with pytest.raises(TypeError, match="with_structured_output"):
+        cached(_OpaqueChat()).with_structured_output(City)
+
+
+@pytest.mark.parametrize("call", ["invoke", "ainvoke", "stream", "astream"])
+async def test_the_models_rate_limiter_and_callbacks_are_used(
+    lc_cache: LangChainCache, call: str
+) -> None:
+    limiter, handler = CountingLimiter(), CountingHandler()
+    model = StreamingChat(cache=lc_cache, rate_limiter=limiter, callbacks=[handler])
+    llm = cached(model)
+    for _ in range(2):  # a miss, then a hit
+        if call == "invoke":
+            llm.invoke("hi")
+        elif call == "ainvoke":
+            await llm.ainvoke("hi")
+        elif call == "stream":
+            list(llm.stream("hi"))
+        else:
+            [c async for c in llm.astream("hi")]
+    assert model.calls == 1
+    assert limiter.acquired == 1  # the model call only: a hit does not wait, as in LangChain
+    assert handler.ended == 2  # every call, as for the bare model
+
+
+def test_the_models_disable_streaming_is_kept(lc_cache: LangChainCache) -> None:
+    model = StreamingChat(cache=lc_cache, disable_streaming=True)
+    llm = cached(model)
+    for _ in range(2):  # a miss, then a hit: one chunk each, as the bare model gives
+        chunks = list(llm.stream("hi"))
+        assert [c.content for c in chunks] == ["hello there friend"]
     assert model.calls == 1
