@@ -36,6 +36,23 @@ NONCE_BYTES = 12
 KEY_BYTES = 32
 ENV_VAR = "LLMCACHE_ENCRYPTION_KEYS"
 _KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: The longest key id an error shows (longer ones could be a key pasted where the id goes).
+_SHOWN_ID_CHARS = 24
+
+
+def _plausible_id(key_id: object) -> bool:
+    """Whether ``key_id`` may be shown: a valid id too short to be key material (a 32-byte
+    key is at least 43 characters of base64)."""
+    return (
+        isinstance(key_id, str)
+        and len(key_id) <= _SHOWN_ID_CHARS
+        and bool(_KEY_ID.fullmatch(key_id))
+    )
+
+
+def _shown(key_id: object) -> str:
+    """The id as an error may show it after the key's position: only when it cannot be a key."""
+    return f" ({key_id!r})" if _plausible_id(key_id) else ""
 
 
 class UnknownKeyError(CodecError):
@@ -54,15 +71,23 @@ class Sealer:
         if not keys:
             raise ConfigError("encryption at rest needs at least one key")
         self._ciphers: dict[str, Any] = {}
-        for key_id, key in keys.items():
+        for position, (key_id, key) in enumerate(keys.items(), 1):
             if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
-                raise ConfigError(f"encryption key id {key_id!r} must be 1-64 of A-Z a-z 0-9 _ . -")
+                # Never echoed: a key written where its id goes would be printed.
+                raise ConfigError(
+                    f"encryption key {position}: its id must be 1-64 of A-Z a-z 0-9 _ . - "
+                    "(ids name keys; the key itself goes in the value)"
+                )
             if not isinstance(key, bytes) or len(key) != KEY_BYTES:
-                raise ConfigError(f"encryption key {key_id!r} must be {KEY_BYTES} bytes")
+                raise ConfigError(
+                    f"encryption key {position}{_shown(key_id)} must be {KEY_BYTES} bytes"
+                )
             self._ciphers[key_id] = aead.AESGCM(key)
         self.current = current if current is not None else next(iter(keys))
         if self.current not in self._ciphers:
-            raise ConfigError(f"the current encryption key {self.current!r} is not in the ring")
+            raise ConfigError(
+                f"the current encryption key{_shown(self.current)} is not in the ring"
+            )
         self._header = MAGIC + bytes([len(self.current)]) + self.current.encode("ascii")
 
     @classmethod
@@ -72,17 +97,31 @@ class Sealer:
         if not raw:
             return None
         keys: dict[str, bytes] = {}
-        for part in raw.split(","):
+        # Errors name an entry by its position and never echo what it holds: an entry written
+        # the wrong way round (base64key:id) puts the key where the id is expected.
+        for position, part in enumerate(raw.split(","), 1):
             key_id, sep, encoded = part.strip().partition(":")
+            where = f"{ENV_VAR}: entry {position}"
             if not sep:
-                raise ConfigError(f"{ENV_VAR}: each entry must be id:base64key")
+                raise ConfigError(f"{where} is not id:base64key")
+            if not _KEY_ID.fullmatch(key_id):
+                raise ConfigError(
+                    f"{where}: the id (before the ':') must be 1-64 of A-Z a-z 0-9 _ . -; "
+                    "write id:base64key, the id first"
+                )
             if key_id in keys:
-                raise ConfigError(f"{ENV_VAR}: key id {key_id!r} appears twice")
+                raise ConfigError(f"{where}: its id{_shown(key_id)} appears twice")
             try:
                 keys[key_id] = base64.b64decode(encoded, validate=True)
             except binascii.Error:
-                # Never echo the value: it is a secret.
-                raise ConfigError(f"{ENV_VAR}: key {key_id!r} is not valid base64") from None
+                raise ConfigError(
+                    f"{where}: the key (after the ':') is not valid base64; write id:base64key"
+                ) from None
+            if len(keys[key_id]) != KEY_BYTES:
+                raise ConfigError(
+                    f"{where}: the key (after the ':') must be {KEY_BYTES} bytes, "
+                    f"not {len(keys[key_id])}"
+                )
         return cls(keys)
 
     def seal(self, payload: bytes, bound_to: bytes) -> bytes:

@@ -5,15 +5,36 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@", re.I)
-_SECRET_PARAM = re.compile(
-    r"(?P<k>(?:api[_-]?key|password|passwd|token|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&)]+", re.I
+#: The scheme is matched from its first character only: tried at every letter of a long word,
+#: the scan was quadratic (a stored value of 64 KiB without a space took minutes to show).
+_URL_PASSWORD = re.compile(
+    r"(?<![a-z0-9+.-])(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@", re.I
 )
+#: What names a secret: a name holding one of these words anywhere (``aws_secret_access_key``,
+#: ``secretKey``, ``client_secret``, ``x-api-key``, ``set-cookie``), or ending in ``token``
+#: (``access_token``, ``sessionToken``). Not ``tokens`` or ``token_...``: ``max_tokens``,
+#: ``prompt_tokens``, ``stop_token_ids`` and ``token_count`` are counts and ids, shown.
+_HIDDEN_NAME_WORDS = (
+    r"secret|passw(?:or)?d|passphrase|private[_-]?key|credential|cookie|authorization"
+    r"|api[_-]?key|access[_-]?key"
+)
+#: ``name=value`` or ``"name": "value"`` in a text, for a secret's name: the value is hidden,
+#: a quoted one up to its closing quote (``passphrase = 'open sesame'``). The name is matched
+#: from its first character only, so the scan stays linear in the text (a stored value can be
+#: megabytes).
+_SECRET_PARAM = re.compile(
+    rf"(?P<k>(?<![\w.-])(?=[\w.-]*?(?:{_HIDDEN_NAME_WORDS})|[\w.-]*?token(?![\w.-]))[\w.-]+"
+    r"\\?[\"']?\s*[:=]\s*)"
+    r"(?:(?P<dq>\\?\")[^\"\\\n]*|(?P<sq>')[^'\n]*"
+    # An Authorization header's scheme is not the secret: the credential after it is.
+    r"|(?P<scheme>(?:bearer|basic|digest)\s+)?[^\s\"',&)]+)",
+    re.I,
+)
+#: A bearer credential wherever it appears in a text, named or not.
+_BEARER = re.compile(r"\b(?P<k>bearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.I)
 _MAX_CHARS = 300
 #: A field whose name says it holds a secret: its whole value is hidden.
-_SECRET_NAME = re.compile(
-    r"(?:.*[_-])?(?:api[_-]?key|password|passwd|token|secret|authorization)", re.I
-)
+_SECRET_NAME = re.compile(rf"{_HIDDEN_NAME_WORDS}|token\Z", re.I)
 #: API keys by their usual shapes, wherever they appear in a text (sk-..., sk-proj-..., ...).
 _KEY_SHAPED = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{16,}")
 
@@ -23,8 +44,13 @@ def redact_url(url: str) -> str:
     return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", url)
 
 
+def _hide_value(found: re.Match[str]) -> str:
+    return found["k"] + (found["dq"] or found["sq"] or found["scheme"] or "") + "***"
+
+
 def redact(text: str) -> str:
-    return _SECRET_PARAM.sub(r"\g<k>***", redact_url(text))
+    text = _SECRET_PARAM.sub(_hide_value, redact_url(text))
+    return _BEARER.sub(r"\g<k>***", text)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -49,7 +75,7 @@ def redact_value(value: Any) -> Any:
         return _KEY_SHAPED.sub("***", redact(value))
     if isinstance(value, dict):
         return {
-            redact_value(str(k)): "***" if _SECRET_NAME.fullmatch(str(k)) else redact_value(v)
+            redact_value(str(k)): "***" if _SECRET_NAME.search(str(k)) else redact_value(v)
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):

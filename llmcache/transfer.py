@@ -18,11 +18,12 @@ and answers themselves; the importing cache seals them again with its own keys. 
 exporting process cannot open (sealed under keys it lacks) are not exported, and counted.
 
 Import validates every line on its own: one that is too long (``max_line_bytes``), not JSON,
-or whose fields are wrong is reported with its line number and skipped; the others are
-imported. Entries already expired are skipped (counted); the rest keep their created time and
-expiry. An entry whose key the importing cache holds already is replaced (an upsert: the same
-key means the same question in the same scope). An import writes exactly what the file says
-under the keys it names, scopes included: import only files you trust.
+or whose fields are wrong (an expiry more than ``policy.MAX_TTL`` from now among them) is
+reported with its line number and skipped; the others are imported. Entries already expired
+are skipped (counted); the rest keep their created time and expiry. An entry whose key the
+importing cache holds already is replaced (an upsert: the same key means the same question in
+the same scope). An import writes exactly what the file says under the keys it names, scopes
+included: import only files you trust.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import llmcache
 from llmcache.entry import ENTRY_SCHEMA, MAX_DECODE_BYTES, from_doc, usage_fields
 from llmcache.errors import CodecError, ExportFileError, TierError
 from llmcache.keys import CacheKey, _to_jsonable, label_digest
+from llmcache.policy import MAX_TTL
 from llmcache.request import MAX_TAGS, Scope
 from llmcache.stored import StoredEntry
 
@@ -161,7 +163,7 @@ def import_entries(
         if not line.strip():
             continue
         try:
-            stored = decode_row(line)
+            stored = decode_row(line, now=cache.clock())
         except CodecError as exc:
             report.reject(number, str(exc))
             continue
@@ -244,8 +246,9 @@ def _digest(doc: dict[str, Any], name: str, size: int) -> bytes:
         raise CodecError(f"field {name!r} is not {size * 2} hex digits") from None
 
 
-def decode_row(line: bytes) -> StoredEntry:
-    """One export line as an entry to store, or CodecError naming what is wrong."""
+def decode_row(line: bytes, *, now: float) -> StoredEntry:
+    """One export line as an entry to store, or CodecError naming what is wrong (``now``:
+    the importing cache's clock, which an expiry may not be more than MAX_TTL after)."""
     try:
         doc = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -259,8 +262,16 @@ def decode_row(line: bytes) -> StoredEntry:
         )
     if len(entry.model) > MAX_LABEL_CHARS:
         raise CodecError(f"field 'model' is longer than {MAX_LABEL_CHARS} chars")
-    if entry.expires_at is not None and entry.expires_at < entry.created_at:
-        raise CodecError("field 'expires' is before 'created'")
+    if entry.expires_at is not None:
+        if entry.expires_at < entry.created_at:
+            raise CodecError("field 'expires' is before 'created'")
+        # The same bound as a TTL given in code: a farther expiry overflows Redis's PX (the
+        # whole import stopped on a tier error) and MySQL's columns; null means no expiry.
+        if not entry.expires_at - now <= MAX_TTL:  # also inf and nan
+            raise CodecError(
+                f"field 'expires' is more than {MAX_TTL:.0f} seconds (100 years) from now; "
+                "null means no expiry"
+            )
     key = CacheKey(
         _digest(doc, "key", 32),
         _digest(doc, "scope", 16),

@@ -6,8 +6,9 @@
 the last ``--url``); import writes to every ``--url``. With ``--semantic URL`` an export carries
 the embedded texts, and an import embeds them with that semantic tier's model and indexes them.
 
-Exit codes: 0 done; 1 the store could not be read or written, the file is not an export, or
-(import) some lines were invalid: they are listed, the valid ones are imported; 2 usage.
+Exit codes: 0 done; 1 the store could not be read or written, the file is not an export,
+(export) some entries could not be read: the others are written, or (import) some lines were
+invalid: they are listed, the valid ones are imported; 2 usage.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def export(
     """Write the cache's entries (all, or those the filters select) as JSON Lines.
 
     The file holds the answers in the clear (also from an encrypted cache, when this process
-    has its keys): keep it as safe as the cache itself.
+    has its keys): keep it as safe as the cache itself. Entries that cannot be read here are
+    left out and counted, with exit code 1.
     """
     from llmcache.cli.app import _one_line_errors  # app imports this module: import late
 
@@ -92,12 +94,15 @@ def export(
             err=True,
         )
     if report.unreadable:
+        # An incomplete backup must not pass for a complete one in a script: the file holds
+        # what could be read, and the exit code says that something is missing from it.
         click.echo(
-            f"llmcache: warning: {report.unreadable} entries could not be read here and were "
-            "not exported (sealed under encryption keys this process does not have: set "
-            "LLMCACHE_ENCRYPTION_KEYS; or undecodable)",
+            f"llmcache: error: {report.unreadable} of {report.exported + report.unreadable} "
+            "entries could not be read here and are not in the file (sealed under encryption "
+            "keys this process does not have: set LLMCACHE_ENCRYPTION_KEYS; or undecodable)",
             err=True,
         )
+        sys.exit(1)
 
 
 @click.command("import")

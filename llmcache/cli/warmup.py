@@ -36,7 +36,7 @@ from llmcache.cache import Cache
 from llmcache.cli.demo import check_tiers
 from llmcache.cli.params import Seconds
 from llmcache.errors import ConfigError
-from llmcache.redact import redact_url
+from llmcache.redact import describe_error, redact_url
 from llmcache.warmup import (
     DEFAULT_CONCURRENCY,
     FAQ_TAGS,
@@ -226,10 +226,21 @@ def load_model(spec: str) -> Any:
         found: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"--model {spec!r}: cannot import {module_name} ({exc})") from None
+    except (Exception, SystemExit) as exc:
+        # The app's own module failed as it ran (a SyntaxError, a missing setting, a script
+        # that parses its argv and exits): a bad --model, said in one line, not a traceback.
+        raise ConfigError(
+            f"--model {spec!r}: importing {module_name} failed ({describe_error(exc)})"
+        ) from None
     for name in path.split("."):
-        if not hasattr(found, name):
-            raise ConfigError(f"--model {spec!r}: {module_name} has no attribute {path}")
-        found = getattr(found, name)
+        try:
+            found = getattr(found, name)
+        except AttributeError:
+            raise ConfigError(f"--model {spec!r}: {module_name} has no attribute {path}") from None
+        except Exception as exc:  # a module __getattr__ or a property that raises
+            raise ConfigError(
+                f"--model {spec!r}: reading {path} failed ({describe_error(exc)})"
+            ) from None
     from langchain_core.language_models import BaseLanguageModel
 
     if not isinstance(found, BaseLanguageModel) and callable(found):

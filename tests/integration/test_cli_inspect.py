@@ -4,6 +4,7 @@ stores; what it prints never holds a secret; bad input is one line."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -129,6 +130,37 @@ def test_inspect_output_never_holds_an_api_key(tmp_path: object) -> None:
     for output in outputs:
         assert "gpt-4o-mini" in output or key in output
         assert API_KEY not in output and API_KEY[:12] not in output
+
+
+def test_inspect_hides_every_secret_named_field_but_shows_token_counts(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/named.db"
+    secrets = {
+        "aws_secret_access_key": "AKIA-SECRET-1",
+        "private_key": "PRIVATE-2",
+        "secret_key": "SECRET-3",
+        "secretKey": "SECRET-4",
+        "credentials": {"user": "svc", "pass": "CRED-5"},
+        "passphrase": "PASS-6",
+        "cookie": "sid=COOKIE-7",
+        "client_secret": "CLIENT-8",
+    }
+    texts = [
+        "aws_secret_access_key=AKIA-TEXT-9",
+        "Authorization: Bearer BEARER-TEXT-10",
+    ]
+    counts = {"max_tokens": 256, "stop_token_ids": [7, 9], "prompt_tokens": 11, "token_count": 3}
+    with Cache.from_urls([url], fleet_stats=False) as cache:
+        asked = CacheRequest(model="m", model_name="m", prompt="p")
+        cache.set(asked, {**secrets, "texts": texts, **counts}, ttl=None)
+    key = listed("--url", url)[0]["key"]
+    shown = run("--url", url, key, "--json")
+    assert shown.exit_code == 0, shown.output
+    value = json.loads(shown.stdout)["value"]
+    assert {name: value[name] for name in secrets} == dict.fromkeys(secrets, "***")
+    assert value["texts"] == ["aws_secret_access_key=***", "Authorization: Bearer ***"]
+    assert {name: value[name] for name in counts} == counts
+    for output in (shown.stdout, run("--url", url, key).stdout):
+        assert not re.search(r"[A-Z]+-(?:TEXT-)?\d+\b", output), output
 
 
 def test_bad_input_is_one_line(tmp_path: object) -> None:

@@ -190,6 +190,33 @@ def test_a_bad_model_exits_2(sqlite_url: str, faq: Path, model: str, fragment: s
 
 
 @pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ('raise RuntimeError("no OPENAI_API_KEY set")', "failed (RuntimeError: no OPENAI_API_KEY"),
+        ("def chat(:\n", "failed (SyntaxError: "),
+        ("import sys\nsys.exit(3)\n", "failed (SystemExit: 3)"),
+        ('raise ValueError("api_key=sk-not-shown")', "failed (ValueError: api_key=***)"),
+        ("def __getattr__(name):\n    raise KeyError(name)\n", "reading chat failed (KeyError"),
+    ],
+)
+def test_an_app_module_that_fails_as_it_loads_exits_2_in_one_line(
+    sqlite_url: str,
+    faq: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+    fragment: str,
+) -> None:
+    # Not only ImportError: whatever the module raises as it runs is a bad --model.
+    module = f"failing_app_{abs(hash(source))}"
+    (tmp_path / f"{module}.py").write_text(source, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = run("--url", sqlite_url, "--faq", str(faq), "--model", f"{module}:chat")
+    assert_one_error_line(result, 2, f"--model '{module}:chat': ", fragment)
+    assert "Traceback" not in result.output and "sk-not-shown" not in result.output
+
+
+@pytest.mark.parametrize(
     ("args", "fragment"),
     [
         ([], "give one of --faq FILE or --from-log FILE"),

@@ -70,14 +70,35 @@ def test_no_keys_configured_means_no_encryption() -> None:
     assert Sealer.from_env({}) is None
 
 
+B1, B2 = base64.b64encode(K1).decode(), base64.b64encode(K2).decode()
+#: A key as some tools print it (url-safe, unpadded): it passes for a well-formed key id.
+ID_SHAPED = B1.rstrip("=").replace("+", "-").replace("/", "_")
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("k1", "id:base64key"),
-        ("k1:not base64!", "not valid base64"),
-        (f"k1:{base64.b64encode(b'short').decode()}", "32 bytes"),
-        (f"bad id:{base64.b64encode(K1).decode()}", "key id"),
-        (f"k1:{base64.b64encode(K1).decode()},k1:{base64.b64encode(K2).decode()}", "twice"),
+        ("k1", "entry 1 is not id:base64key"),
+        ("k1:not base64!", "entry 1: the key .* is not valid base64"),
+        (f"k1:{base64.b64encode(b'short').decode()}", "entry 1: the key .* must be 32 bytes"),
+        (f"bad id:{B1}", "entry 1: the id .* must be"),
+        (f"k1:{B1},k1:{B2}", r"entry 2: its id \('k1'\) appears twice"),
+        # Written the wrong way round (base64key:id): the key is where the id goes.
+        (f"{B1}:k1", "entry 1: the id .* write id:base64key, the id first"),
+        (f"k2:{B2},{B1}:k1", "entry 2: the id"),
+        (f"{ID_SHAPED}:k1", "entry 1: the key .* is not valid base64"),
+        (f"{ID_SHAPED}:{B2},{ID_SHAPED}:{B2}", "entry 2: its id appears twice"),
+    ],
+    ids=[
+        "no-colon",
+        "bad-base64",
+        "short-key",
+        "bad-id",
+        "id-twice",
+        "swapped",
+        "second-swapped",
+        "swapped-id-shaped",
+        "id-shaped-twice",
     ],
 )
 def test_bad_key_configuration_is_a_clear_error_without_the_secret(
@@ -85,9 +106,33 @@ def test_bad_key_configuration_is_a_clear_error_without_the_secret(
 ) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         Sealer.from_env({"LLMCACHE_ENCRYPTION_KEYS": value})
-    secret = value.partition(":")[2]
-    if len(secret) > 8:
-        assert secret not in str(info.value)
+    shown = str(info.value)
+    for secret in (B1, B2, B1.rstrip("="), ID_SHAPED, "not base64"):
+        assert secret not in shown
+
+
+@pytest.mark.parametrize(
+    ("keys", "current", "message"),
+    [
+        ({B1: K1}, None, "encryption key 1: its id must be"),
+        ({"k1": K1, ID_SHAPED: b"short"}, None, "encryption key 2 must be 32 bytes"),
+        ({"k1": K1}, ID_SHAPED, "the current encryption key is not in the ring"),
+    ],
+    ids=["key-as-id", "id-shaped-key-as-id", "id-shaped-current"],
+)
+def test_a_bad_key_ring_in_code_never_echoes_what_may_be_a_key(
+    keys: dict[str, bytes], current: str | None, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        Sealer(keys, current=current)
+    assert B1.rstrip("=") not in str(info.value) and ID_SHAPED not in str(info.value)
+
+
+def test_a_short_well_formed_id_is_named_in_errors() -> None:
+    with pytest.raises(ConfigError, match=r"encryption key 1 \('k9'\) must be 32 bytes"):
+        Sealer({"k9": b"short"})
+    with pytest.raises(ConfigError, match=r"current encryption key \('k3'\) is not in the ring"):
+        Sealer({"k1": K1}, current="k3")
 
 
 def test_repr_never_shows_key_material() -> None:

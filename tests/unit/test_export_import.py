@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import orjson
@@ -14,7 +15,9 @@ from click.testing import CliRunner
 
 from llmcache import Cache, CacheRequest, FakeClock, Scope, Usage
 from llmcache.cli.app import cli
+from llmcache.crypto import Sealer
 from llmcache.errors import ExportFileError
+from llmcache.policy import MAX_TTL
 from llmcache.transfer import import_entries
 
 ALICE = Scope.of(user="alice", tenant="acme")
@@ -112,6 +115,35 @@ def test_invalid_lines_are_reported_with_their_number_and_skipped(
 
 
 @pytest.mark.parametrize(
+    "expires",
+    [1e300, 253_402_300_799.0, 1_700_000_000.0 + MAX_TTL + 86_400],  # year 9999; 100 y + 1 day
+)
+def test_an_expiry_beyond_100_years_is_an_invalid_line(
+    source: Cache, fake_clock: FakeClock, expires: float
+) -> None:
+    header, *rows = exported(source).splitlines()
+    far = orjson.dumps({**orjson.loads(rows[0]), "expires": expires})
+    data = b"\n".join([header, far, *rows[1:]]) + b"\n"
+    target = Cache.from_urls(["memory://"], clock=fake_clock, fleet_stats=False)
+    report = target.import_entries(io.BytesIO(data))
+    assert (report.imported, report.rejected) == (2, 1)
+    assert report.problems == [
+        (2, f"field 'expires' is more than {MAX_TTL:.0f} seconds (100 years) from now; "
+            "null means no expiry")
+    ]  # fmt: skip
+
+
+def test_an_expiry_just_under_100_years_is_imported(source: Cache, fake_clock: FakeClock) -> None:
+    header, row = exported(source, tags=["faq"]).splitlines()
+    expires = fake_clock() + MAX_TTL - 1
+    data = header + b"\n" + orjson.dumps({**orjson.loads(row), "expires": expires}) + b"\n"
+    target = Cache.from_urls(["memory://"], clock=fake_clock, fleet_stats=False)
+    assert target.import_entries(io.BytesIO(data)).imported == 1
+    hit = target.get(TAGGED)
+    assert hit is not None and hit.entry.expires_at == expires
+
+
+@pytest.mark.parametrize(
     ("first_line", "message"),
     [
         (b"", "the file is empty"),
@@ -181,3 +213,27 @@ def test_provider_prompt_cache_tokens_survive_an_export_and_import(
     hit = target.get(SHORT)
     assert hit is not None and hit.entry.usage == Usage(1000, 20, 400, 100)
     target.close()
+
+
+def test_the_cli_export_exits_1_when_entries_could_not_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("cryptography")
+    url = f"sqlite:///{tmp_path}/sealed.db"
+    monkeypatch.delenv("LLMCACHE_ENCRYPTION_KEYS", raising=False)
+    with Cache.from_urls([url], encryption=Sealer({"k1": os.urandom(32)})) as sealed:
+        sealed.set(TAGGED, "sealed one", ttl=None)
+        sealed.set(SHORT, "sealed two", ttl=None)
+    with Cache.from_urls([url], encryption=False) as plain:
+        plain.set(FOREVER, "plain", ttl=None)
+    out = tmp_path / "partial.jsonl"
+    result = CliRunner().invoke(cli, ["export", "--url", url, "-o", str(out)])  # no keys here
+    assert result.exit_code == 1, result.output
+    assert "exported 1 entries" in result.stderr
+    assert "llmcache: error: 2 of 3 entries could not be read" in result.stderr
+    assert "LLMCACHE_ENCRYPTION_KEYS" in result.stderr
+    rows = out.read_bytes().splitlines()[1:]  # what could be read is written all the same
+    assert [orjson.loads(row)["value"] for row in rows] == ["plain"]
+    as_json = CliRunner().invoke(cli, ["export", "--url", url, "-o", str(out), "--json"])
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["unreadable"] == 2
