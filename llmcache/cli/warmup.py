@@ -247,7 +247,9 @@ def load_model(spec: str) -> Any:
         try:
             found = found()
         except Exception as exc:
-            raise ConfigError(f"--model {spec!r}: calling it failed ({exc})") from None
+            raise ConfigError(
+                f"--model {spec!r}: calling it failed ({describe_error(exc)})"
+            ) from None
     return found
 
 
