@@ -920,8 +920,9 @@ class Cache(FlightPlans, EntryOperations):
 
     def _fresh_plan(self, hit: CacheHit, request: CacheRequest) -> Plan[CacheHit | None]:
         """After an exact hit: None when this caller is to recompute the entry early (it leads
-        the key's flight), else the hit, with a popular entry's expiry extended in every tier
-        (``llmcache.freshness`` has the rules). A call that stores nothing never refreshes."""
+        the key's flight), else the hit, with a popular entry's expiry extended in the tier
+        that served it and those above (``llmcache.freshness`` has the rules). A call that
+        stores nothing never refreshes."""
         policy, entry, key, now = self.policy, hit.entry, hit.key, self.clock()
         if (
             policy.early_recompute
@@ -939,7 +940,13 @@ class Cache(FlightPlans, EntryOperations):
             if expires is not None:
                 renewed = replace(entry, expires_at=expires)
                 payload = self._seal(encode(renewed), key)
-                for tier in self._tiers:  # an upsert: the same entry, a later expiry
+                # An upsert: the same entry, a later expiry. Only where it is this entry: the
+                # tier that served it and those above (which hold it, backfilled). A tier
+                # below may since hold a newer answer, or none after an invalidation, which
+                # this copy would overwrite or bring back for every process.
+                names = [tier.name for tier in self._tiers]
+                served = names.index(hit.tier) + 1 if hit.tier in names else 0
+                for tier in self._tiers[:served]:
                     yield Op(tier, "set", (key, renewed, payload, now))
                 self._stats.extended()
                 return CacheHit(renewed, hit.tier, hit.match, key, hit.similarity)

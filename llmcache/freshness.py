@@ -4,8 +4,11 @@
 counts the hits of each entry; at every ``every``-th hit, an entry that has used up more than
 half of its lifetime (``expires_at - created_at``) gets a new expiry of ``now + lifetime``, so
 its lifetime grows, never past ``created_at + max_ttl``. The new expiry is written back to
-every tier through their ordinary ``set`` (an upsert): at most one write per ``every`` hits,
-and none while an entry is young. Counts are per process and bounded (``HitCounter``).
+the tier that served the hit and the tiers above it through their ordinary ``set`` (an
+upsert): at most one write per ``every`` hits, and none while an entry is young. Not below:
+a lower tier may hold a newer answer by now, or none after an invalidation, and this
+process's copy would replace it for every process. Counts are per process and bounded
+(``HitCounter``).
 
 **Early recomputation** (``CachePolicy(early_recompute=0.1)``, XFetch): a hit on an entry
 with an expiry is turned into a miss with probability ``exp(-remaining / (f * lifetime))``

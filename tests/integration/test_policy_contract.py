@@ -12,6 +12,7 @@ import random
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -145,6 +146,38 @@ def test_a_popular_entry_outlives_its_ttl_up_to_the_bound(
     assert served(cache, hot) == "h"
     fake_clock.advance(0.1)  # t=250: the bound
     assert cache.get(hot) is None
+
+
+@pytest.mark.parametrize("change", ["invalidate", "store"])
+def test_a_renewal_never_brings_back_what_the_shared_tier_no_longer_holds(
+    tmp_path: Path, fake_clock: FakeClock, change: str
+) -> None:
+    # Two processes, a memory tier in front of one SQLite file. The renewal of A's copy was
+    # written to every tier: an invalidated (or replaced) answer came back for everyone.
+    policy = CachePolicy(ttl_jitter=0, popularity=Popularity(max_ttl=1000, every=1))
+    urls = ["memory://?ttl=60", f"sqlite:///{tmp_path}/shared.db"]
+    a = Cache.from_urls(urls, policy=policy, clock=fake_clock, fleet_stats=False)
+    b = Cache.from_urls(urls, policy=policy, clock=fake_clock, fleet_stats=False)
+    question = ask("leave policy", tags=("kb-7",))
+    try:
+        assert a.set(question, "30 days (old policy)", ttl=100)
+        assert served(a, question) == "30 days (old policy)"
+        fake_clock.advance(55)  # past half its lifetime: A's next hit renews it
+        if change == "invalidate":
+            assert b.invalidate(tags=["kb-7"]) == 1
+        else:
+            assert b.set(question, "25 days (new policy)", ttl=100)
+        # A's memory still serves its copy (the documented window), and renews it there...
+        assert served(a, question) == "30 days (old policy)"
+        assert a.stats()["ttl_extensions"] == 1
+        # ...but the shared tier keeps what B left in it, for every other process.
+        fresh = Cache.from_urls(urls[1:], clock=fake_clock, fleet_stats=False)
+        expected = None if change == "invalidate" else "25 days (new policy)"
+        assert served(fresh, question) == expected
+        fresh.close()
+    finally:
+        a.close()
+        b.close()
 
 
 # ---------------------------------------------------------------------------- early recomputation
