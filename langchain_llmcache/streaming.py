@@ -418,7 +418,7 @@ def _replay(generation: Generation) -> Iterator[ChatGenerationChunk]:
         fields: dict[str, Any] = {"content": piece, "id": message.id}
         if index == last:
             fields.update(
-                usage_metadata=message.usage_metadata,
+                usage_metadata=_chunk_usage(message.usage_metadata),
                 response_metadata=message.response_metadata,
                 additional_kwargs=message.additional_kwargs,
                 chunk_position="last",
@@ -443,6 +443,15 @@ def _replay(generation: Generation) -> Iterator[ChatGenerationChunk]:
             message=AIMessageChunk(**fields),
             generation_info=generation.generation_info if index == last else None,
         )
+
+
+def _chunk_usage(usage: Any) -> Any:
+    """The usage a replayed chunk can carry: langchain-core's own hit path leaves
+    ``{"total_cost": 0}`` on a message it served (stored like that by LangChain's cache path
+    and older warm-ups), which a chunk refuses; the answer is replayed without it."""
+    if usage is None or all(k in usage for k in ("input_tokens", "output_tokens", "total_tokens")):
+        return usage
+    return None
 
 
 def _chat_generations(generations: Sequence[Generation]) -> list[ChatGeneration]:

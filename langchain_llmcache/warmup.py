@@ -88,7 +88,9 @@ class LangChainWarmup:
     def faq_answers(self, question: str, answer: str) -> tuple[FaqAnswer]:
         """One entry: ``invoke`` and ``stream`` share it."""
         generations = [ChatGeneration(message=AIMessage(content=answer))]
-        stand_in = _AnswerAtOnce(generations)
+        # A copy: langchain-core rewrites the usage of the message a cache hands it (to
+        # {"total_cost": 0}), which the stored answer must not carry.
+        stand_in = _AnswerAtOnce([g.model_copy(deep=True) for g in generations])
         self._model.model_copy(update={"cache": stand_in}).invoke(self._ask(question))
         if stand_in.asked is None:
             raise ConfigError(

@@ -16,7 +16,7 @@ from conftest import with_query
 from langchain_core.messages import HumanMessage, SystemMessage
 from warmup_fakes import RecordingChat, answer_to
 
-from langchain_llmcache import LangChainCache
+from langchain_llmcache import LangChainCache, cached
 from langchain_llmcache.warmup import LangChainWarmup
 from litellm_llmcache import LiteLLMCache
 from litellm_llmcache.warmup import LiteLLMWarmup
@@ -89,6 +89,21 @@ def test_faq_answers_are_langchain_hits_in_their_scope_until_invalidated(
 
     assert cache.invalidate(tags=["faq"]) == 2
     assert model.invoke(RESET).content == answer_to(RESET)
+
+
+def test_a_warmed_faq_answer_streams_through_cached(tmp_path: Path) -> None:
+    # The stand-in hit's usage, rewritten by langchain-core to {"total_cost": 0}, was stored
+    # with the answer, and replaying it as a stream raised a ValidationError in stream().
+    with Cache.from_urls(["memory://"]) as cache:
+        front = LangChainCache(cache)
+        model = RecordingChat(cache=front)
+        warm_faq(LangChainWarmup(front, model), read_faq(write_faq(tmp_path, "csv")))
+        (stored,) = [s for s in cache.entries() if "Security" in json.dumps(s.entry.value)]
+        message = stored.entry.value["generations"][0]["message"]["fields"]
+        assert message.get("usage_metadata") is None
+        streamed = "".join(str(chunk.content) for chunk in cached(model).stream(RESET))
+        assert streamed == "Open Settings, then Security."
+        assert model.record.asked == []
 
 
 async def test_faq_answers_are_async_hits_and_carry_the_rows_own_tags(

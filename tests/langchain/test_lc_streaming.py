@@ -18,6 +18,7 @@ import pytest
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.messages.tool import invalid_tool_call, tool_call
+from langchain_core.outputs import ChatGeneration
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tools import tool
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -334,6 +335,21 @@ def test_a_streamed_hit_adds_up_to_the_invoked_hit(lc_cache: LangChainCache) -> 
         assert getattr(streamed, field) == getattr(invoked, field), field
     assert streamed.response_metadata["llmcache"]["tier"] == "memory"
     assert streamed.invalid_tool_calls[0]["error"] == "bad JSON"  # not made a valid call
+
+
+def test_an_entry_holding_langchains_total_cost_usage_streams(lc_cache: LangChainCache) -> None:
+    # langchain-core's hit path leaves usage_metadata={"total_cost": 0} on what it served,
+    # and LangChain's own cache path (older warm-ups too) stored that: a chunk refuses it.
+    model = StreamingChat(cache=lc_cache)
+    llm = cached(model)
+    call = llm._cache_call([HumanMessage(content="hi")], None, {})
+    assert call is not None
+    message = AIMessage(content="stored answer").model_copy(
+        update={"usage_metadata": {"total_cost": 0}}  # as langchain-core writes it
+    )
+    lc_cache.update(call.prompt, call.llm_string, [ChatGeneration(message=message)])
+    assert "".join(str(c.content) for c in llm.stream("hi")) == "stored answer"
+    assert model.calls == 0
 
 
 def test_the_models_output_version_is_kept(lc_cache: LangChainCache) -> None:
