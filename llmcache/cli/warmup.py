@@ -129,6 +129,13 @@ def warmup(
         raise click.UsageError("--from-log needs --top N (how many of the most frequent calls)")
     if faq_path is not None and (top is not None or log_model is not None):
         raise click.UsageError("--top and --log-model go with --from-log, not --faq")
+    if log_path is not None and system_prompt is not None:
+        # A log holds each call as it was sent, its system message included: adding one
+        # would warm keys the app never asks for.
+        raise click.UsageError(
+            "--system goes with --faq; a log's calls are replayed as logged (put the system "
+            'message in the line: "messages": [{"role": "system", ...}, ...])'
+        )
     if mock_response is not None and adapter != "litellm":
         raise click.UsageError("--mock-response is for --adapter litellm")
     with _one_line_errors():

@@ -223,6 +223,8 @@ def test_an_app_module_that_fails_as_it_loads_exits_2_in_one_line(
         (["--from-log", "x.jsonl"], "--from-log needs --top N"),
         (["--faq", "x.csv", "--top", "3"], "--top and --log-model go with --from-log"),
         (["--faq", "x.csv", "--mock-response", "m"], "--mock-response is for --adapter litellm"),
+        # Was accepted and ignored: the log's calls were warmed without it, as logged.
+        (["--from-log", "x.jsonl", "--top", "3", "--system", "Be brief."], "--system goes with"),
     ],
 )
 def test_usage_errors_exit_2(args: list[str], fragment: str) -> None:
