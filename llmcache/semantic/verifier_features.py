@@ -44,7 +44,9 @@ FEATURE_NAMES: tuple[str, ...] = (
 # this value in training too, so "no competitor" and "far ahead" look the same to the model.
 MARGIN_CAP = 0.3
 
-_WORD = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[A-Za-z0-9]+(?:[.'][A-Za-z0-9]+)*")
+#: Words of any script's letters: "désactiver" is one word, not "d" and "sactiver" (which hid
+#: its antonym, "activer", from the prefix rule).
+_WORD = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[^\W_]+(?:[.'][^\W_]+)*")
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)*$")
 
 
@@ -72,7 +74,14 @@ QUESTION_WORDS = _words("what which who whom whose when where why how")
 # Constructions whose two sides may be swapped without changing the question ("A vs B",
 # "difference between A and B"): QQP labels such swaps as duplicates.
 SYMMETRIC_MARKERS = _words("vs versus between and or compare compared difference")
-_ANTONYM_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non", "anti", "de")
+#: Negating prefixes: English's, then those of other Latin-script languages MiniLM reads,
+#: whose opposite verbs it puts as close ("désactiver"/"activer" at 0.985, Spanish
+#: "desactivo"/"activo", Swedish "avbokar"/"bokar", German "entsperren"/"sperren"). On QQP's
+#: dev and test pairs the later ones change no pair.
+_ANTONYM_PREFIXES = (
+    *("un", "in", "im", "il", "ir", "dis", "non", "anti", "de"),
+    *("des", "dés", "av", "ent"),
+)
 
 
 @dataclass(frozen=True)

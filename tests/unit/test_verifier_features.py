@@ -90,6 +90,25 @@ def test_prefix_antonyms() -> None:
     assert feats("Is it possible to fly?", "Is it impossible to fly?")["prefix_antonym"] == 1.0
 
 
+@pytest.mark.parametrize(
+    ("asked", "cached"),
+    [  # each served at 0.95 to 0.99 before: accented words were split at their accents
+        (
+            "Comment désactiver l'authentification à deux facteurs ?",
+            "Comment activer l'authentification à deux facteurs ?",
+        ),
+        ("¿Cómo desactivo el modo oscuro?", "¿Cómo activo el modo oscuro?"),
+        ("Hur avbokar jag mitt bord?", "Hur bokar jag mitt bord?"),
+        ("Wie kann ich mein Konto entsperren?", "Wie kann ich mein Konto sperren?"),
+    ],
+)
+def test_opposite_verbs_of_other_latin_languages_are_rejected(asked: str, cached: str) -> None:
+    from llmcache.semantic.verifier import default_verifier
+
+    verdict = default_verifier().verify(asked, cached, 0.985, None)
+    assert (verdict.accepted, verdict.reason) == (False, "antonym")
+
+
 def test_symmetric_marker() -> None:
     assert feats("Python vs Java?", "Java vs Python?")["symmetric_marker"] == 1.0
     assert (
