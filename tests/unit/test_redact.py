@@ -3,8 +3,6 @@ still shows token counts; redacting a large value stays fast."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from llmcache.redact import redact, redact_url, redact_value
@@ -94,11 +92,13 @@ def test_secrets_inside_a_text_are_hidden(text: str, shown: str) -> None:
     assert redact_value({"content": text}) == {"content": shown}
 
 
-def test_a_huge_value_without_spaces_is_redacted_quickly() -> None:
+def test_a_huge_value_without_spaces_is_redacted() -> None:
     # Every pattern is tried from the start of a word only: tried at every character, the
-    # URL pattern took seconds for 12 KB of one word, and minutes for a large stored answer.
-    started = time.perf_counter()
+    # URL pattern took seconds for 12 KB of one word, and minutes for these (no timing is
+    # asserted here: the suite itself would stall).
     for word in ("a" * 200_000, "secret" * 40_000, "token" * 40_000, "x:" * 100_000):
-        redact_value({"content": word, "api_key": word})
-        redact_url(word)
-    assert time.perf_counter() - started < 3
+        assert redact_value({"content": word, "api_key": word}) == {
+            "content": word,
+            "api_key": "***",
+        }
+        assert redact_url(word) == word
