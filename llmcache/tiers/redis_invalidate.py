@@ -93,7 +93,7 @@ class ScanNode(NamedTuple):
 KEY_KINDS = "etpf"
 #: A glob of a scope digest in hex (16 bytes): patterns match our keys, not an app's
 #: "<prefix>:{session-42}:cart" beside them.
-ANY_SCOPE_HEX = "[0-9a-f]" * 32
+ANY_SCOPE_HEX = "[0-9a-f]" * _SCOPE_HEX
 
 T = TypeVar("T")
 Plan = Generator[Scan | Pipe, list[Any], int]
@@ -174,6 +174,20 @@ def _in_partitions(doomed: Doomed) -> Generator[Scan | Pipe, list[Any], Doomed]:
     ]
 
 
+def partition_pattern(prefix: str, selector: Selector) -> str:
+    """The partition sets ``selector`` reads: a SCAN pattern of hex digests and ``*``, or one
+    set's name when ``names_one_set``."""
+    scope = ANY_SCOPE_HEX if selector.scope is None else selector.scope.hex()
+    model = "*" if selector.model is None else selector.model.hex()
+    namespace = "*" if selector.namespace is None else selector.namespace.hex()
+    return f"{prefix}:{{{scope}}}:p:{model}:{namespace}"
+
+
+def names_one_set(selector: Selector) -> bool:
+    """Whether ``partition_pattern`` is a set's name (scope, model and namespace all fixed)."""
+    return None not in (selector.scope, selector.model, selector.namespace)
+
+
 def _by_partition(selector: Selector) -> bool:
     """Find entries through partition sets (by model/namespace, or all of them for an age or
     scope-and-age selection); through tag sets when tags are the only index criterion."""
@@ -196,11 +210,8 @@ def _index_sets(
         return sets
 
     if _by_partition(selector):
-        model = "*" if selector.model is None else selector.model.hex()
-        namespace = "*" if selector.namespace is None else selector.namespace.hex()
-        pattern = f"{prefix}:{{{scope or ANY_SCOPE_HEX}}}:p:{model}:{namespace}"
-        named = None not in (scope, selector.model, selector.namespace)
-        found = [pattern] if named else (yield Scan(pattern))
+        pattern = partition_pattern(prefix, selector)
+        found = [pattern] if names_one_set(selector) else (yield Scan(pattern))
         for name in _names(found):
             of(_scope_of(prefix, name)).partitions.append(name)
     elif scope is not None:  # tags in one scope: their sets are named

@@ -28,7 +28,14 @@ from typing import Any, NamedTuple
 
 from llmcache.keys import CacheKey
 from llmcache.tiers.listing import LAST_PAGE, Listed, ListPage
-from llmcache.tiers.redis_invalidate import ANY_SCOPE_HEX, BATCH, Pipe, Primaries, ScanNode
+from llmcache.tiers.redis_invalidate import (
+    BATCH,
+    Pipe,
+    Primaries,
+    ScanNode,
+    names_one_set,
+    partition_pattern,
+)
 from llmcache.tiers.selector import Selector
 
 #: The stored payload of a raw value and its expiry, or None once expired (redis._stored).
@@ -71,25 +78,17 @@ def list_page_plan(
         if not scan:
             return LAST_PAGE
         node, at = next(iter(scan.items()))
-        pattern = _partition_pattern(prefix, selector)
+        pattern = partition_pattern(prefix, selector)
         after, names = yield ScanNode(node, at, pattern, BATCH)
         scan = {**scan, node: after} if after else {n: c for n, c in scan.items() if n != node}
         found = (n.decode() if isinstance(n, bytes) else str(n) for n in names)
         state = state._replace(scan=scan, queue=tuple(dict.fromkeys(found)))
 
 
-def _partition_pattern(prefix: str, selector: Selector) -> str:
-    scope = ANY_SCOPE_HEX if selector.scope is None else selector.scope.hex()
-    model = "*" if selector.model is None else selector.model.hex()
-    namespace = "*" if selector.namespace is None else selector.namespace.hex()
-    return f"{prefix}:{{{scope}}}:p:{model}:{namespace}"
-
-
 def _start(prefix: str, selector: Selector) -> RedisCursor:
-    pattern = _partition_pattern(prefix, selector)
-    if None in (selector.scope, selector.model, selector.namespace):
+    if not names_one_set(selector):
         return RedisCursor(None, (), None)
-    return RedisCursor({}, (pattern,), None)  # named: no SCAN
+    return RedisCursor({}, (partition_pattern(prefix, selector),), None)  # named: no SCAN
 
 
 def _digests_of_set(prefix: str, name: str) -> tuple[str, bytes, bytes] | None:
