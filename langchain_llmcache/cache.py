@@ -111,8 +111,10 @@ class LangChainCache(BaseCache):
         self._requests_lock = threading.Lock()
         renew_after_fork(self, "_requests_lock")
 
-    def _request(self, prompt: str, llm_string: str) -> CacheRequest:
-        """The request of one call, the same object for the same call again (its key is then
+    def request_for(self, prompt: str, llm_string: str) -> CacheRequest:
+        """The core ``CacheRequest`` that a LangChain lookup of ``prompt`` and ``llm_string``
+        makes in the current ``scope(...)``, tags and control: what ``cache.get``, ``delete`` or
+        ``inspect`` take for it. The same object for the same call again (its key is then
         computed once: ``request_key``)."""
         scope, tags, control = read_scope(), read_tags(), read_control()
         # Hot path: the same call again in the same ambient context (the very same scope,
@@ -175,7 +177,7 @@ class LangChainCache(BaseCache):
     # ------------------------------------------------------------------ lookup
     def lookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
         """The cached generations for this prompt, model and scope, or None."""
-        request = self._request(prompt, llm_string)
+        request = self.request_for(prompt, llm_string)
         hit = self.cache.get(request)
         if hit is None:
             return None
@@ -185,7 +187,7 @@ class LangChainCache(BaseCache):
         return served
 
     async def alookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
-        request = self._request(prompt, llm_string)
+        request = self.request_for(prompt, llm_string)
         hit = await self.cache.aget(request)
         if hit is None:
             return None
@@ -226,7 +228,7 @@ class LangChainCache(BaseCache):
         """Store the generations (in every tier); never raises for a cache fault."""
         stored = self._stored(return_val)
         if stored is None:  # callers waiting for this answer must not wait for it
-            self.cache.forgo(self._request(prompt, llm_string))
+            self.cache.forgo(self.request_for(prompt, llm_string))
         else:
             payload, usage = stored
             request = self._stored_request(prompt, llm_string, return_val)
@@ -239,7 +241,7 @@ class LangChainCache(BaseCache):
     async def aupdate(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
         stored = self._stored(return_val)
         if stored is None:
-            await self.cache.aforgo(self._request(prompt, llm_string))
+            await self.cache.aforgo(self.request_for(prompt, llm_string))
         else:
             payload, usage = stored
             request = self._stored_request(prompt, llm_string, return_val)
@@ -253,7 +255,7 @@ class LangChainCache(BaseCache):
     ) -> CacheRequest:
         """The lookup's request (the same key, computed once), naming the model that answered
         when the ``llm_string`` names only the model's class: that name prices the entry."""
-        request = self._request(prompt, llm_string)
+        request = self.request_for(prompt, llm_string)
         answered_by = model_of(return_val)
         if answered_by:
             parsed = parse_llm_string(llm_string)

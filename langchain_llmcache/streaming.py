@@ -350,7 +350,7 @@ class _CacheCall:
         if isinstance(hit, list) and hit:
             return _chat_generations(hit)
         if isinstance(self.cache, LangChainCache):
-            self.request = self.cache._request(self.prompt, self.llm_string)
+            self.request = self.cache.request_for(self.prompt, self.llm_string)
         return None
 
     def store(self, generations: Sequence[Generation]) -> None:

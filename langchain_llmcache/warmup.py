@@ -96,7 +96,7 @@ class LangChainWarmup:
             raise ConfigError(
                 f"{type(self._model).__name__} did not look its cache up: cannot warm it"
             )
-        request = self._adapter._request(*stand_in.asked)
+        request = self._adapter.request_for(*stand_in.asked)
         return (FaqAnswer(request, to_payload(generations), usage_of(generations)),)
 
     async def replay(self, messages: Sequence[Mapping[str, Any]]) -> bool:

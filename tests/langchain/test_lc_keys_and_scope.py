@@ -200,9 +200,9 @@ def test_a_hot_prompt_keeps_its_request_through_a_stream_of_new_prompts() -> Non
     from langchain_llmcache import cache as adapter
 
     lc = LangChainCache(Cache.from_urls(["memory://"]))
-    hot = lc._request("hot", "llm")
+    hot = lc.request_for("hot", "llm")
     for i in range(adapter.REMEMBERED_REQUESTS * 2):
-        lc._request(f"new {i}", "llm")
+        lc.request_for(f"new {i}", "llm")
         if i % 100 == 0:
-            assert lc._request("hot", "llm") is hot  # used again: kept, key not recomputed
-    assert lc._request("new 0", "llm") is not lc._request("new 0", "other-llm")
+            assert lc.request_for("hot", "llm") is hot  # used again: kept, key not recomputed
+    assert lc.request_for("new 0", "llm") is not lc.request_for("new 0", "other-llm")

@@ -89,7 +89,7 @@ def test_entries_carry_the_model_name(lc_cache: LangChainCache) -> None:
     lc = LangChainCache(lc_cache.cache)
     model = SerializableChat(model_name="gpt-test-1", reply=text_reply("x"), cache=lc)
     model.invoke("q")
-    request = lc._request(*_last_call(model))
+    request = lc.request_for(*_last_call(model))
     hit = lc_cache.cache.get(request)
     assert hit is not None
     assert hit.entry.model == "gpt-test-1"

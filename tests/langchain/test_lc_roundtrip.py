@@ -229,7 +229,7 @@ def test_an_answer_holding_nan_or_infinity_is_not_cached_rather_than_changed(
 def test_a_stored_value_that_does_not_rebuild_is_a_miss_and_is_deleted(
     lc_cache: LangChainCache, caplog: pytest.LogCaptureFixture
 ) -> None:
-    request = lc_cache._request("prompt", LLM)
+    request = lc_cache.request_for("prompt", LLM)
     bad = {"v": 1, "generations": [{"kind": "chat", "message": {"type": "ai", "fields": {}}}]}
     lc_cache.cache.set(request, bad)
     with caplog.at_level(logging.WARNING, logger="llmcache"):

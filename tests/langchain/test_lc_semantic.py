@@ -58,7 +58,7 @@ def test_plain_prompts_and_prompts_without_a_human_turn() -> None:
 
 
 def test_no_semantic_fields_without_a_semantic_tier(lc_cache: LangChainCache) -> None:
-    request = lc_cache._request(dumps([HumanMessage(ASKED)]), "llm")
+    request = lc_cache.request_for(dumps([HumanMessage(ASKED)]), "llm")
     assert request.semantic_text is None and request.semantic_context is None
 
 
