@@ -148,12 +148,15 @@ class CachedChatModel(BaseChatModel):
 
     def _as_returned(self, result: ChatResult) -> ChatResult:
         """``result`` as LangChain returns (and its own cache path stores) it for the model:
-        an entry this wrapper stores is served to the bare model too."""
-        if self.output_version != "v1":
-            return result
-        return ChatResult(
-            generations=[_in_v1(g) for g in result.generations], llm_output=result.llm_output
-        )
+        an entry this wrapper stores is served to the bare model too, and reports what the
+        miss reported (``_with_metadata``)."""
+        generations = [
+            _in_v1(g) if self.output_version == "v1" else g
+            for g in _with_metadata(result.generations, result.llm_output)
+        ]
+        # (A stream needs no such step: LangChain's ``stream`` merges each chunk's
+        # generation_info into its metadata in place, before ``_whole`` adds them up.)
+        return ChatResult(generations=generations, llm_output=result.llm_output)
 
     # ------------------------------------------------------------------ streamed answers
     # LangChain itself reports each chunk to the callbacks (``on_llm_new_token``) as it
@@ -383,6 +386,26 @@ async def _aacquire(model: BaseChatModel) -> None:
 
 def _overrides(model: BaseChatModel, method: str) -> bool:
     return getattr(type(model), method) is not getattr(BaseChatModel, method)
+
+
+def _with_metadata(
+    generations: Sequence[ChatGeneration], llm_output: dict[str, Any] | None
+) -> list[ChatGeneration]:
+    """``generations`` with their messages' ``response_metadata`` as LangChain's cache path
+    stores them (``BaseChatModel._generate_with_cache``): each holding its generation's
+    ``generation_info`` (a finish reason, say), and a single one ``llm_output`` too (a model
+    name, token usage). A hit served from the entry then reports what the miss reported,
+    through the wrapper or the bare model."""
+    merged = []
+    for generation in generations:
+        metadata = {**(generation.generation_info or {}), **generation.message.response_metadata}
+        if len(generations) == 1 and llm_output is not None:
+            metadata = {**llm_output, **metadata}
+        if metadata != generation.message.response_metadata:
+            message = generation.message.model_copy(update={"response_metadata": metadata})
+            generation = generation.model_copy(update={"message": message})
+        merged.append(generation)
+    return merged
 
 
 def _in_v1(generation: ChatGeneration) -> ChatGeneration:

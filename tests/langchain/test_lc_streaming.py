@@ -18,7 +18,7 @@ import pytest
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.messages.tool import invalid_tool_call, tool_call
-from langchain_core.outputs import ChatGeneration
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tools import tool
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -425,4 +425,37 @@ def test_the_models_disable_streaming_is_kept(lc_cache: LangChainCache) -> None:
     for _ in range(2):  # a miss, then a hit: one chunk each, as the bare model gives
         chunks = list(llm.stream("hi"))
         assert [c.content for c in chunks] == ["hello there friend"]
+    assert model.calls == 1
+
+
+class ReportingChat(ScriptedChat):
+    """Reports as many integrations do: the finish reason in ``generation_info``, the model
+    name in ``llm_output``, which LangChain moves into the message's ``response_metadata``."""
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        message = self._answer(messages, kwargs)
+        generation = ChatGeneration(message=message, generation_info={"finish_reason": "stop"})
+        return ChatResult(generations=[generation], llm_output={"model_name": "reporter-1"})
+
+
+@pytest.mark.parametrize("first", ["wrapper", "bare model"])
+def test_a_hit_reports_what_the_miss_reported(lc_cache: LangChainCache, first: str) -> None:
+    # LangChain's cache path stores the message with generation_info and llm_output merged
+    # into its response_metadata; the wrapper stores the same, so either one's hit says it.
+    model = ReportingChat(cache=lc_cache)
+    llm = cached(model)
+    callers = {"wrapper": llm, "bare model": model}
+    missed = callers[first].invoke("hi")
+    assert missed.response_metadata["model_name"] == "reporter-1"
+    for name, caller in callers.items():
+        hit = caller.invoke("hi")
+        assert hit.response_metadata["llmcache"]["tier"] == "memory", name
+        assert hit.response_metadata["model_name"] == "reporter-1", name
+        assert hit.response_metadata["finish_reason"] == "stop", name
     assert model.calls == 1
