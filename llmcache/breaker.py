@@ -41,6 +41,9 @@ class CircuitBreaker:
         self._cooldown = cooldown
         self._retry_at = 0.0
         self._probing = False
+        #: When the probe let through is taken as lost (its caller was cancelled, or raised a
+        #: BaseException, so it never reported): then the next call probes instead.
+        self._probe_lost_at = 0.0
 
     def allow(self) -> bool:
         """May a call go to the tier now? (Closed: yes. Open: no, until a probe is due.)"""
@@ -53,8 +56,14 @@ class CircuitBreaker:
                 self._probing = False
             if state is BreakerState.CLOSED:
                 return True
-            if state is BreakerState.HALF_OPEN and not self._probing:
+            if state is BreakerState.HALF_OPEN and (
+                not self._probing or self._clock() >= self._probe_lost_at
+            ):
+                # One probe at a time; one that never reported (an asyncio caller cancelled
+                # while it waited for the tier, a KeyboardInterrupt) must not leave the tier
+                # skipped for good: after the longest cool-down, the next call probes.
                 self._probing = True
+                self._probe_lost_at = self._clock() + self._max
                 return True
             return False
 

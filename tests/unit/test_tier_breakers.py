@@ -3,6 +3,7 @@ out of memory) keeps serving reads; a tier that cannot read is down and is skipp
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -94,3 +95,37 @@ def test_writes_that_keep_failing_after_reads_recover_open_alone() -> None:
     assert cache.set(CacheRequest(model="m", prompt="n"), "x") is False
     assert cache.get(REQ) is not None  # reads keep working
     assert cache.stats()["breakers"]["refusing"] == "open"  # the write side
+
+
+class StallingTier(RefusingTier):
+    """Its async reads can be made to hang (a server that stopped answering)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stall = False
+
+    async def aget(self, key: CacheKey, now: float) -> object:  # type: ignore[override]
+        if self.stall:
+            await asyncio.sleep(60)
+        return self.get(key, now)
+
+
+async def test_a_probe_whose_caller_was_cancelled_does_not_keep_the_tier_skipped() -> None:
+    """The one call let through to probe a tier is cancelled before the tier answers (a
+    client that disconnected, an ``asyncio.wait_for`` that ran out): it never reports. The
+    tier must still be probed again and serve once it is back, not be skipped for good."""
+    mono = FakeClock(0.0)
+    tier = StallingTier()
+    cache = Cache([tier], monotonic=mono)
+    cache.set(REQ, "kept")
+    tier.refuse_reads = True
+    assert await cache.aget(REQ) is None  # the tier fails: its breakers open
+    tier.refuse_reads, tier.stall = False, True
+    mono.advance(5.0)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(cache.aget(REQ), 0.05)  # the probe, cancelled
+    tier.stall = False  # the tier answers again
+    mono.advance(10.0)
+    hit = await cache.aget(REQ)
+    assert hit is not None and hit.entry.value == "kept"
+    assert cache.stats()["breakers"]["refusing"] == "closed"
