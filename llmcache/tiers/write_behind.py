@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
 import threading
 import time
 import weakref
@@ -240,3 +241,14 @@ def _flush_at_exit() -> None:
 
 
 atexit.register(_flush_at_exit)
+
+
+def _flush_at_child_exit(_: object) -> None:
+    """In a ``multiprocessing`` child (a ``Process`` whose target returned, a ``Pool`` worker
+    closed and joined): it ends through ``os._exit``, which runs no ``atexit`` handler, only
+    multiprocessing's finalizers (those of the parent are dropped at its start): what its
+    stores queued is written then, as at an interpreter's exit."""
+    multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=0)
+
+
+multiprocessing.util.register_after_fork(_flush_at_child_exit, _flush_at_child_exit)

@@ -11,6 +11,7 @@ keeps the writer waiting for as long as a test needs, without sleeps.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -162,6 +163,33 @@ def test_close_writes_what_is_queued(base_url: str) -> None:
     cache.close()
     with Cache.from_urls([base_url], fleet_stats=False) as other:
         assert [other.get(req(f"q{i}")).entry.value for i in range(20)] == list(range(20))  # type: ignore[union-attr]
+
+
+def test_a_multiprocessing_child_writes_what_it_queued_when_it_ends(base_url: str) -> None:
+    """A cache used before a fork, then by a ``multiprocessing`` child (a ``Process`` whose
+    target returns, a ``Pool`` worker closed and joined): the child ends through
+    ``os._exit``, which runs no ``atexit`` handler; what it queued is written anyway, as at an
+    interpreter's exit, instead of being lost with the child."""
+    cache = Cache.from_urls([behind(base_url)], fleet_stats=False)
+    cache.set(req("before the fork"), 0)
+    cache.flush(timeout=None)
+    ctx = multiprocessing.get_context("fork")
+    stored = ctx.Event()
+
+    def child() -> None:
+        for i in range(5):
+            cache.set(req(f"child {i}"), i)
+        stored.set()  # queued; the writer waits for the lock the parent holds
+
+    with writes_blocked(cache):
+        worker = ctx.Process(target=child)
+        worker.start()
+        assert stored.wait(10)
+    worker.join(30)
+    assert worker.exitcode == 0
+    with Cache.from_urls([base_url], fleet_stats=False) as other:
+        assert [other.get(req(f"child {i}")).entry.value for i in range(5)] == list(range(5))  # type: ignore[union-attr]
+    cache.close()
 
 
 @contextlib.contextmanager
