@@ -12,18 +12,24 @@ waiting for it.
 A leader is watched, so that a call that failed does not hold its followers until the bound.
 A leader that is an asyncio task: when its task ends and the flight is still open half a
 second later (the model call raised, or the task was cancelled: nothing will be stored), the
-flight is *abandoned* then. A leader that is a thread lives on in its pool, so what is watched
-is the call it made: the frame that asked the cache (the first caller outside llmcache and the
-libraries that only relay a lookup, ``relay_package``, and not a generator, which leaves the
-stack at every yield: LangChain's ``_generate_with_cache``, LiteLLM's ``wrapper``, the loop
-consuming a stream), which makes the model call and the store. Its followers look at the
-leader thread's stack while they wait; once that frame has been gone for half a second with
-the flight still open, the flight is abandoned. A thread leader that also holds the fleet
-lock (other processes wait on it) is watched so by a thread of its cache as well, since no
-caller of its own process may be following it. Followers of an abandoned (or timed-out)
-flight elect a new leader among themselves: the first to rejoin leads, the others wait for
-it, so a failed call (a rate limit in a burst of identical requests) costs one more model
-call, not one per follower.
+flight is *abandoned* then, by a timer on its loop or, when that loop was closed first
+(``asyncio.run`` per request in a thread), by its followers and the fleet-lock watch, which
+look at the task as they would at a thread leader's call. A sync follower on the thread of
+its task leader's own loop (a blocking call made from a coroutine) does not wait: blocking
+would keep the leader from ever storing. In a forked child the parent's flights are
+forgotten: their leaders do not run there.
+
+A leader that is a thread lives on in its pool, so what is watched is the call it made: the
+frame that asked the cache (the first caller outside llmcache and the libraries that only relay
+a lookup, ``relay_package``, and not a generator, which leaves the stack at every yield:
+LangChain's ``_generate_with_cache``, LiteLLM's ``wrapper``, the loop consuming a stream),
+which makes the model call and the store. Its followers look at the leader thread's stack while
+they wait; once that frame has been gone for half a second with the flight still open, the
+flight is abandoned. A thread leader that also holds the fleet lock (other processes wait on
+it) is watched so by a thread of its cache as well, since no caller of its own process may be
+following it. Followers of an abandoned (or timed-out) flight elect a new leader among
+themselves: the first to rejoin leads, the others wait for it, so a failed call (a rate limit
+in a burst of identical requests) costs one more model call, not one per follower.
 
 This module only keeps the book of flights; waiting happens in the cache's sync and async
 paths (a thread on a ``threading.Event``, a task on a future woken from any thread).
@@ -45,7 +51,7 @@ from types import CodeType, FrameType
 from typing import TYPE_CHECKING
 
 from llmcache.clock import Clock, monotonic_clock
-from llmcache.fork_safety import renew_after_fork
+from llmcache.fork_safety import call_after_fork, renew_after_fork
 
 if TYPE_CHECKING:
     from llmcache.keys import CacheKey
@@ -160,8 +166,15 @@ class _LeaderWatch:
         """True once the leader's call has been over for ``ABANDON_AFTER`` with the flight
         still open: then the flight is abandoned (its followers elect a new leader)."""
         flight = self._flight
-        call = flight._call
-        if call is None or _running(flight.leader[0], call):  # done meanwhile, or still running
+        call, task = flight._call, flight._watch
+        if call is not None:
+            left = not _running(flight.leader[0], call)
+        else:
+            # A task leader: its loop's timer abandons the flight once it ended, unless the
+            # loop is closed first (``asyncio.run`` in a thread per request): then only its
+            # followers can see it ended. None: done meanwhile, or not watched yet.
+            left = task is not None and task[0].done()
+        if not left:
             self._left_at = None
             return False
         now = time.monotonic()
@@ -210,13 +223,23 @@ class Flight:
             if self._event is None:
                 self._event = threading.Event()
             event = self._event
-        if self._call is None:
+        if self.leader[0] == threading.get_ident():
+            # The leader is a task of the event loop this thread runs (a sync call made from
+            # a coroutine): blocking here would stop it from ever storing. Go on as after a
+            # refused store: this caller calls the model itself.
+            return True
+        if not self._watched:
             return event.wait(timeout)
         watch, deadline = _LeaderWatch(self), time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             if event.wait(min(left, WATCH_EVERY)) or watch.gave_up():
                 return True
         return event.is_set()
+
+    @property
+    def _watched(self) -> bool:
+        """Whether followers watch the leader: a thread leader's call, or a task leader."""
+        return self._call is not None or self.leader[1] != 0
 
     def wake_on_done(self, waker: Callable[[], None]) -> None:
         """Call ``waker`` (from whichever thread completes the flight) once it is done."""
@@ -285,6 +308,14 @@ class Flights:
         self._open: dict[bytes, Flight] = {}
         #: Watches thread leaders that hold a fleet lock (``_watch_fleet_leaders``).
         self._watcher: threading.Thread | None = None
+        call_after_fork(self, "_forget_parent_flights")
+
+    def _forget_parent_flights(self) -> None:
+        """In a forked child: the open flights are the parent's, led by threads and tasks
+        that do not run here (a task leader's would never be seen to end): none is waited
+        for, and none of their fleet locks is this process's."""
+        self._open = {}
+        self._watcher = None
 
     def join(self, digest: bytes) -> Flight | None:
         """After a miss: None if the caller now leads (it should call the model), else the
@@ -313,7 +344,7 @@ class Flights:
                 del self._open[digest]  # the new one goes last: the dict stays in age order
             if task is None:  # a thread: its followers watch the call it leads
                 led._call = _leader_call(me[0])
-                led._abandon = functools.partial(self.abandon, digest, led)
+            led._abandon = functools.partial(self.abandon, digest, led)
             self._open[digest] = led
         if task is not None:
             self._watch(digest, led, task)
@@ -376,16 +407,15 @@ class Flights:
             flight = self._open.get(key.digest)
             if flight is not None:
                 flight.token, flight.lock_key = token, key
-                if flight._call is not None and not (
-                    self._watcher is not None and self._watcher.is_alive()
-                ):
+                if flight._watched and not (self._watcher is not None and self._watcher.is_alive()):
                     self._watcher = threading.Thread(
                         target=self._watch_fleet_leaders, name="llmcache-flights", daemon=True
                     )
                     self._watcher.start()
 
     def _watch_fleet_leaders(self) -> None:
-        """Watch the calls of thread leaders that hold a fleet lock, as their followers do.
+        """Watch the calls of thread leaders (and the tasks of task leaders, whose loop may
+        close before its timer abandons them) that hold a fleet lock, as their followers do.
         Other processes wait on that lock, and in this process nobody may be following the
         leader to see its call fail: without this watch they would wait for the lock to
         expire at the bound. Runs while such flights are open (one thread per cache)."""
@@ -393,7 +423,7 @@ class Flights:
         while True:
             time.sleep(WATCH_EVERY)
             with self._lock:
-                held = [f for f in self._open.values() if f.token is not None and f._call]
+                held = [f for f in self._open.values() if f.token is not None and f._watched]
                 if not held:
                     self._watcher = None
                     return
@@ -419,7 +449,7 @@ async def wait_async(flight: Flight, timeout: float) -> bool:
             loop.call_soon_threadsafe(_resolve, future)
 
     flight.wake_on_done(wake)
-    watch = None if flight._call is None else _LeaderWatch(flight)
+    watch = _LeaderWatch(flight) if flight._watched else None
     deadline = loop.time() + timeout
     while (left := deadline - loop.time()) > 0:
         try:

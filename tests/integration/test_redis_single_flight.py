@@ -250,3 +250,35 @@ def test_a_failed_thread_leader_frees_its_fleet_lock_with_no_follower_of_its_own
         thread.join()
         a.close()
         b.close()
+
+
+@pytest.mark.timeout(25)
+def test_a_failed_leader_in_an_asyncio_run_frees_its_fleet_lock(redis_prefix_url: str) -> None:
+    """The fleet leader is a task of ``asyncio.run`` in a request thread (a sync app calling
+    async code): its call fails and ``asyncio.run`` closes the loop before the loop's timer
+    could abandon the flight. Its cache still sees the task ended and releases the lock, so
+    the other process leads the next try instead of waiting for the lock to expire (30 s)."""
+    a, b = fleet_cache(redis_prefix_url, timeout=30.0), fleet_cache(redis_prefix_url, timeout=30.0)
+
+    async def failing_call() -> None:
+        assert await a.aget(REQ) is None  # leads here and across the fleet
+        raise RuntimeError("429: rate limited")
+
+    def request_thread() -> None:
+        with pytest.raises(RuntimeError):
+            asyncio.run(failing_call())
+
+    thread = threading.Thread(target=request_thread)
+    thread.start()
+    thread.join()
+    try:
+        assert b.get(REQ) is None  # a's lock released: b leads the next try
+        tier = b.tiers[1]
+        assert isinstance(tier, RedisTier)
+        assert tier.flight_open(request_key(REQ)) is True  # b's own lock now
+        b.set(REQ, "Paris")
+        hit = a.get(REQ)
+        assert hit is not None and hit.entry.value == "Paris"
+    finally:
+        a.close()
+        b.close()

@@ -541,3 +541,58 @@ async def test_task_followers_of_a_leader_whose_answer_cannot_be_stored_go_on_at
     assert llm._calls == N
     assert llm._most > 1
     assert asyncio.get_running_loop().time() - started < 5
+
+
+@pytest.mark.timeout(20)
+def test_a_failed_leader_in_an_asyncio_run_releases_a_thread_follower() -> None:
+    """A leader that is a task of ``asyncio.run`` in another thread fails, and ``asyncio.run``
+    closes its loop before the loop's timer abandons the flight: its follower sees the task
+    ended and goes on (here it leads the next try) instead of waiting out the bound (30 s)."""
+    cache = Cache([MemoryTier()], single_flight_timeout=30)
+    leading, fail = threading.Event(), threading.Event()
+
+    async def failing_call() -> None:
+        assert await cache.aget(REQ) is None  # leads
+        leading.set()
+        await asyncio.to_thread(fail.wait, 5)
+        raise RuntimeError("429: rate limited")
+
+    def request_thread() -> None:
+        with pytest.raises(RuntimeError):
+            asyncio.run(failing_call())
+
+    thread = threading.Thread(target=request_thread)
+    thread.start()
+    assert leading.wait(5)
+    threading.Timer(0.2, fail.set).start()  # the leader fails while its follower waits
+    assert cache.get(REQ) is None  # the leader gave up: this caller leads the next try
+    thread.join()
+    cache.set(REQ, "Paris")
+    hit = cache.get(REQ)
+    assert hit is not None and hit.entry.value == "Paris"
+
+
+class StartedChat(SlowChat):
+    """Says when its first call has started."""
+
+    _started: Any = PrivateAttr(default_factory=threading.Event)
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        self._started.set()
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+@pytest.mark.timeout(20)
+async def test_a_sync_call_on_the_loop_of_its_task_leader_does_not_block_it() -> None:
+    """A coroutine makes a blocking (sync) call of a prompt that a task of the same loop is
+    computing (Jupyter, an async handler calling sync code): waiting would block the loop, and
+    with it the leader, until the bound. The sync call goes on and calls the model itself;
+    the leader is not stalled and both get an answer."""
+    llm = StartedChat(cache=LangChainCache(Cache([MemoryTier()], single_flight_timeout=30)))
+    leader = asyncio.create_task(llm.ainvoke("Capital of France?"))
+    assert await asyncio.to_thread(llm._started.wait, 5)  # the leader is calling the model
+    assert llm.invoke("Capital of France?").content == "Paris"
+    assert (await leader).content == "Paris"
+    assert llm._calls == 2
