@@ -7,8 +7,13 @@ from typing import Any
 
 #: The scheme is matched from its first character only: tried at every letter of a long word,
 #: the scan was quadratic (a stored value of 64 KiB without a space took minutes to show).
+#: The password runs to the last ``@`` of the authority, as ``urllib`` reads it (``p@ss``), and
+#: may hold a ``/`` (a base64 password), which SQLAlchemy's URL parser accepts unescaped; both
+#: were shown in part or whole. Bounded lengths keep every attempt short.
 _URL_PASSWORD = re.compile(
-    r"(?<![a-z0-9+.-])(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@", re.I
+    r"(?<![a-z0-9+.-])(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*)"
+    r":[^@?#\s]{0,256}@(?:[^@/?#\s]{0,256}@)*",
+    re.I,
 )
 #: What names a secret: a name holding one of these words anywhere (``aws_secret_access_key``,
 #: ``secretKey``, ``client_secret``, ``x-api-key``, ``set-cookie``), or ending in ``token``
@@ -40,8 +45,11 @@ _KEY_SHAPED = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{16,}")
 
 
 def redact_url(url: str) -> str:
-    """``mysql://root:s3cret@h/db`` -> ``mysql://root:***@h/db``."""
-    return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", url)
+    """``mysql://root:s3cret@h/db`` -> ``mysql://root:***@h/db``; a query's secrets too
+    (``?sentinel_password=s3cret`` -> ``?sentinel_password=***``)."""
+    url = _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", url)
+    head, mark, query = url.partition("?")
+    return head + mark + _SECRET_PARAM.sub(_hide_value, query) if mark else url
 
 
 def _hide_value(found: re.Match[str]) -> str:

@@ -102,3 +102,35 @@ def test_a_huge_value_without_spaces_is_redacted() -> None:
             "api_key": "***",
         }
         assert redact_url(word) == word
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # the sentinel URL's documented option, and a password given as a query option
+        (
+            f"redis+sentinel://h:7301/llmcache?sentinel_password={SECRET}&db=x",
+            "redis+sentinel://h:7301/llmcache?sentinel_password=***&db=x",
+        ),
+        (f"redis://h:6379/0?password={SECRET}", "redis://h:6379/0?password=***"),
+        # a base64 password holds '/': SQLAlchemy's parser takes it unescaped
+        (f"mysql+pymysql://root:ab/{SECRET}@h:3306/db", "mysql+pymysql://root:***@h:3306/db"),
+        # '@' inside the password: urllib reads the password up to the authority's last '@'
+        (f"redis://:p@{SECRET}@h:6379/0", "redis://:***@h:6379/0"),
+        ("redis://h:6379/0?db=1&max_connections=8", "redis://h:6379/0?db=1&max_connections=8"),
+        ("postgresql://app@db/x?sslmode=require", "postgresql://app@db/x?sslmode=require"),
+    ],
+)
+def test_every_password_of_a_url_is_hidden(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+    assert redact(f"bad option in {url!r}") == f"bad option in {shown!r}"
+
+
+def test_a_config_error_never_shows_a_query_password() -> None:
+    from llmcache import Cache, ConfigError
+
+    url = f"redis+sentinel://127.0.0.1:1/llmcache?sentinel_password={SECRET}&db=x"
+    with pytest.raises(ConfigError) as raised:
+        Cache.from_urls([url])
+    assert SECRET not in str(raised.value)
+    assert "sentinel_password=***" in str(raised.value)
