@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from llmcache.context import current_scope
+from llmcache.context import COMBINED_PREFIX, current_scope
 from llmcache.errors import ConfigError
 from llmcache.request import Scope
 
@@ -29,8 +29,9 @@ USER_FIELD = "llmcache_user"
 TENANT_FIELD = "llmcache_tenant"
 ACL_FIELD = "llmcache_acl"
 
-#: Prefix of a combined scope part; no single id may start with it (it could be forged).
-_COMBINED = "\x00llmcache-combined:"
+#: Prefix of a combined scope part; no single id may start with it (it could be forged):
+#: ``scope()`` refuses such an id too.
+_COMBINED = COMBINED_PREFIX
 
 
 def _combine(kind: str, values: Iterable[object]) -> str | None:

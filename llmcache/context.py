@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
+from typing import TypeVar
 
 from llmcache._sentinel import UNSET, Unset
 from llmcache.errors import ConfigError
@@ -28,6 +29,25 @@ read_tags = _current_tags.get
 read_control = _current_control.get
 
 _KEEP = object()
+
+#: How the LiteLLM adapter names a scope part a call gave several values for (its user=
+#: inside another user's ``scope``): an id of its own, so no single id may start with it,
+#: or an id taken from a client could name that combined scope and read its entries.
+COMBINED_PREFIX = "\x00llmcache-combined:"
+
+_T = TypeVar("_T")
+
+
+def _restore(var: ContextVar[_T], token: Token[_T], outer: _T) -> None:
+    """End a block: undo its ``set``. A block can end in another context than the one it
+    began in: a generator holding ``with scope(...)`` across its yields, iterated by a
+    server that runs each step in a fresh copy of the request's context (Starlette's
+    ``iterate_in_threadpool``, ``anyio.to_thread.run_sync``). ``reset`` then raises
+    ValueError into the user's stream; the value the block began with is put back instead."""
+    try:
+        var.reset(token)
+    except ValueError:
+        var.set(outer)
 
 
 def current_scope() -> Scope:
@@ -53,11 +73,14 @@ def scope(
         tenant=outer.tenant if tenant is _KEEP else tenant,  # type: ignore[arg-type]
         acl=outer.acl if acl is _KEEP else acl,  # type: ignore[arg-type]
     )
+    for kind, part in (("user", new.user), ("tenant", new.tenant)):
+        if part is not None and part.startswith(COMBINED_PREFIX):
+            raise ConfigError(f"scope {kind} {part!r} uses a prefix reserved by llmcache")
     token = _current_scope.set(new)
     try:
         yield new
     finally:
-        _current_scope.reset(token)
+        _restore(_current_scope, token, outer)
 
 
 def current_tags() -> tuple[str, ...]:
@@ -72,12 +95,13 @@ def tags(*names: str) -> Iterator[tuple[str, ...]]:
     Tags add up across nested blocks. They describe an entry (they are not part of its key),
     so ``cache.invalidate(tags=["kb-7"])`` can later remove every answer built on ``kb-7``.
     """
-    new = check_tags((*_current_tags.get(), *names))
+    outer = _current_tags.get()
+    new = check_tags((*outer, *names))
     token = _current_tags.set(new)
     try:
         yield new
     finally:
-        _current_tags.reset(token)
+        _restore(_current_tags, token, outer)
 
 
 def current_control() -> CacheControl:
@@ -114,4 +138,4 @@ def cache_control(
     try:
         yield new
     finally:
-        _current_control.reset(token)
+        _restore(_current_control, token, outer)

@@ -85,3 +85,47 @@ def test_scope_follows_copied_context_into_threads() -> None:
 async def test_scope_follows_to_thread() -> None:
     with scope(user="bob", tenant="t"):
         assert await asyncio.to_thread(lambda: current_scope().describe()) == "bob@t"
+
+
+def _stepped_in_fresh_contexts(steps: object) -> list[object]:
+    """Iterate a generator as Starlette's ``iterate_in_threadpool`` does: each ``next`` in
+    a fresh copy of the request's context (``anyio.to_thread.run_sync`` copies it)."""
+    request_context = contextvars.copy_context()
+    out = []
+    while True:
+        try:
+            out.append(request_context.copy().run(next, steps))
+        except StopIteration:
+            return out
+
+
+def test_blocks_held_across_a_generators_yields_end_in_another_context() -> None:
+    from llmcache import cache_control, current_tags, tags
+    from llmcache.context import current_control
+
+    def stream() -> object:
+        with scope(user="alice"), tags("kb-7"), cache_control(no_store=True):
+            yield current_scope().user
+            yield "second chunk"
+
+    # Each block's end used to raise ValueError ("created in a different Context") into the
+    # user's stream, after its last chunk.
+    assert _stepped_in_fresh_contexts(stream()) == ["alice", "second chunk"]
+
+    steps = stream()
+    assert contextvars.copy_context().run(next, steps) == "alice"
+    closing = contextvars.copy_context()
+    closing.run(steps.close)  # closed in yet another context: no error either
+    assert closing.run(current_scope).is_anonymous
+    assert closing.run(current_tags) == ()
+    assert not closing.run(current_control).no_store
+
+
+@pytest.mark.parametrize("part", ["user", "tenant"])
+def test_an_ambient_id_cannot_name_a_litellm_combined_scope(part: str) -> None:
+    # The LiteLLM adapter names "alice asking with user=bob" by an id of this form; an id
+    # taken from a client into scope(...) could otherwise name it and read its entries.
+    forged = '\x00llmcache-combined:["alice","bob"]'
+    with pytest.raises(ConfigError, match="reserved"), scope(**{part: forged}):
+        pass
+    assert current_scope().is_anonymous
