@@ -17,6 +17,17 @@ by putting the new one first and dropping the old one once its entries have expi
 An entry sealed under a key that is no longer configured is a miss (left in place: another
 process may still hold that key); one that fails authentication (tampered, truncated, or a
 plain entry where sealed ones are expected) is a miss and is deleted, like any undecodable value.
+AES-GCM cannot tell a tampered value from one opened with the wrong key: a process given
+another key under an id the fleet uses (a staging ``k1`` in production) deletes every entry
+of that id it looks up. Give every key an id of its own.
+
+What is not sealed: the digests tiers index entries by (scope, model, namespace, tags: unkeyed
+BLAKE2b, so whoever reads the store and can guess an id, such as a user's e-mail or a tag,
+can tell which entries are that user's or carry that tag, and how many), created and expiry
+times, sizes, a semantic index's vectors, and the fleet counters and savings history, which
+hold model names (Redis ``<prefix>:stats`` and ``<prefix>:savings:*``, SQL
+``<prefix>_savings``). Answers, prompts, tags, usage and the model an entry names are inside
+the sealed payload.
 """
 
 from __future__ import annotations
