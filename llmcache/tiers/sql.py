@@ -70,6 +70,7 @@ from llmcache.tiers.sql_schema import (
     Tables,
     build_tables,
     ensure_schema,
+    read_row,
 )
 from llmcache.tiers.sql_url import SqlTarget, check_sqlite_file, parse_sql_url
 from llmcache.tiers.write_behind import Queued, WriteBehind
@@ -90,9 +91,10 @@ _PG_ENDED = frozenset({"57P01", "57P02"})
 def live_value(row: Any, now: float) -> bytes | None:
     """The value of a ``(value, expires_at)`` row, or None when there is none or it expired
     (an expired row is never returned; the purge removes it later)."""
-    if row is None or (row[1] is not None and row[1] <= now):
+    if row is None:
         return None
-    return row[0]  # type: ignore[no-any-return]
+    value, expires_at = read_row(*row)
+    return None if expires_at is not None and expires_at <= now else value
 
 
 class SqlTier(ThreadedAsync):

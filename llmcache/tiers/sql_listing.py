@@ -18,7 +18,7 @@ from llmcache.tiers.listing import Listed, ListPage
 from llmcache.tiers.selector import Selector
 from llmcache.tiers.sql_engine import Plan, Step
 from llmcache.tiers.sql_invalidate import criteria
-from llmcache.tiers.sql_schema import Tables
+from llmcache.tiers.sql_schema import Tables, read_row
 
 
 def list_page_plan(
@@ -34,7 +34,7 @@ def list_page_plan(
     rows = yield Step(query, None, "rows")
     items = [
         # bytes(): psycopg returns memoryview for BYTEA
-        Listed(CacheKey(bytes(k), bytes(s), bytes(m), bytes(n)), bytes(value), expires)
+        Listed(CacheKey(bytes(k), bytes(s), bytes(m), bytes(n)), *read_row(value, expires))
         for k, s, m, n, expires, value in rows
     ]
     return ListPage(items, items[-1].key.digest if len(items) == limit else None)

@@ -51,6 +51,30 @@ def _binary(length: int) -> sa.types.TypeEngine[bytes]:
 _VALUE_TYPE = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 
 
+#: What a row that llmcache did not write reads as: bytes no codec takes, so the cache counts
+#: it as undecodable, deletes it and answers a miss.
+NOT_OURS = b""
+
+
+def read_row(value: Any, expires_at: Any) -> tuple[bytes, float | None]:
+    """The stored bytes and expiry of an entries row, as a driver returns them.
+
+    SQLite keeps any type in any column, so a row written by another tool (a restore script,
+    a hand edit) can hold text or a number where we write bytes, or no number where we write
+    an expiry: such a row reads as ``NOT_OURS`` (it used to raise into the user's call, or
+    fail the tier for every caller, and stay). Text is read as its UTF-8 bytes, which the
+    codec then checks like any other."""
+    if expires_at is not None and (
+        isinstance(expires_at, bool) or not isinstance(expires_at, (int, float))
+    ):
+        return NOT_OURS, None
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass"), expires_at
+    if not isinstance(value, (bytes, bytearray, memoryview)):  # psycopg: memoryview for BYTEA
+        return NOT_OURS, expires_at
+    return bytes(value), expires_at
+
+
 @dataclass(frozen=True, slots=True)
 class Tables:
     prefix: str

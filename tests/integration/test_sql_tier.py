@@ -639,6 +639,54 @@ def test_a_corrupt_row_is_a_miss_and_is_deleted(sql_url: str) -> None:
         assert hit is not None and hit.entry.value == "fine"
 
 
+@pytest.mark.parametrize(
+    ("column", "junk"),
+    [
+        ("value", "not an entry"),  # SQLite keeps text in a BLOB column
+        ("value", 42),
+        ("value", 4.2),
+        ("expires_at", "tomorrow"),  # and text in a REAL one
+        ("expires_at", b"\x00"),
+    ],
+)
+def test_a_row_another_tool_wrote_in_sqlite_is_a_miss_and_is_deleted(
+    tmp_path: Path, column: str, junk: object
+) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    with Cache.from_urls([url]) as cache:
+        cache.set(REQ, "good")
+        cache.set(request("neighbour"), "fine")
+        with sqlite3.connect(tmp_path / "c.db") as conn:
+            conn.execute(
+                f"UPDATE llmcache_entries SET {column} = ? WHERE key = ?",
+                (junk, request_key(REQ).digest),
+            )
+        conn.close()
+        listed = {s.entry.value if s.entry else None for s in cache.entries()}
+        assert listed == {"fine", None}  # listed as unreadable, not an exception
+        assert cache.get(REQ) is None  # not an exception in the user's call
+        stats = cache.stats()
+        assert stats["decode_errors"] == 1
+        assert stats["errors_by_tier"] == {}  # the tier did not fail, for anyone
+        hit = cache.get(request("neighbour"))
+        assert hit is not None and hit.entry.value == "fine"
+        cache.set(REQ, "again")  # the row is gone: stored anew, and served
+        hit = cache.get(REQ)
+        assert hit is not None and hit.entry.value == "again"
+    assert rows(url, "llmcache_entries") == 2
+
+
+def test_an_entry_another_tool_rewrote_as_text_in_sqlite_is_still_served(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    with Cache.from_urls([url]) as cache:
+        cache.set(REQ, "good")
+        with sqlite3.connect(tmp_path / "c.db") as conn:
+            conn.execute("UPDATE llmcache_entries SET value = CAST(value AS TEXT)")
+        conn.close()
+        hit = cache.get(REQ)
+        assert hit is not None and hit.entry.value == "good"
+
+
 async def test_statement_errors_never_log_parameters(
     sql_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
