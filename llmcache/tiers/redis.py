@@ -446,8 +446,11 @@ class RedisTier:
 
     # ------------------------------------------------------------------ sync primitives
     def get(self, key: CacheKey, now: float) -> Found:
-        with self._errors():
-            (raw,) = self._cmd().run((("GET", self.entry_key(key)),))
+        try:
+            with self._errors():
+                (raw,) = self._cmd().run((("GET", self.entry_key(key)),))
+        except TierError as exc:
+            return _not_ours_if_wrong_type(exc)
         return _unwrap(raw, now)
 
     def set(
@@ -533,8 +536,11 @@ class RedisTier:
 
     # ------------------------------------------------------------------ async primitives
     async def aget(self, key: CacheKey, now: float) -> Found:
-        with self._errors():
-            (raw,) = await self._acmd().run((("GET", self.entry_key(key)),))
+        try:
+            with self._errors():
+                (raw,) = await self._acmd().run((("GET", self.entry_key(key)),))
+        except TierError as exc:
+            return _not_ours_if_wrong_type(exc)
         return _unwrap(raw, now)
 
     async def aset(
@@ -711,6 +717,23 @@ def _refused_write(exc: TierError) -> bool:
     from redis.exceptions import ResponseError
 
     return isinstance(exc.__cause__, ResponseError)  # LOADING is a connection error: raised
+
+
+#: What a key of another type under an entry's name reads as: bytes no codec takes, so the
+#: cache counts it as undecodable and deletes it (UNLINK takes any type).
+_NOT_OURS = b""
+
+
+def _not_ours_if_wrong_type(exc: TierError) -> bytes:
+    """A lookup that found a hash, list or set where an entry lives (another writer, a hand
+    edit: WRONGTYPE) reads ``_NOT_OURS``; anything else is the tier's fault, raised. Before,
+    it failed the tier, whose breaker then skipped it for every caller, and the key stayed."""
+    from redis.exceptions import ResponseError
+
+    cause = exc.__cause__
+    if isinstance(cause, ResponseError) and str(cause).startswith("WRONGTYPE"):
+        return _NOT_OURS
+    raise exc
 
 
 def _unwrap(raw: bytes | None, now: float) -> Found:

@@ -642,3 +642,32 @@ def test_passwords_stay_out_of_names_and_errors() -> None:
     tier.close()
     assert "hunter2" not in repr(tier) and "hunter2" not in str(info.value)
     assert f"127.0.0.1:{port}" in str(info.value) and "is the server running" in str(info.value)
+
+
+# ---------------------------------------------------------------------------- foreign values
+@pytest.mark.parametrize("kind", ["hash", "list", "set"])
+@pytest.mark.parametrize("single_flight", [True, False])  # True: read and lock in one script
+async def test_a_key_of_another_type_under_an_entry_is_a_miss_and_is_deleted(
+    redis_url: str, prefix: str, raw: redis.Redis, kind: str, single_flight: bool
+) -> None:
+    # Another writer (or a hand edit) left a hash where an entry lives: GET answers WRONGTYPE.
+    # It used to fail the tier (its breaker opened for everyone) and stay.
+    url = with_query(redis_url, prefix=prefix)
+    with Cache.from_urls([url], single_flight_timeout=5 if single_flight else None) as cache:
+        tier = cache.tiers[0]
+        assert isinstance(tier, RedisTier)
+        broken, neighbour = req("broken"), req("neighbour")
+        cache.set(neighbour, "fine")
+        name = tier.entry_key(request_key(broken))
+        for lookup in (cache.get, cache.aget):
+            {"hash": raw.hset, "list": raw.rpush, "set": raw.sadd}[kind](name, "v", "w")
+            found = lookup(broken)
+            assert (await found if lookup == cache.aget else found) is None
+            assert raw.exists(name) == 0
+        stats = cache.stats()
+        assert stats["decode_errors"] == 2 and stats["errors_by_tier"] == {}
+        hit = cache.get(neighbour)  # the tier still serves
+        assert hit is not None and hit.entry.value == "fine"
+        cache.set(broken, "stored anew")
+        hit = await cache.aget(broken)
+        assert hit is not None and hit.entry.value == "stored anew"
