@@ -8,13 +8,21 @@ the vectors in place and names the new embedder; the entries themselves (in the 
 are untouched. Stop the apps that write to the index first: a vector they store meanwhile
 with the old embedder would be re-embedded only if the scan has not passed it yet.
 
+An encrypted cache's index holds its texts sealed (encryption at rest): they are opened with
+the keys of ``LLMCACHE_ENCRYPTION_KEYS`` (the apps' keys) and the opened text is embedded,
+never the sealed one. Without the keys the command stops at the first sealed text (before
+writing anything when a sample of the index shows sealed texts); a text that does not open
+with them (tampered, moved) could never be served, and its vector goes.
+
 Exit codes: 0 done; 1 the index could not be read or written; 2 usage (a bad URL, an unknown
 embedder, an embedder of another width than the index).
 """
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Callable
 
 import click
 from rich.console import Console
@@ -23,6 +31,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from llmcache.redact import redact_url
 
 DEFAULT_BATCH = 256
+#: Texts checked before re-embedding starts (sealed texts need the keys).
+SAMPLE = 200
 
 
 @click.command("reindex")
@@ -52,6 +62,10 @@ def reindex(url: str, embedder: str | None, batch: int, as_json: bool) -> None:
         check_exists((), url)
         index, chosen = open_index(url, embedder=embedder)
         try:
+            read = _opener(redact_url(url))
+            sample = index.texts([key.digest for key in index.sample_keys(SAMPLE)])
+            for digest, (_, text) in sample.items():  # sealed texts without keys: stop here
+                read(digest, text)
             identity = identity_of(chosen)
             with Progress(
                 SpinnerColumn(),
@@ -67,6 +81,7 @@ def reindex(url: str, embedder: str | None, batch: int, as_json: bool) -> None:
                     identity,
                     batch=batch,
                     progress=lambda n: progress.advance(task, n),
+                    read=read,
                 )
         finally:
             index.close()
@@ -75,3 +90,37 @@ def reindex(url: str, embedder: str | None, batch: int, as_json: bool) -> None:
         click.echo(json.dumps(summary, sort_keys=True))
     else:
         click.echo(f"re-embedded {done} texts with {identity}; the index now names it")
+
+
+def _opener(shown: str) -> Callable[[bytes, str], str | None]:
+    """``read`` for ``reembed``: a sealed text opened with ``LLMCACHE_ENCRYPTION_KEYS`` (as
+    ``Cache._open_text`` does), a plain one as it is; None for a sealed text that does not
+    open (no cache would serve it). Raises ConfigError when sealed texts meet no keys, or a
+    key id that is not configured: embedding the sealed bytes would ruin every vector."""
+    from llmcache.cache import SEALED_TEXT
+    from llmcache.crypto import Sealer, UnknownKeyError
+    from llmcache.errors import CodecError, ConfigError
+
+    sealer = Sealer.from_env()
+
+    def read(digest: bytes, text: str) -> str | None:
+        if not text.startswith(SEALED_TEXT):
+            return text
+        if sealer is None:
+            raise ConfigError(
+                f"the semantic index {shown} holds texts sealed by encryption at rest; set "
+                "LLMCACHE_ENCRYPTION_KEYS to the apps' keys to re-embed them"
+            )
+        try:
+            raw = base64.b64decode(text[len(SEALED_TEXT) :], validate=True)
+            plain = sealer.open(raw, digest + b"/text")
+        except UnknownKeyError as exc:
+            raise ConfigError(
+                f"the semantic index {shown} holds a text {exc}; add that key to "
+                "LLMCACHE_ENCRYPTION_KEYS (the apps' keys) and run it again"
+            ) from None
+        except (CodecError, ValueError):
+            return None
+        return plain.decode("utf-8", "replace")
+
+    return read

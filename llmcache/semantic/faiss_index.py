@@ -148,9 +148,18 @@ class FaissIndex:
             folder = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(folder):
                 raise ConfigError(f"faiss index: folder {folder!r} does not exist")
-        self._db = self._connect()
         self._closed = False
-        self._setup()
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as exc:
+            raise _not_ours(path, exc) from None
+        try:
+            self._setup()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise  # another process holds the file: not a wrong path
+            raise _not_ours(path, exc) from None
         # Loaded partitions, least recently searched first; bounded: a chat app makes a new
         # partition per conversation turn (earlier turns are part of it).
         self._parts: OrderedDict[bytes, _Partition] = OrderedDict()
@@ -279,19 +288,31 @@ class FaissIndex:
         *,
         batch: int = 256,
         progress: Callable[[int], None] | None = None,
+        read: Callable[[bytes, str], str | None] | None = None,
     ) -> int:
         done, last = 0, 0
         while True:
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT id, text FROM llmcache_vectors WHERE id > ? ORDER BY id LIMIT ?",
+                    "SELECT id, digest, text FROM llmcache_vectors WHERE id > ? ORDER BY id"
+                    " LIMIT ?",
                     (last, batch),
                 ).fetchall()
             if not rows:
                 break
+            last = int(rows[-1][0])
+            # The text each vector stands for: a sealed one opened (None: drop the vector).
+            texts = [
+                (r[0], str(r[2]) if read is None else read(bytes(r[1]), str(r[2]))) for r in rows
+            ]
+            kept = [(row_id, text) for row_id, text in texts if text is not None]
+            dropped = [(row_id,) for row_id, text in texts if text is None]
             # Embedding takes the time; the file is locked only to write each batch.
-            vectors = self._np.ascontiguousarray(embed([r[1] for r in rows]), self._np.float32)
-            if vectors.shape != (len(rows), self.dim):
+            vectors = self._np.ascontiguousarray(
+                embed([text for _, text in kept]) if kept else self._np.zeros((0, self.dim)),
+                self._np.float32,
+            )
+            if vectors.shape != (len(kept), self.dim):
                 raise ConfigError(
                     f"faiss index {self.path!r} holds {self.dim}-d vectors, the embedder "
                     f"made shape {vectors.shape}: use another path for a wider embedder"
@@ -299,11 +320,12 @@ class FaissIndex:
             with self._lock, self._write():
                 self._db.executemany(
                     "UPDATE llmcache_vectors SET vector = ? WHERE id = ?",
-                    [(v.tobytes(), r[0]) for r, v in zip(rows, vectors, strict=True)],
+                    [(v.tobytes(), r[0]) for r, v in zip(kept, vectors, strict=True)],
                 )
-            last, done = int(rows[-1][0]), done + len(rows)
+                self._db.executemany("DELETE FROM llmcache_vectors WHERE id = ?", dropped)
+            done += len(kept)
             if progress is not None:
-                progress(len(rows))
+                progress(len(kept))
         with self._lock:
             with self._write():
                 self._db.execute(_RESTAMP, (identity,))
@@ -391,24 +413,40 @@ class FaissIndex:
             if not part.alive or k < 1:
                 return []
             wanted = min(len(part.rows), 2 * k + part.dead)
-            if hasattr(part.index, "hnsw"):
-                part.index.hnsw.efSearch = max(self.ef_search, wanted)
-            scores, positions = part.index.search(query, wanted)
-            found: list[Candidate] = []
-            expired: list[bytes] = []
-            for score, pos in zip(scores[0], positions[0], strict=True):
-                row = part.rows[pos] if pos >= 0 else None
-                if row is None:
-                    continue
-                if row.expires_at is not None and row.expires_at <= now:
-                    expired.append(row.key.digest)
-                    continue
-                found.append(Candidate(row.key, float(score), row.text))
-                if len(found) == k:
-                    break
-            if expired:
-                self._expire(expired, now)
-            return found
+            while True:
+                found, expired = self._nearest(part, query, k, wanted, now)
+                if not expired:
+                    return found
+                read_all = wanted >= len(part.rows)
+                self._expire(expired, now)  # tombstones (or a compaction) from here on
+                # Vectors that expired while loaded came first: they must not hide the live
+                # ones behind them (a search returns the k best unexpired). Search again,
+                # wider, until k are found or the whole partition was read.
+                if len(found) == k or read_all or not part.alive:
+                    return found
+                wanted = min(len(part.rows), max(2 * wanted, 2 * k + part.dead))
+
+    def _nearest(
+        self, part: _Partition, query: Vector, k: int, wanted: int, now: float
+    ) -> tuple[list[Candidate], list[bytes]]:
+        """The ``k`` best unexpired rows among the ``wanted`` nearest positions, and the
+        expired rows met before them."""
+        if hasattr(part.index, "hnsw"):
+            part.index.hnsw.efSearch = max(self.ef_search, wanted)
+        scores, positions = part.index.search(query, wanted)
+        found: list[Candidate] = []
+        expired: list[bytes] = []
+        for score, pos in zip(scores[0], positions[0], strict=True):
+            row = part.rows[pos] if pos >= 0 else None
+            if row is None:
+                continue
+            if row.expires_at is not None and row.expires_at <= now:
+                expired.append(row.key.digest)
+                continue
+            found.append(Candidate(row.key, float(score), row.text))
+            if len(found) == k:
+                break
+        return found, expired
 
     def delete(self, digests: Sequence[bytes]) -> int:
         if not digests:
@@ -623,6 +661,14 @@ class FaissIndex:
         if rows:
             self._fill(partition, part, rows, vectors)
         self._upgrade_later(partition, part)
+
+
+def _not_ours(path: str, exc: sqlite3.DatabaseError) -> ConfigError:
+    return ConfigError(
+        f"faiss index {path!r} cannot be used as llmcache's vector file ({exc}): faiss:// "
+        "keeps its vectors in an SQLite file of its own (not a FAISS index file written by "
+        "another tool, not a folder); give it a path of its own"
+    )
 
 
 class _Transaction:

@@ -66,10 +66,14 @@ class VectorIndex(Protocol):
         *,
         batch: int = 256,
         progress: Callable[[int], None] | None = None,
+        read: Callable[[bytes, str], str | None] | None = None,
     ) -> int:
         """Replace every stored vector by ``embed`` of its stored text and bind the index to
         ``identity``; returns how many (``llmcache reindex``). ``progress`` gets each
-        batch's size. Sync only: an operator's job, never on a request's path."""
+        batch's size. ``read(digest, stored text)`` gives the text to embed (a sealed text
+        opened, see encryption at rest), or None to remove that vector (a text that cannot
+        be opened, which no cache would serve); it may raise to stop before the batch is
+        written. Sync only: an operator's job, never on a request's path."""
         ...
 
     def add(self, entry: IndexedEntry) -> None: ...

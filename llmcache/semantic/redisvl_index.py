@@ -312,6 +312,7 @@ class RedisVLIndex:
         *,
         batch: int = 256,
         progress: Callable[[int], None] | None = None,
+        read: Callable[[bytes, str], str | None] | None = None,
     ) -> int:
         done = 0
         with self._conn._errors():
@@ -321,10 +322,10 @@ class RedisVLIndex:
             for name in client.scan_iter(match=f"{self.key_prefix}*", count=CLEAR_BATCH):
                 names.append(name)
                 if len(names) >= batch:
-                    done += self._reembed_batch(client, replace, names, embed, progress)
+                    done += self._reembed_batch(client, replace, names, embed, progress, read)
                     names = []
             if names:
-                done += self._reembed_batch(client, replace, names, embed, progress)
+                done += self._reembed_batch(client, replace, names, embed, progress, read)
             client.set(self.stamp_key, identity)
         self._embedder, self._mismatch, self._ready = identity, None, False
         return done
@@ -357,6 +358,7 @@ class RedisVLIndex:
         names: list[bytes],
         embed: Callable[[list[str]], Vector],
         progress: Callable[[int], None] | None,
+        read: Callable[[bytes, str], str | None] | None = None,
     ) -> int:
         np = require("numpy", extra="redisvl", feature="the redisvl index")
         pipe = client.pipeline(transaction=False)
@@ -368,6 +370,15 @@ class RedisVLIndex:
             for k, t in zip(names, texts, strict=True)
             if t is not None and not isinstance(t, Exception)
         ]
+        if read is not None:  # the text each vector stands for (a sealed one opened)
+            digests = [self._digest_of(k) for k, _ in found]
+            opened = [
+                (k, read(d, t)) for (k, t), d in zip(found, digests, strict=True) if d is not None
+            ]
+            dropped = [k for k, t in opened if t is None]
+            if dropped:  # cannot be opened: no cache would serve it
+                _unlink(client, dropped)
+            found = [(k, t) for k, t in opened if t is not None]
         if not found:  # expired or deleted since the scan, or not ours
             return 0
         vectors = np.ascontiguousarray(embed([t for _, t in found]), np.float32)
@@ -387,6 +398,13 @@ class RedisVLIndex:
     # ------------------------------------------------------------------ keys and commands
     def key_of(self, digest: bytes) -> str:
         return f"{self.key_prefix}{digest.hex()}"
+
+    def _digest_of(self, name: Any) -> bytes | None:
+        """The digest a document's key names; None for a key that is not one of ours."""
+        try:
+            return bytes.fromhex(_text(name)[len(self.key_prefix) :])
+        except ValueError:
+            return None
 
     def _document(self, entry: IndexedEntry) -> tuple[str, dict[str, Any], int | None]:
         """(key, fields, PEXPIRE ms or None for no expiry; ms <= 0: already expired)."""
@@ -677,7 +695,11 @@ class RedisVLIndex:
 def parse_redisvl_url(url: str) -> tuple[str, dict[str, str]]:
     """(the redis:// URL for redis-py, this index's options) from a ``redisvl://`` URL."""
     shown = redact_url(url)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (urllib checks the port when it is read)
+    except ValueError as exc:  # "Port out of range 0-65535", "Invalid IPv6 URL"
+        raise ConfigError(f"redisvl index: cannot parse {shown!r}: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("redisvl", "redisvls"):
         raise ConfigError(

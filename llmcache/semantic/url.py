@@ -19,6 +19,7 @@ as published; or ``litellm:<model>``; a LangChain ``Embeddings`` object goes to
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,9 +45,7 @@ def semantic_from_url(
 ) -> SemanticTier:
     """Build the semantic tier a URL names. ``embedder``/``verifier`` override the URL's."""
     options = _options(url)
-    k = _number(options, "k", DEFAULT_K)
-    if k != int(k) or k < 1:
-        raise ConfigError(f"semantic URL option k must be a positive integer, got {k}")
+    k = _count(options, "k", DEFAULT_K)
     verify = options.get("verify", "on").lower()
     if verify not in ("on", "off", "true", "false", "1", "0"):
         raise ConfigError(f"semantic URL option verify must be 'on' or 'off', got {verify!r}")
@@ -59,7 +58,7 @@ def semantic_from_url(
     threshold = check_threshold(_number(options, "threshold", default))
     index, chosen = open_index(url, embedder=embedder)
     try:
-        return SemanticTier(index, chosen, verifier=verifier, threshold=threshold, k=int(k))
+        return SemanticTier(index, chosen, verifier=verifier, threshold=threshold, k=k)
     except BaseException:  # e.g. the index holds another embedder's vectors
         index.close()
         raise
@@ -136,8 +135,8 @@ def _faiss(path: str, options: dict[str, str], dim: int) -> VectorIndex:
             f"working directory; an absolute path takes three slashes: faiss:///{path})"
         )
     refresh = _number(options, "refresh", DEFAULT_REFRESH_SECONDS)
-    hnsw_above = int(_number(options, "hnsw_above", DEFAULT_HNSW_ABOVE))
-    max_partitions = int(_number(options, "max_partitions", DEFAULT_MAX_PARTITIONS))
+    hnsw_above = _count(options, "hnsw_above", DEFAULT_HNSW_ABOVE)
+    max_partitions = _count(options, "max_partitions", DEFAULT_MAX_PARTITIONS)
     return FaissIndex(
         path, dim=dim, refresh=refresh, hnsw_above=hnsw_above, max_partitions=max_partitions
     )
@@ -151,3 +150,14 @@ def _number(options: dict[str, str], name: str, default: float) -> Any:
         return float(raw)
     except ValueError:
         raise ConfigError(f"semantic URL option {name} must be a number, got {raw!r}") from None
+
+
+def _count(options: dict[str, str], name: str, default: int) -> int:
+    """A positive whole number (``k``, ``hnsw_above``, ``max_partitions``): ``2.5``, ``0``,
+    ``inf`` or ``nan`` is a ConfigError naming the option, never truncated in silence."""
+    value = _number(options, name, default)
+    if not math.isfinite(value) or value != int(value) or value < 1:
+        raise ConfigError(
+            f"semantic URL option {name} must be a positive integer, got {options.get(name)!r}"
+        )
+    return int(value)

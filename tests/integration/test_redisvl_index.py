@@ -695,3 +695,28 @@ def test_through_the_cache_another_embedders_index_fails_open(
         assert raw.get(f"{prefix}:vecstamp:semantic") == b"someone-else"
     finally:
         cache.close()
+
+
+def test_reembed_embeds_what_read_gives_and_drops_what_it_cannot_open(
+    redis_stack_url: str, prefix: str, index: Any, raw: redis.Redis, clock: FakeClock
+) -> None:
+    """``llmcache reindex`` of an encrypted cache: each stored (sealed) text is opened by
+    ``read`` before it is embedded; a text it cannot open loses its vector."""
+    index.bind_embedder("model-a")
+    for n in (1, 2, 3):
+        index.add(entry(n, unit(n, 1), text=f"sealed {n}"))
+    seen: list[tuple[int, str]] = []
+
+    def read(digest: bytes, text: str) -> str | None:
+        n = int.from_bytes(digest, "big")
+        seen.append((n, text))
+        return None if n == 3 else f"q {n}"  # 3 does not open
+
+    def embed(found: list[str]) -> np.ndarray:
+        assert all(t.startswith("q ") for t in found)  # never the stored (sealed) text
+        return np.stack([unit(1, 0, int(t.split()[1])) for t in found])
+
+    assert index.reembed(embed, "model-b", read=read) == 2
+    assert sorted(seen) == [(1, "sealed 1"), (2, "sealed 2"), (3, "sealed 3")]
+    assert texts(index.search(PART_1, unit(1, 0, 2), 3, clock())) == ["sealed 2", "sealed 1"]
+    assert raw.exists(index.key_of((3).to_bytes(32, "big"))) == 0

@@ -369,3 +369,22 @@ def test_reembed_with_a_wider_embedder_changes_nothing(path: str) -> None:
     index.bind_embedder("model-a")  # still named, still the old vectors
     assert index.search(P1, unit(1), 1, NOW)[0].similarity == pytest.approx(1.0, abs=1e-5)
     index.close()
+
+
+@pytest.mark.parametrize("hnsw_above", [5_000, 50])
+def test_semantic_vectors_expired_while_loaded_do_not_hide_a_live_one(
+    path: str, hnsw_above: int
+) -> None:
+    index = FaissIndex(path, dim=DIM, hnsw_above=hnsw_above)
+    query = unit(1)
+    for i in range(60):  # unrelated live vectors: the partition is large enough for HNSW
+        index.add(entry(1000 + i, unit(2000 + i)))
+    index.add(entry(1, near(query, 2, 0.5)))  # live, less close
+    for i in range(40):  # closer, all expiring at NOW + 10
+        index.add(entry(100 + i, near(query, 300 + i, 0.05), expires_at=NOW + 10))
+    assert len(index.search(P1, query, 4, NOW)) == 4  # loaded while they were alive
+    index.wait_for_builds()
+    found = [int.from_bytes(c.key.digest, "big") for c in index.search(P1, query, 4, NOW + 11)]
+    assert found[0] == 1  # the live one, first: the expired ones neither come nor hide it
+    assert len(found) == 4 and not any(100 <= n < 140 for n in found)
+    index.close()
