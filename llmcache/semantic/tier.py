@@ -128,12 +128,13 @@ class SemanticTier:
     def reject(self, reason: str, query: str, candidate: Candidate) -> None:
         with self._lock:
             self._rejected[reason] += 1
+        # Never the texts: logs carry no prompts (with encryption at rest, the candidate's
+        # text is the opened one). The entry's digest is enough to find it.
         logger.debug(
-            "llmcache: semantic candidate rejected (%s): similarity %.4f, %r vs %r",
+            "llmcache: semantic candidate rejected (%s): similarity %.4f, entry %s",
             reason,
             candidate.similarity,
-            query[:80],
-            candidate.text[:80],
+            candidate.key.digest.hex()[:16],
         )
 
     def rejected(self) -> dict[str, int]:
@@ -197,7 +198,9 @@ class SemanticTier:
         """Count a question the tier did not search (``stats()["semantic_skipped"]``)."""
         with self._lock:
             self._skipped[reason] += 1
-        logger.debug("llmcache: semantic tier skipped a question (%s): %r", reason, text[:80])
+        logger.debug(
+            "llmcache: semantic tier skipped a question (%s) of %d characters", reason, len(text)
+        )
 
     def embed_many(self, texts: Sequence[str]) -> list[Vector | None]:
         """One call for many texts (an import re-embeds a page of rows at once); None for

@@ -248,6 +248,20 @@ def test_verifier_rejections_are_counted(semantic_cache: Build) -> None:
     assert cache.stats()["semantic_rejected"] == {"looks_different": 1}
 
 
+def test_semantic_rejections_and_skips_never_log_the_questions(
+    semantic_cache: Build, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = semantic_cache(verifier=RejectAll())
+    cache.set(req(ASKED), "answer")
+    with caplog.at_level("DEBUG", logger="llmcache"):
+        assert cache.get(req(PARAPHRASE)) is None  # rejected
+        assert cache.get(req("?!")) is None  # skipped: no words
+    logged = caplog.text
+    assert "looks_different" in logged and "no_words" in logged  # the reasons are logged
+    for text in (ASKED, PARAPHRASE, "?!"):
+        assert text not in logged and repr(text)[1:-1] not in logged
+
+
 def test_a_redisvl_url_gives_the_same_tier_on_redis_stack(
     semantic_cache: Build, redis_stack_url: str
 ) -> None:
