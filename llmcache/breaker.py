@@ -92,7 +92,9 @@ class CircuitBreaker:
 
 
 #: Tier primitives that only read: they get a breaker of their own (see TierBreakers).
-READ_METHODS = frozenset({"get", "get_or_lock", "search", "embed", "flight_open"})
+READ_METHODS = frozenset({"get", "get_or_lock", "search", "flight_open"})
+#: The semantic tier's embedder: a failure domain apart from its index (see TierBreakers).
+EMBED_METHODS = frozenset({"embed"})
 
 _SEVERITY = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
@@ -105,20 +107,32 @@ class TierBreakers:
     that work. A failed *read* means the tier is down: it opens both, so writes are skipped
     too without a stall of their own, and the read probe alone decides when the tier is back
     (then writes resume, and a write that still fails opens the write breaker alone).
+
+    A semantic tier's embedder (often in process) and its index (a file, Redis Stack) fail
+    apart, so ``embed`` has a third breaker: with one, an embedding that worked closed the
+    breaker the index's failure had opened, at every probe ("recovered", the back-off reset),
+    while the index was still down.
     """
 
-    __slots__ = ("_writes_follow_reads", "read", "write")
+    __slots__ = ("_writes_follow_reads", "embed", "read", "write")
 
     def __init__(self, clock: Clock = monotonic_clock) -> None:
         self.read = CircuitBreaker(clock=clock)
         self.write = CircuitBreaker(clock=clock)
+        self.embed = CircuitBreaker(clock=clock)
         self._writes_follow_reads = False  # the write breaker is open because reads failed
 
     @property
     def closed(self) -> bool:
-        return self.read.state is BreakerState.CLOSED and self.write.state is BreakerState.CLOSED
+        return (
+            self.read.state is BreakerState.CLOSED
+            and self.write.state is BreakerState.CLOSED
+            and self.embed.state is BreakerState.CLOSED
+        )
 
     def allow(self, method: str) -> bool:
+        if method in EMBED_METHODS:
+            return self.embed.allow()
         if method in READ_METHODS:
             return self.read.allow()
         if self._writes_follow_reads:
@@ -128,7 +142,9 @@ class TierBreakers:
     def failed(self, method: str) -> bool:
         """Record a failure; True when the tier was healthy until now (a new outage)."""
         was_closed = self.closed
-        if method in READ_METHODS:
+        if method in EMBED_METHODS:
+            self.embed.failed()
+        elif method in READ_METHODS:
             self.read.failed()
             if self.write.state is BreakerState.CLOSED:
                 self.write.failed()
@@ -141,7 +157,9 @@ class TierBreakers:
         """Record a success; True when this makes an unhealthy tier healthy (recovered)."""
         if self.closed:
             return False
-        if method in READ_METHODS:
+        if method in EMBED_METHODS:
+            self.embed.succeeded()
+        elif method in READ_METHODS:
             self.read.succeeded()
             if self._writes_follow_reads:
                 self._writes_follow_reads = False
@@ -152,6 +170,6 @@ class TierBreakers:
 
     @property
     def state(self) -> BreakerState:
-        """The worse of the two (what ``stats()["breakers"]`` shows)."""
-        read, write = self.read.state, self.write.state
-        return read if _SEVERITY[read] >= _SEVERITY[write] else write
+        """The worst of them (what ``stats()["breakers"]`` shows)."""
+        states = (self.read.state, self.write.state, self.embed.state)
+        return max(states, key=_SEVERITY.__getitem__)

@@ -234,6 +234,36 @@ def test_a_failing_index_fails_open(semantic_cache: Build) -> None:
     assert cache.stats()["breakers"]["semantic:faiss"] == "open"
 
 
+def test_semantic_index_down_is_not_reported_back_by_a_working_embedder(
+    semantic_cache: Build, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The embedder (local MiniLM) keeps working while the index is down: its successes used
+    # to close the tier's breaker ("recovered", the back-off reset) at every probe.
+    mono = FakeClock(0.0)
+    cache = semantic_cache(monotonic=mono)
+    index = cache.semantic.index  # type: ignore[union-attr]
+    cache.set(req(ASKED), "answer")
+    index._db.close()  # type: ignore[attr-defined]  # the index is gone
+    searches = 0
+    search = index.search
+
+    def counted(*args: Any) -> Any:
+        nonlocal searches
+        searches += 1
+        return search(*args)
+
+    index.search = counted  # type: ignore[method-assign]
+    with caplog.at_level("WARNING", logger="llmcache"):
+        for _ in range(40):  # 20 s of calls, one every half second
+            assert cache.get(req(PARAPHRASE)) is None
+            mono.advance(0.5)
+    assert "recovered" not in caplog.text
+    assert caplog.text.count("semantic:faiss failed") == 1  # once per outage
+    # Probed with a doubling cool-down (0.5, 1, 2, 4, 4 s...): not on every other call.
+    assert searches <= 8
+    assert cache.stats()["breakers"]["semantic:faiss"] == "open"
+
+
 class RejectAll:
     def verify(
         self, query: str, candidate: str, similarity: float, runner_up: float | None = None
