@@ -5,14 +5,20 @@ Two kinds: the fleet-wide totals (a Redis tier: ``llmcache stats``) and the savi
 every ``interval`` seconds and sends it in one batch (Redis: one pipeline of HINCRBY; SQL: one
 transaction of upserts), so a lookup never pays a round trip for statistics. What could not be
 sent (the tier is down) is kept for the next batch. ``close()`` stops the thread and sends what
-is left. A process forked after the cache was made (a pre-forking server) starts a thread of its
-own and publishes only what it gains itself: what the parent had not sent yet is the parent's.
+is left; so does the interpreter's exit for a cache never closed (a script, a notebook, a
+``multiprocessing`` worker), as the write-behind queue does. A process forked after the cache
+was made (a pre-forking server) starts a thread of its own and publishes only what it gains
+itself: what the parent had not sent yet is the parent's.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import multiprocessing.util
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
@@ -50,10 +56,12 @@ class StatsPublisher:
         self._history = history
         self._interval = interval
         self._stop = threading.Event()
+        self._closed = False  # close() sent the rest: nothing is left for the exit
         self._flush_lock = threading.Lock()
         renew_after_fork(self, "_flush_lock")
         self._thread = self._started()
         call_after_fork(self, "_after_fork_in_child")
+        _LIVE.add(self)
 
     def _started(self) -> threading.Thread:
         owner = self._sink if self._sink is not None else self._history
@@ -103,10 +111,42 @@ class StatsPublisher:
         self._stop.set()
 
     def close(self) -> None:
+        self._closed = True
         self.stop()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self.flush()
+
+
+_LIVE: weakref.WeakSet[StatsPublisher] = weakref.WeakSet()
+
+
+#: Seconds the exit spends at most sending what caches never closed had not sent.
+EXIT_BUDGET = 5.0
+
+
+def _flush_at_exit() -> None:
+    """What caches never closed gained since their last batch is sent at exit (a publisher
+    with nothing new sends nothing; unreachable tiers do not hold the exit past EXIT_BUDGET)."""
+    deadline = time.monotonic() + EXIT_BUDGET
+    for publisher in list(_LIVE):
+        if time.monotonic() > deadline:
+            break
+        if not publisher._closed:  # stopped only (a cache's finalizer runs first): not sent
+            publisher.stop()
+            publisher.flush()
+
+
+atexit.register(_flush_at_exit)
+
+
+def _flush_at_child_exit(_: object) -> None:
+    """A ``multiprocessing`` child ends through ``os._exit`` (no ``atexit`` handler): its
+    finalizers send what it gained, as at an interpreter's exit."""
+    multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=0)
+
+
+multiprocessing.util.register_after_fork(_flush_at_child_exit, _flush_at_child_exit)
 
 
 def _send(

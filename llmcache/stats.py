@@ -47,6 +47,9 @@ class Stats:
         with self._lock:
             if getattr(self, "by_model", None):  # gains before a reset stay in the history
                 self._cut(self._clock())
+            # Gains not yet published to the fleet counters are still owed to them: the next
+            # ``take_deltas`` adds them to what the reset counters gain.
+            unsent = self._unsent() if hasattr(self, "_taken") else {}
             self.misses = 0
             self.stores = 0
             self.skipped = 0
@@ -61,7 +64,8 @@ class Stats:
             self.cost_saved_usd = 0.0
             self.by_model: dict[str, Row] = {}
             self._cut_at: dict[str, Row] = {}  # by_model at the last cut
-            self._taken: dict[str, float] = {}  # flat counters at the last take_deltas()
+            # Flat counters at the last take_deltas(), less what was gained and not sent.
+            self._taken: dict[str, float] = {name: -gain for name, gain in unsent.items()}
 
     @property
     def hits_by_tier(self) -> Counter[str]:
@@ -263,13 +267,22 @@ class Stats:
                 flat[f"{group}:{model}"] = count
         return flat
 
+    def _unsent(self, flat: dict[str, float] | None = None) -> dict[str, float]:
+        """What the flat counters gained since the last ``take_deltas`` (lock held)."""
+        flat = self._flat() if flat is None else flat
+        taken = self._taken
+        gains = {k: v - taken.get(k, 0) for k, v in flat.items()}
+        gains.update((k, -v) for k, v in taken.items() if k not in flat)
+        return {k: v for k, v in gains.items() if v}
+
     def take_deltas(self) -> dict[str, float]:
         """What the counters gained since the last call, flat (``hits_by_tier:redis``...):
         what one process adds to the fleet-wide totals."""
         with self._lock:
             flat = self._flat()
-            taken, self._taken = self._taken, flat
-        return {k: v - taken.get(k, 0) for k, v in flat.items() if v != taken.get(k, 0)}
+            deltas = self._unsent(flat)
+            self._taken = flat
+        return deltas
 
     def leave_unsent_to_parent(self, *, buckets: bool) -> None:
         """In a forked child: what the counters gained before the fork and was not published
@@ -301,12 +314,12 @@ def fleet_view(flat: dict[str, float]) -> dict[str, Any]:
     view: dict[str, Any] = {group: {} for group in _GROUPS}
     by_model: dict[str, Row] = {}
     for name, value in flat.items():
-        group, _, member = name.partition(":")
-        if member and group in view:
+        group, colon, member = name.partition(":")
+        if colon and group in view:
             view[group][member] = int(value)
-        elif member and group in _MODEL_INDEX:
+        elif colon and group in _MODEL_INDEX:  # a model may be "" (a request without one)
             by_model.setdefault(member, new_row())[_MODEL_INDEX[group]] = int(value)
-        elif not member:
+        elif not colon:
             view[name] = value if name == "cost_saved_usd" else int(value)
     counters = ("hits", "misses", "stores", "skipped", "decode_errors")
     for name in (*counters, "early_refreshes", "ttl_extensions"):

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmcache.cli.existing import open_existing
+from llmcache.cli.report import usd
 from llmcache.errors import LLMCacheError
 
 
@@ -34,12 +35,12 @@ def show_fleet_stats(view: dict[str, Any], console: Console) -> None:
     table.add_row("lookups", f"{lookups:,}")
     table.add_row("hit rate", f"{view['hit_rate']:.1%}")
     table.add_row("tokens saved", f"{view['tokens_saved']:,}")
-    table.add_row("dollars saved", f"${view['cost_saved_usd']:.4f}")
-    table.add_row(
-        "saved by the provider's prompt cache", f"${view['provider_cache_saved_usd']:.4f}"
-    )
+    # Dollars as ``llmcache report`` shows them: micro-dollars below $1, never $0.0000 for a
+    # saving too small for cents.
+    table.add_row("dollars saved", usd(view["cost_saved_usd"]))
+    table.add_row("saved by the provider's prompt cache", usd(view["provider_cache_saved_usd"]))
     for model, row in view["by_model"].items():
-        saved = f"${row['cost_saved_usd']:.4f}" if row["priced"] else "unpriced"
+        saved = usd(row["cost_saved_usd"]) if row["priced"] else "unpriced"
         table.add_row(f"hits of {model or '(no model name)'}", f"{row['hits']:,} ({saved})")
     for tier, hits in sorted(view["hits_by_tier"].items()):
         table.add_row(f"hits from {tier}", f"{hits:,}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -117,3 +119,54 @@ def test_a_forked_worker_publishes_its_own_gains_once(redis_prefix_url: str) -> 
     assert fleet is not None
     assert (fleet["hits"], fleet["misses"], fleet["stores"]) == (3, 1, 1)
     cache.close()
+
+
+def test_llmcache_stats_shows_savings_below_a_cent(redis_prefix_url: str) -> None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    cache = process_view(redis_prefix_url)
+    question = CacheRequest(model="m", prompt="q", model_name="gpt-4o-mini")
+    cache.set(question, "answer", usage=Usage(100, 10))
+    assert cache.get(question) is not None  # saves $0.000021 at gpt-4o-mini's price
+    cache.close()
+    table = CliRunner().invoke(cli, ["stats", "--url", redis_prefix_url])
+    assert table.exit_code == 0, table.output
+    assert "$0.000021" in table.output  # as `llmcache report` shows it
+    assert "$0.0000 " not in table.output
+
+
+def test_reset_stats_leaves_the_fleet_what_was_not_sent_yet(redis_prefix_url: str) -> None:
+    cache = process_view(redis_prefix_url)
+    question = CacheRequest(model="m", prompt="q")
+    cache.get(question)
+    cache.set(question, "answer")
+    cache.get(question)
+    cache.reset_stats()  # this process's stats() restart; the fleet's counts do not
+    cache.get(question)
+    assert cache.stats()["hits"] == 1
+    fleet = cache.fleet_stats()
+    assert fleet is not None
+    assert (fleet["hits"], fleet["misses"]) == (2, 1)
+    cache.close()
+
+
+def test_a_script_that_never_closes_its_cache_still_counts(redis_prefix_url: str) -> None:
+    script = (
+        "import sys\n"
+        "from llmcache import Cache, CacheRequest, Usage\n"
+        "cache = Cache.from_urls(['memory://', sys.argv[1]])\n"
+        "question = CacheRequest(model='m', prompt='q', model_name='gpt-4o-mini')\n"
+        "cache.get(question)\n"
+        "cache.set(question, 'answer', usage=Usage(10, 1))\n"
+        "cache.get(question)\n"
+        "cache.get(question)\n"  # exits within the publisher's first second, no close()
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, redis_prefix_url], capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    reader = process_view(redis_prefix_url)
+    fleet = reader.fleet_stats()
+    assert fleet is not None
+    assert (fleet["hits"], fleet["misses"], fleet["tokens_saved"]) == (2, 1, 22)
+    assert [row.hits for row in reader.savings().rows] == [2]  # the history too
+    reader.close()

@@ -72,3 +72,42 @@ def test_fleet_view_rebuilds_per_model_rows_whose_names_hold_colons() -> None:
     stats.hit("redis", "exact", "ollama/llama3:8b", Usage(7, 3, 2, 0))
     view = fleet_view(stats.take_deltas())
     assert view["by_model"] == {"ollama/llama3:8b": [1, 7, 3, 2, 0, 0, 0]}
+
+
+def test_a_reset_keeps_what_was_not_published_yet_for_the_fleet() -> None:
+    stats = Stats()
+    stats.hit("memory", "exact", "gpt-4o-mini", Usage(10, 5))
+    stats.miss()
+    stats.reset()  # before the publisher's next batch: stats() restarts, the fleet does not
+    stats.miss()
+    assert stats.snapshot()["misses"] == 1
+    assert stats.take_deltas() == {
+        "hits": 1,
+        "misses": 2,
+        "input_tokens_saved": 10,
+        "output_tokens_saved": 5,
+        "hits_by_tier:memory": 1,
+        "hits_by_match:exact": 1,
+        "model_hits:gpt-4o-mini": 1,
+        "model_input_tokens:gpt-4o-mini": 10,
+        "model_output_tokens:gpt-4o-mini": 5,
+    }
+    assert stats.take_deltas() == {}
+
+
+def test_a_refused_hit_after_its_publish_is_taken_back_from_the_fleet() -> None:
+    stats = Stats()
+    stats.hit("redis", "exact", "gpt-4o-mini", Usage(10, 5))
+    stats.take_deltas()
+    stats.refused("redis", "exact", "gpt-4o-mini", Usage(10, 5))  # LiteLLM's s-maxage
+    deltas = stats.take_deltas()
+    assert deltas["hits"] == -1 and deltas["misses"] == 1
+    assert deltas["hits_by_tier:redis"] == -1 and deltas["hits_by_match:exact"] == -1
+
+
+def test_fleet_view_keeps_the_row_of_answers_without_a_model_name() -> None:
+    stats = Stats()
+    stats.hit("memory", "exact", "", Usage(100, 10))  # CacheRequest's model_name defaults to ""
+    view = fleet_view(stats.take_deltas())
+    assert view["by_model"] == {"": [1, 100, 10, 0, 0, 0, 0]}
+    assert all(":" not in name for name in view)  # no stray "model_hits:" counter
