@@ -68,7 +68,9 @@ class HitRateFloor:
     def check(self, hits: int, misses: int) -> None:
         lookups = hits + misses
         with self._lock:
-            if lookups < self._start_lookups:  # the counters were reset
+            # The counters were reset: fewer lookups, or (a reset followed by hits alone, which
+            # are not checked) fewer misses than at the window's start.
+            if lookups < self._start_lookups or misses < self._start_lookups - self._start_hits:
                 self._start_hits = self._start_lookups = 0
             if lookups - self._start_lookups < self.window:
                 return

@@ -98,3 +98,18 @@ def test_floor_options_are_validated() -> None:
         Cache([MemoryTier()], hit_rate_floor=1.5)
     with pytest.raises(ConfigError, match="hit_rate_window"):
         Cache([MemoryTier()], hit_rate_floor=0.5, hit_rate_window=1)
+
+
+def test_the_window_after_reset_stats_is_a_rate_between_0_and_1() -> None:
+    events: list[HealthEvent] = []
+    cache = Cache([MemoryTier()], on_health=events.append, hit_rate_floor=0.5, hit_rate_window=10)
+    for i in range(10):  # a window of misses: low
+        cache.get(_req(1000 + i))
+    cache.reset_stats()
+    cache.set(_req(0), "answer")
+    for _ in range(25):  # only hits since the reset (hits are not checked), then a miss
+        cache.get(_req(0))
+    cache.get(_req(9999))
+    assert [e.kind for e in events] == ["hit_rate_low", "hit_rate_recovered"]
+    assert "96.2%" in events[-1].detail  # 25 hits of 26 lookups since the reset
+    assert cache.health()["hit_rate_last_window"] == pytest.approx(25 / 26)
