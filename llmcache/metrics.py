@@ -127,26 +127,29 @@ class PrometheusCollector:
         self._cache = cache
         self._prefix = prefix
 
+    def _family(self, name: str, labels: list[str]) -> Any:
+        metric = METRICS[name]
+        kind = (
+            self._metrics.CounterMetricFamily
+            if metric.kind == "counter"
+            else self._metrics.GaugeMetricFamily
+        )
+        return kind(f"{self._prefix}_{name}", metric.help, labels=labels)
+
     def collect(self) -> Iterator[Any]:
         families: dict[str, Any] = {}
         for sample in samples(self._cache.stats()):
             family = families.get(sample.name)
             if family is None:
-                metric = METRICS[sample.name]
-                kind = (
-                    self._metrics.CounterMetricFamily
-                    if metric.kind == "counter"
-                    else self._metrics.GaugeMetricFamily
-                )
-                family = kind(
-                    f"{self._prefix}_{sample.name}", metric.help, labels=sorted(sample.labels)
-                )
-                families[sample.name] = family
+                family = families[sample.name] = self._family(sample.name, sorted(sample.labels))
             family.add_metric([sample.labels[k] for k in sorted(sample.labels)], sample.value)
         yield from families.values()
 
     def describe(self) -> Iterator[Any]:
-        return iter(())  # no fixed set: tiers and reasons appear as they are seen
+        """Every metric's name (the samples, tiers and reasons appear when scraped): the
+        registry refuses a second collector with the same names (two caches, or one cache
+        registered twice, need their own ``prefix``) instead of a scrape that repeats them."""
+        return (self._family(name, []) for name in METRICS)
 
 
 def register_prometheus(cache: Cache, registry: Any = None, *, prefix: str = "llmcache") -> Any:

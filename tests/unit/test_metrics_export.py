@@ -153,3 +153,25 @@ def test_savings_are_exported_by_model_and_nothing_else(fake_clock: FakeClock) -
     }
     assert labels <= {"model", "tier", "match", "kind", "reason"}
     cache.close()
+
+
+def test_a_second_collector_with_the_same_names_is_refused(
+    cache: Cache, fake_clock: FakeClock
+) -> None:
+    registry = CollectorRegistry()
+    register_prometheus(cache, registry)
+    other = Cache.from_urls(["memory://"], clock=fake_clock)
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        register_prometheus(other, registry)  # a scrape would repeat every llmcache_* series
+    register_prometheus(other, registry, prefix="llmcache_other")
+    text = generate_latest(registry).decode()
+    assert text.count("# TYPE llmcache_hits_total counter") == 1
+    assert "llmcache_other_hits_total 0.0" in text
+    assert "llmcache_hits_total 2.0" in text
+
+
+def test_a_scrape_restricted_by_name_finds_the_metrics(cache: Cache) -> None:
+    registry = CollectorRegistry()
+    register_prometheus(cache, registry)
+    only = registry.restricted_registry(["llmcache_hits_total"])  # ?name[]= on /metrics
+    assert "llmcache_hits_total 2.0" in generate_latest(only).decode()
