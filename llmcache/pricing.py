@@ -97,7 +97,31 @@ def rates_of(model: str) -> Rates:
     litellm = _litellm()
     if litellm is None:
         return UNPRICED
-    return _rates(id(litellm.model_cost), model)
+    table = litellm.model_cost
+    return _rates(id(table), _version(table, model), model)
+
+
+#: The fields of a price table entry that make a model's rates.
+_PRICE_FIELDS = (
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "cache_read_input_token_cost",
+    "cache_creation_input_token_cost",
+)
+
+
+def _version(table: Any, model: str) -> tuple[Any, ...]:
+    """What of ``table`` the model's remembered rates depend on: its size (a model added by
+    ``litellm.register_model``, which changes the table in place) and the prices listed under
+    the model's name, with and without its provider prefix (a price changed in place)."""
+    listed: list[Any] = [len(table)]
+    for name in dict.fromkeys((model, model.partition("/")[2])):
+        entry = table.get(name) if name else None
+        if isinstance(entry, dict):
+            listed.extend(entry.get(field) for field in _PRICE_FIELDS)
+        else:
+            listed.append(None)
+    return tuple(listed)
 
 
 @functools.cache
@@ -131,9 +155,10 @@ renew_after_fork(sys.modules[__name__], "_reading")
 
 
 @functools.lru_cache(maxsize=MODELS_REMEMBERED)
-def _rates(table: int, model: str) -> Rates:
+def _rates(table: int, version: tuple[Any, ...], model: str) -> Rates:
     """Rates read through ``cost_per_token`` (LiteLLM's name resolution, its registered
-    prices). ``table`` (the identity of ``litellm.model_cost``) makes a replaced table count."""
+    prices). ``table`` (the identity of ``litellm.model_cost``) makes a replaced table count,
+    ``version`` (``_version``) a price registered into it."""
     litellm = _litellm()
     with _reading:
         # LiteLLM prints a "Provider List" banner to stdout for a model it does not know:

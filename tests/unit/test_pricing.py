@@ -51,3 +51,31 @@ def test_a_row_without_tokens_is_not_priced() -> None:
     row[0] = 3  # hits of answers that reported no usage
     priced = priced_row("gpt-4o-mini", row)
     assert (priced["hits"], priced["cost_saved_usd"], priced["priced"]) == (3, 0.0, False)
+
+
+def _register(name: str, input_usd: float, output_usd: float) -> None:
+    litellm.register_model(
+        {
+            name: {
+                "input_cost_per_token": input_usd,
+                "output_cost_per_token": output_usd,
+                "litellm_provider": "openai",
+                "mode": "chat",
+            }
+        }
+    )
+
+
+def test_prices_registered_after_the_first_read_apply() -> None:
+    name = "llmcache-probe-private-model"
+    usage = Usage(1000, 100)
+    try:
+        assert cost_of(name, usage).priced is False  # read (and remembered) before it is known
+        _register(name, 1e-6, 2e-6)  # changes litellm.model_cost in place
+        cost = cost_of(name, usage)
+        assert cost.priced
+        assert (cost.input_usd, cost.output_usd) == pytest.approx((1e-3, 2e-4))
+        _register(name, 3e-6, 2e-6)  # a new price for a model already priced
+        assert cost_of(name, usage).input_usd == pytest.approx(3e-3)
+    finally:
+        litellm.model_cost.pop(name, None)
