@@ -12,13 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from llmcache.cache import Cache
-from llmcache.cli.existing import open_existing
+from llmcache.cli.existing import check_exists, open_existing
 from llmcache.diagnose import describe_tier
 from llmcache.keys import CacheKey
 from llmcache.redact import describe_error
 from llmcache.semantic.embedders import identity_of
 
 PROBES = 5
+_SQL_SCHEMES = ("sqlite", "mysql", "mariadb", "postgresql", "postgres")
 #: Vectors whose entries the consistency check looks up (one lookup each, per tier).
 CONSISTENCY_SAMPLE = 200
 
@@ -37,6 +38,8 @@ def run_doctor(urls: Sequence[str], semantic: str | None) -> dict[str, Any]:
 
 
 def _examine(urls: Sequence[str], semantic: str | None) -> dict[str, Any]:
+    check_exists(urls, semantic)  # before reading a version: SQLite creates a missing file
+    found = _schema_versions(urls)  # before opening: an SQL tier migrates its store on open
     cache = open_existing(urls, semantic=semantic, encryption=False)
     try:
         rounds = [cache.health(probe=True)["tiers"] for _ in range(PROBES)]
@@ -52,12 +55,52 @@ def _examine(urls: Sequence[str], semantic: str | None) -> dict[str, Any]:
                     **describe_tier(tier),  # an unreachable tier says why in "problem"
                 }
             )
+            if tiers[-1].get("kind") == "sql" and found.get(len(tiers) - 1) is not None:
+                _opened(tiers[-1], found[len(tiers) - 1])
         if cache.semantic is not None:
             tiers.append(_check_semantic(cache))
     finally:
         cache.close()
     ok = all(t["reachable"] and "problem" not in t for t in tiers)
     return {"ok": ok, "tiers": tiers}
+
+
+def _schema_versions(urls: Sequence[str]) -> dict[int, int]:
+    """The schema version of each SQL store among ``urls`` (by position) as it is before the
+    doctor opens the cache; a store that cannot be read now is left out (its row says why)."""
+    from llmcache.tiers.sql_engine import create_sync_engine
+    from llmcache.tiers.sql_schema import build_tables, read_version
+    from llmcache.tiers.sql_url import parse_sql_url
+
+    versions: dict[int, int] = {}
+    for position, url in enumerate(urls):
+        scheme = url.strip().split(":", 1)[0].split("+", 1)[0].lower()
+        if scheme not in _SQL_SCHEMES:
+            continue
+        try:
+            target = parse_sql_url(url.strip())
+            engine = create_sync_engine(target)
+            try:
+                with engine.connect() as conn:
+                    versions[position] = read_version(conn, build_tables(target.table_prefix))
+            finally:
+                engine.dispose()
+        except Exception:  # noqa: S112 - opening the cache reports it on the tier's row
+            continue
+    return versions
+
+
+def _opened(facts: dict[str, Any], before: int) -> None:
+    """Report an SQL store as the doctor found it, not as opening it left it."""
+    latest = facts["schema_supported"]
+    if before >= facts["schema_version"]:
+        return
+    facts["schema_version"] = before
+    facts.pop("note", None)
+    if before == 0:
+        facts["note"] = f"held no llmcache tables: opening it created them (schema {latest})"
+    else:
+        facts["note"] = f"schema {before} was migrated to {latest} when the doctor opened it"
 
 
 def _check_semantic(cache: Cache) -> dict[str, Any]:

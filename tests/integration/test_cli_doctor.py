@@ -138,3 +138,31 @@ def test_a_redisvl_index_of_another_embedder_is_a_problem(redis_stack_url: str) 
         assert "llmcache reindex" in semantic["problem"]
     finally:
         drop_redis_stack_prefix(redis_stack_url, f"{prefix}:")
+
+
+def test_an_older_store_is_reported_as_it_was_found(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/older.db"
+    Cache.from_urls([url]).close()  # an app made it, then a store of schema 2 is emulated
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE llmcache_savings"))
+        conn.execute(sa.text("UPDATE llmcache_meta SET value = '2' WHERE name = 'schema_version'"))
+    code, report = _doctor("--url", url)
+    assert code == 0
+    (sqlite,) = report["tiers"]  # type: ignore[misc]
+    assert sqlite["schema_version"] == 2  # not the 3 that opening it made it
+    assert "migrated" in sqlite["note"]
+    engine.dispose()
+
+
+def test_a_database_without_llmcache_tables_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/other-app.db"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE users (id INTEGER)"))
+    engine.dispose()
+    code, report = _doctor("--url", url)
+    assert code == 0
+    (sqlite,) = report["tiers"]  # type: ignore[misc]
+    assert sqlite["schema_version"] == 0
+    assert "no llmcache tables" in sqlite["note"]
