@@ -38,7 +38,7 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 from pydantic import BaseModel, ValidationError
 
-from llmcache.entry import NO_USAGE, Usage, check_finite
+from llmcache.entry import MAX_TOKENS, NO_USAGE, Usage, check_finite
 from llmcache.errors import CodecError
 
 PAYLOAD_VERSION = 1
@@ -170,7 +170,7 @@ def usage_of(generations: Sequence[Generation]) -> Usage:
     if len(seen) == 1:
         return seen.pop()
     widest = max(seen)
-    return widest._replace(output_tokens=sum(u.output_tokens for u in seen))
+    return widest._replace(output_tokens=min(sum(u.output_tokens for u in seen), MAX_TOKENS))
 
 
 def model_of(generations: Sequence[Generation]) -> str:
@@ -201,7 +201,7 @@ def finish_reasons_of(generations: Sequence[Generation]) -> list[str | None]:
 
 
 def _count(value: object) -> int:
-    return value if type(value) is int and value > 0 else 0
+    return value if type(value) is int and 0 < value <= MAX_TOKENS else 0
 
 
 # ---------------------------------------------------------------------------- rebuilding

@@ -17,7 +17,7 @@ from typing import Any, TypeGuard
 import orjson
 
 from llmcache.cache import CacheHit
-from llmcache.entry import Usage
+from llmcache.entry import MAX_TOKENS, Usage
 from llmcache.fork_safety import renew_after_fork
 from llmcache.pricing import Cost
 
@@ -47,7 +47,11 @@ def to_payload(result: Any) -> dict[str, Any]:
 
 
 def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A token count as reported, or 0 (unknown) for one that cannot be (negative, absurd):
+    the answer is still cached, without savings counted for it."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS:
+        return value
+    return 0
 
 
 def _is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:

@@ -34,7 +34,15 @@ from llmcache.clock import Clock, monotonic_clock, wall_clock
 from llmcache.crypto import MAGIC as SEALED_MAGIC
 from llmcache.crypto import Sealer, UnknownKeyError
 from llmcache.decoded import DecodedEntries
-from llmcache.entry import NO_USAGE, CacheEntry, Usage, check_finite, decode, encode
+from llmcache.entry import (
+    NO_USAGE,
+    CacheEntry,
+    Usage,
+    check_finite,
+    check_usage,
+    decode,
+    encode,
+)
 from llmcache.errors import CodecError, ConfigError, TierError
 from llmcache.fleet import StatsPublisher, StatsSink
 from llmcache.fleet_invalidation import Broadcaster, FleetInvalidation, LocalTier
@@ -964,6 +972,10 @@ class Cache(FlightPlans, EntryOperations):
         key = request_key(request)  # checks the request (kept from its lookup, usually)
         if type(usage) is not Usage and not isinstance(usage, Usage):
             raise ConfigError(f"usage must be a llmcache.Usage, got {type(usage).__name__}")
+        try:
+            check_usage(usage)
+        except CodecError as exc:
+            raise ConfigError(str(exc)) from None
         if isinstance(finish_reasons, str):  # its letters would be read as reasons
             raise ConfigError(
                 f"finish_reasons is one reason per choice, e.g. ['stop'], got {finish_reasons!r}"

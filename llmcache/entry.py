@@ -52,6 +52,22 @@ class Usage(NamedTuple):
 
 NO_USAGE = Usage()
 
+#: The most tokens one answer's usage may count (a trillion): far above any model's window,
+#: far below what overflows the fleet's 64-bit Redis counters when summed.
+MAX_TOKENS = 10**12
+
+
+def check_usage(usage: Usage) -> None:
+    """Raise CodecError unless every count of ``usage`` is a whole number of tokens in
+    [0, MAX_TOKENS]: a negative one was stored, then failed every read (the entry was never
+    served), and counted negative savings meanwhile."""
+    for name, count in zip(Usage._fields, usage, strict=True):
+        if not _is_count(count):
+            raise CodecError(
+                f"usage.{name} must be a whole number of tokens from 0 to {MAX_TOKENS}, "
+                f"got {count!r}"
+            )
+
 
 @dataclass(slots=True)
 class CacheEntry:
@@ -131,7 +147,7 @@ def _is_number(value: object) -> TypeGuard[float]:
 
 
 def _is_count(value: object) -> bool:
-    return type(value) is int and value >= 0
+    return type(value) is int and 0 <= value <= MAX_TOKENS
 
 
 def decode(data: bytes | bytearray | memoryview | str) -> CacheEntry:

@@ -85,6 +85,16 @@ def test_usage_of_several_generations_of_one_call(lc_cache: LangChainCache) -> N
     assert lc_cache.cache.stats()["tokens_saved"] == 40
 
 
+def test_an_answer_reporting_impossible_usage_is_still_cached(lc_cache: LangChainCache) -> None:
+    absurd = {"input_tokens": 10**13, "output_tokens": 7, "total_tokens": 10**13 + 7}
+    gens = [ChatGeneration(message=AIMessage(content="odd", usage_metadata=absurd))]
+    lc_cache.update("p", "llm", gens)  # neither raised into the call nor refused
+    hit = lc_cache.lookup("p", "llm")
+    assert hit is not None and hit[0].text == "odd"
+    stats = lc_cache.cache.stats()
+    assert stats["input_tokens_saved"] == 0 and stats["output_tokens_saved"] == 7
+
+
 def test_entries_carry_the_model_name(lc_cache: LangChainCache) -> None:
     lc = LangChainCache(lc_cache.cache)
     model = SerializableChat(model_name="gpt-test-1", reply=text_reply("x"), cache=lc)

@@ -102,3 +102,22 @@ def test_a_hit_from_a_lower_tier_is_backfilled_and_marked(
         assert from_memory.choices[0].message.content == "stored"
     finally:
         cache.close()
+
+
+@pytest.mark.parametrize("prompt_tokens", [-3, 10**13])
+def test_an_answer_reporting_impossible_usage_is_still_cached(
+    ll_adapter: LiteLLMCache, ll_cache: Cache, prompt_tokens: int
+) -> None:
+    # A provider (or proxy) bug: the answer was stored, then failed every read (never served).
+    reported = litellm.ModelResponse(
+        model=MODEL,
+        choices=[{"message": {"role": "assistant", "content": "odd"}, "finish_reason": "stop"}],
+        usage={"prompt_tokens": prompt_tokens, "completion_tokens": 5, "total_tokens": 2},
+    )
+    litellm.completion(model=MODEL, messages=ask("q"), mock_response=reported)
+    hit = litellm.completion(model=MODEL, messages=ask("q"), mock_response="other")
+    assert hit.choices[0].message.content == "odd"
+    stats = ll_cache.stats()
+    assert stats["decode_errors"] == 0
+    assert stats["input_tokens_saved"] == 0  # unknown, not negative
+    assert stats["output_tokens_saved"] == 5

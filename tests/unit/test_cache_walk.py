@@ -388,3 +388,18 @@ def test_text_holding_lone_surrogates_is_keyed_apart_from_everything_else() -> N
         hit = cache.get(CacheRequest(model="m", prompt="caf\udce9"))
         assert hit is not None and hit.entry.value == "stored"
         assert cache.get(other) is None and cache.get(literal) is None
+
+
+@pytest.mark.parametrize(
+    ("usage", "named"),
+    [
+        (Usage(-500, 10), "usage.input_tokens"),
+        (Usage(10, 10**13), "usage.output_tokens"),
+        (Usage(10, 10, 2.5), "usage.cache_read_tokens"),  # type: ignore[arg-type]
+    ],
+)
+def test_impossible_usage_is_refused_naming_the_count(usage: Usage, named: str) -> None:
+    cache = Cache([MemoryTier()])
+    with pytest.raises(ConfigError, match=named):
+        cache.set(CacheRequest(model="m", prompt="p"), "x", usage=usage)
+    assert cache.get(CacheRequest(model="m", prompt="p")) is None
