@@ -271,11 +271,13 @@ class RedisTier:
         with self._errors():
             pipe = self._sync().pipeline(transaction=False)
             for field_name, amount in deltas.items():
-                if isinstance(amount, float) and not amount.is_integer():
+                # By type, not by value: a dollar amount of 1.0 after 0.5 went out as
+                # HINCRBY onto a field holding "0.5", which Redis refuses.
+                if isinstance(amount, float):
                     pipe.hincrbyfloat(self._stats_key(), field_name, amount)
                 else:
-                    pipe.hincrby(self._stats_key(), field_name, int(amount))
-            pipe.execute()
+                    pipe.hincrby(self._stats_key(), field_name, amount)
+            _execute_counters(pipe, "fleet counters")
 
     # Fleet invalidation (``llmcache.fleet_invalidation``): a pub/sub channel, not a key.
     def publish(self, channel: str, message: bytes) -> None:
@@ -322,7 +324,7 @@ class RedisTier:
                 pipe.zadd(index, {str(hour): hour})
             pipe.zremrangebyscore(index, "-inf", f"({newest - HISTORY_HOURS}")
             pipe.expire(index, ttl)
-            pipe.execute()
+            _execute_counters(pipe, "savings history")
 
     def read_history(self, since_hour: int) -> Buckets:
         index = self._history_index()
@@ -709,6 +711,24 @@ class _ErrorContext:
         if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
             hint = "; is the server running and reachable?"
         raise TierError(f"{self.where}: {describe_error(exc)}{hint}") from exc
+
+
+def _execute_counters(pipe: Any, what: str) -> None:
+    """Run a pipeline of counter increments. Redis applies every command it does not refuse
+    (a pipeline is not a transaction), so a batch is raised for a resend only when nothing
+    answered (the connection failed); commands refused one by one (a field that is not a
+    number, an overflow) are logged and dropped: resending the batch counted all the others
+    again, every second, for ever."""
+    replies = pipe.execute(raise_on_error=False)
+    refused = [reply for reply in replies if isinstance(reply, Exception)]
+    if refused:
+        logger.warning(
+            "llmcache: Redis refused %d of %d %s updates (%s); the rest were applied",
+            len(refused),
+            len(replies),
+            what,
+            describe_error(refused[0]),
+        )
 
 
 def _refused_write(exc: TierError) -> bool:

@@ -9,6 +9,8 @@ import sys
 import threading
 import time
 
+import pytest
+import redis
 from click.testing import CliRunner
 
 from llmcache import Cache, CacheRequest, Usage
@@ -170,3 +172,43 @@ def test_a_script_that_never_closes_its_cache_still_counts(redis_prefix_url: str
     assert (fleet["hits"], fleet["misses"], fleet["tokens_saved"]) == (2, 1, 22)
     assert [row.hits for row in reader.savings().rows] == [2]  # the history too
     reader.close()
+
+
+def test_a_whole_dollar_amount_after_a_fraction_is_counted_once(redis_prefix_url: str) -> None:
+    # 1.0 went out as HINCRBY onto "0.5", which Redis refused; the batch was handed back and
+    # its other counts (applied: a pipeline is no transaction) were sent again every second.
+    cache = process_view(redis_prefix_url)
+    question = CacheRequest(model="m", prompt="q")
+    cache.set(question, "answer")
+    cache.get(question)
+    cache.record_cost_saved(0.5)  # an adapter that prices its own hits
+    cache.fleet_stats()  # published
+    cache.get(question)
+    cache.record_cost_saved(1.0)
+    for _ in range(3):  # each call publishes first
+        fleet = cache.fleet_stats()
+        assert fleet is not None
+        assert fleet["hits"] == 2
+        assert fleet["cost_saved_usd"] == 1.5
+    cache.close()
+
+
+def test_a_counter_redis_refuses_does_not_count_the_others_again(
+    redis_prefix_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = process_view(redis_prefix_url)
+    tier = cache.tiers[1]
+    assert isinstance(tier, RedisTier)
+    question = CacheRequest(model="m", prompt="q")
+    cache.set(question, "answer")
+    raw = redis.Redis.from_url(redis_prefix_url.split("?")[0])
+    raw.hset(tier._stats_key(), "hits", 2**63 - 1)  # one more overflows: refused
+    with caplog.at_level("WARNING", logger="llmcache"):
+        cache.get(question)
+        cache.get(CacheRequest(model="m", prompt="other"))  # a miss
+        for _ in range(3):
+            fleet = cache.fleet_stats()
+            assert fleet is not None and fleet["misses"] == 1
+    assert "refused 1 of" in caplog.text
+    raw.close()
+    cache.close()
