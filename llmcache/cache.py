@@ -451,7 +451,7 @@ class Cache(FlightPlans, EntryOperations):
         if (
             self._locks_below
             and self._miss_share > LOCK_ON_LOOKUP_ABOVE
-            and not request.control.stores_nothing
+            and not self._stores_nothing(request)
             and (self._semantic is None or request.semantic_text is None)
             and self._breakers[self._tiers[-1].name].closed
         ):

@@ -22,6 +22,7 @@ import math
 import secrets
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
+from llmcache._sentinel import UNSET
 from llmcache.errors import CodecError
 from llmcache.hit import CacheHit
 from llmcache.keys import CacheKey, request_key
@@ -32,6 +33,7 @@ from llmcache.singleflight import Flight, Flights
 if TYPE_CHECKING:
     from llmcache.clock import Clock
     from llmcache.entry import CacheEntry
+    from llmcache.policy import CachePolicy
     from llmcache.tiers import Tier
     from llmcache.tiers.base import Found
 
@@ -68,6 +70,7 @@ class FlightPlans:
         _flight_timeout: float
         clock: Clock
         _monotonic: Clock
+        policy: CachePolicy
 
         def _get_plan(self, key: CacheKey, now: float) -> Plan[object]: ...
         def _entry_plan(
@@ -81,6 +84,14 @@ class FlightPlans:
         def _run(self, plan: Plan[T]) -> T: ...
         async def _arun(self, plan: Plan[T]) -> T: ...
 
+    def _stores_nothing(self, request: CacheRequest) -> bool:
+        """The call's answer will not be stored: by its control (``no_store``, ``ttl=0``) or
+        by the policy's rules (``default_ttl=0``, a model's TTL of 0). Such a call leads no
+        flight: followers would wait for its whole model call, then call the model anyway.
+        (A ttl an adapter passes only at store time is not known here: such calls go
+        without single-flight, never waiting for nothing.)"""
+        return request.control.stores_nothing or self.policy.resolve_ttl(UNSET, request) == 0
+
     def _join_flight(self, key: CacheKey, request: CacheRequest) -> Flight | bool | CacheHit:
         """After a miss: the flight to wait for, True when this caller leads it, False when
         there is none (single-flight is off, or this call stores nothing: nobody may wait
@@ -90,7 +101,7 @@ class FlightPlans:
         lookup and before its join; so a caller about to lead probes the in-process tiers
         again (no I/O), and is served what the leader stored instead of calling the model a
         second time."""
-        if self._flights is None or request.control.stores_nothing:
+        if self._flights is None or self._stores_nothing(request):
             return False
         flight = self._flights.join(key.digest)
         if flight is not None:

@@ -17,7 +17,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
 from langchain_llmcache import LangChainCache
-from llmcache import Cache, CacheRequest, ConfigError
+from llmcache import Cache, CachePolicy, CacheRequest, ConfigError
 from llmcache.singleflight import ABANDON_AFTER, relay_package
 from llmcache.tiers.memory import MemoryTier
 
@@ -596,3 +596,27 @@ async def test_a_sync_call_on_the_loop_of_its_task_leader_does_not_block_it() ->
     assert llm.invoke("Capital of France?").content == "Paris"
     assert (await leader).content == "Paris"
     assert llm._calls == 2
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [CachePolicy(default_ttl=0), CachePolicy(ttl_by_model={"m": 0})],
+    ids=["default_ttl=0", "ttl_by_model=0"],
+)
+def test_calls_the_policy_stores_nothing_for_do_not_wait_for_each_other(
+    policy: CachePolicy,
+) -> None:
+    # Their leader's store is refused: a follower waited for its whole model call, then
+    # called the model itself (two calls' time instead of one).
+    request = CacheRequest(model="m", model_name="m", prompt="What is the capital of France?")
+    cache = Cache([MemoryTier()], policy=policy, single_flight_timeout=30)
+    assert cache.get(request) is None  # the first caller: its model call is under way
+    answered = threading.Event()
+
+    def second_caller() -> None:
+        assert cache.get(request) is None
+        answered.set()
+
+    threading.Thread(target=second_caller, daemon=True).start()
+    assert answered.wait(5)  # not held until the first one's store
+    assert cache.set(request, "not stored") is False
