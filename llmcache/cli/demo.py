@@ -153,6 +153,16 @@ def check_tiers(cache: Cache, urls: Sequence[str]) -> None:
                 f"{tier.name} tier {redact_url(url)}: {describe_error(exc)}; "
                 "is the server running and reachable?"
             ) from exc
+    semantic = cache.semantic
+    if semantic is not None:
+        # Loads the embedder now (MiniLM: seconds), not inside the timed run, whose first
+        # lookup paid for it: the cached run read as many times slower than the model.
+        try:
+            semantic.embed("How do I reset my password?")
+        except LLMCacheError:
+            raise
+        except Exception as exc:
+            raise TierError(f"semantic tier: {describe_error(exc)}") from exc
 
 
 def make_model(config: DemoConfig) -> tuple[Callable[[], Any], str, str]:

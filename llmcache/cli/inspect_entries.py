@@ -74,6 +74,8 @@ def inspect(
         finally:
             cache.close()
     console = Console()
+    if not console.is_terminal:  # a file or a pipe: the whole table, not 80 columns of it
+        console.width = max(console.width, 132)
     if key is not None:
         shown = describe(found, full=True)
         if as_json:
@@ -140,22 +142,34 @@ def describe(stored: StoredEntry, *, full: bool) -> dict[str, Any]:
 
 def _table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title=f"llmcache: {len(rows)} entries")
-    for column in ("key", "model", "tags", "created", "expires", "size", "usage"):
-        table.add_column(column, justify="right" if column == "size" else "left")
+    # The key prefix (what `inspect KEY` takes) and the times are never cut or wrapped: a
+    # narrow table squeezes model and tags instead (an expiry was shown as "2026-12-08…").
+    table.add_column("key", no_wrap=True, min_width=KEY_SHOWN)
+    table.add_column("model")
+    table.add_column("tags")
+    table.add_column("created (UTC)", no_wrap=True, min_width=16)
+    table.add_column("expires (UTC)", no_wrap=True, min_width=16)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("usage", no_wrap=True)
     for row in rows:
         usage = row.get("usage")
         table.add_row(
             Text(row["key"][:KEY_SHOWN]),
             Text(row.get("model") or "?"),
             Text(", ".join(row.get("tags", ()))),
-            Text((row.get("created") or "?")[:16].replace("T", " ")),
-            Text(row["expires"] or "never"),
+            Text(_minute(row.get("created")) or "?"),
+            Text(_minute(row["expires"]) or "never"),
             Text(f"{row['size']:,}"),
             Text(f"{usage['input_tokens']}/{usage['output_tokens']}" if usage else redact(
                 row["unreadable"] or ""
             )),
         )  # fmt: skip
     return table
+
+
+def _minute(when: str | None) -> str | None:
+    """``2026-12-08T01:38:24+00:00`` -> ``2026-12-08 01:38`` (the table's columns say UTC)."""
+    return None if when is None else when[:16].replace("T", " ")
 
 
 def _panel(shown: dict[str, Any]) -> Panel:

@@ -14,8 +14,11 @@ invalid: they are listed, the valid ones are imported; 2 usage.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import IO, Any
 
 import click
@@ -36,6 +39,39 @@ def _open_cache(urls: tuple[str, ...], semantic: str | None) -> Cache:
 
 def _echo_json(data: dict[str, Any]) -> None:
     click.echo(json.dumps(data, sort_keys=True))
+
+
+@contextmanager
+def _output_file(path: str) -> Iterator[IO[bytes]]:
+    """The export's file, written beside it and renamed into place once the export ended.
+
+    A failed or interrupted export (a server down, Ctrl-C) then leaves an earlier file of that
+    name as it was, never a header-only file that an import would take for an empty backup.
+    Anything but a regular file (a device, a FIFO, a symbolic link: ``/dev/stdout``) is
+    written in place.
+    """
+    try:
+        regular = stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        regular = True
+    if not regular:
+        with open(path, "wb") as out:
+            yield out
+        return
+    folder, name = os.path.split(os.path.abspath(path))
+    partial = os.path.join(folder, f".{name}.{os.getpid()}.part")
+    try:
+        with open(partial, "wb") as out:
+            yield out
+        os.replace(partial, path)
+    except OSError as exc:
+        if exc.filename != partial:
+            raise
+        # Named as the user named it, not as the hidden partial file.
+        raise OSError(exc.errno, exc.strerror, path) from None
+    finally:
+        if os.path.lexists(partial):
+            os.unlink(partial)
 
 
 @click.command("export")
@@ -71,7 +107,7 @@ def export(
         cache = open_existing(urls, semantic=semantic)
         stack.callback(cache.close)
         out: IO[bytes] = (
-            sys.stdout.buffer if output == "-" else stack.enter_context(open(output, "wb"))
+            sys.stdout.buffer if output == "-" else stack.enter_context(_output_file(output))
         )
         report = cache.export_entries(
             out,

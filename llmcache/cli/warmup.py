@@ -27,6 +27,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -36,7 +37,7 @@ from llmcache.cache import Cache
 from llmcache.cli.demo import check_tiers
 from llmcache.cli.params import Seconds
 from llmcache.errors import ConfigError
-from llmcache.redact import describe_error, redact_url
+from llmcache.redact import describe_error, redact_url, redact_value
 from llmcache.warmup import (
     DEFAULT_CONCURRENCY,
     FAQ_TAGS,
@@ -288,6 +289,9 @@ def _summary(
         "tiers": [redact_url(u) for u in urls],
         **report.as_dict(),
     }
+    # A model's error can quote a credential (an API key in its message): key-shaped tokens
+    # are hidden here, as everything else the CLI shows of a model or a stored value.
+    summary["errors"] = [redact_value(error) for error in summary["errors"]]
     if log is not None:
         summary["log"] = {
             "records": log.records,
@@ -300,9 +304,12 @@ def _summary(
 
 def _show(summary: dict[str, Any], console: Console) -> None:
     source = "FAQ" if summary["source"] == "faq" else "log"
+    # The file, model and URLs are the user's text, shown as given: never read as markup
+    # (a file faq[v2].csv was shown as faq.csv, and a [/b] in a path raised a traceback).
     console.print(
-        f"[bold]llmcache warmup[/]: {source} {summary['file']} through {summary['adapter']} "
-        f"({summary['model']}) into {' -> '.join(summary['tiers'])}",
+        f"[bold]llmcache warmup[/]: {source} {escape(str(summary['file']))} through "
+        f"{summary['adapter']} ({escape(summary['model'])}) into "
+        f"{escape(' -> '.join(summary['tiers']))}",
         soft_wrap=True,
     )
     table = Table(title="warm-up")
