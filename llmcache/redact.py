@@ -69,7 +69,8 @@ def describe_error(exc: BaseException) -> str:
     """
     cause = getattr(exc, "orig", None) or exc
     text = str(cause).splitlines()[0] if str(cause) else ""
-    text = redact(text)
+    # A provider's error can quote the key it refused ("Incorrect API key provided: sk-...").
+    text = _KEY_SHAPED.sub("***", redact(text))
     if len(text) > _MAX_CHARS:
         text = text[:_MAX_CHARS] + "..."
     return f"{type(cause).__name__}: {text}" if text else type(cause).__name__

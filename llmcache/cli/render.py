@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -55,9 +56,10 @@ def show(result: DemoResult, console: Console) -> None:
     before, after = result.without_cache, result.with_cache
     console.print(
         f"[bold]llmcache demo[/]: {result.config.calls} calls from {result.config.users} users, "
-        f"model {result.model} ({result.provider})"
+        f"model {escape(result.model)} ({escape(result.provider)})"
     )
-    console.print(f"tiers, top first: {' -> '.join(result.tiers)}", soft_wrap=True)
+    # The user's URLs and paths as given, never read as markup ("d[/b]/demo.db" raised).
+    console.print(f"tiers, top first: {escape(' -> '.join(result.tiers))}", soft_wrap=True)
     table = Table(title="LangChain llm.invoke, without and with llmcache")
     table.add_column("")
     table.add_column("without cache", justify="right")

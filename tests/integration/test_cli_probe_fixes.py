@@ -123,3 +123,14 @@ def test_demo_with_a_semantic_tier_that_cannot_embed_stops_before_the_runs() -> 
     # the cached run then read as many times slower than the model.
     with pytest.raises(TierError, match="semantic tier: OSError: cannot load the model"):
         run_demo(config)
+
+
+def test_demo_shows_its_database_path_as_given_never_as_markup(tmp_path: Path) -> None:
+    folder = tmp_path / "d[/b]"  # d[ then b]: a [/b] raised rich's MarkupError
+    folder.mkdir(parents=True)
+    db = folder / "demo.db"
+    result = CliRunner().invoke(
+        cli, ["demo", "--calls", "30", "--latency", "0.001", "--db", str(db)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"sqlite:///{db}" in result.stdout

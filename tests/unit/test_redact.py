@@ -134,3 +134,12 @@ def test_a_config_error_never_shows_a_query_password() -> None:
         Cache.from_urls([url])
     assert SECRET not in str(raised.value)
     assert "sentinel_password=***" in str(raised.value)
+
+
+def test_an_error_quoting_an_api_key_is_described_without_it() -> None:
+    from llmcache.redact import describe_error
+
+    key = "sk-proj-" + "a1B2c3D4" * 6
+    described = describe_error(RuntimeError(f"Incorrect API key provided: {key}."))
+    assert described.startswith("RuntimeError: Incorrect API key provided: ")
+    assert key not in described and key[:12] not in described
