@@ -183,6 +183,10 @@ class CachePolicy:
         size = self.max_entry_bytes
         if isinstance(size, bool) or not isinstance(size, int):
             raise ConfigError(f"max_entry_bytes must be a whole number, got {size!r}")
+        for fraction in ("ttl_jitter", "early_recompute", "rollout"):
+            # A string ("0.1" read from a config file) raised TypeError from the checks below.
+            if not _is_number(getattr(self, fraction)):
+                raise ConfigError(f"{fraction} must be a number, got {getattr(self, fraction)!r}")
         if not 0.0 <= self.ttl_jitter < 1.0:
             raise ConfigError(f"ttl_jitter must be in [0, 1), got {self.ttl_jitter}")
         if not 0.0 <= self.early_recompute < 1.0:
@@ -319,7 +323,9 @@ class CachePolicy:
         if ttl is None:
             return None
         spread = 1.0 + self.ttl_jitter * (2.0 * rand() - 1.0) if self.ttl_jitter else 1.0
-        return now + ttl * spread
+        # Never past MAX_TTL: a TTL taken at the bound, spread up, would give an expiry that
+        # the tiers' bound and ``llmcache import`` refuse (an export of it could not be read).
+        return now + min(ttl * spread, MAX_TTL)
 
 
 def _is_number(value: object) -> TypeGuard[float]:
