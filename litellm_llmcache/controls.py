@@ -4,7 +4,9 @@
 ``{"no-store": True}`` skips the store, ``{"ttl": seconds}`` sets this entry's lifetime
 (0 = do not store), ``{"s-maxage": seconds}`` (or ``"s-max-age"``) serves only entries
 younger than that, ``{"namespace": ...}`` keys the call into its own namespace.
-``metadata={"caching_disabled": True}`` neither reads nor writes.
+``metadata={"caching_disabled": True}`` neither reads nor writes. A flag that is not a bool
+(``{"no-cache": "true"}``), an age that is not seconds >= 0 and a misspelt key
+(``{"no_cache": True}``), which LiteLLM would ignore, are refused: the call is not cached.
 
 llmcache's own ``metadata`` fields do the same for callers that cannot pass ``cache=``
 (a proxy, a Router's defaults): ``llmcache_ttl``, ``llmcache_no_cache``,
@@ -66,11 +68,33 @@ def _is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
 
 
 def _seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    # ``not value >= 0`` also refuses NaN, which every age comparison passes (served at any age).
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         raise ConfigError(
             f"LiteLLM call: cache={{'{name}': ...}} must be seconds >= 0, got {value!r}"
         )
     return float(value)
+
+
+#: The keys of LiteLLM's ``cache={...}`` (``DynamicCacheControl``), by their loose spelling.
+_CACHE_KEYS = ("ttl", "namespace", "s-maxage", "s-max-age", "no-cache", "no-store", "use-cache")
+_LOOSE_KEYS = {key.replace("-", "_"): key for key in _CACHE_KEYS}
+
+
+def _check_cache_arg(cache: Mapping[str, Any]) -> None:
+    """Refuse a misspelt control (``"no_cache"``, ``"No-Cache"``) and a flag that is not a
+    bool: LiteLLM ignores both, so the call would read (or store) what it asked not to."""
+    for key in cache:
+        if isinstance(key, str) and key not in _CACHE_KEYS:
+            meant = _LOOSE_KEYS.get(key.strip().lower().replace("-", "_"))
+            if meant is not None:
+                raise ConfigError(f"LiteLLM call: cache={{{key!r}: ...}}: did you mean {meant!r}?")
+    for name in ("no-cache", "no-store"):
+        value = cache.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(
+                f"LiteLLM call: cache={{'{name}': ...}} must be True or False, got {value!r}"
+            )
 
 
 def _flag(metadata: Mapping[str, Any], name: str) -> bool | None:
@@ -114,17 +138,25 @@ def controls_of(kwargs: Mapping[str, Any]) -> Controls:
     cache = kwargs.get("cache")
     if not cache or not _is_mapping(cache):
         return controls
+    _check_cache_arg(cache)
+    no_cache, no_store = cache.get("no-cache"), cache.get("no-store")
     return controls._replace(
-        no_cache=cache["no-cache"] is True if "no-cache" in cache else controls.no_cache,
-        no_store=cache["no-store"] is True if "no-store" in cache else controls.no_store,
+        no_cache=controls.no_cache if no_cache is None else no_cache,
+        no_store=controls.no_store if no_store is None else no_store,
         ttl=check_ttl(cache["ttl"]) if "ttl" in cache else controls.ttl,
         max_age=_max_age(cache),
     )
 
 
 def _max_age(cache: Mapping[str, Any]) -> float | None:
-    max_age = cache.get("s-maxage", cache.get("s-max-age"))
-    return None if max_age is None else _seconds("s-maxage", max_age)
+    """The youngest age the call accepts: LiteLLM reads either spelling (``None`` is not
+    given), so when both are given the stricter one holds."""
+    ages = [
+        _seconds(name, cache[name])
+        for name in ("s-maxage", "s-max-age")
+        if cache.get(name) is not None
+    ]
+    return min(ages) if ages else None
 
 
 def tags_of(metadata: Mapping[str, Any]) -> tuple[str, ...]:

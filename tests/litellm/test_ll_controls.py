@@ -308,3 +308,51 @@ def test_a_calls_own_ttl_wins_over_an_adapter_that_stores_nothing(
         assert answer(mock_response="kept") == "kept"
     assert answer(mock_response="x") == "kept"
     assert ll_cache.stats()["stores"] == 1  # the answer only, never a placeholder
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        {"no-cache": "true"},
+        {"no-cache": 1},
+        {"no-store": "yes"},
+        {"no_cache": True},
+        {"No-Cache": True},
+        {"s_maxage": 10},
+        {"s-maxage": float("nan")},
+    ],
+    ids=["no-cache-str", "no-cache-int", "no-store-str", "underscore", "case", "s_maxage", "nan"],
+)
+def test_a_malformed_cache_control_is_neither_read_nor_stored(
+    ll_adapter: LiteLLMCache,
+    ll_cache: Cache,
+    fake_clock: FakeClock,
+    answer: Callable[..., str],
+    control: dict[str, Any],
+) -> None:
+    """LiteLLM ignores these: the call would be served what it asked not to be (a stale or
+    cached answer), or stored. As the README says, the call runs and is not cached."""
+    assert answer(mock_response="cached") == "cached"
+    fake_clock.advance(100)
+    assert answer(mock_response="fresh", cache=control) == "fresh"
+    assert answer(mock_response="x") == "cached"  # the malformed call stored nothing
+    assert ll_cache.stats()["stores"] == 1
+
+
+def test_s_max_age_is_read_when_s_maxage_is_none(
+    ll_adapter: LiteLLMCache, fake_clock: FakeClock, answer: Callable[..., str]
+) -> None:
+    assert answer(mock_response="old") == "old"
+    fake_clock.advance(30)
+    assert answer(mock_response="fresh", cache={"s-maxage": None, "s-max-age": 10}) == "fresh"
+    fake_clock.advance(30)
+    both = {"s-maxage": 100, "s-max-age": 10}  # the stricter of the two holds
+    assert answer(mock_response="fresher", cache=both) == "fresher"
+
+
+def test_a_none_flag_keeps_the_enclosing_blocks(
+    ll_adapter: LiteLLMCache, answer: Callable[..., str]
+) -> None:
+    assert answer(mock_response="cached") == "cached"
+    with cache_control(no_cache=True):
+        assert answer(mock_response="fresh", cache={"no-cache": None}) == "fresh"
