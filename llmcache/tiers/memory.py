@@ -97,10 +97,12 @@ class MemoryTier(InProcessAsync):
     def set(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
         expires = effective_expiry(entry.expires_at, now, self.default_ttl)
         size = len(payload)
-        if self.max_bytes is not None and size > self.max_bytes:
-            return  # could never fit; storing it would only flush everything else
         with self._lock:
+            # The key's older entry goes even when this one is not kept: else it would be
+            # served in place of the answer stored after it.
             self._remove(key.digest)
+            if self.max_bytes is not None and size > self.max_bytes:
+                return  # could never fit; storing it would only flush everything else
             self._data[key.digest] = _Slot(entry, expires, size, key)
             self._bytes += size
             while len(self._data) > self.maxsize or (

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from llmcache import CacheRequest, ConfigError, Scope, request_key
+from llmcache import Cache, CacheRequest, ConfigError, Scope, request_key
 from llmcache.entry import CacheEntry, encode
 from llmcache.tiers.memory import MemoryTier
 
@@ -111,3 +111,16 @@ def test_thread_safety_under_contention() -> None:
     for t in threads:
         t.join()
     assert errors == [] and len(tier) <= 50
+
+
+def test_an_answer_too_large_for_the_budget_drops_the_older_one_of_its_key() -> None:
+    # Stored again with an answer over max_bytes, a key must not keep serving the older one
+    # from memory while the tiers below hold the new one.
+    cache = Cache.from_urls(["memory://?max_bytes=2000", "sqlite:///:memory:"])
+    request = CacheRequest(model="m", model_name="m", prompt="q")
+    cache.set(request, {"content": "old"}, ttl=None)
+    cache.set(request, {"content": "new " + "x" * 5000}, ttl=None)
+    hit = cache.get(request)
+    assert hit is not None and hit.entry.value["content"].startswith("new ")
+    assert hit.tier == "sqlite"
+    cache.close()
