@@ -35,7 +35,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 import llmcache
-from llmcache.entry import ENTRY_SCHEMA, MAX_DECODE_BYTES, from_doc, usage_fields
+from llmcache.entry import ENTRY_SCHEMA, MAX_DECODE_BYTES, encode, from_doc, usage_fields
 from llmcache.errors import CodecError, ExportFileError, TierError
 from llmcache.keys import CacheKey, _to_jsonable, label_digest
 from llmcache.policy import MAX_TTL
@@ -171,8 +171,11 @@ def import_entries(
         if stored.entry.is_expired(cache.clock()):
             report.expired += 1
             continue
-        if stored.size > cache.policy.max_entry_bytes:
-            report.reject(number, f"entry larger than max_entry_bytes ({stored.size} bytes)")
+        # The bound a store checks: the entry's stored form, not the line (which adds the
+        # key's digests, and with a semantic export the embedded text).
+        size = len(encode(stored.entry))
+        if size > cache.policy.max_entry_bytes:
+            report.reject(number, f"entry larger than max_entry_bytes ({size} bytes)")
             continue
         batch.append(stored)
         held += stored.size

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from llmcache import Cache, CacheRequest, FakeClock, Scope, Usage
+from llmcache import Cache, CachePolicy, CacheRequest, FakeClock, Scope, Usage
 from llmcache.cli.app import cli
 from llmcache.crypto import Sealer
 from llmcache.errors import ExportFileError
@@ -237,3 +237,18 @@ def test_the_cli_export_exits_1_when_entries_could_not_be_read(
     as_json = CliRunner().invoke(cli, ["export", "--url", url, "-o", str(out), "--json"])
     assert as_json.exit_code == 1
     assert json.loads(as_json.stdout)["unreadable"] == 2
+
+
+def test_an_entry_the_cache_stored_imports_under_the_same_max_entry_bytes(
+    fake_clock: FakeClock,
+) -> None:
+    # The bound is the entry's size, as when it was stored, not its export line's (which
+    # adds the key's digests): an export must import into a cache with the same policy.
+    policy = CachePolicy(max_entry_bytes=2000)
+    source = Cache.from_urls(["memory://"], clock=fake_clock, fleet_stats=False, policy=policy)
+    assert source.set(TAGGED, {"content": "x" * 1850}, ttl=None)
+    target = Cache.from_urls(["memory://"], clock=fake_clock, fleet_stats=False, policy=policy)
+    report = target.import_entries(io.BytesIO(exported(source)))
+    assert (report.imported, report.rejected) == (1, 0)
+    hit = target.get(TAGGED)
+    assert hit is not None and hit.entry.value == {"content": "x" * 1850}
