@@ -49,7 +49,8 @@ def publish_plan(sql: SavingsStatements, buckets: Buckets, forget_before: int | 
         {
             "hour": hour,
             "model_key": label_digest("model", model),
-            "model": model[:MODEL_CHARS],
+            # PostgreSQL refuses NUL in text; the row is keyed by the whole name's digest.
+            "model": model[:MODEL_CHARS].replace("\x00", "\ufffd"),
             **dict(zip(COUNTERS, row, strict=True)),
         }
         for (hour, model), row in buckets.items()

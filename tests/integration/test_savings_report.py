@@ -197,6 +197,22 @@ def test_clear_and_invalidate_leave_the_history_alone(history_url: str) -> None:
         assert cache.savings().rows[0].hits == 3
 
 
+def test_a_model_name_holding_a_nul_does_not_stop_the_history(history_url: str) -> None:
+    # PostgreSQL refuses NUL in text: the batch failed and was retried for ever, so no
+    # model's savings were ever recorded again by that process.
+    odd, plain = (
+        CacheRequest(model="m", prompt="a", model_name="odd\x00model"),
+        CacheRequest(model="m", prompt="b", model_name="plain-model"),
+    )
+    with Cache.from_urls(["memory://", history_url]) as cache:
+        for request in (odd, plain):
+            cache.set(request, "answer", usage=Usage(10, 5))
+            assert cache.get(request) is not None
+        report = cache.savings()
+    assert sorted(row.hits for row in report.rows) == [1, 1]
+    assert "plain-model" in {row.model for row in report.rows}
+
+
 def test_llmcache_report_prints_the_dollars_and_writes_a_png(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/llmcache.db"
     with Cache.from_urls(["memory://", url]) as cache:
