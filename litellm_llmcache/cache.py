@@ -220,6 +220,12 @@ class LiteLLMCache(_LiteLLMCache):
         nothing else, with a key ``get_cache_key`` just built from the whole call.
         """
         if not _PROMPT_FIELDS.isdisjoint(kwargs):  # a C loop, not a generator per lookup
+            if self.default_ttl == 0:
+                # This adapter stores nothing (a call's own ttl wins): say so at lookup, so
+                # that a hit is never recomputed early and nobody waits for this call.
+                controls = controls if controls is not None else controls_of(kwargs)
+                if controls.ttl is UNSET:
+                    controls = controls._replace(ttl=0)
             return build_request(
                 kwargs, self.llmcache_namespace, semantic=self._semantic, controls=controls
             )

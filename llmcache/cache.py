@@ -934,7 +934,7 @@ class Cache(FlightPlans, EntryOperations):
         policy, entry, key, now = self.policy, hit.entry, hit.key, self.clock()
         if (
             policy.early_recompute
-            and not request.control.stores_nothing
+            and not self._stores_nothing(request)
             and recompute_early(entry, now, policy.early_recompute, self._rand)
         ):
             leads = yield from self._lead_refresh_plan(key)

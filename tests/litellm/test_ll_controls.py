@@ -356,3 +356,23 @@ def test_a_none_flag_keeps_the_enclosing_blocks(
     assert answer(mock_response="cached") == "cached"
     with cache_control(no_cache=True):
         assert answer(mock_response="fresh", cache={"no-cache": None}) == "fresh"
+
+
+def test_a_read_only_adapter_never_recomputes_a_warmed_entry_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # LiteLLMCache(ttl=0) serves what a warm-up stored: a hit turned into a miss near expiry
+    # refreshed nothing, and each call near expiry paid the model.
+    from llmcache import CachePolicy
+
+    clock = FakeClock()
+    policy = CachePolicy(ttl_jitter=0, early_recompute=0.2)
+    core = Cache.from_urls(["memory://"], policy=policy, clock=clock, rand=lambda: 0.001)
+    monkeypatch.setattr(litellm, "cache", LiteLLMCache(core, ttl=0))
+    litellm.completion(model=MODEL, messages=ask("w"), mock_response="warmed", cache={"ttl": 100})
+    clock.advance(90)
+    for i in range(3):
+        reply = litellm.completion(model=MODEL, messages=ask("w"), mock_response=f"model {i}")
+        assert reply.choices[0].message.content == "warmed"
+    assert core.stats()["early_refreshes"] == 0
+    core.close()

@@ -108,3 +108,19 @@ async def test_concurrent_tasks_near_expiry_make_one_model_call_and_nobody_waits
     assert hit is not None and hit.entry.value == "new"
     assert cache.stats()["early_refreshes"] == 1
     cache.close()
+
+
+def test_a_call_the_policy_stores_nothing_for_is_never_recomputed_early() -> None:
+    # A hit turned into a miss would refresh nothing: the model is paid, nothing is stored,
+    # and the next call draws again (every hit near expiry became a model call).
+    clock = FakeClock()
+    policy = CachePolicy(ttl_jitter=0, early_recompute=0.2, default_ttl=0)
+    cache = Cache.from_urls(["memory://"], policy=policy, clock=clock, rand=lambda: 0.001)
+    request = CacheRequest(model="m", prompt="warmed")
+    assert cache.set(request, "warmed", ttl=100)  # a warm-up's own TTL
+    clock.advance(90)
+    for _ in range(3):
+        hit = cache.get(request)
+        assert hit is not None and hit.entry.value == "warmed"
+    assert cache.stats()["early_refreshes"] == 0
+    cache.close()
