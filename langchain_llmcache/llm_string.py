@@ -70,6 +70,7 @@ def parse_llm_string(llm_string: str) -> LLMString:
         raw = head.get("kwargs")
         if isinstance(raw, dict):
             kwargs.update(raw)
+            _take_model_kwargs(kwargs)
         ident = head.get("id")
         name = head.get("name")
         if isinstance(name, str):
@@ -78,6 +79,7 @@ def parse_llm_string(llm_string: str) -> LLMString:
             fallback_name = ident[-1]
     call = read_repr_pairs(tail)
     kwargs.update(call)  # call-time kwargs override the constructor's
+    _take_model_kwargs(kwargs)
     if not fallback_name and isinstance(call.get("_type"), str):
         fallback_name = call["_type"]
     model_name = next(
@@ -92,6 +94,15 @@ def parse_llm_string(llm_string: str) -> LLMString:
     if model_name is None:
         return LLMString(fallback_name, params, class_named=bool(fallback_name))
     return LLMString(model_name, params)
+
+
+def _take_model_kwargs(kwargs: dict[str, Any]) -> None:
+    """Sampling settings given through ``model_kwargs`` (Bedrock's usual form, any model's
+    escape hatch) are the model's: integrations merge them into the request over their own
+    fields, so they are read as such (strict mode cached ``model_kwargs={"top_p": 0.5}``)."""
+    extra = kwargs.pop("model_kwargs", None)
+    if isinstance(extra, dict):
+        kwargs.update((k, v) for k, v in extra.items() if k in SAMPLING_PARAMS)
 
 
 def _split(llm_string: str) -> tuple[dict[str, Any] | None, str]:

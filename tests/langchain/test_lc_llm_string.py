@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from lc_fakes import CountingLLM, ScriptedChat, SerializableChat
+from pydantic import Field
 
 from langchain_llmcache.llm_string import LLMString, parse_llm_string, read_repr_pairs
 
@@ -23,6 +24,32 @@ def test_a_serializable_chat_model_with_call_time_kwargs() -> None:
     parsed = parse_llm_string(llm_string)
     assert parsed.model_name == "claude-x"
     assert parsed.params == {"temperature": 0.7, "top_p": 0.5}  # the call overrides
+
+
+class KwargsChat(SerializableChat):
+    """A model taking provider settings in ``model_kwargs``, as Bedrock's and OpenAI's do."""
+
+    model_kwargs: dict[str, object] = Field(default_factory=dict)
+
+
+def test_sampling_settings_in_model_kwargs_are_the_models() -> None:
+    model = KwargsChat(model_name="bedrock-x", model_kwargs={"top_p": 0.5, "max_gen_len": 9})
+    assert parse_llm_string(model._get_llm_string(stop=None)).params == {"top_p": 0.5}
+    called = parse_llm_string(model._get_llm_string(stop=None, top_p=1.0))
+    assert called.params == {"top_p": 1.0}  # the call overrides
+
+
+def test_strict_mode_refuses_sampling_settings_in_model_kwargs() -> None:
+    from langchain_llmcache import LangChainCache
+    from llmcache import Cache, CachePolicy
+
+    with Cache.from_urls(["memory://"], policy=CachePolicy.strict()) as cache:
+        model = KwargsChat(
+            model_name="bedrock-x", model_kwargs={"temperature": 1.5}, cache=LangChainCache(cache)
+        )
+        model.invoke("q")
+        model.invoke("q")
+        assert model.calls == 2 and cache.stats()["stores"] == 0
 
 
 def test_a_completion_model_falls_back_to_its_type() -> None:
