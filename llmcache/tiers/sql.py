@@ -453,7 +453,19 @@ class SqlTier(ThreadedAsync):
         """May a failed plan run again? Once on a fresh connection when the pooled one was
         dead (idle connections are pinged, busy ones are not); writes also on deadlocks."""
         if attempt == 1 and self.name != "sqlite":
-            if _lost_connection(getattr(exc, "sqlstate", None)):
+            # SQLAlchemy marks an error it saw end the connection (psycopg: the server closed
+            # it in an executemany, whose error carries no sqlstate): the store was lost.
+            if getattr(exc, "connection_invalidated", False):
+                return True
+            orig = getattr(exc, "orig", None) or exc
+            sqlstate = getattr(orig, "sqlstate", None)
+            if _lost_connection(sqlstate):
+                return True
+            # psycopg's pipeline (an executemany) raises its own OperationalError, past
+            # SQLAlchemy, with no sqlstate when the server had closed the connection.
+            dbapi = getattr(self.engine.dialect, "dbapi", None)
+            lost = getattr(dbapi, "OperationalError", None)
+            if sqlstate is None and lost is not None and isinstance(orig, lost):
                 return True
             with contextlib.suppress(Exception):  # a dialect that can't tell: not a disconnect
                 if self.engine.dialect.is_disconnect(exc, None, None):  # type: ignore[arg-type]

@@ -757,3 +757,38 @@ def test_a_new_sqlite_file_gets_small_pages_and_an_older_file_keeps_its_own(tmp_
             sizes[path.name] = check.execute("PRAGMA page_size").fetchone()[0]
             assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert sizes == {"fresh.db": 2048, "older.db": 4096}
+
+
+@pytest.mark.parametrize("write_behind", ["on", "off"])
+def test_a_postgres_store_after_the_server_ended_the_connection_is_written(
+    postgres_url: str, table_prefix: str, write_behind: str
+) -> None:
+    # A server restart or a proxy's idle cut-off: psycopg's pipelined batch raised past
+    # SQLAlchemy with no sqlstate, was not retried, and the tier was failed for everyone.
+    name = f"llmcache-test-{table_prefix}"
+    url = with_query(
+        postgres_url, table_prefix=table_prefix, write_behind=write_behind, application_name=name
+    )
+    try:
+        with Cache.from_urls([url], fleet_stats=False) as cache:
+            assert cache.set(request("before"), "A") and cache.flush(5)
+            assert cache.get(request("before")) is not None
+            engine = sa.create_engine(parse_sql_url(postgres_url).url)
+            try:
+                with engine.begin() as conn:
+                    ended = conn.execute(
+                        sa.text(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                            " WHERE application_name = :name"
+                        ),
+                        {"name": name},
+                    ).scalar()
+            finally:
+                engine.dispose()
+            assert ended >= 1
+            assert cache.set(request("after"), "B") and cache.flush(5)
+            hit = cache.get(request("after"))
+            assert hit is not None and hit.entry.value == "B"
+            assert cache.stats()["errors_by_tier"] == {}
+    finally:
+        drop_tables(postgres_url, table_prefix)
