@@ -45,10 +45,14 @@ class MemoryTier(InProcessAsync):
         max_bytes: int | None = None,
         name: str = "memory",
     ) -> None:
-        if maxsize <= 0:
-            raise ConfigError(f"memory tier: maxsize must be positive, got {maxsize}")
-        if max_bytes is not None and max_bytes <= 0:
-            raise ConfigError(f"memory tier: max_bytes must be positive, got {max_bytes}")
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize <= 0:
+            raise ConfigError(f"memory tier: maxsize must be a positive integer, got {maxsize!r}")
+        if max_bytes is not None and (
+            isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0
+        ):
+            raise ConfigError(
+                f"memory tier: max_bytes must be a positive integer or None, got {max_bytes!r}"
+            )
         if ttl == 0:
             raise ConfigError("memory tier: ttl=0 would store nothing; omit ttl for no expiry")
         self.name = name

@@ -24,12 +24,10 @@ def whole_number_option(tier: str, name: str, raw: str | None, shown: str) -> in
     """An option that counts something (entries, bytes): None when absent."""
     if raw is None:
         return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(
-            f"{tier} tier: {name}={raw!r} in {shown!r} is not a whole number"
-        ) from None
+    # ASCII digits only: int() also takes "1_000", " 1" and other scripts' digits ("５").
+    if not (raw.isascii() and raw.lstrip("-").isdigit()):
+        raise ConfigError(f"{tier} tier: {name}={raw!r} in {shown!r} is not a whole number")
+    return int(raw)
 
 
 def seconds_option(

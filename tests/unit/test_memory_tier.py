@@ -68,7 +68,10 @@ def test_scoped_clear() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("memory://?maxsize=0", "maxsize must be positive"),
+        ("memory://?maxsize=0", "maxsize must be a positive integer"),
+        ("memory://?maxsize=1_000", "maxsize='1_000' .* is not a whole number"),
+        ("memory://?max_bytes=%EF%BC%95", "max_bytes='５' .* is not a whole number"),
+        ("memory://?maxsize=%201", "maxsize=' 1' .* is not a whole number"),
         ("memory://?ttl=0", "ttl='0' .* must be a positive number of seconds"),
         ("memory://?ttl=-1", "must be a positive number of seconds"),
         ("memory://?ttl=inf", "must be a positive number of seconds"),  # as the other tiers
@@ -85,6 +88,12 @@ def test_scoped_clear() -> None:
 def test_bad_urls_name_the_problem(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=f"memory tier: .*{message}"):
         MemoryTier.from_url(url)
+
+
+@pytest.mark.parametrize("options", [{"maxsize": 0.5}, {"maxsize": True}, {"max_bytes": 2.5}])
+def test_bad_sizes_in_code_are_refused(options: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match="must be a positive integer"):
+        MemoryTier(**options)  # type: ignore[arg-type]  # maxsize=0.5 kept nothing
 
 
 def test_url_options_reach_the_tier() -> None:
