@@ -182,7 +182,9 @@ class LiteLLMCache(_LiteLLMCache):
         self._owns_cache = cache is None
         self.llmcache_namespace = namespace
         self.default_ttl = ttl if ttl is UNSET else check_ttl(ttl)
-        self._keys: OrderedDict[str, CacheRequest] = OrderedDict()
+        #: Keys ``get_cache_key`` made, with the request and the controls of their call: an
+        #: async embedding lookup passes only the key (``async_get_cache``).
+        self._keys: OrderedDict[str, tuple[CacheRequest, Controls]] = OrderedDict()
         self._keys_lock = threading.Lock()
         renew_after_fork(self, "_keys_lock")
         self._rebuild_check = RebuildCheck()
@@ -199,11 +201,12 @@ class LiteLLMCache(_LiteLLMCache):
         try:
             request = build_request(kwargs, self.llmcache_namespace)
             token = "llmcache:" + request_key(request).digest.hex()
+            controls = controls_of(kwargs)
         except (ConfigError, CodecError) as exc:  # a key that cannot be built fails no call
             logger.warning("llmcache: not caching a LiteLLM call: %s", exc)
             return UNCACHEABLE_KEY
         with self._keys_lock:
-            self._keys[token] = request
+            self._keys[token] = (request, controls)
             self._keys.move_to_end(token)
             while len(self._keys) > _REMEMBERED_KEYS:
                 self._keys.popitem(last=False)
@@ -229,6 +232,12 @@ class LiteLLMCache(_LiteLLMCache):
             return build_request(
                 kwargs, self.llmcache_namespace, semantic=self._semantic, controls=controls
             )
+        made = self._made_for_key(kwargs)
+        return None if made is None else made[0]
+
+    def _made_for_key(self, kwargs: Mapping[str, Any]) -> tuple[CacheRequest, Controls] | None:
+        """The request and controls of the call ``get_cache_key`` made a key-only lookup's
+        key for (None unless ``kwargs`` is just that key)."""
         token = kwargs.get("cache_key")
         if isinstance(token, str) and len(kwargs) == 1:
             with self._keys_lock:
@@ -301,7 +310,10 @@ class LiteLLMCache(_LiteLLMCache):
 
     async def async_get_cache(self, dynamic_cache_object: Any = None, **kwargs: Any) -> Any:
         try:
-            controls = controls_of(kwargs)
+            made = self._made_for_key(kwargs)
+            # A key-only lookup (LiteLLM's async embeddings, input by input) reads the
+            # controls of the call its key was made for: its ``s-maxage`` was ignored.
+            controls = made[1] if made is not None else controls_of(kwargs)
             request = self._request(kwargs, controls) if self._readable(kwargs, controls) else None
             if request is None:
                 return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +12,7 @@ from litellm import CustomLLM, EmbeddingResponse
 from ll_helpers import MODEL, ask
 
 from litellm_llmcache import LiteLLMCache
-from llmcache import Cache
+from llmcache import Cache, FakeClock
 
 
 def _text(chunks: list[object]) -> str:
@@ -126,6 +127,30 @@ async def test_aembedding_partial_hit_embeds_only_missing_inputs(
     assert [d["embedding"] for d in full.data] == [[3.0], [2.0]]
     assert full._hidden_params["cache_hit"] is True
     assert embedder.asked == [["a", "bb"], ["ccc"]]
+
+
+@pytest.mark.parametrize("control", [{"s-maxage": 10}, {"s-max-age": 10}])
+async def test_aembedding_honours_s_maxage(
+    ll_adapter: LiteLLMCache,
+    ll_cache: Cache,
+    embedder: CountingEmbedder,
+    fake_clock: FakeClock,
+    control: dict[str, int],
+) -> None:
+    # LiteLLM looks async embeddings up input by input with only the key: the age limit of
+    # the call was lost and a 100 s old embedding was served.
+    await litellm.aembedding(model="counting/e", input=["a"])
+    for _ in range(500):  # LiteLLM stores in a task of its own: let it land first
+        if ll_cache.stats()["stores"]:
+            break
+        await asyncio.sleep(0.01)
+    fake_clock.advance(100)
+    again = await litellm.aembedding(model="counting/e", input=["a"], cache=control)
+    assert embedder.asked == [["a"], ["a"]]
+    assert again._hidden_params.get("cache_hit") is not True
+    served = await litellm.aembedding(model="counting/e", input=["a"], cache={"s-maxage": 500})
+    assert served._hidden_params["cache_hit"] is True  # younger than 500 s: served
+    assert len(embedder.asked) == 2
 
 
 async def test_router_deployments_of_one_group_share_entries(
