@@ -93,7 +93,10 @@ def live_value(row: Any, now: float) -> bytes | None:
     (an expired row is never returned; the purge removes it later)."""
     if row is None:
         return None
-    value, expires_at = read_row(*row)
+    value, expires_at = row
+    # The hot path: what we write, read back (bytes, and a float or no expiry).
+    if type(value) is not bytes or (expires_at is not None and type(expires_at) is not float):
+        value, expires_at = read_row(value, expires_at)
     return None if expires_at is not None and expires_at <= now else value
 
 
