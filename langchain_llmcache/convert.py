@@ -186,17 +186,30 @@ def model_of(generations: Sequence[Generation]) -> str:
     return ""
 
 
+#: Where LangChain providers put why an answer ended: ``finish_reason`` (OpenAI chat
+#: completions, Gemini, Mistral...), ``stop_reason`` (Anthropic), ``stopReason`` (Bedrock
+#: Converse), ``done_reason`` (Ollama).
+_REASON_FIELDS = ("finish_reason", "stop_reason", "stopReason", "done_reason")
+
+
 def finish_reasons_of(generations: Sequence[Generation]) -> list[str | None]:
-    """Why each generation ended, as its provider said (``finish_reason``, Anthropic's
-    ``stop_reason``), from ``generation_info`` or the message's ``response_metadata``."""
+    """Why each generation ended, as its provider said (see ``_REASON_FIELDS``; the OpenAI
+    Responses API's ``incomplete_details["reason"]``), from ``generation_info`` or the
+    message's ``response_metadata``."""
     reasons: list[str | None] = []
     for generation in generations:
         message = getattr(generation, "message", None)
         for source in (generation.generation_info, getattr(message, "response_metadata", None)):
             if isinstance(source, dict):
-                reason = source.get("finish_reason") or source.get("stop_reason")
-                if isinstance(reason, str):
-                    reasons.append(reason)
+                for field in _REASON_FIELDS:
+                    reason = source.get(field)
+                    if isinstance(reason, str) and reason:
+                        reasons.append(reason)
+                incomplete = source.get("incomplete_details")
+                if isinstance(incomplete, dict):
+                    reason = incomplete.get("reason")
+                    if isinstance(reason, str) and reason:
+                        reasons.append(reason)
     return reasons
 
 

@@ -65,7 +65,16 @@ FILTERED = Decision(False, False, "content_filter")  # withheld by a content fil
 #: Finish reasons (lower-cased) of an answer cut by the token limit, or withheld by a filter.
 TRUNCATED_REASONS = frozenset({"length", "max_tokens", "max_output_tokens"})
 FILTERED_REASONS = frozenset(
-    {"content_filter", "refusal", "safety", "recitation", "blocklist", "prohibited_content"}
+    {
+        "content_filter",
+        "refusal",
+        "safety",
+        "recitation",
+        "blocklist",
+        "prohibited_content",
+        "guardrail_intervened",  # Bedrock Converse: a guardrail's canned reply
+        "content_filtered",  # Bedrock Converse
+    }
 )
 NO_CACHE = Decision(read=False, write=True, reason="no_cache: this call does not read")
 NO_STORE = Decision(read=True, write=False, reason="no_store: this call does not store")
