@@ -10,6 +10,7 @@ drops those fields from every message; content, tool calls, names and tool-call 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -27,10 +28,26 @@ def key_prompt(prompt: str) -> str:
     try:
         messages = orjson.loads(prompt)
     except orjson.JSONDecodeError:
-        return prompt  # a plain-text prompt that mentions the words: keyed as it is
+        return _key_lone_surrogates(prompt)
     if type(messages) is not list or not any(map(_strip, messages)):
         return prompt
     return orjson.dumps(messages).decode()
+
+
+def _key_lone_surrogates(prompt: str) -> str:
+    """``key_prompt`` of what orjson does not read: a plain-text prompt (keyed as it is), or
+    messages holding a lone surrogate (text decoded with ``surrogateescape``; ``dumps``
+    writes it as an escape), which the standard library reads and writes. Two keys that are
+    the same string decode to the same messages, whichever library wrote them."""
+    try:
+        messages = json.loads(prompt)
+        if type(messages) is not list or not any(map(_strip, messages)):
+            return prompt
+        return json.dumps(messages, separators=(",", ":"))
+    # JSONDecodeError, a number too long to convert; nesting deeper than the stack (orjson
+    # refused it at 1024 levels) is a plain-text prompt too.
+    except (ValueError, RecursionError):
+        return prompt  # a plain-text prompt that mentions the words: keyed as it is
 
 
 def _strip(message: Any) -> bool:

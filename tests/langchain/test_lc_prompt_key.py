@@ -71,3 +71,28 @@ def test_a_conversation_continued_after_a_hit_hits_again(lc_cache: LangChainCach
     again = model.invoke([*question, served, HumanMessage(content="more")])
     assert model.calls == 2
     assert again.response_metadata["llmcache"]["match"] == "exact"
+
+
+def test_a_conversation_holding_a_lone_surrogate_hits_after_a_hit(
+    lc_cache: LangChainCache,
+) -> None:
+    # A file name decoded with surrogateescape: orjson does not read the escape dumps writes
+    # for it, and the key kept the earlier reply's hit marker: every later turn missed.
+    name = b"report-\xe9t\xe9.txt".decode("utf-8", "surrogateescape")
+    model = ScriptedChat(cache=lc_cache)
+    question = [HumanMessage(content=f"Summarize {name}")]
+    first = model.invoke(question)
+    model.invoke([*question, first, HumanMessage(content="shorter")])
+    served = model.invoke(question)
+    assert "llmcache" in served.response_metadata
+    again = model.invoke([*question, served, HumanMessage(content="shorter")])
+    assert model.calls == 2
+    assert again.response_metadata["llmcache"]["match"] == "exact"
+    # what the model sees still changes the key
+    model.invoke([*question, served, HumanMessage(content="longer")])
+    assert model.calls == 3
+
+
+def test_text_nested_deeper_than_the_stack_is_keyed_as_it_is() -> None:
+    deep = "[" * 100_000 + '"usage_metadata"'
+    assert key_prompt(deep) is deep
