@@ -68,12 +68,18 @@ class LLMCacheByteStore(BaseStore[str, bytes]):
         )
 
     # ------------------------------------------------------------------ reads
+    # A key repeated in one call (a chunk that occurs twice in a batch) is looked up once:
+    # concurrent lookups of one missing key would make all but the first wait for the first
+    # one's store (single-flight), which comes only after this call returns.
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
-        return [_bytes(self.cache.get(self._request(key))) for key in keys]
+        found = {key: _bytes(self.cache.get(self._request(key))) for key in _unique(keys)}
+        return [found[key] for key in keys]
 
     async def amget(self, keys: Sequence[str]) -> list[bytes | None]:
-        hits = await asyncio.gather(*(self.cache.aget(self._request(key)) for key in keys))
-        return [_bytes(hit) for hit in hits]
+        unique = _unique(keys)
+        hits = await asyncio.gather(*(self.cache.aget(self._request(key)) for key in unique))
+        found = {key: _bytes(hit) for key, hit in zip(unique, hits, strict=True)}
+        return [found[key] for key in keys]
 
     # ------------------------------------------------------------------ writes
     def mset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
@@ -105,6 +111,14 @@ class LLMCacheByteStore(BaseStore[str, bytes]):
     async def ayield_keys(self, *, prefix: str | None = None) -> AsyncIterator[str]:
         raise NotImplementedError("LLMCacheByteStore cannot list keys: llmcache stores them hashed")
         yield  # pragma: no cover  (makes this an async generator)
+
+
+def _unique(keys: Sequence[str]) -> list[str]:
+    """``keys`` without repeats, in order (each checked to be a string first)."""
+    for key in keys:
+        if not isinstance(key, str):
+            raise ConfigError(f"byte-store keys are strings, got {type(key).__name__}")
+    return list(dict.fromkeys(keys))
 
 
 def _text(value: bytes) -> str:

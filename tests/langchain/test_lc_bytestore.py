@@ -88,3 +88,16 @@ def test_listing_keys_is_refused_with_the_reason() -> None:
         store.mset([("k", "not bytes")])  # type: ignore[list-item]
     with pytest.raises(ConfigError, match=r"llmcache\.Cache"):
         LLMCacheByteStore("memory://")  # type: ignore[arg-type]
+
+
+def test_a_text_repeated_in_a_batch_is_read_once(cache: Cache) -> None:
+    # A chunk repeated in one batch (a page header, a footer): the async path looked each
+    # copy up at once, and every copy after the first waited, as a single-flight follower,
+    # for a store that comes only after the lookup returns (half a second a copy).
+    inner, embedder = _embedder(cache)
+    vectors = asyncio.run(embedder.aembed_documents(["footer", "body", "footer", "footer"]))
+    assert vectors[0] == vectors[2] == vectors[3] == inner.embed_query("footer")
+    assert cache.stats()["misses"] == 2  # "footer" and "body", each read once
+    again = embedder.embed_documents(["body", "footer", "body"])
+    assert again == [vectors[1], vectors[0], vectors[1]]
+    assert cache.stats()["hits"] == 2
