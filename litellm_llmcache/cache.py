@@ -198,6 +198,10 @@ class LiteLLMCache(_LiteLLMCache):
         up: its lookup and store refuse it too, and the call itself goes on (LiteLLM's async
         path asks for the key first).
         """
+        if type(kwargs.get("input")) is int:
+            # One token id of a text given as token ids: LiteLLM's async embedding cache
+            # splits such a list per item, which would serve one vector per token.
+            return UNCACHEABLE_KEY
         try:
             request = build_request(kwargs, self.llmcache_namespace)
             token = "llmcache:" + request_key(request).digest.hex()

@@ -28,8 +28,14 @@ def sync_embedding_inputs(kwargs: Mapping[str, Any]) -> list[Any] | None:
         return None
     inputs = kwargs["input"]
     if isinstance(inputs, list):
+        if inputs and all(_is_token(item) for item in inputs):
+            return [inputs]  # one text given as its token ids (OpenAI's "array of tokens")
         return inputs if inputs else None
     return [inputs]
+
+
+def _is_token(item: object) -> bool:
+    return isinstance(item, int) and not isinstance(item, bool)
 
 
 def one_input(kwargs: Mapping[str, Any], item: Any) -> dict[str, Any]:

@@ -231,19 +231,22 @@ class LangChainEmbedder(CachingEmbedder):
                 "LangChain Embeddings object, an llmcache Embedder or 'litellm:<model>'"
             )
         self._embeddings = embeddings
-        self.name = f"langchain:{type(embeddings).__name__}"
+        # A wrapper (``CacheBackedEmbeddings``) makes its underlying model's vectors: that
+        # model names them and says what it can read, else two models share one identity.
+        model_embeddings = _underlying(embeddings)
+        self.name = f"langchain:{type(model_embeddings).__name__}"
         # Most LangChain embeddings name their model in one of these (OpenAIEmbeddings:
         # model; HuggingFaceEmbeddings: model_name): two models of one class differ here.
         model = next(
             (
                 m
                 for a in ("model", "model_name", "model_id")
-                if isinstance(m := getattr(embeddings, a, None), str) and m
+                if isinstance(m := getattr(model_embeddings, a, None), str) and m
             ),
             None,
         )
         self.identity = self.name if model is None else f"{self.name}:{model}"  # identity_of
-        self._reader = window_reader_of(embeddings)
+        self._reader = window_reader_of(model_embeddings)
         super().__init__(dim or 1, **options)
         if dim is None:  # ask once: the index must know its width before the first store
             self.dim = len(embeddings.embed_documents(["dimension probe"])[0])
@@ -257,6 +260,17 @@ class LangChainEmbedder(CachingEmbedder):
 
     def _compute(self, texts: list[str]) -> Any:
         return self._embeddings.embed_documents(texts)
+
+
+def _underlying(embeddings: Any) -> Any:
+    """The model inside LangChain wrappers that keep one in ``underlying_embeddings``
+    (``CacheBackedEmbeddings``), else ``embeddings`` itself."""
+    for _ in range(8):  # a wrapper of a wrapper...; never loop on a cycle
+        inner = getattr(embeddings, "underlying_embeddings", None)
+        if inner is None or inner is embeddings or not hasattr(inner, "embed_documents"):
+            break
+        embeddings = inner
+    return embeddings
 
 
 class LiteLLMEmbedder(CachingEmbedder):
