@@ -115,7 +115,10 @@ def decode(raw: bytes) -> Removal:
     """The removal a message describes; ValueError naming what is wrong with it."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise ValueError(f"message of {len(raw)} bytes, more than {MAX_MESSAGE_BYTES}")
-    doc = json.loads(raw)
+    try:
+        doc = json.loads(raw)
+    except RecursionError:  # "[[[[...": malformed like any other, not a lost connection
+        raise ValueError("JSON nested too deeply") from None
     if type(doc) is not dict or doc.get("v") != FORMAT_VERSION:
         raise ValueError("not a version-1 invalidation message")
     sender, op = doc.get("from"), doc.get("op")

@@ -201,6 +201,25 @@ def test_a_malformed_or_foreign_message_changes_nothing(fleet: tuple[Cache, Cach
     assert served_by(b, req("q")) == "memory"
 
 
+def test_a_deeply_nested_message_is_ignored_not_taken_for_a_lost_connection(
+    redis_url: str, table_prefix: str
+) -> None:
+    # A message nested deeper than the JSON parser goes is malformed like any other: before,
+    # its RecursionError ended the listener's connection, which reconnected and emptied the
+    # memory tier (logging "channel back"), as if Redis had gone away.
+    url = with_query(redis_url, prefix=table_prefix)
+    try:
+        with Cache.from_urls(["memory://", url], fleet_stats=False) as b:
+            fleet = listening(b)
+            b.set(req("q"), "answer")
+            tier: Any = b.tiers[1]
+            tier.publish(fleet.channel, b"[" * 50_000 + b"]" * 50_000)
+            time.sleep(0.5)
+            assert served_by(b, req("q")) == "memory"
+    finally:
+        delete_redis_keys(redis_url, table_prefix)
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -211,6 +230,7 @@ def test_a_malformed_or_foreign_message_changes_nothing(fleet: tuple[Cache, Cach
         b'{"v": 1, "from": "x", "op": "invalidate", "scope": "zz"}',
         b'{"v": 1, "from": "x", "op": "invalidate", "cutoff": "yesterday"}',
         b'{"v": 1, "from": "x", "op": "clear", "scope": "' + b"00" * 65 + b'"}',
+        pytest.param(b"[" * 50_000 + b"]" * 50_000, id="nested-deeper-than-json-goes"),
     ],
 )
 def test_decode_refuses_what_is_not_a_removal(raw: bytes) -> None:
