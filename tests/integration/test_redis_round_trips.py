@@ -403,8 +403,8 @@ def test_an_error_reply_in_a_threads_shared_write_fails_only_its_own_call(
     for _ in range(20):  # rounds of 16 callers at once: most share writes
         results = in_threads(16, lambda n: tier.get(keys[n], 0.0))
         for n, result in enumerate(results):
-            if n == 7:
-                assert isinstance(result, TierError) and "WRONGTYPE" in str(result)
+            if n == 7:  # its own error reply (WRONGTYPE), read as a value that is not ours
+                assert result == b""
             else:
                 assert result == b"a%d" % n  # its own entry
     assert len(writes) < 20 * 16
@@ -486,10 +486,10 @@ async def test_an_error_reply_in_a_shared_write_fails_only_its_own_call(
         *(tier.aget(request_key(req(f"q{i}")), 0.0) for i in range(20)), return_exceptions=True
     )
     for i, result in enumerate(results):
-        if i == 7:
-            assert isinstance(result, TierError) and "WRONGTYPE" in str(result)
+        if i == 7:  # its own error reply (WRONGTYPE), read as a value that is not ours
+            assert result == b""
         else:
-            assert isinstance(result, bytes)  # its own entry, read fine
+            assert isinstance(result, bytes) and result  # its own entry, read fine
     hit = await cache.aget(req("q3"))
     assert hit is not None and hit.entry.value == "a3"  # the connection stayed in step
     await cache.aclose()
