@@ -79,6 +79,11 @@ def usage_of(payload: Mapping[str, Any]) -> Usage:
     usage = payload.get("usage")
     if not _is_mapping(usage):
         return Usage(_int(payload.get("prompt_tokens")), 0)
+    if "prompt_tokens" not in usage and "input_tokens" in usage:
+        # The Responses API's usage: its hits saved nothing in stats() when read as chat's.
+        details = usage.get("input_tokens_details")
+        cached = _int(details.get("cached_tokens")) if _is_mapping(details) else 0
+        return Usage(_int(usage.get("input_tokens")), _int(usage.get("output_tokens")), cached)
     details = usage.get("prompt_tokens_details")
     cached = _int(details.get("cached_tokens")) if _is_mapping(details) else 0
     cached = max(cached, _int(usage.get("cache_read_input_tokens")))

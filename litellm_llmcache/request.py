@@ -169,6 +169,13 @@ def _keyed(name: str) -> bool:
 #: Default namespace of LiteLLM entries (part of the key; LangChain's entries use another).
 NAMESPACE = "litellm"
 
+#: LiteLLM's call types of the Responses API, which shares ``input`` with embeddings: its
+#: entries are keyed apart (``RESPONSES_PARAM``), or an embedding call of the same model and
+#: input was served a Responses answer (vectors of None), and the other way round raised.
+_RESPONSES_CALLS = frozenset({"responses", "aresponses"})
+#: The parameter that keys them apart (a name no keyword argument of a call has).
+RESPONSES_PARAM = "llmcache:api"
+
 
 def _is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
     # ``isinstance(x, Mapping)`` is an ABC check (about 1 µs); kwargs hold plain dicts.
@@ -209,12 +216,17 @@ def model_identity(kwargs: Mapping[str, Any]) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    """Pydantic models (tools, response_format classes) as their JSON-like dump."""
+    """Pydantic models (tools, response_format classes) as their JSON-like dump.
+
+    A class is checked first: its ``model_dump`` is the unbound method, and calling it
+    raised, so no call with ``response_format=SomeModel`` was ever cached.
+    """
+    if isinstance(value, type):
+        schema = getattr(value, "model_json_schema", None)
+        return {"pydantic_schema": schema()} if callable(schema) else value
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return dump()
-    if isinstance(value, type) and hasattr(value, "model_json_schema"):
-        return {"pydantic_schema": value.model_json_schema()}
     return value
 
 
@@ -241,6 +253,10 @@ def build_request(
             params[k] = _jsonable(v)
         elif (_KEYED[k] if k in _KEYED else _keyed(k)) and isinstance(v, _DATA):
             params[k] = v  # a provider's own parameter
+    if "input" in prompt and (
+        getattr(kwargs.get("litellm_logging_obj"), "call_type", None) in _RESPONSES_CALLS
+    ):
+        params[RESPONSES_PARAM] = "responses"
     if params.get("stream") is False:  # the Router passes it, a plain call does not
         del params["stream"]
     cache_arg = kwargs.get("cache")
