@@ -29,7 +29,13 @@ _SORTED = orjson.OPT_SORT_KEYS
 
 
 def _to_jsonable(obj: Any) -> Any:
-    """orjson fallback: pydantic models by their dump; sets as sorted lists."""
+    """orjson fallback: pydantic models by their dump, pydantic model classes (a
+    ``response_format``) by their JSON schema; sets as sorted lists."""
+    if isinstance(obj, type):  # before model_dump: a class's is the unbound method
+        schema = getattr(obj, "model_json_schema", None)
+        if callable(schema):
+            return {"pydantic_schema": schema()}
+        raise TypeError(f"class {obj.__name__} is not JSON serializable")
     dump = getattr(obj, "model_dump", None)
     if callable(dump):
         return dump(mode="json")

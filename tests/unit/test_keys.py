@@ -130,3 +130,22 @@ def test_a_renamed_request_carries_every_other_field() -> None:
         if f.name not in ("model_name", "key_memo"):
             assert getattr(renamed, f.name) == getattr(request, f.name), f.name
     assert renamed.model_name == "gpt-4o-mini"
+
+
+def test_pydantic_classes_in_params_are_keyed_by_their_schema() -> None:
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+
+    class Person(BaseModel):
+        name: str
+        age: int
+
+    def keyed(schema: type) -> bytes:
+        # A response_format nested in a parameter: keying it raised (model_dump unbound).
+        params = {"response_format": {"type": "json_schema", "schema": schema}}
+        return request_key(CacheRequest(model="m", prompt="p", params=params)).digest
+
+    assert keyed(City) == keyed(City)
+    assert keyed(City) != keyed(Person)
