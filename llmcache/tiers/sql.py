@@ -88,6 +88,10 @@ _RETRY_PG_STATES = frozenset({"40001", "40P01"})
 _PG_ENDED = frozenset({"57P01", "57P02"})
 
 
+#: Room left in a MySQL packet for the rest of a row's statement (key, digests, times).
+ROW_ROOM = 64 * 1024
+
+
 def live_value(row: Any, now: float) -> bytes | None:
     """The value of a ``(value, expires_at)`` row, or None when there is none or it expired
     (an expired row is never returned; the purge removes it later)."""
@@ -134,6 +138,7 @@ class SqlTier(ThreadedAsync):
         self._state_lock = threading.Lock()
         renew_after_fork(self, "_one_user", "_state_lock")
         self._schema_ready = False
+        self._max_payload: int | None = None  # known once the schema is (``_refuses``)
         self._writes = 0
         self._last_purge: float | None = None
         self._aexecutor: AsyncExecutor | None = None
@@ -315,7 +320,7 @@ class SqlTier(ThreadedAsync):
         return live_value(row, now)
 
     def set(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
-        if self._queue(key, entry, payload, now):
+        if self._refuses(payload) or self._queue(key, entry, payload, now):
             return
         if entry.tags:
             self._run(lambda: self._set_plan(key, entry, payload, now), write=True)
@@ -382,7 +387,7 @@ class SqlTier(ThreadedAsync):
         return await self._arun(lambda: self._get_plan(key, now), write=False)
 
     async def aset(self, key: CacheKey, entry: CacheEntry, payload: bytes, now: float) -> None:
-        if self._queue(key, entry, payload, now):  # no thread hop, no await on the server
+        if self._refuses(payload) or self._queue(key, entry, payload, now):  # no thread hop
             return
         if self.target.async_url is None:
             return await super().aset(key, entry, payload, now)
@@ -448,9 +453,35 @@ class SqlTier(ThreadedAsync):
                 return
             try:
                 ensure_schema(self.engine, self.tables, self._migrations, self.target.where)
+                self._max_payload = self._read_max_payload()
             except self._db_errors as exc:
                 raise self._error(exc) from exc
             self._schema_ready = True
+
+    def _read_max_payload(self) -> int | None:
+        """The largest stored value the server takes in one statement (MySQL/MariaDB:
+        ``max_allowed_packet``, less room for the rest of the row); None: no such bound."""
+        if self.name != "mysql":
+            return None
+        with self.engine.connect() as conn:
+            packet = conn.execute(sa.text("SELECT @@max_allowed_packet")).scalar()
+        return int(packet) - ROW_ROOM if isinstance(packet, int) else None
+
+    def _refuses(self, payload: bytes) -> bool:
+        """A value over the server's packet size is not stored (a warning says so): it failed
+        its statement, and with write-behind the whole batch, losing other users' stores,
+        and the breaker then skipped the tier, with "server has gone away" in the log."""
+        limit = self._max_payload
+        if limit is None or len(payload) <= limit:
+            return False
+        logger.warning(
+            "llmcache: %s does not store an answer of %d bytes: over the server's "
+            "max_allowed_packet (%d bytes); raise it, or lower max_entry_bytes",
+            self.target.where,
+            len(payload),
+            limit + ROW_ROOM,
+        )
+        return True
 
     def _retry(self, exc: BaseException, attempt: int, *, write: bool) -> bool:
         """May a failed plan run again? Once on a fresh connection when the pooled one was

@@ -22,7 +22,15 @@ import pytest
 import sqlalchemy as sa
 from conftest import drop_tables, exact_ttl, with_query
 
-from llmcache import Cache, CacheRequest, ConfigError, FakeClock, SchemaVersionError, Scope
+from llmcache import (
+    Cache,
+    CachePolicy,
+    CacheRequest,
+    ConfigError,
+    FakeClock,
+    SchemaVersionError,
+    Scope,
+)
 from llmcache.entry import CacheEntry, encode
 from llmcache.keys import CacheKey, label_digest, request_key
 from llmcache.tiers import tier_from_url
@@ -792,3 +800,32 @@ def test_a_postgres_store_after_the_server_ended_the_connection_is_written(
             assert cache.stats()["errors_by_tier"] == {}
     finally:
         drop_tables(postgres_url, table_prefix)
+
+
+@pytest.mark.parametrize("write_behind", ["on", "off"])
+def test_an_answer_over_mariadbs_packet_size_costs_no_other_store(
+    mysql_url: str, table_prefix: str, write_behind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # max_entry_bytes raised past the server's max_allowed_packet (16 MiB here): the huge
+    # store failed its batch (the small stores queued with it were lost) and the breaker
+    # then skipped the tier, logging "server has gone away".
+    url = with_query(mysql_url, table_prefix=table_prefix, write_behind=write_behind)
+    policy = CachePolicy(max_entry_bytes=64_000_000)
+    try:
+        with Cache.from_urls([url], policy=policy, fleet_stats=False) as cache:
+            assert cache.set(request("warm"), "up") and cache.flush(5)
+            with caplog.at_level(logging.WARNING, logger="llmcache"):
+                for i in range(3):
+                    cache.set(request(f"small {i}"), f"a{i}")
+                cache.set(request("huge"), "z" * 20_000_000)
+                for i in range(3, 6):
+                    cache.set(request(f"small {i}"), f"a{i}")
+                assert cache.flush(10)
+            assert "over the server's max_allowed_packet" in caplog.text
+            assert cache.stats()["errors_by_tier"] == {}
+            for i in range(6):
+                hit = cache.get(request(f"small {i}"))
+                assert hit is not None and hit.entry.value == f"a{i}"
+            assert cache.get(request("huge")) is None
+    finally:
+        drop_tables(mysql_url, table_prefix)
