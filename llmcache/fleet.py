@@ -13,16 +13,14 @@ itself: what the parent had not sent yet is the parent's.
 
 from __future__ import annotations
 
-import atexit
 import logging
-import multiprocessing.util
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from llmcache.fork_safety import call_after_fork, renew_after_fork
+from llmcache.fork_safety import call_after_fork, renew_after_fork, run_at_exit
 from llmcache.redact import describe_error
 from llmcache.savings import HistorySink
 from llmcache.stats import Stats
@@ -137,16 +135,7 @@ def _flush_at_exit() -> None:
             publisher.flush()
 
 
-atexit.register(_flush_at_exit)
-
-
-def _flush_at_child_exit(_: object) -> None:
-    """A ``multiprocessing`` child ends through ``os._exit`` (no ``atexit`` handler): its
-    finalizers send what it gained, as at an interpreter's exit."""
-    multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=0)
-
-
-multiprocessing.util.register_after_fork(_flush_at_child_exit, _flush_at_child_exit)
+run_at_exit(_flush_at_exit)  # a multiprocessing child's end too
 
 
 def _send(

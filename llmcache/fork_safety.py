@@ -16,9 +16,12 @@ register a method with ``call_after_fork``; it runs after every lock is renewed.
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing.util
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 _RLOCK_TYPE = type(threading.RLock())
@@ -45,6 +48,20 @@ def call_after_fork(owner: object, method: str) -> None:
     """Call ``owner.<method>()`` in a forked child, after the locks are renewed."""
     key = id(owner)
     _CALLBACKS[key] = (weakref.ref(owner, lambda _ref: _CALLBACKS.pop(key, None)), method)
+
+
+def run_at_exit(func: Callable[[], None]) -> None:
+    """Run ``func`` (a module-level function) when the interpreter exits, and when a
+    ``multiprocessing`` child ends (a ``Process`` whose target returned, a ``Pool`` worker
+    closed and joined): such a child ends through ``os._exit``, which runs no ``atexit``
+    handler, only multiprocessing's finalizers (the parent's are dropped at its start)."""
+    atexit.register(func)
+    # Kept by a weak reference to ``func``: a module-level function lives on.
+    multiprocessing.util.register_after_fork(func, _run_at_child_exit)
+
+
+def _run_at_child_exit(func: Callable[[], None]) -> None:
+    multiprocessing.util.Finalize(None, func, exitpriority=0)
 
 
 def _fresh(lock: Any) -> Any:

@@ -30,9 +30,7 @@ dangling and deletes it: that entry still serves exact repeats, not paraphrases.
 
 from __future__ import annotations
 
-import atexit
 import logging
-import multiprocessing.util
 import threading
 import time
 import weakref
@@ -41,7 +39,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from llmcache.entry import CacheEntry
-from llmcache.fork_safety import call_after_fork
+from llmcache.fork_safety import call_after_fork, run_at_exit
 from llmcache.keys import CacheKey
 from llmcache.redact import describe_error
 
@@ -236,19 +234,10 @@ _LIVE: weakref.WeakSet[WriteBehind] = weakref.WeakSet()
 
 
 def _flush_at_exit() -> None:
+    """What was queued is written when the interpreter exits, or a multiprocessing child
+    ends (``run_at_exit``)."""
     for behind in list(_LIVE):
         behind.flush(FLUSH_ON_CLOSE_SECONDS)
 
 
-atexit.register(_flush_at_exit)
-
-
-def _flush_at_child_exit(_: object) -> None:
-    """In a ``multiprocessing`` child (a ``Process`` whose target returned, a ``Pool`` worker
-    closed and joined): it ends through ``os._exit``, which runs no ``atexit`` handler, only
-    multiprocessing's finalizers (those of the parent are dropped at its start): what its
-    stores queued is written then, as at an interpreter's exit."""
-    multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=0)
-
-
-multiprocessing.util.register_after_fork(_flush_at_child_exit, _flush_at_child_exit)
+run_at_exit(_flush_at_exit)
