@@ -27,6 +27,11 @@ from llmcache.tiers.selector import Selector
 
 Found = CacheEntry | bytes | None
 
+#: What a tier returns for a stored value another writer left under an entry's key (a SQLite
+#: row holding text or a number, a Redis hash): bytes no codec takes, so the cache counts it
+#: as undecodable, deletes it and answers a miss.
+NOT_OURS = b""
+
 
 @runtime_checkable
 class Tier(Protocol):

@@ -43,7 +43,7 @@ from llmcache.fork_safety import renew_after_fork
 from llmcache.keys import CacheKey, label_digest
 from llmcache.redact import describe_error
 from llmcache.savings import COUNTERS, HISTORY_HOURS, HOUR, Buckets, history_from_fields
-from llmcache.tiers.base import Found, effective_expiry
+from llmcache.tiers.base import NOT_OURS, Found, effective_expiry
 from llmcache.tiers.listing import ListPage
 from llmcache.tiers.redis_direct import (
     AClientCommands,
@@ -739,20 +739,16 @@ def _refused_write(exc: TierError) -> bool:
     return isinstance(exc.__cause__, ResponseError)  # LOADING is a connection error: raised
 
 
-#: What a key of another type under an entry's name reads as: bytes no codec takes, so the
-#: cache counts it as undecodable and deletes it (UNLINK takes any type).
-_NOT_OURS = b""
-
-
 def _not_ours_if_wrong_type(exc: TierError) -> bytes:
     """A lookup that found a hash, list or set where an entry lives (another writer, a hand
-    edit: WRONGTYPE) reads ``_NOT_OURS``; anything else is the tier's fault, raised. Before,
-    it failed the tier, whose breaker then skipped it for every caller, and the key stayed."""
+    edit: WRONGTYPE) reads ``NOT_OURS`` (then deleted: UNLINK takes any type); anything else
+    is the tier's fault, raised. Before, it failed the tier, whose breaker then skipped it
+    for every caller, and the key stayed."""
     from redis.exceptions import ResponseError
 
     cause = exc.__cause__
     if isinstance(cause, ResponseError) and str(cause).startswith("WRONGTYPE"):
-        return _NOT_OURS
+        return NOT_OURS
     raise exc
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from llmcache.errors import SchemaVersionError
 from llmcache.savings import COUNTERS
+from llmcache.tiers.base import NOT_OURS
 
 #: Any statement the tier runs (all compile, and all execute).
 Statement = sa.UpdateBase | sa.Select[Any]
@@ -49,11 +50,6 @@ def _binary(length: int) -> sa.types.TypeEngine[bytes]:
 
 #: Stored values can be large: MySQL's plain BLOB stops at 64 KiB, so LONGBLOB there.
 _VALUE_TYPE = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
-
-
-#: What a row that llmcache did not write reads as: bytes no codec takes, so the cache counts
-#: it as undecodable, deletes it and answers a miss.
-NOT_OURS = b""
 
 
 def read_row(value: Any, expires_at: Any) -> tuple[bytes, float | None]:
