@@ -972,10 +972,7 @@ class Cache(FlightPlans, EntryOperations):
         key = request_key(request)  # checks the request (kept from its lookup, usually)
         if type(usage) is not Usage and not isinstance(usage, Usage):
             raise ConfigError(f"usage must be a llmcache.Usage, got {type(usage).__name__}")
-        try:
-            check_usage(usage)
-        except CodecError as exc:
-            raise ConfigError(str(exc)) from None
+        check_usage(usage)
         if isinstance(finish_reasons, str):  # its letters would be read as reasons
             raise ConfigError(
                 f"finish_reasons is one reason per choice, e.g. ['stop'], got {finish_reasons!r}"

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, TypeGuard
 
 import orjson
 
-from llmcache.errors import CodecError
+from llmcache.errors import CodecError, ConfigError
 from llmcache.keys import _to_jsonable
 
 ENTRY_SCHEMA = 1
@@ -58,12 +58,12 @@ MAX_TOKENS = 10**12
 
 
 def check_usage(usage: Usage) -> None:
-    """Raise CodecError unless every count of ``usage`` is a whole number of tokens in
+    """Raise ConfigError unless every count of ``usage`` is a whole number of tokens in
     [0, MAX_TOKENS]: a negative one was stored, then failed every read (the entry was never
     served), and counted negative savings meanwhile."""
     for name, count in zip(Usage._fields, usage, strict=True):
         if not _is_count(count):
-            raise CodecError(
+            raise ConfigError(
                 f"usage.{name} must be a whole number of tokens from 0 to {MAX_TOKENS}, "
                 f"got {count!r}"
             )
